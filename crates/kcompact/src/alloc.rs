@@ -1,0 +1,200 @@
+//! The page allocator's entry points: allocate and free.
+//!
+//! Mirrors `__alloc_pages()` → `prepare_alloc_pages()` → `get_page_from_freelist()` →
+//! `rmqueue()` for the fast path, and the first freelist attempt of
+//! `__alloc_pages_slowpath()` (MIN watermark with the reserve flags of
+//! `gfp_to_alloc_flags()`). Reclaim and compaction in the slow path join with those engines.
+//! Freeing mirrors `__free_pages()` → `free_one_page()`.
+
+use crate::buddy::watermark::zone_watermark_fast;
+use crate::buddy::FreeFlags;
+use crate::gfp::{AllocFlags, Gfp};
+use crate::layout::ZoneType;
+use crate::machine::Machine;
+use crate::memmap::{MigrateType, PageFlags};
+use crate::units::{NodeId, Order, Pfn, ZoneIdx, MAX_PAGE_ORDER};
+
+/// Mirrors `struct alloc_context`: where an allocation may look and what it asks for.
+#[derive(Clone, Debug)]
+pub struct AllocContext {
+    /// The zones to try, preferred first (`ac->zonelist` from `ac->preferred_zoneref`).
+    pub zonelist: Vec<ZoneIdx>,
+    /// `ac->highest_zoneidx` (from `gfp_zone()`).
+    pub highest: ZoneType,
+    /// `ac->migratetype` (from `gfp_migratetype()`).
+    pub migratetype: MigrateType,
+}
+
+impl Machine {
+    /// Mirrors `prepare_alloc_pages()`: the zonelist, highest zone and migratetype of a
+    /// request on `node`, and ALLOC_CMA for movable requests.
+    pub fn prepare_alloc(&self, gfp: Gfp, node: NodeId) -> (AllocContext, AllocFlags) {
+        let highest = gfp.zone();
+        let migratetype = gfp.migratetype(!self.mobility_disabled);
+        let zonelist = self.zonelist(node, highest, gfp.contains(Gfp::THISNODE));
+        let mut flags = AllocFlags::WMARK_LOW;
+        if self.config.config_cma && migratetype == MigrateType::Movable {
+            flags = flags | AllocFlags::CMA;
+        }
+        (AllocContext { zonelist, highest, migratetype }, flags)
+    }
+
+    /// Mirrors `alloc_flags_nofragment()`: ALLOC_KSWAPD from the gfp, and ALLOC_NOFRAGMENT
+    /// when the preferred zone is Normal and a DMA32 zone exists to fall back to (or always
+    /// under `defrag_mode`).
+    pub fn alloc_flags_nofragment(&self, preferred: Option<ZoneIdx>, gfp: Gfp) -> AllocFlags {
+        let mut flags = if gfp.contains(Gfp::KSWAPD_RECLAIM) { AllocFlags::KSWAPD } else { AllocFlags::default() };
+        if self.config.defrag_mode {
+            return flags | AllocFlags::NOFRAGMENT;
+        }
+        let Some(zi) = preferred else { return flags };
+        let z = self.zone(zi);
+        if z.zone_type != ZoneType::Normal {
+            return flags;
+        }
+        if self.nr_nodes() > 1 && !self.zone(self.zone_of(z.node, ZoneType::Dma32)).is_populated() {
+            return flags;
+        }
+        flags = flags | AllocFlags::NOFRAGMENT;
+        flags
+    }
+
+    /// Mirrors `gfp_to_alloc_flags()` (the slow path's flags): MIN watermark, __GFP_HIGH's
+    /// reserve access, the non-blocking and highatomic rights of callers that cannot reclaim.
+    pub fn gfp_to_alloc_flags(&self, gfp: Gfp, order: Order, migratetype: MigrateType) -> AllocFlags {
+        let mut f = AllocFlags::WMARK_MIN | AllocFlags::CPUSET;
+        if gfp.contains(Gfp::HIGH) {
+            f = f | AllocFlags::MIN_RESERVE;
+        }
+        if gfp.contains(Gfp::KSWAPD_RECLAIM) {
+            f = f | AllocFlags::KSWAPD;
+        }
+        if !gfp.contains(Gfp::DIRECT_RECLAIM) {
+            if !gfp.contains(Gfp::NOMEMALLOC) {
+                f = f | AllocFlags::NON_BLOCK;
+                if order.0 > 0 && f.has(AllocFlags::MIN_RESERVE) {
+                    f = f | AllocFlags::HIGHATOMIC;
+                }
+            }
+            if f.has(AllocFlags::MIN_RESERVE) {
+                f = f.without(AllocFlags::CPUSET);
+            }
+        }
+        if self.config.config_cma && migratetype == MigrateType::Movable {
+            f = f | AllocFlags::CMA;
+        }
+        if self.config.defrag_mode {
+            f = f | AllocFlags::NOFRAGMENT;
+        }
+        f
+    }
+
+    /// Allocates `2^order` pages for `gfp` on `node`: the fast path at the LOW watermark,
+    /// then one attempt at MIN with the slow path's reserve flags. Returns the first pfn; the
+    /// head page has refcount 1 (and is a compound head with __GFP_COMP).
+    pub fn alloc_pages(&mut self, gfp: Gfp, order: Order, node: NodeId) -> Option<Pfn> {
+        assert!(order.0 <= MAX_PAGE_ORDER, "order {order} above MAX_PAGE_ORDER");
+        assert!((node.0 as usize) < self.nr_nodes(), "no node {}", node.0);
+        let (ac, mut flags) = self.prepare_alloc(gfp, node);
+        flags = flags | self.alloc_flags_nofragment(ac.zonelist.first().copied(), gfp);
+        // alloc_flags_nonblocking(): a high-order __GFP_HIGH request that cannot reclaim may
+        // use the highatomic reserve from the fast path on.
+        if !gfp.intersects(Gfp(Gfp::DIRECT_RECLAIM.0 | Gfp::NOMEMALLOC.0)) && order.0 > 0 && gfp.contains(Gfp::HIGH) {
+            flags = flags | AllocFlags::HIGHATOMIC;
+        }
+        let mut page = self.get_page_from_freelist(gfp, order, flags, &ac);
+        if page.is_none() {
+            // DEVIATION(linux): the slow path's reclaim, compaction and retry loop are not
+            // modelled yet; only its first freelist attempt at MIN is.
+            let flags = self.gfp_to_alloc_flags(gfp, order, ac.migratetype);
+            page = self.get_page_from_freelist(gfp, order, flags, &ac);
+        }
+        match page {
+            Some(_) => self.vmstat.pgalloc += 1,
+            None => self.vmstat.alloc_fail += 1,
+        }
+        page
+    }
+
+    /// Mirrors `get_page_from_freelist()`: the first zone of the zonelist that passes its
+    /// watermark and has a page. Under ALLOC_NOFRAGMENT, moving to a remote node or running
+    /// out of zones drops the flag and starts over (unless `defrag_mode`).
+    pub fn get_page_from_freelist(&mut self, gfp: Gfp, order: Order, mut flags: AllocFlags, ac: &AllocContext) -> Option<Pfn> {
+        'retry: loop {
+            let no_fallback = flags.has(AllocFlags::NOFRAGMENT);
+            let preferred_node = ac.zonelist.first().map(|z| self.zone(*z).node);
+            for &zi in &ac.zonelist {
+                let z = self.zone(zi);
+                if no_fallback && !self.config.defrag_mode && self.nr_nodes() > 1 && Some(z.node) != preferred_node {
+                    flags = flags.without(AllocFlags::NOFRAGMENT);
+                    continue 'retry;
+                }
+                if !flags.has(AllocFlags::NO_WATERMARKS) {
+                    let mark = z.wmark_pages(wmark_of(flags));
+                    if !zone_watermark_fast(z, order, mark, ac.highest, flags, self.config.config_cma) {
+                        continue;
+                    }
+                }
+                if let Some(pfn) = self.rmqueue(zi, order, flags, ac.migratetype) {
+                    self.prep_new_page(pfn, order, gfp);
+                    if flags.has(AllocFlags::HIGHATOMIC) && order.0 > 0 && flags.wmark() == AllocFlags::WMARK_MIN.wmark() {
+                        self.reserve_highatomic_pageblock(zi, pfn, order);
+                    }
+                    return Some(pfn);
+                }
+            }
+            if no_fallback && !self.config.defrag_mode {
+                flags = flags.without(AllocFlags::NOFRAGMENT);
+                continue 'retry;
+            }
+            return None;
+        }
+    }
+
+    /// Mirrors `rmqueue()` without per-cpu lists, and the boosted-watermark kswapd wake-up
+    /// that follows it.
+    fn rmqueue(&mut self, zi: ZoneIdx, order: Order, flags: AllocFlags, mt: MigrateType) -> Option<Pfn> {
+        let page = self.rmqueue_buddy(zi, order, mt, flags);
+        if flags.has(AllocFlags::KSWAPD) && self.zones[zi.idx()].boosted_watermark {
+            self.zones[zi.idx()].boosted_watermark = false;
+            self.vmstat.kswapd_boost_wake += 1;
+            // DEVIATION(linux): kswapd is not modelled yet. Woken for a boost with nothing
+            // to reclaim, balance_pgdat() ends by taking the boost back; the model does that
+            // at once.
+            self.zones[zi.idx()].watermark_boost = 0;
+        }
+        page
+    }
+
+    /// Mirrors `prep_new_page()`: refcount 1 on the head, compound metadata with __GFP_COMP.
+    fn prep_new_page(&mut self, pfn: Pfn, order: Order, gfp: Gfp) {
+        debug_assert!((0..order.nr_pages()).all(|i| self.mem.flags(pfn.add(i)) == PageFlags::EMPTY));
+        self.mem.prep_allocated(pfn, order, gfp.contains(Gfp::COMP));
+    }
+
+    /// Frees a block allocated at `order` (mirrors `__free_pages()` dropping the last
+    /// reference, `free_pages_prepare()`, then `free_one_page()`). Every page's state is
+    /// cleared; the block merges with free buddies.
+    pub fn free_pages(&mut self, pfn: Pfn, order: Order) {
+        assert!(order.0 <= MAX_PAGE_ORDER && pfn.is_aligned(order), "bad free of {pfn:?} at order {order}");
+        let zi = self.page_zone(pfn).unwrap_or_else(|| panic!("free of {pfn:?}, which is no managed page"));
+        let f = self.mem.flags(pfn);
+        assert!(
+            !f.intersects(PageFlags::BUDDY | PageFlags::TAIL | PageFlags::RESERVED | PageFlags::NOPAGE),
+            "free of {pfn:?} in state {f:?}"
+        );
+        assert!(!f.contains(PageFlags::HEAD) || f.order() == order.0, "free of a folio of order {} at order {order}", f.order());
+        self.mem.clear_block(pfn, order);
+        self.free_one_page(zi, pfn, order, FreeFlags::NONE);
+        self.vmstat.pgfree += order.nr_pages();
+    }
+}
+
+fn wmark_of(flags: AllocFlags) -> crate::zone::Wmark {
+    use crate::zone::Wmark;
+    match flags.wmark() {
+        0 => Wmark::Min,
+        1 => Wmark::Low,
+        _ => Wmark::High,
+    }
+}

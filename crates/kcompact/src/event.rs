@@ -1,0 +1,92 @@
+//! Events and counters: what the allocator did, named as Linux names it.
+//!
+//! [`VmStat`] holds the `/proc/vmstat` event counters the model keeps; [`ExtfragEvent`]
+//! mirrors the `mm_page_alloc_extfrag` tracepoint. Reports fold these; they never re-scan
+//! state to learn what happened.
+
+use crate::memmap::MigrateType;
+use crate::units::{Order, Pfn};
+
+/// Mirrors the `kmem:mm_page_alloc_extfrag` tracepoint: an allocation fell back to
+/// another migratetype's free block.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ExtfragEvent {
+    /// First pfn of the allocated block.
+    pub pfn: Pfn,
+    /// The order asked for.
+    pub alloc_order: Order,
+    /// The order of the free block it came from.
+    pub fallback_order: Order,
+    /// The requested type.
+    pub alloc_migratetype: MigrateType,
+    /// The type of the list it came from.
+    pub fallback_migratetype: MigrateType,
+    /// The pageblock now has the requested type.
+    pub change_ownership: bool,
+    /// The fallback split a block smaller than a pageblock (mixing types in it).
+    pub fragmenting: bool,
+}
+
+impl ExtfragEvent {
+    /// The event text as the kernel's trace output prints it (after `mm_page_alloc_extfrag: `).
+    pub fn trace_text(&self, pageblock_order: Order) -> String {
+        format!(
+            "page=0000000000000000 pfn=0x{:x} alloc_order={} fallback_order={} pageblock_order={} alloc_migratetype={} fallback_migratetype={} fragmenting={} change_ownership={}",
+            self.pfn.0,
+            self.alloc_order.0,
+            self.fallback_order.0,
+            pageblock_order.0,
+            self.alloc_migratetype as u8,
+            self.fallback_migratetype as u8,
+            self.fragmenting as u8,
+            self.change_ownership as u8
+        )
+    }
+}
+
+/// Event counters, with `/proc/vmstat` names where Linux has one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VmStat {
+    /// `pgalloc_*` summed: successful allocations (blocks).
+    pub pgalloc: u64,
+    /// `pgfree`: pages freed.
+    pub pgfree: u64,
+    /// Allocation requests that failed (no page returned).
+    pub alloc_fail: u64,
+    /// `mm_page_alloc_extfrag` events.
+    pub alloc_extfrag: u64,
+    /// ... of which fragmenting (fallback order below pageblock order).
+    pub alloc_extfrag_fragmenting: u64,
+    /// ... of which took the pageblock over (claim).
+    pub alloc_extfrag_change_ownership: u64,
+    /// Pageblocks reserved as MIGRATE_HIGHATOMIC.
+    pub highatomic_reserved: u64,
+    /// Reserved highatomic blocks released.
+    pub highatomic_unreserved: u64,
+    /// kswapd wake-ups requested by a boosted watermark (`wakeup_kswapd` from `rmqueue`).
+    pub kswapd_boost_wake: u64,
+}
+
+impl VmStat {
+    /// Counts an extfrag event.
+    pub fn note_extfrag(&mut self, ev: &ExtfragEvent) {
+        self.alloc_extfrag += 1;
+        self.alloc_extfrag_fragmenting += ev.fragmenting as u64;
+        self.alloc_extfrag_change_ownership += ev.change_ownership as u64;
+    }
+
+    /// The counters as (name, value) pairs.
+    pub fn pairs(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("pgalloc", self.pgalloc),
+            ("pgfree", self.pgfree),
+            ("alloc_fail", self.alloc_fail),
+            ("alloc_extfrag", self.alloc_extfrag),
+            ("alloc_extfrag_fragmenting", self.alloc_extfrag_fragmenting),
+            ("alloc_extfrag_change_ownership", self.alloc_extfrag_change_ownership),
+            ("highatomic_reserved", self.highatomic_reserved),
+            ("highatomic_unreserved", self.highatomic_unreserved),
+            ("kswapd_boost_wake", self.kswapd_boost_wake),
+        ]
+    }
+}

@@ -1,0 +1,370 @@
+//! The machine: memory map, pageblocks, zones and the tunables, booted from a [`Layout`].
+//!
+//! [`Machine::boot`] mirrors what Linux does between `free_area_init()` and the end of
+//! `init_per_zone_wmark_min()`: every pageblock starts MOVABLE (`memmap_init_range()`), every
+//! managed page is handed to the buddy allocator in the largest aligned chunks, lowest pfn
+//! first (`memblock_free_all()` → `__free_pages_memory()` → `__free_pages_core()`, which
+//! frees to the list tail), then `min_free_kbytes`, the watermarks and the lowmem reserves
+//! are computed, and khugepaged's recommended `min_free_kbytes` applied when THP is on.
+
+use crate::buddy::FreeFlags;
+use crate::event::VmStat;
+use crate::layout::{Layout, ZoneType, MAX_NR_ZONES};
+use crate::memmap::{MemMap, MigrateType, Pageblocks, PageFlags};
+use crate::units::{NodeId, Order, Pfn, ZoneIdx, MAX_PAGE_ORDER};
+use crate::zone::Zone;
+use thiserror::Error;
+
+/// Tunables of the allocator: the `/proc/sys/vm` files and boot choices it reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmConfig {
+    /// `vm.min_free_kbytes` as set by the user; `None` lets the kernel compute it.
+    pub user_min_free_kbytes: Option<u64>,
+    /// `vm.watermark_scale_factor` (1..=3000, default 10).
+    pub watermark_scale_factor: u32,
+    /// `vm.watermark_boost_factor` (default 15000; 0 disables boosting).
+    pub watermark_boost_factor: u32,
+    /// `vm.lowmem_reserve_ratio` per zone type.
+    pub lowmem_reserve_ratio: [u32; MAX_NR_ZONES],
+    /// THP enabled (`always` or `madvise`): khugepaged raises `min_free_kbytes` to its
+    /// recommended value (`set_recommended_min_free_kbytes()`).
+    pub thp_enabled: bool,
+    /// CONFIG_CMA: the CMA migratetype exists and the views print it.
+    pub config_cma: bool,
+    /// Pages of CMA area to reserve at the top of the highest populated zone of node 0
+    /// (needs `config_cma`).
+    pub cma_pages: u64,
+    /// `vm.defrag_mode` (Linux 6.15+, default 0): always ALLOC_NOFRAGMENT.
+    pub defrag_mode: bool,
+}
+
+impl Default for VmConfig {
+    fn default() -> Self {
+        VmConfig {
+            user_min_free_kbytes: None,
+            watermark_scale_factor: 10,
+            watermark_boost_factor: 15000,
+            lowmem_reserve_ratio: [256, 256, 32, 0, 0],
+            thp_enabled: true,
+            config_cma: false,
+            cma_pages: 0,
+            defrag_mode: false,
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A tunable out of its kernel range.
+    #[error("{key} = {value} is out of range ({range})")]
+    OutOfRange {
+        /// The tunable's name.
+        key: &'static str,
+        /// The value given.
+        value: u64,
+        /// The accepted range.
+        range: &'static str,
+    },
+    /// CMA pages without CONFIG_CMA, or more than the zone holds.
+    #[error("cma: {0}")]
+    Cma(String),
+}
+
+impl VmConfig {
+    /// Checks every tunable against the range the kernel's sysctl handler accepts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=3000).contains(&self.watermark_scale_factor) {
+            return Err(ConfigError::OutOfRange {
+                key: "watermark_scale_factor",
+                value: self.watermark_scale_factor as u64,
+                range: "1..=3000",
+            });
+        }
+        if let Some(m) = self.user_min_free_kbytes {
+            if m == 0 || m > 1 << 40 {
+                return Err(ConfigError::OutOfRange { key: "min_free_kbytes", value: m, range: "1..=2^40" });
+            }
+        }
+        if self.cma_pages > 0 && !self.config_cma {
+            return Err(ConfigError::Cma("cma_pages needs config_cma".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A simulated machine: the whole physical memory state.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    /// Per-page metadata.
+    pub mem: MemMap,
+    /// Per-pageblock migratetype and skip bits.
+    pub pageblocks: Pageblocks,
+    /// Every zone of every node, node-major (`nodes × MAX_NR_ZONES`), empty ones included.
+    pub zones: Vec<Zone>,
+    /// The zone each pageblock belongs to (`page_zone()`), `NO_ZONE` for holes.
+    block_zone: Vec<u8>,
+    /// The tunables.
+    pub config: VmConfig,
+    /// The effective `min_free_kbytes`.
+    pub min_free_kbytes: u64,
+    /// `page_group_by_mobility_disabled`.
+    pub mobility_disabled: bool,
+    /// `totalreserve_pages`.
+    pub totalreserve_pages: u64,
+    /// Event counters (/proc/vmstat names).
+    pub vmstat: VmStat,
+    nr_nodes: usize,
+}
+
+const NO_ZONE: u8 = u8::MAX;
+
+/// Why a machine could not be built.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum BootError {
+    /// The tunables were refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Two zones share a pageblock that has present pages on both sides.
+    #[error("pageblock at pfn {0:#x} holds present pages of two zones")]
+    SharedPageblock(u64),
+    /// More zones than the model's one-byte zone index holds.
+    #[error("too many zones ({0}); at most 250")]
+    TooManyZones(usize),
+}
+
+impl Machine {
+    /// Builds and boots a machine: see the module documentation.
+    pub fn boot(layout: &Layout, config: VmConfig) -> Result<Machine, BootError> {
+        config.validate()?;
+        if layout.zones.len() > 250 {
+            return Err(BootError::TooManyZones(layout.zones.len()));
+        }
+        let end = layout.end_pfn();
+        let pb_order = layout.pageblock_order;
+        let mut mem = MemMap::new(end);
+        let mut pageblocks = Pageblocks::new(end, pb_order);
+        let mut block_zone = vec![NO_ZONE; pageblocks.len()];
+        let mut zones = Vec::with_capacity(layout.zones.len());
+        for (zi, spec) in layout.zones.iter().enumerate() {
+            for r in &spec.present {
+                for p in r.start.0..r.end.0 {
+                    mem.set_flags(Pfn(p), PageFlags::EMPTY);
+                }
+                let (first, last) = (Pfn(r.start.0).pageblock(pb_order), Pfn(r.end.0 - 1).pageblock(pb_order));
+                for b in first.0..=last.0 {
+                    let slot = &mut block_zone[b as usize];
+                    if *slot != NO_ZONE && *slot != zi as u8 {
+                        return Err(BootError::SharedPageblock((b as u64) << pb_order.0));
+                    }
+                    *slot = zi as u8;
+                }
+            }
+            for r in &spec.reserved {
+                for p in r.start.0..r.end.0 {
+                    mem.set_reserved(Pfn(p));
+                }
+            }
+            let mut z = Zone::new(spec.node, spec.zone_type, spec.start_pfn, spec.spanned, spec.present_pages(), 0);
+            if spec.spanned == 0 {
+                z.zone_start_pfn = Pfn(0);
+            }
+            zones.push(z);
+        }
+        let present: u64 = layout.present_pages();
+        let mut m = Machine {
+            mem,
+            pageblocks: std::mem::replace(&mut pageblocks, Pageblocks::new(Pfn(0), pb_order)),
+            zones,
+            block_zone,
+            config,
+            min_free_kbytes: 1024,
+            mobility_disabled: present < pb_order.nr_pages() * crate::memmap::pageblock::MIGRATE_TYPES as u64,
+            totalreserve_pages: 0,
+            vmstat: VmStat::default(),
+            nr_nodes: layout.nr_nodes(),
+        };
+        m.reserve_cma(layout)?;
+        // memblock_free_all(): every free range in ascending pfn order.
+        for (zi, spec) in layout.zones.iter().enumerate() {
+            for r in &spec.present {
+                let mut start = r.start.0;
+                for res in spec.reserved.iter().filter(|x| x.start >= r.start && x.end <= r.end) {
+                    m.free_boot_range(zi, start, res.start.0);
+                    start = res.end.0;
+                }
+                m.free_boot_range(zi, start, r.end.0);
+            }
+        }
+        m.init_per_zone_wmark_min();
+        if m.config.thp_enabled {
+            m.set_recommended_min_free_kbytes();
+        }
+        m.vmstat = VmStat::default();
+        Ok(m)
+    }
+
+    /// Marks the CMA area's pageblocks MIGRATE_CMA before their pages are freed, as
+    /// `init_cma_reserved_pageblock()` does.
+    fn reserve_cma(&mut self, layout: &Layout) -> Result<(), BootError> {
+        let pages = self.config.cma_pages;
+        if pages == 0 {
+            return Ok(());
+        }
+        let pb = self.pageblocks.nr_pages();
+        let nr_blocks = pages.div_ceil(pb);
+        let zi = (0..layout.zones.len())
+            .rev()
+            .find(|&i| layout.zones[i].node == NodeId(0) && layout.zones[i].zone_type <= ZoneType::Normal && layout.zones[i].managed_pages() > 0)
+            .ok_or_else(|| ConfigError::Cma("no zone to hold it".into()))?;
+        let spec = &layout.zones[zi];
+        let top = spec.reserved.first().map(|r| r.start.0).unwrap_or(spec.end_pfn().0) & !(pb - 1);
+        let start = top.checked_sub(nr_blocks * pb).filter(|s| *s >= spec.start_pfn.0.next_multiple_of(pb));
+        let start = start.ok_or_else(|| ConfigError::Cma(format!("{pages} pages do not fit in zone {}", spec.zone_type.name())))?;
+        for b in 0..nr_blocks {
+            self.pageblocks.set_migratetype(Pfn(start + b * pb), MigrateType::Cma);
+        }
+        self.zones[zi].cma_pages = nr_blocks * pb;
+        Ok(())
+    }
+
+    /// Mirrors `__free_pages_memory()`: frees `[start, end)` in the largest aligned blocks.
+    fn free_boot_range(&mut self, zi: usize, mut start: u64, end: u64) {
+        while start < end {
+            let mut order = (start.trailing_zeros() as u8).min(MAX_PAGE_ORDER);
+            while start + (1u64 << order) > end {
+                order -= 1;
+            }
+            self.zones[zi].managed_pages += 1 << order;
+            self.mem.clear_block(Pfn(start), Order(order));
+            self.free_one_page(ZoneIdx(zi as u8), Pfn(start), Order(order), FreeFlags::TO_TAIL);
+            start += 1 << order;
+        }
+    }
+
+    /// Mirrors `page_zone()`: the zone holding `pfn`, if it is present memory.
+    #[inline]
+    pub fn page_zone(&self, pfn: Pfn) -> Option<ZoneIdx> {
+        if pfn >= self.mem.end_pfn() || self.mem.flags(pfn).contains(PageFlags::NOPAGE) {
+            return None;
+        }
+        let z = self.block_zone[pfn.pageblock(self.pageblocks.order()).idx()];
+        (z != NO_ZONE).then_some(ZoneIdx(z))
+    }
+
+    /// Mirrors `page_zone_id()` comparisons: true if both pfns are present in one zone.
+    #[inline]
+    pub fn same_zone(&self, a: Pfn, b: Pfn) -> bool {
+        match (self.page_zone(a), self.page_zone(b)) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        }
+    }
+
+    /// The zone at `zi`.
+    #[inline]
+    pub fn zone(&self, zi: ZoneIdx) -> &Zone {
+        &self.zones[zi.idx()]
+    }
+
+    /// The number of nodes (`nr_online_nodes`).
+    pub fn nr_nodes(&self) -> usize {
+        self.nr_nodes
+    }
+
+    /// The zone of type `zt` on `node`.
+    pub fn zone_of(&self, node: NodeId, zt: ZoneType) -> ZoneIdx {
+        ZoneIdx((node.0 as usize * MAX_NR_ZONES + zt.idx()) as u8)
+    }
+
+    /// `pageblock_order`.
+    #[inline]
+    pub fn pageblock_order(&self) -> Order {
+        self.pageblocks.order()
+    }
+
+    /// Mirrors the fallback zonelist of `build_zonelists()`: the local node's populated zones
+    /// from the highest type down, then the other nodes' (higher ids first, then lower, as
+    /// the distance tie-break orders them), keeping zones up to `highest`.
+    pub fn zonelist(&self, node: NodeId, highest: ZoneType, this_node_only: bool) -> Vec<ZoneIdx> {
+        let n = self.nr_nodes as u8;
+        let mut order: Vec<u8> = vec![node.0];
+        if !this_node_only {
+            order.extend((node.0 + 1..n).chain(0..node.0));
+        }
+        let mut out = Vec::new();
+        for nd in order {
+            for zt in ZoneType::ALL.iter().rev() {
+                if *zt > highest {
+                    continue;
+                }
+                let zi = self.zone_of(NodeId(nd), *zt);
+                if self.zones[zi.idx()].managed_pages > 0 {
+                    out.push(zi);
+                }
+            }
+        }
+        out
+    }
+
+    /// Total managed pages.
+    pub fn managed_pages(&self) -> u64 {
+        self.zones.iter().map(|z| z.managed_pages).sum()
+    }
+
+    /// Total free pages (NR_FREE_PAGES over all zones).
+    pub fn nr_free_pages(&self) -> u64 {
+        self.zones.iter().map(|z| z.nr_free_pages).sum()
+    }
+
+    /// The migratetype of the pageblock holding `pfn` (`get_pfnblock_migratetype()`).
+    #[inline]
+    pub fn migratetype(&self, pfn: Pfn) -> MigrateType {
+        self.pageblocks.migratetype(pfn)
+    }
+
+    /// Mirrors `set_pageblock_migratetype()`, which stores UNMOVABLE for the mobility
+    /// types when grouping by mobility is disabled.
+    #[inline]
+    pub fn set_pageblock_migratetype(&mut self, pfn: Pfn, mt: MigrateType) {
+        let mt = if self.mobility_disabled && mt.is_mergeable() { MigrateType::Unmovable } else { mt };
+        self.pageblocks.set_migratetype(pfn, mt);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_frees_every_managed_page_into_max_order_blocks() {
+        let layout = Layout::x86_64(1 << 30, 1, 0).unwrap();
+        let m = Machine::boot(&layout, VmConfig::default()).unwrap();
+        let dma = m.zone(m.zone_of(NodeId(0), ZoneType::Dma));
+        assert_eq!(dma.managed_pages, 3840);
+        assert_eq!(dma.nr_free_pages, 3840);
+        // 0x100..0x1000: order-8 at 0x100, order-9 at 0x200, order-10 at 0x400, 0x800, 0xc00.
+        assert_eq!(dma.free_by_order(), [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 3]);
+        assert_eq!(m.nr_free_pages(), m.managed_pages());
+        assert_eq!(m.page_zone(Pfn(0)), None);
+        assert_eq!(m.page_zone(Pfn(0x1000)), Some(m.zone_of(NodeId(0), ZoneType::Dma32)));
+    }
+
+    #[test]
+    fn zonelist_runs_from_highest_zone_down_then_other_nodes() {
+        let layout = Layout::x86_64(16 << 30, 2, 0).unwrap();
+        let m = Machine::boot(&layout, VmConfig::default()).unwrap();
+        let zl = m.zonelist(NodeId(1), ZoneType::Movable, false);
+        let names: Vec<_> = zl.iter().map(|z| (m.zone(*z).node.0, m.zone(*z).name())).collect();
+        assert_eq!(names, [(1, "Normal"), (0, "Normal"), (0, "DMA32"), (0, "DMA")]);
+        let zl = m.zonelist(NodeId(0), ZoneType::Dma32, true);
+        assert_eq!(zl.len(), 2);
+    }
+
+    #[test]
+    fn bad_tunables_are_refused() {
+        let layout = Layout::x86_64(1 << 30, 1, 0).unwrap();
+        let cfg = VmConfig { watermark_scale_factor: 0, ..VmConfig::default() };
+        assert!(matches!(Machine::boot(&layout, cfg), Err(BootError::Config(ConfigError::OutOfRange { .. }))));
+    }
+}

@@ -1,0 +1,194 @@
+//! The full-state checker: every free list recounted, every page in exactly one state.
+//!
+//! [`verify`] walks the whole machine and returns every violated invariant it finds. Tests
+//! run it after every operation; it is too slow for production paths (O(pages)).
+//!
+//! Invariants checked:
+//! 1. Every free list entry is a `BUDDY` head of that list's order, aligned, inside its zone,
+//!    in pageblocks whose type is the list's type; no page is on two lists.
+//! 2. `nr_free` per order equals the list lengths; NR_FREE_PAGES, NR_FREE_CMA_PAGES,
+//!    NR_FREE_PAGES_BLOCKS and `nr_free_highatomic` equal their recounts.
+//! 3. Every present page is in exactly one state: reserved, inside a free block, or
+//!    allocated (a head with a reference, a tail of a head, or a page of a non-compound
+//!    high-order block); free + allocated = managed per zone.
+//! 4. No two free buddies are left unmerged below pageblock order (at and above it, types
+//!    may legitimately keep them apart).
+//! 5. Watermarks are ordered min ≤ low ≤ high ≤ promo; the highatomic reserve equals the
+//!    pages of HIGHATOMIC pageblocks.
+
+use crate::machine::Machine;
+use crate::memmap::{MigrateType, PageFlags};
+use crate::units::{Order, Pfn, ZoneIdx, MAX_PAGE_ORDER};
+
+/// What the checker counted, for tests that want the figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyCounts {
+    /// Free pages (isolated included).
+    pub free_pages: u64,
+    /// Allocated pages.
+    pub allocated_pages: u64,
+    /// Reserved pages.
+    pub reserved_pages: u64,
+}
+
+/// Checks every invariant of the module documentation; `Err` lists the violations (at most
+/// 20, then a count).
+pub fn verify(m: &Machine) -> Result<VerifyCounts, String> {
+    let mut errs: Vec<String> = Vec::new();
+    let mut err = |s: String| errs.push(s);
+    let end = m.mem.end_pfn();
+    let pb = m.pageblock_order();
+    // 1 + 2: walk the lists.
+    let mut on_list = vec![false; end.idx()];
+    let mut free_page = vec![false; end.idx()];
+    for (zidx, z) in m.zones.iter().enumerate() {
+        let zi = ZoneIdx(zidx as u8);
+        let (mut nr_free_pages, mut cma, mut highatomic, mut blocks) = (0u64, 0u64, 0u64, 0u64);
+        for o in Order::all() {
+            let area = &z.free_area[o.idx()];
+            let mut count = 0;
+            for mt in MigrateType::ALL {
+                for pfn in area.free_list[mt.idx()].iter(&m.mem) {
+                    count += 1;
+                    if count > end.0 {
+                        err(format!("zone {} order {o} {}: list loops", z.name(), mt.name()));
+                        break;
+                    }
+                    if on_list[pfn.idx()] {
+                        err(format!("{pfn:?} is on two free lists"));
+                        continue;
+                    }
+                    on_list[pfn.idx()] = true;
+                    if !m.mem.is_buddy(pfn) || m.mem.buddy_order(pfn) != o {
+                        err(format!("{pfn:?} on order-{o} {} list is not a buddy head of that order: {:?}", mt.name(), m.mem.flags(pfn)));
+                        continue;
+                    }
+                    if !pfn.is_aligned(o) || m.page_zone(pfn) != Some(zi) || m.page_zone(pfn.add(o.nr_pages() - 1)) != Some(zi) {
+                        err(format!("{pfn:?} order {o}: misaligned or outside zone {}", z.name()));
+                        continue;
+                    }
+                    let nblocks = 1u64 << o.0.saturating_sub(pb.0);
+                    for b in 0..nblocks {
+                        let t = m.pageblocks.migratetype(pfn.add(b << pb.0));
+                        if t != mt {
+                            err(format!("{pfn:?} order {o} on {} list but its pageblock is {}", mt.name(), t.name()));
+                        }
+                    }
+                    for i in 0..o.nr_pages() {
+                        let p = pfn.add(i);
+                        if free_page[p.idx()] {
+                            err(format!("{p:?} is inside two free blocks"));
+                        }
+                        free_page[p.idx()] = true;
+                        if i > 0 && (m.mem.flags(p) != PageFlags::EMPTY || m.mem.refcount(p) != 0 || m.mem.mapcount(p) != 0) {
+                            err(format!("{p:?} inside free block {pfn:?} is not clean: {:?}", m.mem.flags(p)));
+                        }
+                    }
+                    let n = o.nr_pages();
+                    if mt != MigrateType::Isolate {
+                        nr_free_pages += n;
+                        if o >= pb {
+                            blocks += n;
+                        }
+                    }
+                    match mt {
+                        MigrateType::Cma => cma += n,
+                        MigrateType::HighAtomic => highatomic += n,
+                        _ => {}
+                    }
+                    // 4: unmerged buddies.
+                    if o.0 < MAX_PAGE_ORDER && o < pb {
+                        if let Some(b) = m.find_buddy(pfn, o) {
+                            err(format!("{pfn:?} and its buddy {b:?} are both free at order {o} but unmerged"));
+                        }
+                    }
+                }
+            }
+            if count != area.nr_free {
+                err(format!("zone {} order {o}: nr_free {} but lists hold {count}", z.name(), area.nr_free));
+            }
+        }
+        let checks = [
+            ("nr_free_pages", z.nr_free_pages, nr_free_pages),
+            ("nr_free_cma", z.nr_free_cma, cma),
+            ("nr_free_highatomic", z.nr_free_highatomic, highatomic),
+            ("nr_free_pages_blocks", z.nr_free_pages_blocks, blocks),
+        ];
+        for (name, have, want) in checks {
+            if have != want {
+                err(format!("zone {}: {name} is {have}, recount {want}", z.name()));
+            }
+        }
+        let w = z.watermark;
+        if !(w[0] <= w[1] && w[1] <= w[2] && w[2] <= w[3]) {
+            err(format!("zone {}: watermarks out of order {w:?}", z.name()));
+        }
+    }
+    // 3: every page in one state.
+    let mut counts = VerifyCounts::default();
+    let mut per_zone = vec![(0u64, 0u64); m.zones.len()];
+    let mut p = Pfn(0);
+    while p < end {
+        let f = m.mem.flags(p);
+        if f.contains(PageFlags::NOPAGE) {
+            p = p.add(1);
+            continue;
+        }
+        let Some(zi) = m.page_zone(p) else {
+            err(format!("{p:?} is present but in no zone"));
+            p = p.add(1);
+            continue;
+        };
+        if f.contains(PageFlags::RESERVED) {
+            counts.reserved_pages += 1;
+        } else if free_page[p.idx()] {
+            counts.free_pages += 1;
+            per_zone[zi.idx()].0 += 1;
+        } else if f.contains(PageFlags::BUDDY) {
+            err(format!("{p:?} is a buddy head on no free list"));
+        } else {
+            counts.allocated_pages += 1;
+            per_zone[zi.idx()].1 += 1;
+            if f.contains(PageFlags::TAIL) {
+                let head = m.mem.compound_head(p);
+                let hf = m.mem.flags(head);
+                if !hf.contains(PageFlags::HEAD) || head > p || p.0 - head.0 >= 1u64 << hf.order() {
+                    err(format!("{p:?} is a tail of {head:?}, which is not a head covering it"));
+                }
+            } else if f.contains(PageFlags::HEAD) {
+                if m.mem.refcount(p) == 0 {
+                    err(format!("{p:?} is an allocated head with refcount 0"));
+                }
+            }
+        }
+        p = p.add(1);
+    }
+    for (zidx, z) in m.zones.iter().enumerate() {
+        let (free, alloc) = per_zone[zidx];
+        if free + alloc != z.managed_pages {
+            err(format!("zone {}: free {free} + allocated {alloc} != managed {}", z.name(), z.managed_pages));
+        }
+        // 5: the highatomic reserve matches the HIGHATOMIC pageblocks.
+        if z.spanned_pages > 0 {
+            let first = z.zone_start_pfn.pageblock(pb).0;
+            let last = Pfn(z.end_pfn().0 - 1).pageblock(pb).0;
+            let ha = (first..=last)
+                .filter(|b| m.page_zone(Pfn((*b as u64) << pb.0).max(z.zone_start_pfn)) == Some(ZoneIdx(zidx as u8)))
+                .filter(|b| m.pageblocks.block_migratetype(crate::units::PageblockIdx(*b)) == MigrateType::HighAtomic)
+                .count() as u64;
+            if ha * m.pageblocks.nr_pages() != z.nr_reserved_highatomic {
+                err(format!("zone {}: nr_reserved_highatomic {} but {ha} HIGHATOMIC pageblocks", z.name(), z.nr_reserved_highatomic));
+            }
+        }
+    }
+    if errs.is_empty() {
+        Ok(counts)
+    } else {
+        let n = errs.len();
+        errs.truncate(20);
+        if n > 20 {
+            errs.push(format!("... and {} more", n - 20));
+        }
+        Err(errs.join("\n"))
+    }
+}
