@@ -110,7 +110,7 @@ impl Machine {
             page = self.get_page_from_freelist(gfp, order, flags, &ac);
         }
         match page {
-            Some(_) => self.vmstat.pgalloc += 1,
+            Some(_) => self.vmstat.pgalloc += order.nr_pages(),
             None => self.vmstat.alloc_fail += 1,
         }
         page

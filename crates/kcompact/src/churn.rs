@@ -31,7 +31,7 @@ pub struct ChurnConfig {
 
 impl Default for ChurnConfig {
     fn default() -> Self {
-        ChurnConfig { steps: 400_000, fill_pct: 80, mix: [15, 75, 8, 2], max_order: 10, sample_every: 10_000 }
+        ChurnConfig { steps: 1_000_000, fill_pct: 90, mix: [15, 75, 8, 2], max_order: 10, sample_every: 10_000 }
     }
 }
 

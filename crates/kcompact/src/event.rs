@@ -47,11 +47,11 @@ impl ExtfragEvent {
 /// Event counters, with `/proc/vmstat` names where Linux has one.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VmStat {
-    /// `pgalloc_*` summed: successful allocations (blocks).
+    /// `pgalloc_*` summed: pages allocated.
     pub pgalloc: u64,
     /// `pgfree`: pages freed.
     pub pgfree: u64,
-    /// Allocation requests that failed (no page returned).
+    /// Allocation requests that failed (no page returned); not a Linux counter.
     pub alloc_fail: u64,
     /// `mm_page_alloc_extfrag` events.
     pub alloc_extfrag: u64,

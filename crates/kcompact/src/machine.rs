@@ -172,6 +172,7 @@ impl Machine {
             zones.push(z);
         }
         let present: u64 = layout.present_pages();
+        let config_cma = config.config_cma;
         let mut m = Machine {
             mem,
             pageblocks: std::mem::replace(&mut pageblocks, Pageblocks::new(Pfn(0), pb_order)),
@@ -179,7 +180,9 @@ impl Machine {
             block_zone,
             config,
             min_free_kbytes: 1024,
-            mobility_disabled: present < pb_order.nr_pages() * crate::memmap::pageblock::MIGRATE_TYPES as u64,
+            // build_all_zonelists(): grouping by mobility is pointless below one pageblock
+            // per migratetype (MIGRATE_TYPES is 5 without CONFIG_CMA, 6 with it).
+            mobility_disabled: present < pb_order.nr_pages() * if config_cma { 6 } else { 5 },
             totalreserve_pages: 0,
             vmstat: VmStat::default(),
             nr_nodes: layout.nr_nodes(),

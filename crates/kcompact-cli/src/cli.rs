@@ -1,0 +1,58 @@
+//! Flags and commands.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// A deterministic model of Linux memory anti-fragmentation and compaction.
+#[derive(Parser, Debug)]
+#[command(name = "kcompact", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a workload on a model machine and print its figures and the kernel's views.
+    ///
+    /// Example: kcompact run --mem 4G --seed 7 --set steps=200000 --out /tmp/run1
+    Run(RunArgs),
+    /// Print a view of a freshly booted model machine in the kernel's format.
+    ///
+    /// Views: buddyinfo, pagetypeinfo, zoneinfo, extfrag.
+    /// Example: kcompact show pagetypeinfo --mem 24G
+    Show(ShowArgs),
+}
+
+/// The machine every command builds.
+#[derive(Args, Debug, Clone)]
+pub struct MachineArgs {
+    /// Memory size: a number with an optional unit K, M, G or T (binary), e.g. 24G.
+    #[arg(long, default_value = "4G")]
+    pub mem: String,
+    /// A setting as KEY=VALUE (repeatable); `kcompact run --set help=1` lists the keys.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The workload; until the seed scenarios land, `churn` (the default) is the one there is.
+    pub scenario: Option<String>,
+    #[command(flatten)]
+    pub machine: MachineArgs,
+    /// Seed of the run's random generator.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Directory to write result.json and the kernel-format files into.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// The view: buddyinfo, pagetypeinfo, zoneinfo or extfrag.
+    pub view: String,
+    #[command(flatten)]
+    pub machine: MachineArgs,
+}

@@ -1,0 +1,49 @@
+//! `kcompact`: the command line around the kcompact model.
+//!
+//! Layers: parse (clap) → validate (settings into typed configs; bad input is a [`Usage`]
+//! error, exit code 2) → run (the pure core) → print or write files. Only this crate does
+//! I/O, and only this crate uses `anyhow`.
+
+mod cli;
+mod run;
+mod settings;
+mod show;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Bad input from the user: a message naming the flag, key, file or line. Exit code 2.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// Shorthand for returning a [`Usage`] error.
+pub fn usage<T>(msg: impl Into<String>) -> anyhow::Result<T> {
+    Err(Usage(msg.into()).into())
+}
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let result = match args.command {
+        cli::Command::Run(a) => run::run(a),
+        cli::Command::Show(a) => show::show(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Usage>() => {
+            eprintln!("kcompact: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("kcompact: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

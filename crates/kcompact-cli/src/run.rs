@@ -1,0 +1,150 @@
+//! `kcompact run`: a workload on a model machine, its figures, the kernel's views, files.
+
+use crate::cli::RunArgs;
+use crate::settings::Settings;
+use crate::usage;
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use kcompact::churn::{run_churn, ChurnReport};
+use kcompact::rng::SimRng;
+use kcompact::views::{buddyinfo, pagetypeinfo, unusable_index, zoneinfo};
+use kcompact::Machine;
+use serde_json::json;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::Path;
+
+/// The workloads `run` knows.
+const SCENARIOS: &[&str] = &["churn"];
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let scenario = args.scenario.clone().unwrap_or_else(|| "churn".to_string());
+    if !SCENARIOS.contains(&scenario.as_str()) {
+        return usage(format!("unknown scenario '{scenario}' (available: {})", SCENARIOS.join(", ")));
+    }
+    let settings = Settings::parse(&args.machine)?;
+    let mut m = settings.boot()?;
+    let mut rng = SimRng::new(args.seed);
+    let bar = progress_bar(settings.churn.steps);
+    let report = run_churn(&mut m, &settings.churn, &mut rng, |step| {
+        if let Some(b) = &bar {
+            b.set_position(step);
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    kcompact::verify::verify(&m).map_err(|e| anyhow::anyhow!("the model's state is inconsistent after the run:\n{e}"))?;
+    print!("{}", summary(&m, &settings, args.seed, &scenario, &report));
+    if let Some(dir) = &args.out {
+        write_out(dir, &m, &settings, args.seed, &scenario, &report)?;
+        println!("\nwrote {}", dir.display());
+    }
+    Ok(())
+}
+
+fn progress_bar(len: u64) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b = ProgressBar::new(len);
+    b.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed}").ok()?);
+    Some(b)
+}
+
+fn success_pct(r: &ChurnReport) -> f64 {
+    let attempts: u64 = r.attempts_by_order.iter().sum();
+    let failures: u64 = r.failures_by_order.iter().sum();
+    if attempts == 0 {
+        return 100.0;
+    }
+    100.0 * (attempts - failures) as f64 / attempts as f64
+}
+
+fn summary(m: &Machine, s: &Settings, seed: u64, scenario: &str, r: &ChurnReport) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "kcompact {} — scenario {scenario}, seed {seed}", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(
+        o,
+        "machine: {} MiB, {} node(s), {} managed pages, min_free_kbytes {}, pageblock order {}",
+        s.mem_bytes >> 20,
+        m.nr_nodes(),
+        m.managed_pages(),
+        m.min_free_kbytes,
+        m.pageblock_order().0
+    );
+    let _ = writeln!(o, "churn: {} steps, fill {}%, mix {:?}, max order {}", s.churn.steps, s.churn.fill_pct, s.churn.mix, s.churn.max_order);
+    let _ = writeln!(o, "\n{:<6} {:>10} {:>10} {:>9}", "order", "attempts", "failures", "success%");
+    for (ord, (a, f)) in r.attempts_by_order.iter().zip(&r.failures_by_order).enumerate() {
+        if *a > 0 {
+            let _ = writeln!(o, "{ord:<6} {a:>10} {f:>10} {:>9.2}", 100.0 * (a - f) as f64 / *a as f64);
+        }
+    }
+    let _ = writeln!(o, "\nsuccess_pct {:.2}", success_pct(r));
+    let _ = writeln!(o, "frees {}", r.frees);
+    let _ = writeln!(o, "used_pages_end {}", r.used_pages_end);
+    let _ = writeln!(o, "hugepages_obtainable {} (order-9 blocks free for GFP_TRANSHUGE_LIGHT at the end)", r.hugepages_obtainable);
+    for (k, v) in m.vmstat.pairs() {
+        let _ = writeln!(o, "{k} {v}");
+    }
+    let _ = writeln!(o, "\n/proc/buddyinfo:\n{}", buddyinfo(m));
+    let _ = writeln!(o, "/proc/pagetypeinfo:\n{}", pagetypeinfo(m));
+    let _ = write!(o, "extfrag/unusable_index:\n{}", unusable_index(m));
+    o
+}
+
+fn write_out(dir: &Path, m: &Machine, s: &Settings, seed: u64, scenario: &str, r: &ChurnReport) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let zones: Vec<_> = m
+        .zones
+        .iter()
+        .filter(|z| z.is_populated())
+        .map(|z| json!({"node": z.node.0, "name": z.name(), "free_by_order": z.free_by_order(), "managed_pages": z.managed_pages}))
+        .collect();
+    let vmstat: serde_json::Map<String, serde_json::Value> = m.vmstat.pairs().into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let result = json!({
+        "kcompact_version": env!("CARGO_PKG_VERSION"),
+        "scenario": scenario,
+        "seed": seed,
+        "config": {
+            "mem_bytes": s.mem_bytes, "nodes": s.nodes, "movable_bytes": s.movable_bytes,
+            "min_free_kbytes": m.min_free_kbytes, "watermark_scale_factor": s.vm.watermark_scale_factor,
+            "watermark_boost_factor": s.vm.watermark_boost_factor, "thp": s.vm.thp_enabled,
+            "cma_pages": s.vm.cma_pages, "defrag_mode": s.vm.defrag_mode,
+            "steps": s.churn.steps, "fill_pct": s.churn.fill_pct, "mix": s.churn.mix, "max_order": s.churn.max_order,
+        },
+        "metrics": {
+            "success_pct": (success_pct(r) * 100.0).round() / 100.0,
+            "pages_reclaimed": 0,
+            "hugepages_obtainable": r.hugepages_obtainable,
+            "frees": r.frees,
+            "used_pages_end": r.used_pages_end,
+            "attempts_by_order": r.attempts_by_order,
+            "failures_by_order": r.failures_by_order,
+        },
+        "vmstat": vmstat,
+        "zones": zones,
+    });
+    let write = |name: &str, text: String| -> anyhow::Result<()> {
+        let p = dir.join(name);
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
+    };
+    write("result.json", serde_json::to_string_pretty(&result)? + "\n")?;
+    write("buddyinfo", buddyinfo(m))?;
+    write("pagetypeinfo", pagetypeinfo(m))?;
+    write("zoneinfo", zoneinfo(m, 2))?;
+    let mut vm = String::new();
+    for z in [("nr_free_pages", m.nr_free_pages())] {
+        let _ = writeln!(vm, "{} {}", z.0, z.1);
+    }
+    for (k, v) in m.vmstat.pairs() {
+        let _ = writeln!(vm, "{k} {v}");
+    }
+    write("vmstat", vm)?;
+    let mut csv = String::from("step,free_pages,free_order9_blocks,unusable_order9\n");
+    for smp in &r.samples {
+        let _ = writeln!(csv, "{},{},{},{}", smp.step, smp.free_pages, smp.free_order9_blocks, smp.unusable_order9);
+    }
+    write("timeline.csv", csv)?;
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! `--mem` and `--set KEY=VALUE` into typed configurations, with a clear error per key.
+
+use crate::cli::MachineArgs;
+use crate::usage;
+use kcompact::churn::ChurnConfig;
+use kcompact::layout::Layout;
+use kcompact::size::parse_size;
+use kcompact::{Machine, VmConfig};
+
+/// Every key `--set` takes, with what it means.
+pub const KEYS: &[(&str, &str)] = &[
+    ("nodes", "NUMA nodes (1..=32), memory split evenly above 4 GiB"),
+    ("movable", "ZONE_MOVABLE size per node (like movablecore=), e.g. 1G"),
+    ("min_free_kbytes", "vm.min_free_kbytes (default: computed, then raised by khugepaged if thp=on)"),
+    ("watermark_scale_factor", "vm.watermark_scale_factor (1..=3000, default 10)"),
+    ("watermark_boost_factor", "vm.watermark_boost_factor (default 15000, 0 = off)"),
+    ("thp", "on|off: THP enabled (khugepaged's recommended min_free_kbytes), default on"),
+    ("cma", "size of a CMA area (enables CONFIG_CMA in the views), default 0"),
+    ("defrag_mode", "0|1: vm.defrag_mode (Linux 6.15+), default 0"),
+    ("steps", "churn: allocate/free steps (default 1000000)"),
+    ("fill_pct", "churn: target memory use in percent (1..=95, default 90)"),
+    ("max_order", "churn: largest order allocated (0..=10, default 10)"),
+    ("mix", "churn: weights unmovable,movable,reclaimable,atomic (default 15,75,8,2)"),
+];
+
+/// The machine and workload a command asked for.
+pub struct Settings {
+    pub mem_text: String,
+    pub mem_bytes: u64,
+    pub nodes: u32,
+    pub movable_bytes: u64,
+    pub vm: VmConfig,
+    pub churn: ChurnConfig,
+}
+
+fn num(key: &str, v: &str) -> anyhow::Result<u64> {
+    v.parse::<u64>().or_else(|_| usage(format!("--set {key}={v}: expected a whole number")))
+}
+
+fn size(key: &str, v: &str) -> anyhow::Result<u64> {
+    parse_size(v).or_else(|e| usage(format!("--set {key}={v}: {e}")))
+}
+
+fn onoff(key: &str, v: &str) -> anyhow::Result<bool> {
+    match v {
+        "on" | "1" | "true" | "yes" => Ok(true),
+        "off" | "0" | "false" | "no" => Ok(false),
+        _ => usage(format!("--set {key}={v}: expected on or off")),
+    }
+}
+
+impl Settings {
+    /// Parses `--mem` and every `--set`.
+    pub fn parse(args: &MachineArgs) -> anyhow::Result<Settings> {
+        let mem_bytes = parse_size(&args.mem).or_else(|e| usage(format!("--mem {}: {e}", args.mem)))?;
+        let mut s = Settings { mem_text: args.mem.clone(), mem_bytes, nodes: 1, movable_bytes: 0, vm: VmConfig::default(), churn: ChurnConfig::default() };
+        for kv in &args.set {
+            let Some((key, v)) = kv.split_once('=') else {
+                return usage(format!("--set {kv}: expected KEY=VALUE"));
+            };
+            match key {
+                "help" => {
+                    let list: Vec<String> = KEYS.iter().map(|(k, d)| format!("  {k:<24} {d}")).collect();
+                    return usage(format!("the keys --set takes:\n{}", list.join("\n")));
+                }
+                "nodes" => s.nodes = num(key, v)? as u32,
+                "movable" => s.movable_bytes = size(key, v)?,
+                "min_free_kbytes" => s.vm.user_min_free_kbytes = Some(num(key, v)?),
+                "watermark_scale_factor" => s.vm.watermark_scale_factor = num(key, v)?.min(u32::MAX as u64) as u32,
+                "watermark_boost_factor" => s.vm.watermark_boost_factor = num(key, v)?.min(u32::MAX as u64) as u32,
+                "thp" => s.vm.thp_enabled = onoff(key, v)?,
+                "cma" => {
+                    let b = size(key, v)?;
+                    s.vm.config_cma = b > 0;
+                    s.vm.cma_pages = b >> 12;
+                }
+                "defrag_mode" => s.vm.defrag_mode = onoff(key, v)?,
+                "steps" => s.churn.steps = num(key, v)?,
+                "fill_pct" => {
+                    s.churn.fill_pct = num(key, v)?;
+                    if !(1..=95).contains(&s.churn.fill_pct) {
+                        return usage(format!("--set fill_pct={v}: out of range 1..=95"));
+                    }
+                }
+                "max_order" => {
+                    let o = num(key, v)?;
+                    if o > 10 {
+                        return usage(format!("--set max_order={v}: out of range 0..=10"));
+                    }
+                    s.churn.max_order = o as u8;
+                }
+                "mix" => {
+                    let w: Vec<&str> = v.split(',').collect();
+                    if w.len() != 4 {
+                        return usage(format!("--set mix={v}: expected four weights, e.g. 15,75,8,2"));
+                    }
+                    for (i, x) in w.iter().enumerate() {
+                        s.churn.mix[i] = num(key, x)?;
+                    }
+                    if s.churn.mix.iter().all(|x| *x == 0) {
+                        return usage(format!("--set mix={v}: at least one weight must be positive"));
+                    }
+                }
+                _ => {
+                    let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+                    return usage(format!("--set {key}: unknown key (known: {})", known.join(", ")));
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// Boots the machine these settings describe.
+    pub fn boot(&self) -> anyhow::Result<Machine> {
+        use kcompact::layout::LayoutError;
+        let layout = match Layout::x86_64(self.mem_bytes, self.nodes, self.movable_bytes) {
+            Ok(l) => l,
+            Err(e @ LayoutError::SizeOutOfRange { .. }) => return usage(format!("--mem {}: {e}", self.mem_text)),
+            Err(e @ LayoutError::Nodes(_)) => return usage(format!("--set nodes: {e}")),
+            Err(e) => return usage(format!("machine layout: {e}")),
+        };
+        Machine::boot(&layout, self.vm.clone()).or_else(|e| usage(format!("machine: {e}")))
+    }
+}

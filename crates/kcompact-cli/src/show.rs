@@ -1,0 +1,17 @@
+//! `kcompact show VIEW`.
+
+use crate::cli::ShowArgs;
+use crate::settings::Settings;
+use crate::usage;
+use kcompact::views::View;
+
+pub fn show(args: ShowArgs) -> anyhow::Result<()> {
+    let Some(view) = View::from_name(&args.view) else {
+        let names: Vec<&str> = View::ALL.iter().map(|(_, n)| *n).collect();
+        return usage(format!("unknown view '{}' (views: {})", args.view, names.join(", ")));
+    };
+    let settings = Settings::parse(&args.machine)?;
+    let m = settings.boot()?;
+    print!("{}", view.render(&m));
+    Ok(())
+}
