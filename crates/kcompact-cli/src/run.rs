@@ -20,7 +20,10 @@ const SCENARIOS: &[&str] = &["churn"];
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let scenario = args.scenario.clone().unwrap_or_else(|| "churn".to_string());
     if !SCENARIOS.contains(&scenario.as_str()) {
-        return usage(format!("unknown scenario '{scenario}' (available: {})", SCENARIOS.join(", ")));
+        return usage(format!(
+            "unknown scenario '{scenario}' (available: {})",
+            SCENARIOS.join(", ")
+        ));
     }
     let settings = Settings::parse(&args.machine)?;
     let mut m = settings.boot()?;
@@ -34,7 +37,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    kcompact::verify::verify(&m).map_err(|e| anyhow::anyhow!("the model's state is inconsistent after the run:\n{e}"))?;
+    kcompact::verify::verify(&m)
+        .map_err(|e| anyhow::anyhow!("the model's state is inconsistent after the run:\n{e}"))?;
     print!("{}", summary(&m, &settings, args.seed, &scenario, &report));
     if let Some(dir) = &args.out {
         write_out(dir, &m, &settings, args.seed, &scenario, &report)?;
@@ -63,7 +67,11 @@ fn success_pct(r: &ChurnReport) -> f64 {
 
 fn summary(m: &Machine, s: &Settings, seed: u64, scenario: &str, r: &ChurnReport) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "kcompact {} — scenario {scenario}, seed {seed}", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(
+        o,
+        "kcompact {} — scenario {scenario}, seed {seed}",
+        env!("CARGO_PKG_VERSION")
+    );
     let _ = writeln!(
         o,
         "machine: {} MiB, {} node(s), {} managed pages, min_free_kbytes {}, pageblock order {}",
@@ -73,17 +81,38 @@ fn summary(m: &Machine, s: &Settings, seed: u64, scenario: &str, r: &ChurnReport
         m.min_free_kbytes,
         m.pageblock_order().0
     );
-    let _ = writeln!(o, "churn: {} steps, fill {}%, mix {:?}, max order {}", s.churn.steps, s.churn.fill_pct, s.churn.mix, s.churn.max_order);
-    let _ = writeln!(o, "\n{:<6} {:>10} {:>10} {:>9}", "order", "attempts", "failures", "success%");
-    for (ord, (a, f)) in r.attempts_by_order.iter().zip(&r.failures_by_order).enumerate() {
+    let _ = writeln!(
+        o,
+        "churn: {} steps, fill {}%, mix {:?}, max order {}",
+        s.churn.steps, s.churn.fill_pct, s.churn.mix, s.churn.max_order
+    );
+    let _ = writeln!(
+        o,
+        "\n{:<6} {:>10} {:>10} {:>9}",
+        "order", "attempts", "failures", "success%"
+    );
+    for (ord, (a, f)) in r
+        .attempts_by_order
+        .iter()
+        .zip(&r.failures_by_order)
+        .enumerate()
+    {
         if *a > 0 {
-            let _ = writeln!(o, "{ord:<6} {a:>10} {f:>10} {:>9.2}", 100.0 * (a - f) as f64 / *a as f64);
+            let _ = writeln!(
+                o,
+                "{ord:<6} {a:>10} {f:>10} {:>9.2}",
+                100.0 * (a - f) as f64 / *a as f64
+            );
         }
     }
     let _ = writeln!(o, "\nsuccess_pct {:.2}", success_pct(r));
     let _ = writeln!(o, "frees {}", r.frees);
     let _ = writeln!(o, "used_pages_end {}", r.used_pages_end);
-    let _ = writeln!(o, "hugepages_obtainable {} (order-9 blocks free for GFP_TRANSHUGE_LIGHT at the end)", r.hugepages_obtainable);
+    let _ = writeln!(
+        o,
+        "hugepages_obtainable {} (order-9 blocks free for GFP_TRANSHUGE_LIGHT at the end)",
+        r.hugepages_obtainable
+    );
     for (k, v) in m.vmstat.pairs() {
         let _ = writeln!(o, "{k} {v}");
     }
@@ -93,7 +122,14 @@ fn summary(m: &Machine, s: &Settings, seed: u64, scenario: &str, r: &ChurnReport
     o
 }
 
-fn write_out(dir: &Path, m: &Machine, s: &Settings, seed: u64, scenario: &str, r: &ChurnReport) -> anyhow::Result<()> {
+fn write_out(
+    dir: &Path,
+    m: &Machine,
+    s: &Settings,
+    seed: u64,
+    scenario: &str,
+    r: &ChurnReport,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let zones: Vec<_> = m
         .zones
@@ -101,7 +137,12 @@ fn write_out(dir: &Path, m: &Machine, s: &Settings, seed: u64, scenario: &str, r
         .filter(|z| z.is_populated())
         .map(|z| json!({"node": z.node.0, "name": z.name(), "free_by_order": z.free_by_order(), "managed_pages": z.managed_pages}))
         .collect();
-    let vmstat: serde_json::Map<String, serde_json::Value> = m.vmstat.pairs().into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let vmstat: serde_json::Map<String, serde_json::Value> = m
+        .vmstat
+        .pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
     let result = json!({
         "kcompact_version": env!("CARGO_PKG_VERSION"),
         "scenario": scenario,
@@ -133,17 +174,18 @@ fn write_out(dir: &Path, m: &Machine, s: &Settings, seed: u64, scenario: &str, r
     write("buddyinfo", buddyinfo(m))?;
     write("pagetypeinfo", pagetypeinfo(m))?;
     write("zoneinfo", zoneinfo(m, 2))?;
-    let mut vm = String::new();
-    for z in [("nr_free_pages", m.nr_free_pages())] {
-        let _ = writeln!(vm, "{} {}", z.0, z.1);
-    }
+    let mut vm = format!("nr_free_pages {}\n", m.nr_free_pages());
     for (k, v) in m.vmstat.pairs() {
         let _ = writeln!(vm, "{k} {v}");
     }
     write("vmstat", vm)?;
     let mut csv = String::from("step,free_pages,free_order9_blocks,unusable_order9\n");
     for smp in &r.samples {
-        let _ = writeln!(csv, "{},{},{},{}", smp.step, smp.free_pages, smp.free_order9_blocks, smp.unusable_order9);
+        let _ = writeln!(
+            csv,
+            "{},{},{},{}",
+            smp.step, smp.free_pages, smp.free_order9_blocks, smp.unusable_order9
+        );
     }
     write("timeline.csv", csv)?;
     Ok(())

@@ -9,18 +9,51 @@ use kcompact::{Machine, VmConfig};
 
 /// Every key `--set` takes, with what it means.
 pub const KEYS: &[(&str, &str)] = &[
-    ("nodes", "NUMA nodes (1..=32), memory split evenly above 4 GiB"),
-    ("movable", "ZONE_MOVABLE size per node (like movablecore=), e.g. 1G"),
-    ("min_free_kbytes", "vm.min_free_kbytes (default: computed, then raised by khugepaged if thp=on)"),
-    ("watermark_scale_factor", "vm.watermark_scale_factor (1..=3000, default 10)"),
-    ("watermark_boost_factor", "vm.watermark_boost_factor (default 15000, 0 = off)"),
-    ("thp", "on|off: THP enabled (khugepaged's recommended min_free_kbytes), default on"),
-    ("cma", "size of a CMA area (enables CONFIG_CMA in the views), default 0"),
-    ("defrag_mode", "0|1: vm.defrag_mode (Linux 6.15+), default 0"),
+    (
+        "nodes",
+        "NUMA nodes (1..=32), memory split evenly above 4 GiB",
+    ),
+    (
+        "movable",
+        "ZONE_MOVABLE size per node (like movablecore=), e.g. 1G",
+    ),
+    (
+        "min_free_kbytes",
+        "vm.min_free_kbytes (default: computed, then raised by khugepaged if thp=on)",
+    ),
+    (
+        "watermark_scale_factor",
+        "vm.watermark_scale_factor (1..=3000, default 10)",
+    ),
+    (
+        "watermark_boost_factor",
+        "vm.watermark_boost_factor (default 15000, 0 = off)",
+    ),
+    (
+        "thp",
+        "on|off: THP enabled (khugepaged's recommended min_free_kbytes), default on",
+    ),
+    (
+        "cma",
+        "size of a CMA area (enables CONFIG_CMA in the views), default 0",
+    ),
+    (
+        "defrag_mode",
+        "0|1: vm.defrag_mode (Linux 6.15+), default 0",
+    ),
     ("steps", "churn: allocate/free steps (default 1000000)"),
-    ("fill_pct", "churn: target memory use in percent (1..=95, default 90)"),
-    ("max_order", "churn: largest order allocated (0..=10, default 10)"),
-    ("mix", "churn: weights unmovable,movable,reclaimable,atomic (default 15,75,8,2)"),
+    (
+        "fill_pct",
+        "churn: target memory use in percent (1..=95, default 90)",
+    ),
+    (
+        "max_order",
+        "churn: largest order allocated (0..=10, default 10)",
+    ),
+    (
+        "mix",
+        "churn: weights unmovable,movable,reclaimable,atomic (default 15,75,8,2)",
+    ),
 ];
 
 /// The machine and workload a command asked for.
@@ -34,7 +67,8 @@ pub struct Settings {
 }
 
 fn num(key: &str, v: &str) -> anyhow::Result<u64> {
-    v.parse::<u64>().or_else(|_| usage(format!("--set {key}={v}: expected a whole number")))
+    v.parse::<u64>()
+        .or_else(|_| usage(format!("--set {key}={v}: expected a whole number")))
 }
 
 fn size(key: &str, v: &str) -> anyhow::Result<u64> {
@@ -52,22 +86,35 @@ fn onoff(key: &str, v: &str) -> anyhow::Result<bool> {
 impl Settings {
     /// Parses `--mem` and every `--set`.
     pub fn parse(args: &MachineArgs) -> anyhow::Result<Settings> {
-        let mem_bytes = parse_size(&args.mem).or_else(|e| usage(format!("--mem {}: {e}", args.mem)))?;
-        let mut s = Settings { mem_text: args.mem.clone(), mem_bytes, nodes: 1, movable_bytes: 0, vm: VmConfig::default(), churn: ChurnConfig::default() };
+        let mem_bytes =
+            parse_size(&args.mem).or_else(|e| usage(format!("--mem {}: {e}", args.mem)))?;
+        let mut s = Settings {
+            mem_text: args.mem.clone(),
+            mem_bytes,
+            nodes: 1,
+            movable_bytes: 0,
+            vm: VmConfig::default(),
+            churn: ChurnConfig::default(),
+        };
         for kv in &args.set {
             let Some((key, v)) = kv.split_once('=') else {
                 return usage(format!("--set {kv}: expected KEY=VALUE"));
             };
             match key {
                 "help" => {
-                    let list: Vec<String> = KEYS.iter().map(|(k, d)| format!("  {k:<24} {d}")).collect();
+                    let list: Vec<String> =
+                        KEYS.iter().map(|(k, d)| format!("  {k:<24} {d}")).collect();
                     return usage(format!("the keys --set takes:\n{}", list.join("\n")));
                 }
                 "nodes" => s.nodes = num(key, v)? as u32,
                 "movable" => s.movable_bytes = size(key, v)?,
                 "min_free_kbytes" => s.vm.user_min_free_kbytes = Some(num(key, v)?),
-                "watermark_scale_factor" => s.vm.watermark_scale_factor = num(key, v)?.min(u32::MAX as u64) as u32,
-                "watermark_boost_factor" => s.vm.watermark_boost_factor = num(key, v)?.min(u32::MAX as u64) as u32,
+                "watermark_scale_factor" => {
+                    s.vm.watermark_scale_factor = num(key, v)?.min(u32::MAX as u64) as u32
+                }
+                "watermark_boost_factor" => {
+                    s.vm.watermark_boost_factor = num(key, v)?.min(u32::MAX as u64) as u32
+                }
                 "thp" => s.vm.thp_enabled = onoff(key, v)?,
                 "cma" => {
                     let b = size(key, v)?;
@@ -92,18 +139,25 @@ impl Settings {
                 "mix" => {
                     let w: Vec<&str> = v.split(',').collect();
                     if w.len() != 4 {
-                        return usage(format!("--set mix={v}: expected four weights, e.g. 15,75,8,2"));
+                        return usage(format!(
+                            "--set mix={v}: expected four weights, e.g. 15,75,8,2"
+                        ));
                     }
                     for (i, x) in w.iter().enumerate() {
                         s.churn.mix[i] = num(key, x)?;
                     }
                     if s.churn.mix.iter().all(|x| *x == 0) {
-                        return usage(format!("--set mix={v}: at least one weight must be positive"));
+                        return usage(format!(
+                            "--set mix={v}: at least one weight must be positive"
+                        ));
                     }
                 }
                 _ => {
                     let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
-                    return usage(format!("--set {key}: unknown key (known: {})", known.join(", ")));
+                    return usage(format!(
+                        "--set {key}: unknown key (known: {})",
+                        known.join(", ")
+                    ));
                 }
             }
         }
@@ -115,7 +169,9 @@ impl Settings {
         use kcompact::layout::LayoutError;
         let layout = match Layout::x86_64(self.mem_bytes, self.nodes, self.movable_bytes) {
             Ok(l) => l,
-            Err(e @ LayoutError::SizeOutOfRange { .. }) => return usage(format!("--mem {}: {e}", self.mem_text)),
+            Err(e @ LayoutError::SizeOutOfRange { .. }) => {
+                return usage(format!("--mem {}: {e}", self.mem_text))
+            }
             Err(e @ LayoutError::Nodes(_)) => return usage(format!("--set nodes: {e}")),
             Err(e) => return usage(format!("machine layout: {e}")),
         };

@@ -8,7 +8,11 @@ use kcompact::views::View;
 pub fn show(args: ShowArgs) -> anyhow::Result<()> {
     let Some(view) = View::from_name(&args.view) else {
         let names: Vec<&str> = View::ALL.iter().map(|(_, n)| *n).collect();
-        return usage(format!("unknown view '{}' (views: {})", args.view, names.join(", ")));
+        return usage(format!(
+            "unknown view '{}' (views: {})",
+            args.view,
+            names.join(", ")
+        ));
     };
     let settings = Settings::parse(&args.machine)?;
     let m = settings.boot()?;

@@ -36,14 +36,25 @@ impl Machine {
         if self.config.config_cma && migratetype == MigrateType::Movable {
             flags = flags | AllocFlags::CMA;
         }
-        (AllocContext { zonelist, highest, migratetype }, flags)
+        (
+            AllocContext {
+                zonelist,
+                highest,
+                migratetype,
+            },
+            flags,
+        )
     }
 
     /// Mirrors `alloc_flags_nofragment()`: ALLOC_KSWAPD from the gfp, and ALLOC_NOFRAGMENT
     /// when the preferred zone is Normal and a DMA32 zone exists to fall back to (or always
     /// under `defrag_mode`).
     pub fn alloc_flags_nofragment(&self, preferred: Option<ZoneIdx>, gfp: Gfp) -> AllocFlags {
-        let mut flags = if gfp.contains(Gfp::KSWAPD_RECLAIM) { AllocFlags::KSWAPD } else { AllocFlags::default() };
+        let mut flags = if gfp.contains(Gfp::KSWAPD_RECLAIM) {
+            AllocFlags::KSWAPD
+        } else {
+            AllocFlags::default()
+        };
         if self.config.defrag_mode {
             return flags | AllocFlags::NOFRAGMENT;
         }
@@ -52,7 +63,11 @@ impl Machine {
         if z.zone_type != ZoneType::Normal {
             return flags;
         }
-        if self.nr_nodes() > 1 && !self.zone(self.zone_of(z.node, ZoneType::Dma32)).is_populated() {
+        if self.nr_nodes() > 1
+            && !self
+                .zone(self.zone_of(z.node, ZoneType::Dma32))
+                .is_populated()
+        {
             return flags;
         }
         flags = flags | AllocFlags::NOFRAGMENT;
@@ -61,7 +76,12 @@ impl Machine {
 
     /// Mirrors `gfp_to_alloc_flags()` (the slow path's flags): MIN watermark, __GFP_HIGH's
     /// reserve access, the non-blocking and highatomic rights of callers that cannot reclaim.
-    pub fn gfp_to_alloc_flags(&self, gfp: Gfp, order: Order, migratetype: MigrateType) -> AllocFlags {
+    pub fn gfp_to_alloc_flags(
+        &self,
+        gfp: Gfp,
+        order: Order,
+        migratetype: MigrateType,
+    ) -> AllocFlags {
         let mut f = AllocFlags::WMARK_MIN | AllocFlags::CPUSET;
         if gfp.contains(Gfp::HIGH) {
             f = f | AllocFlags::MIN_RESERVE;
@@ -93,13 +113,19 @@ impl Machine {
     /// then one attempt at MIN with the slow path's reserve flags. Returns the first pfn; the
     /// head page has refcount 1 (and is a compound head with __GFP_COMP).
     pub fn alloc_pages(&mut self, gfp: Gfp, order: Order, node: NodeId) -> Option<Pfn> {
-        assert!(order.0 <= MAX_PAGE_ORDER, "order {order} above MAX_PAGE_ORDER");
+        assert!(
+            order.0 <= MAX_PAGE_ORDER,
+            "order {order} above MAX_PAGE_ORDER"
+        );
         assert!((node.0 as usize) < self.nr_nodes(), "no node {}", node.0);
         let (ac, mut flags) = self.prepare_alloc(gfp, node);
         flags = flags | self.alloc_flags_nofragment(ac.zonelist.first().copied(), gfp);
         // alloc_flags_nonblocking(): a high-order __GFP_HIGH request that cannot reclaim may
         // use the highatomic reserve from the fast path on.
-        if !gfp.intersects(Gfp(Gfp::DIRECT_RECLAIM.0 | Gfp::NOMEMALLOC.0)) && order.0 > 0 && gfp.contains(Gfp::HIGH) {
+        if !gfp.intersects(Gfp(Gfp::DIRECT_RECLAIM.0 | Gfp::NOMEMALLOC.0))
+            && order.0 > 0
+            && gfp.contains(Gfp::HIGH)
+        {
             flags = flags | AllocFlags::HIGHATOMIC;
         }
         let mut page = self.get_page_from_freelist(gfp, order, flags, &ac);
@@ -119,25 +145,45 @@ impl Machine {
     /// Mirrors `get_page_from_freelist()`: the first zone of the zonelist that passes its
     /// watermark and has a page. Under ALLOC_NOFRAGMENT, moving to a remote node or running
     /// out of zones drops the flag and starts over (unless `defrag_mode`).
-    pub fn get_page_from_freelist(&mut self, gfp: Gfp, order: Order, mut flags: AllocFlags, ac: &AllocContext) -> Option<Pfn> {
+    pub fn get_page_from_freelist(
+        &mut self,
+        gfp: Gfp,
+        order: Order,
+        mut flags: AllocFlags,
+        ac: &AllocContext,
+    ) -> Option<Pfn> {
         'retry: loop {
             let no_fallback = flags.has(AllocFlags::NOFRAGMENT);
             let preferred_node = ac.zonelist.first().map(|z| self.zone(*z).node);
             for &zi in &ac.zonelist {
                 let z = self.zone(zi);
-                if no_fallback && !self.config.defrag_mode && self.nr_nodes() > 1 && Some(z.node) != preferred_node {
+                if no_fallback
+                    && !self.config.defrag_mode
+                    && self.nr_nodes() > 1
+                    && Some(z.node) != preferred_node
+                {
                     flags = flags.without(AllocFlags::NOFRAGMENT);
                     continue 'retry;
                 }
                 if !flags.has(AllocFlags::NO_WATERMARKS) {
                     let mark = z.wmark_pages(wmark_of(flags));
-                    if !zone_watermark_fast(z, order, mark, ac.highest, flags, self.config.config_cma) {
+                    if !zone_watermark_fast(
+                        z,
+                        order,
+                        mark,
+                        ac.highest,
+                        flags,
+                        self.config.config_cma,
+                    ) {
                         continue;
                     }
                 }
                 if let Some(pfn) = self.rmqueue(zi, order, flags, ac.migratetype) {
                     self.prep_new_page(pfn, order, gfp);
-                    if flags.has(AllocFlags::HIGHATOMIC) && order.0 > 0 && flags.wmark() == AllocFlags::WMARK_MIN.wmark() {
+                    if flags.has(AllocFlags::HIGHATOMIC)
+                        && order.0 > 0
+                        && flags.wmark() == AllocFlags::WMARK_MIN.wmark()
+                    {
                         self.reserve_highatomic_pageblock(zi, pfn, order);
                     }
                     return Some(pfn);
@@ -153,7 +199,13 @@ impl Machine {
 
     /// Mirrors `rmqueue()` without per-cpu lists, and the boosted-watermark kswapd wake-up
     /// that follows it.
-    fn rmqueue(&mut self, zi: ZoneIdx, order: Order, flags: AllocFlags, mt: MigrateType) -> Option<Pfn> {
+    fn rmqueue(
+        &mut self,
+        zi: ZoneIdx,
+        order: Order,
+        flags: AllocFlags,
+        mt: MigrateType,
+    ) -> Option<Pfn> {
         let page = self.rmqueue_buddy(zi, order, mt, flags);
         if flags.has(AllocFlags::KSWAPD) && self.zones[zi.idx()].boosted_watermark {
             self.zones[zi.idx()].boosted_watermark = false;
@@ -168,7 +220,9 @@ impl Machine {
 
     /// Mirrors `prep_new_page()`: refcount 1 on the head, compound metadata with __GFP_COMP.
     fn prep_new_page(&mut self, pfn: Pfn, order: Order, gfp: Gfp) {
-        debug_assert!((0..order.nr_pages()).all(|i| self.mem.flags(pfn.add(i)) == PageFlags::EMPTY));
+        debug_assert!(
+            (0..order.nr_pages()).all(|i| self.mem.flags(pfn.plus(i)) == PageFlags::EMPTY)
+        );
         self.mem.prep_allocated(pfn, order, gfp.contains(Gfp::COMP));
     }
 
@@ -176,14 +230,25 @@ impl Machine {
     /// reference, `free_pages_prepare()`, then `free_one_page()`). Every page's state is
     /// cleared; the block merges with free buddies.
     pub fn free_pages(&mut self, pfn: Pfn, order: Order) {
-        assert!(order.0 <= MAX_PAGE_ORDER && pfn.is_aligned(order), "bad free of {pfn:?} at order {order}");
-        let zi = self.page_zone(pfn).unwrap_or_else(|| panic!("free of {pfn:?}, which is no managed page"));
+        assert!(
+            order.0 <= MAX_PAGE_ORDER && pfn.is_aligned(order),
+            "bad free of {pfn:?} at order {order}"
+        );
+        let zi = self
+            .page_zone(pfn)
+            .unwrap_or_else(|| panic!("free of {pfn:?}, which is no managed page"));
         let f = self.mem.flags(pfn);
         assert!(
-            !f.intersects(PageFlags::BUDDY | PageFlags::TAIL | PageFlags::RESERVED | PageFlags::NOPAGE),
+            !f.intersects(
+                PageFlags::BUDDY | PageFlags::TAIL | PageFlags::RESERVED | PageFlags::NOPAGE
+            ),
             "free of {pfn:?} in state {f:?}"
         );
-        assert!(!f.contains(PageFlags::HEAD) || f.order() == order.0, "free of a folio of order {} at order {order}", f.order());
+        assert!(
+            !f.contains(PageFlags::HEAD) || f.order() == order.0,
+            "free of a folio of order {} at order {order}",
+            f.order()
+        );
         self.mem.clear_block(pfn, order);
         self.free_one_page(zi, pfn, order, FreeFlags::NONE);
         self.vmstat.pgfree += order.nr_pages();

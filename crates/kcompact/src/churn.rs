@@ -31,7 +31,13 @@ pub struct ChurnConfig {
 
 impl Default for ChurnConfig {
     fn default() -> Self {
-        ChurnConfig { steps: 1_000_000, fill_pct: 90, mix: [15, 75, 8, 2], max_order: 10, sample_every: 10_000 }
+        ChurnConfig {
+            steps: 1_000_000,
+            fill_pct: 90,
+            mix: [15, 75, 8, 2],
+            max_order: 10,
+            sample_every: 10_000,
+        }
     }
 }
 
@@ -65,12 +71,24 @@ pub struct ChurnReport {
     pub samples: Vec<ChurnSample>,
 }
 
-const TYPES: [Gfp; 4] = [Gfp::GFP_KERNEL, Gfp::GFP_HIGHUSER_MOVABLE, Gfp::GFP_KERNEL_RECLAIMABLE, Gfp::GFP_ATOMIC];
+const TYPES: [Gfp; 4] = [
+    Gfp::GFP_KERNEL,
+    Gfp::GFP_HIGHUSER_MOVABLE,
+    Gfp::GFP_KERNEL_RECLAIMABLE,
+    Gfp::GFP_ATOMIC,
+];
 const ORDER_WEIGHTS: [u64; NR_PAGE_ORDERS] = [600, 120, 80, 60, 30, 20, 15, 10, 8, 30, 4];
 
 /// Runs the churn on `m`, calling `progress(step)` every sample.
-pub fn run_churn(m: &mut Machine, cfg: &ChurnConfig, rng: &mut SimRng, mut progress: impl FnMut(u64)) -> ChurnReport {
-    assert!((1..=95).contains(&cfg.fill_pct) && cfg.max_order <= 10 && cfg.mix.iter().any(|w| *w > 0));
+pub fn run_churn(
+    m: &mut Machine,
+    cfg: &ChurnConfig,
+    rng: &mut SimRng,
+    mut progress: impl FnMut(u64),
+) -> ChurnReport {
+    assert!(
+        (1..=95).contains(&cfg.fill_pct) && cfg.max_order <= 10 && cfg.mix.iter().any(|w| *w > 0)
+    );
     let mut live: Vec<(Pfn, Order)> = Vec::new();
     let mut used = 0u64;
     let target = m.managed_pages() * cfg.fill_pct / 100;
@@ -78,7 +96,11 @@ pub fn run_churn(m: &mut Machine, cfg: &ChurnConfig, rng: &mut SimRng, mut progr
     let weights = &ORDER_WEIGHTS[..=cfg.max_order as usize];
     let sample_every = cfg.sample_every.max(1);
     for step in 0..cfg.steps {
-        let want_alloc = if used < target { rng.chance(3, 4) } else { rng.chance(1, 4) };
+        let want_alloc = if used < target {
+            rng.chance(3, 4)
+        } else {
+            rng.chance(1, 4)
+        };
         if want_alloc || live.is_empty() {
             let kind = rng.weighted(&cfg.mix);
             let order = Order(rng.weighted(weights) as u8);
@@ -124,8 +146,21 @@ pub fn run_churn(m: &mut Machine, cfg: &ChurnConfig, rng: &mut SimRng, mut progr
 
 /// A timeline sample of `m` at `step`.
 pub fn sample(m: &Machine, step: u64) -> ChurnSample {
-    let free_order9_blocks = m.zones.iter().map(|z| z.free_area[9].nr_free + 2 * z.free_area[10].nr_free).sum();
-    let biggest = m.zones.iter().max_by_key(|z| z.managed_pages).expect("a zone");
+    let free_order9_blocks = m
+        .zones
+        .iter()
+        .map(|z| z.free_area[9].nr_free + 2 * z.free_area[10].nr_free)
+        .sum();
+    let biggest = m
+        .zones
+        .iter()
+        .max_by_key(|z| z.managed_pages)
+        .expect("a zone");
     let info = ContigPageInfo::new(&biggest.free_by_order(), Order(9));
-    ChurnSample { step, free_pages: m.nr_free_pages(), free_order9_blocks, unusable_order9: unusable_free_index(Order(9), &info) }
+    ChurnSample {
+        step,
+        free_pages: m.nr_free_pages(),
+        free_order9_blocks,
+        unusable_order9: unusable_free_index(Order(9), &info),
+    }
 }

@@ -83,7 +83,10 @@ impl VmStat {
             ("alloc_fail", self.alloc_fail),
             ("alloc_extfrag", self.alloc_extfrag),
             ("alloc_extfrag_fragmenting", self.alloc_extfrag_fragmenting),
-            ("alloc_extfrag_change_ownership", self.alloc_extfrag_change_ownership),
+            (
+                "alloc_extfrag_change_ownership",
+                self.alloc_extfrag_change_ownership,
+            ),
             ("highatomic_reserved", self.highatomic_reserved),
             ("highatomic_unreserved", self.highatomic_unreserved),
             ("kswapd_boost_wake", self.kswapd_boost_wake),

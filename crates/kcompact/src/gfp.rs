@@ -94,9 +94,11 @@ impl Gfp {
     /// GFP_KERNEL_ACCOUNT.
     pub const GFP_KERNEL_ACCOUNT: Gfp = Gfp(Gfp::GFP_KERNEL.0 | Gfp::ACCOUNT.0);
     /// GFP_TRANSHUGE_LIGHT: a THP fault that neither reclaims nor compacts directly.
-    pub const GFP_TRANSHUGE_LIGHT: Gfp = Gfp(
-        (Gfp::GFP_HIGHUSER_MOVABLE.0 | Gfp::COMP.0 | Gfp::NOMEMALLOC.0 | Gfp::NOWARN.0) & !Gfp::RECLAIM.0,
-    );
+    pub const GFP_TRANSHUGE_LIGHT: Gfp = Gfp((Gfp::GFP_HIGHUSER_MOVABLE.0
+        | Gfp::COMP.0
+        | Gfp::NOMEMALLOC.0
+        | Gfp::NOWARN.0)
+        & !Gfp::RECLAIM.0);
     /// GFP_TRANSHUGE: a THP fault that may compact directly.
     pub const GFP_TRANSHUGE: Gfp = Gfp(Gfp::GFP_TRANSHUGE_LIGHT.0 | Gfp::DIRECT_RECLAIM.0);
     /// The mask for slab allocations of a reclaimable cache (SLAB_RECLAIM_ACCOUNT).
@@ -178,7 +180,11 @@ impl Gfp {
             }
         }
         if rest != 0 || parts.is_empty() {
-            return if parts.is_empty() { format!("{:#x}", self.0) } else { format!("{}|{:#x}", parts.join("|"), rest) };
+            return if parts.is_empty() {
+                format!("{:#x}", self.0)
+            } else {
+                format!("{}|{:#x}", parts.join("|"), rest)
+            };
         }
         parts.join("|")
     }
@@ -277,9 +283,18 @@ mod tests {
     #[test]
     fn migratetype_and_zone_from_gfp() {
         assert_eq!(Gfp::GFP_KERNEL.migratetype(true), MigrateType::Unmovable);
-        assert_eq!(Gfp::GFP_HIGHUSER_MOVABLE.migratetype(true), MigrateType::Movable);
-        assert_eq!(Gfp::GFP_KERNEL_RECLAIMABLE.migratetype(true), MigrateType::Reclaimable);
-        assert_eq!(Gfp::GFP_HIGHUSER_MOVABLE.migratetype(false), MigrateType::Unmovable);
+        assert_eq!(
+            Gfp::GFP_HIGHUSER_MOVABLE.migratetype(true),
+            MigrateType::Movable
+        );
+        assert_eq!(
+            Gfp::GFP_KERNEL_RECLAIMABLE.migratetype(true),
+            MigrateType::Reclaimable
+        );
+        assert_eq!(
+            Gfp::GFP_HIGHUSER_MOVABLE.migratetype(false),
+            MigrateType::Unmovable
+        );
         assert_eq!(Gfp::GFP_HIGHUSER_MOVABLE.zone(), ZoneType::Movable);
         assert_eq!((Gfp::GFP_KERNEL | Gfp::MOVABLE).zone(), ZoneType::Normal);
         assert_eq!(Gfp::GFP_DMA32.zone(), ZoneType::Dma32);
@@ -289,7 +304,10 @@ mod tests {
     #[test]
     fn symbolic_names_compose() {
         assert_eq!(Gfp::GFP_KERNEL.symbolic(), "GFP_KERNEL");
-        assert_eq!((Gfp::GFP_KERNEL | Gfp::COMP).symbolic(), "GFP_KERNEL|__GFP_COMP");
+        assert_eq!(
+            (Gfp::GFP_KERNEL | Gfp::COMP).symbolic(),
+            "GFP_KERNEL|__GFP_COMP"
+        );
         assert_eq!(Gfp::GFP_TRANSHUGE.symbolic(), "GFP_TRANSHUGE");
         assert_eq!(Gfp(0).symbolic(), "0x0");
     }

@@ -33,8 +33,13 @@ pub const MAX_NR_ZONES: usize = 5;
 
 impl ZoneType {
     /// Every zone type in index order.
-    pub const ALL: [ZoneType; MAX_NR_ZONES] =
-        [ZoneType::Dma, ZoneType::Dma32, ZoneType::Normal, ZoneType::Movable, ZoneType::Device];
+    pub const ALL: [ZoneType; MAX_NR_ZONES] = [
+        ZoneType::Dma,
+        ZoneType::Dma32,
+        ZoneType::Normal,
+        ZoneType::Movable,
+        ZoneType::Device,
+    ];
 
     /// Mirrors `zone_names[]`.
     pub fn name(self) -> &'static str {
@@ -77,7 +82,10 @@ pub struct PfnRange {
 impl PfnRange {
     /// A range `[start, end)`.
     pub fn new(start: u64, end: u64) -> PfnRange {
-        PfnRange { start: Pfn(start), end: Pfn(end) }
+        PfnRange {
+            start: Pfn(start),
+            end: Pfn(end),
+        }
     }
 
     /// Pages in the range.
@@ -117,7 +125,7 @@ impl ZoneSpec {
 
     /// One past the zone's last pfn (`zone_end_pfn()`).
     pub fn end_pfn(&self) -> Pfn {
-        self.start_pfn.add(self.spanned)
+        self.start_pfn.plus(self.spanned)
     }
 }
 
@@ -232,7 +240,11 @@ impl Layout {
             let (start, end) = (x86::DMA_END_PFN, low_end);
             let kernel = x86::KERNEL_RESERVED_PAGES.min((end - start) / 4);
             dma32.start_pfn = Pfn(start);
-            dma32.spanned = if high_pages > 0 { x86::DMA32_END_PFN - start } else { end - start };
+            dma32.spanned = if high_pages > 0 {
+                x86::DMA32_END_PFN - start
+            } else {
+                end - start
+            };
             dma32.present = vec![PfnRange::new(start, end)];
             dma32.reserved = vec![PfnRange::new(start, start + kernel)];
         }
@@ -241,7 +253,11 @@ impl Layout {
         let mut next = x86::DMA32_END_PFN;
         let mut normals = Vec::new();
         for n in 0..nodes {
-            let share = if n + 1 == nodes { high_pages - per_node * n as u64 } else { per_node };
+            let share = if n + 1 == nodes {
+                high_pages - per_node * n as u64
+            } else {
+                per_node
+            };
             normals.push((NodeId(n as u8), next, next + share));
             next += share;
         }
@@ -254,7 +270,11 @@ impl Layout {
                 zones.push(empty_zone(node, ZoneType::Dma32));
             }
             let node_present: u64 = (end - start)
-                + if i == 0 { zones[0].present_pages() + dma32.present_pages() } else { 0 };
+                + if i == 0 {
+                    zones[0].present_pages() + dma32.present_pages()
+                } else {
+                    0
+                };
             // memmap: 64 bytes per present page of the node, at the node's top.
             let memmap_pages = (node_present * 64).div_ceil(crate::units::PAGE_SIZE);
             let mov = movable_pages.min((end - start) / 2);
@@ -285,20 +305,33 @@ impl Layout {
 
     /// A layout from explicit zones (for example read from `/proc/zoneinfo`). Zones missing
     /// from `zones` are added empty; every present and reserved range is checked.
-    pub fn from_zones(mut zones: Vec<ZoneSpec>, pageblock_order: Order) -> Result<Layout, LayoutError> {
+    pub fn from_zones(
+        mut zones: Vec<ZoneSpec>,
+        pageblock_order: Order,
+    ) -> Result<Layout, LayoutError> {
         if pageblock_order.0 == 0 || pageblock_order.0 > MAX_PAGE_ORDER {
             return Err(LayoutError::PageblockOrder(pageblock_order.0));
         }
-        let nodes = zones.iter().map(|z| z.node.0 as usize + 1).max().unwrap_or(1);
+        let nodes = zones
+            .iter()
+            .map(|z| z.node.0 as usize + 1)
+            .max()
+            .unwrap_or(1);
         for n in 0..nodes {
             for zt in ZoneType::ALL {
-                if !zones.iter().any(|z| z.node.0 as usize == n && z.zone_type == zt) {
+                if !zones
+                    .iter()
+                    .any(|z| z.node.0 as usize == n && z.zone_type == zt)
+                {
                     zones.push(empty_zone(NodeId(n as u8), zt));
                 }
             }
         }
         zones.sort_by_key(|z| (z.node, z.zone_type));
-        if zones.windows(2).any(|w| w[0].node == w[1].node && w[0].zone_type == w[1].zone_type) {
+        if zones
+            .windows(2)
+            .any(|w| w[0].node == w[1].node && w[0].zone_type == w[1].zone_type)
+        {
             let z = zones
                 .windows(2)
                 .find(|w| w[0].node == w[1].node && w[0].zone_type == w[1].zone_type)
@@ -309,8 +342,15 @@ impl Layout {
         for z in zones.iter().filter(|z| z.spanned > 0) {
             check_ranges(z, &z.present, z.start_pfn.0, z.end_pfn().0, "present")?;
             for r in &z.reserved {
-                if !z.present.iter().any(|p| p.start <= r.start && r.end <= p.end) {
-                    return Err(bad(z, format!("reserved range {r:?} is not inside a present range")));
+                if !z
+                    .present
+                    .iter()
+                    .any(|p| p.start <= r.start && r.end <= p.end)
+                {
+                    return Err(bad(
+                        z,
+                        format!("reserved range {r:?} is not inside a present range"),
+                    ));
                 }
             }
             check_ranges(z, &z.reserved, z.start_pfn.0, z.end_pfn().0, "reserved")?;
@@ -322,7 +362,10 @@ impl Layout {
         if last_end > u32::MAX as u64 {
             return Err(LayoutError::TooLarge(last_end));
         }
-        Ok(Layout { zones, pageblock_order })
+        Ok(Layout {
+            zones,
+            pageblock_order,
+        })
     }
 
     /// One past the highest spanned pfn: the size of the memory map.
@@ -334,7 +377,11 @@ impl Layout {
 
     /// The number of nodes.
     pub fn nr_nodes(&self) -> usize {
-        self.zones.iter().map(|z| z.node.0 as usize + 1).max().unwrap_or(1)
+        self.zones
+            .iter()
+            .map(|z| z.node.0 as usize + 1)
+            .max()
+            .unwrap_or(1)
     }
 
     /// Total present pages.
@@ -344,18 +391,41 @@ impl Layout {
 }
 
 fn empty_zone(node: NodeId, zone_type: ZoneType) -> ZoneSpec {
-    ZoneSpec { node, zone_type, start_pfn: Pfn(0), spanned: 0, present: vec![], reserved: vec![] }
+    ZoneSpec {
+        node,
+        zone_type,
+        start_pfn: Pfn(0),
+        spanned: 0,
+        present: vec![],
+        reserved: vec![],
+    }
 }
 
 fn bad(z: &ZoneSpec, why: String) -> LayoutError {
-    LayoutError::BadZone { node: z.node.0, zone: z.zone_type.name(), why }
+    LayoutError::BadZone {
+        node: z.node.0,
+        zone: z.zone_type.name(),
+        why,
+    }
 }
 
-fn check_ranges(z: &ZoneSpec, ranges: &[PfnRange], lo: u64, hi: u64, what: &str) -> Result<(), LayoutError> {
+fn check_ranges(
+    z: &ZoneSpec,
+    ranges: &[PfnRange],
+    lo: u64,
+    hi: u64,
+    what: &str,
+) -> Result<(), LayoutError> {
     let mut prev_end = lo;
     for r in ranges {
         if r.start.0 < prev_end || r.end.0 > hi || r.start >= r.end {
-            return Err(bad(z, format!("{what} range {:#x}..{:#x} is empty, unsorted or outside {lo:#x}..{hi:#x}", r.start.0, r.end.0)));
+            return Err(bad(
+                z,
+                format!(
+                    "{what} range {:#x}..{:#x} is empty, unsorted or outside {lo:#x}..{hi:#x}",
+                    r.start.0, r.end.0
+                ),
+            ));
         }
         prev_end = r.end.0;
     }
@@ -367,7 +437,10 @@ mod tests {
     use super::*;
 
     fn zone(l: &Layout, node: u8, zt: ZoneType) -> &ZoneSpec {
-        l.zones.iter().find(|z| z.node == NodeId(node) && z.zone_type == zt).unwrap()
+        l.zones
+            .iter()
+            .find(|z| z.node == NodeId(node) && z.zone_type == zt)
+            .unwrap()
     }
 
     /// The 24 GiB layout matches this project's VM's `/proc/zoneinfo` for DMA and DMA32
@@ -376,11 +449,30 @@ mod tests {
     fn x86_64_24g_matches_the_vm() {
         let l = Layout::x86_64(24 << 30, 1, 0).unwrap();
         let dma = zone(&l, 0, ZoneType::Dma);
-        assert_eq!((dma.start_pfn, dma.spanned, dma.present_pages(), dma.managed_pages()), (Pfn(1), 4095, 3998, 3840));
+        assert_eq!(
+            (
+                dma.start_pfn,
+                dma.spanned,
+                dma.present_pages(),
+                dma.managed_pages()
+            ),
+            (Pfn(1), 4095, 3998, 3840)
+        );
         let dma32 = zone(&l, 0, ZoneType::Dma32);
-        assert_eq!((dma32.start_pfn, dma32.spanned, dma32.present_pages(), dma32.managed_pages()), (Pfn(4096), 1044480, 782336, 772917));
+        assert_eq!(
+            (
+                dma32.start_pfn,
+                dma32.spanned,
+                dma32.present_pages(),
+                dma32.managed_pages()
+            ),
+            (Pfn(4096), 1044480, 782336, 772917)
+        );
         let normal = zone(&l, 0, ZoneType::Normal);
-        assert_eq!((normal.start_pfn, normal.spanned, normal.present_pages()), (Pfn(1048576), 5505024, 5505024));
+        assert_eq!(
+            (normal.start_pfn, normal.spanned, normal.present_pages()),
+            (Pfn(1048576), 5505024, 5505024)
+        );
         assert!(normal.managed_pages() < normal.present_pages());
         assert_eq!(l.zones.len(), MAX_NR_ZONES);
         assert_eq!(zone(&l, 0, ZoneType::Movable).spanned, 0);
@@ -404,13 +496,23 @@ mod tests {
         assert_eq!(n1.end_pfn(), m1.start_pfn);
         assert_eq!(m1.spanned, 1 << 18);
         let total: u64 = l.zones.iter().map(|z| z.present_pages()).sum();
-        assert_eq!(total, (16 << 30) / 4096 - 98, "all RAM but pfn 0 and the BIOS hole");
+        assert_eq!(
+            total,
+            (16 << 30) / 4096 - 98,
+            "all RAM but pfn 0 and the BIOS hole"
+        );
     }
 
     #[test]
     fn bad_sizes_are_refused() {
-        assert!(matches!(Layout::x86_64(0, 1, 0), Err(LayoutError::SizeOutOfRange { .. })));
-        assert!(matches!(Layout::x86_64(1 << 50, 1, 0), Err(LayoutError::SizeOutOfRange { .. })));
+        assert!(matches!(
+            Layout::x86_64(0, 1, 0),
+            Err(LayoutError::SizeOutOfRange { .. })
+        ));
+        assert!(matches!(
+            Layout::x86_64(1 << 50, 1, 0),
+            Err(LayoutError::SizeOutOfRange { .. })
+        ));
         assert_eq!(Layout::x86_64(1 << 30, 0, 0), Err(LayoutError::Nodes(0)));
     }
 
@@ -424,9 +526,16 @@ mod tests {
             present: vec![PfnRange::new(s, e)],
             reserved: vec![],
         };
-        let err = Layout::from_zones(vec![mk(ZoneType::Dma, 0, 4096), mk(ZoneType::Dma32, 4000, 8192)], Order(9));
+        let err = Layout::from_zones(
+            vec![mk(ZoneType::Dma, 0, 4096), mk(ZoneType::Dma32, 4000, 8192)],
+            Order(9),
+        );
         assert!(matches!(err, Err(LayoutError::BadZone { .. })), "{err:?}");
-        let ok = Layout::from_zones(vec![mk(ZoneType::Dma, 0, 4096), mk(ZoneType::Dma32, 4096, 8192)], Order(9)).unwrap();
+        let ok = Layout::from_zones(
+            vec![mk(ZoneType::Dma, 0, 4096), mk(ZoneType::Dma32, 4096, 8192)],
+            Order(9),
+        )
+        .unwrap();
         assert_eq!(ok.end_pfn(), Pfn(8192));
     }
 }

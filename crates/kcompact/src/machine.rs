@@ -10,7 +10,7 @@
 use crate::buddy::FreeFlags;
 use crate::event::VmStat;
 use crate::layout::{Layout, ZoneType, MAX_NR_ZONES};
-use crate::memmap::{MemMap, MigrateType, Pageblocks, PageFlags};
+use crate::memmap::{MemMap, MigrateType, PageFlags, Pageblocks};
 use crate::units::{NodeId, Order, Pfn, ZoneIdx, MAX_PAGE_ORDER};
 use crate::zone::Zone;
 use thiserror::Error;
@@ -83,7 +83,11 @@ impl VmConfig {
         }
         if let Some(m) = self.user_min_free_kbytes {
             if m == 0 || m > 1 << 40 {
-                return Err(ConfigError::OutOfRange { key: "min_free_kbytes", value: m, range: "1..=2^40" });
+                return Err(ConfigError::OutOfRange {
+                    key: "min_free_kbytes",
+                    value: m,
+                    range: "1..=2^40",
+                });
             }
         }
         if self.cma_pages > 0 && !self.config_cma {
@@ -151,7 +155,10 @@ impl Machine {
                 for p in r.start.0..r.end.0 {
                     mem.set_flags(Pfn(p), PageFlags::EMPTY);
                 }
-                let (first, last) = (Pfn(r.start.0).pageblock(pb_order), Pfn(r.end.0 - 1).pageblock(pb_order));
+                let (first, last) = (
+                    Pfn(r.start.0).pageblock(pb_order),
+                    Pfn(r.end.0 - 1).pageblock(pb_order),
+                );
                 for b in first.0..=last.0 {
                     let slot = &mut block_zone[b as usize];
                     if *slot != NO_ZONE && *slot != zi as u8 {
@@ -165,7 +172,14 @@ impl Machine {
                     mem.set_reserved(Pfn(p));
                 }
             }
-            let mut z = Zone::new(spec.node, spec.zone_type, spec.start_pfn, spec.spanned, spec.present_pages(), 0);
+            let mut z = Zone::new(
+                spec.node,
+                spec.zone_type,
+                spec.start_pfn,
+                spec.spanned,
+                spec.present_pages(),
+                0,
+            );
             if spec.spanned == 0 {
                 z.zone_start_pfn = Pfn(0);
             }
@@ -192,7 +206,11 @@ impl Machine {
         for (zi, spec) in layout.zones.iter().enumerate() {
             for r in &spec.present {
                 let mut start = r.start.0;
-                for res in spec.reserved.iter().filter(|x| x.start >= r.start && x.end <= r.end) {
+                for res in spec
+                    .reserved
+                    .iter()
+                    .filter(|x| x.start >= r.start && x.end <= r.end)
+                {
                     m.free_boot_range(zi, start, res.start.0);
                     start = res.end.0;
                 }
@@ -218,14 +236,31 @@ impl Machine {
         let nr_blocks = pages.div_ceil(pb);
         let zi = (0..layout.zones.len())
             .rev()
-            .find(|&i| layout.zones[i].node == NodeId(0) && layout.zones[i].zone_type <= ZoneType::Normal && layout.zones[i].managed_pages() > 0)
+            .find(|&i| {
+                layout.zones[i].node == NodeId(0)
+                    && layout.zones[i].zone_type <= ZoneType::Normal
+                    && layout.zones[i].managed_pages() > 0
+            })
             .ok_or_else(|| ConfigError::Cma("no zone to hold it".into()))?;
         let spec = &layout.zones[zi];
-        let top = spec.reserved.first().map(|r| r.start.0).unwrap_or(spec.end_pfn().0) & !(pb - 1);
-        let start = top.checked_sub(nr_blocks * pb).filter(|s| *s >= spec.start_pfn.0.next_multiple_of(pb));
-        let start = start.ok_or_else(|| ConfigError::Cma(format!("{pages} pages do not fit in zone {}", spec.zone_type.name())))?;
+        let top = spec
+            .reserved
+            .first()
+            .map(|r| r.start.0)
+            .unwrap_or(spec.end_pfn().0)
+            & !(pb - 1);
+        let start = top
+            .checked_sub(nr_blocks * pb)
+            .filter(|s| *s >= spec.start_pfn.0.next_multiple_of(pb));
+        let start = start.ok_or_else(|| {
+            ConfigError::Cma(format!(
+                "{pages} pages do not fit in zone {}",
+                spec.zone_type.name()
+            ))
+        })?;
         for b in 0..nr_blocks {
-            self.pageblocks.set_migratetype(Pfn(start + b * pb), MigrateType::Cma);
+            self.pageblocks
+                .set_migratetype(Pfn(start + b * pb), MigrateType::Cma);
         }
         self.zones[zi].cma_pages = nr_blocks * pb;
         Ok(())
@@ -240,7 +275,12 @@ impl Machine {
             }
             self.zones[zi].managed_pages += 1 << order;
             self.mem.clear_block(Pfn(start), Order(order));
-            self.free_one_page(ZoneIdx(zi as u8), Pfn(start), Order(order), FreeFlags::TO_TAIL);
+            self.free_one_page(
+                ZoneIdx(zi as u8),
+                Pfn(start),
+                Order(order),
+                FreeFlags::TO_TAIL,
+            );
             start += 1 << order;
         }
     }
@@ -330,7 +370,11 @@ impl Machine {
     /// types when grouping by mobility is disabled.
     #[inline]
     pub fn set_pageblock_migratetype(&mut self, pfn: Pfn, mt: MigrateType) {
-        let mt = if self.mobility_disabled && mt.is_mergeable() { MigrateType::Unmovable } else { mt };
+        let mt = if self.mobility_disabled && mt.is_mergeable() {
+            MigrateType::Unmovable
+        } else {
+            mt
+        };
         self.pageblocks.set_migratetype(pfn, mt);
     }
 }
@@ -350,7 +394,10 @@ mod tests {
         assert_eq!(dma.free_by_order(), [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 3]);
         assert_eq!(m.nr_free_pages(), m.managed_pages());
         assert_eq!(m.page_zone(Pfn(0)), None);
-        assert_eq!(m.page_zone(Pfn(0x1000)), Some(m.zone_of(NodeId(0), ZoneType::Dma32)));
+        assert_eq!(
+            m.page_zone(Pfn(0x1000)),
+            Some(m.zone_of(NodeId(0), ZoneType::Dma32))
+        );
     }
 
     #[test]
@@ -358,8 +405,14 @@ mod tests {
         let layout = Layout::x86_64(16 << 30, 2, 0).unwrap();
         let m = Machine::boot(&layout, VmConfig::default()).unwrap();
         let zl = m.zonelist(NodeId(1), ZoneType::Movable, false);
-        let names: Vec<_> = zl.iter().map(|z| (m.zone(*z).node.0, m.zone(*z).name())).collect();
-        assert_eq!(names, [(1, "Normal"), (0, "Normal"), (0, "DMA32"), (0, "DMA")]);
+        let names: Vec<_> = zl
+            .iter()
+            .map(|z| (m.zone(*z).node.0, m.zone(*z).name()))
+            .collect();
+        assert_eq!(
+            names,
+            [(1, "Normal"), (0, "Normal"), (0, "DMA32"), (0, "DMA")]
+        );
         let zl = m.zonelist(NodeId(0), ZoneType::Dma32, true);
         assert_eq!(zl.len(), 2);
     }
@@ -367,7 +420,13 @@ mod tests {
     #[test]
     fn bad_tunables_are_refused() {
         let layout = Layout::x86_64(1 << 30, 1, 0).unwrap();
-        let cfg = VmConfig { watermark_scale_factor: 0, ..VmConfig::default() };
-        assert!(matches!(Machine::boot(&layout, cfg), Err(BootError::Config(ConfigError::OutOfRange { .. }))));
+        let cfg = VmConfig {
+            watermark_scale_factor: 0,
+            ..VmConfig::default()
+        };
+        assert!(matches!(
+            Machine::boot(&layout, cfg),
+            Err(BootError::Config(ConfigError::OutOfRange { .. }))
+        ));
     }
 }

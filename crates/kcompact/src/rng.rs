@@ -16,7 +16,10 @@ pub struct SimRng {
 impl SimRng {
     /// A generator for `seed`.
     pub fn new(seed: u64) -> SimRng {
-        SimRng { inner: ChaCha8Rng::seed_from_u64(seed), seed }
+        SimRng {
+            inner: ChaCha8Rng::seed_from_u64(seed),
+            seed,
+        }
     }
 
     /// The seed this generator started from.

@@ -27,7 +27,9 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     if digits_end == 0 {
         return Err(SizeError::Syntax(text.to_string()));
     }
-    let n: u64 = t[..digits_end].parse().map_err(|_| SizeError::Overflow(text.to_string()))?;
+    let n: u64 = t[..digits_end]
+        .parse()
+        .map_err(|_| SizeError::Overflow(text.to_string()))?;
     let unit = t[digits_end..].to_ascii_uppercase();
     let shift = match unit.as_str() {
         "" | "B" => 0,
@@ -37,7 +39,8 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
         "T" | "TB" | "TIB" => 40,
         _ => return Err(SizeError::Syntax(text.to_string())),
     };
-    n.checked_mul(1u64 << shift).ok_or_else(|| SizeError::Overflow(text.to_string()))
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| SizeError::Overflow(text.to_string()))
 }
 
 #[cfg(test)]
@@ -58,8 +61,14 @@ mod tests {
         assert!(matches!(parse_size("3X"), Err(SizeError::Syntax(_))));
         assert!(matches!(parse_size("G"), Err(SizeError::Syntax(_))));
         assert_eq!(parse_size(""), Err(SizeError::Empty));
-        assert!(matches!(parse_size("99999999999999999999"), Err(SizeError::Overflow(_))));
-        assert!(matches!(parse_size("20000000T"), Err(SizeError::Overflow(_))));
+        assert!(matches!(
+            parse_size("99999999999999999999"),
+            Err(SizeError::Overflow(_))
+        ));
+        assert!(matches!(
+            parse_size("20000000T"),
+            Err(SizeError::Overflow(_))
+        ));
         assert!(matches!(parse_size("-1G"), Err(SizeError::Syntax(_))));
     }
 }

@@ -61,7 +61,7 @@ impl Pfn {
 
     /// This pfn moved by `nr_pages` (checked: overflow is a programmer error).
     #[inline]
-    pub fn add(self, nr_pages: u64) -> Pfn {
+    pub fn plus(self, nr_pages: u64) -> Pfn {
         Pfn(self.0.checked_add(nr_pages).expect("pfn overflow"))
     }
 

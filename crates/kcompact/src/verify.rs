@@ -14,7 +14,8 @@
 //! 4. No two free buddies are left unmerged below pageblock order (at and above it, types
 //!    may legitimately keep them apart).
 //! 5. Watermarks are ordered min ≤ low ≤ high ≤ promo; the highatomic reserve equals the
-//!    pages of HIGHATOMIC pageblocks.
+//!    pages of HIGHATOMIC pageblocks (isolated ones included: isolation keeps the type
+//!    underneath).
 
 use crate::machine::Machine;
 use crate::memmap::{MigrateType, PageFlags};
@@ -51,7 +52,11 @@ pub fn verify(m: &Machine) -> Result<VerifyCounts, String> {
                 for pfn in area.free_list[mt.idx()].iter(&m.mem) {
                     count += 1;
                     if count > end.0 {
-                        err(format!("zone {} order {o} {}: list loops", z.name(), mt.name()));
+                        err(format!(
+                            "zone {} order {o} {}: list loops",
+                            z.name(),
+                            mt.name()
+                        ));
                         break;
                     }
                     if on_list[pfn.idx()] {
@@ -60,28 +65,49 @@ pub fn verify(m: &Machine) -> Result<VerifyCounts, String> {
                     }
                     on_list[pfn.idx()] = true;
                     if !m.mem.is_buddy(pfn) || m.mem.buddy_order(pfn) != o {
-                        err(format!("{pfn:?} on order-{o} {} list is not a buddy head of that order: {:?}", mt.name(), m.mem.flags(pfn)));
+                        err(format!(
+                            "{pfn:?} on order-{o} {} list is not a buddy head of that order: {:?}",
+                            mt.name(),
+                            m.mem.flags(pfn)
+                        ));
                         continue;
                     }
-                    if !pfn.is_aligned(o) || m.page_zone(pfn) != Some(zi) || m.page_zone(pfn.add(o.nr_pages() - 1)) != Some(zi) {
-                        err(format!("{pfn:?} order {o}: misaligned or outside zone {}", z.name()));
+                    if !pfn.is_aligned(o)
+                        || m.page_zone(pfn) != Some(zi)
+                        || m.page_zone(pfn.plus(o.nr_pages() - 1)) != Some(zi)
+                    {
+                        err(format!(
+                            "{pfn:?} order {o}: misaligned or outside zone {}",
+                            z.name()
+                        ));
                         continue;
                     }
                     let nblocks = 1u64 << o.0.saturating_sub(pb.0);
                     for b in 0..nblocks {
-                        let t = m.pageblocks.migratetype(pfn.add(b << pb.0));
+                        let t = m.pageblocks.migratetype(pfn.plus(b << pb.0));
                         if t != mt {
-                            err(format!("{pfn:?} order {o} on {} list but its pageblock is {}", mt.name(), t.name()));
+                            err(format!(
+                                "{pfn:?} order {o} on {} list but its pageblock is {}",
+                                mt.name(),
+                                t.name()
+                            ));
                         }
                     }
                     for i in 0..o.nr_pages() {
-                        let p = pfn.add(i);
+                        let p = pfn.plus(i);
                         if free_page[p.idx()] {
                             err(format!("{p:?} is inside two free blocks"));
                         }
                         free_page[p.idx()] = true;
-                        if i > 0 && (m.mem.flags(p) != PageFlags::EMPTY || m.mem.refcount(p) != 0 || m.mem.mapcount(p) != 0) {
-                            err(format!("{p:?} inside free block {pfn:?} is not clean: {:?}", m.mem.flags(p)));
+                        if i > 0
+                            && (m.mem.flags(p) != PageFlags::EMPTY
+                                || m.mem.refcount(p) != 0
+                                || m.mem.mapcount(p) != 0)
+                        {
+                            err(format!(
+                                "{p:?} inside free block {pfn:?} is not clean: {:?}",
+                                m.mem.flags(p)
+                            ));
                         }
                     }
                     let n = o.nr_pages();
@@ -105,7 +131,11 @@ pub fn verify(m: &Machine) -> Result<VerifyCounts, String> {
                 }
             }
             if count != area.nr_free {
-                err(format!("zone {} order {o}: nr_free {} but lists hold {count}", z.name(), area.nr_free));
+                err(format!(
+                    "zone {} order {o}: nr_free {} but lists hold {count}",
+                    z.name(),
+                    area.nr_free
+                ));
             }
         }
         let checks = [
@@ -116,7 +146,10 @@ pub fn verify(m: &Machine) -> Result<VerifyCounts, String> {
         ];
         for (name, have, want) in checks {
             if have != want {
-                err(format!("zone {}: {name} is {have}, recount {want}", z.name()));
+                err(format!(
+                    "zone {}: {name} is {have}, recount {want}",
+                    z.name()
+                ));
             }
         }
         let w = z.watermark;
@@ -131,12 +164,12 @@ pub fn verify(m: &Machine) -> Result<VerifyCounts, String> {
     while p < end {
         let f = m.mem.flags(p);
         if f.contains(PageFlags::NOPAGE) {
-            p = p.add(1);
+            p = p.plus(1);
             continue;
         }
         let Some(zi) = m.page_zone(p) else {
             err(format!("{p:?} is present but in no zone"));
-            p = p.add(1);
+            p = p.plus(1);
             continue;
         };
         if f.contains(PageFlags::RESERVED) {
@@ -153,31 +186,46 @@ pub fn verify(m: &Machine) -> Result<VerifyCounts, String> {
                 let head = m.mem.compound_head(p);
                 let hf = m.mem.flags(head);
                 if !hf.contains(PageFlags::HEAD) || head > p || p.0 - head.0 >= 1u64 << hf.order() {
-                    err(format!("{p:?} is a tail of {head:?}, which is not a head covering it"));
+                    err(format!(
+                        "{p:?} is a tail of {head:?}, which is not a head covering it"
+                    ));
                 }
-            } else if f.contains(PageFlags::HEAD) {
-                if m.mem.refcount(p) == 0 {
-                    err(format!("{p:?} is an allocated head with refcount 0"));
-                }
+            } else if f.contains(PageFlags::HEAD) && m.mem.refcount(p) == 0 {
+                err(format!("{p:?} is an allocated head with refcount 0"));
             }
         }
-        p = p.add(1);
+        p = p.plus(1);
     }
     for (zidx, z) in m.zones.iter().enumerate() {
         let (free, alloc) = per_zone[zidx];
         if free + alloc != z.managed_pages {
-            err(format!("zone {}: free {free} + allocated {alloc} != managed {}", z.name(), z.managed_pages));
+            err(format!(
+                "zone {}: free {free} + allocated {alloc} != managed {}",
+                z.name(),
+                z.managed_pages
+            ));
         }
         // 5: the highatomic reserve matches the HIGHATOMIC pageblocks.
         if z.spanned_pages > 0 {
             let first = z.zone_start_pfn.pageblock(pb).0;
             let last = Pfn(z.end_pfn().0 - 1).pageblock(pb).0;
             let ha = (first..=last)
-                .filter(|b| m.page_zone(Pfn((*b as u64) << pb.0).max(z.zone_start_pfn)) == Some(ZoneIdx(zidx as u8)))
-                .filter(|b| m.pageblocks.block_migratetype(crate::units::PageblockIdx(*b)) == MigrateType::HighAtomic)
+                .filter(|b| {
+                    m.page_zone(Pfn((*b as u64) << pb.0).max(z.zone_start_pfn))
+                        == Some(ZoneIdx(zidx as u8))
+                })
+                .filter(|b| {
+                    m.pageblocks
+                        .underlying_migratetype(Pfn((*b as u64) << pb.0))
+                        == MigrateType::HighAtomic
+                })
                 .count() as u64;
             if ha * m.pageblocks.nr_pages() != z.nr_reserved_highatomic {
-                err(format!("zone {}: nr_reserved_highatomic {} but {ha} HIGHATOMIC pageblocks", z.name(), z.nr_reserved_highatomic));
+                err(format!(
+                    "zone {}: nr_reserved_highatomic {} but {ha} HIGHATOMIC pageblocks",
+                    z.name(),
+                    z.nr_reserved_highatomic
+                ));
             }
         }
     }

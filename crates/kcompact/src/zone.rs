@@ -75,7 +75,14 @@ pub struct Zone {
 
 impl Zone {
     /// An empty zone of the given span; free lists empty, watermarks zero.
-    pub fn new(node: NodeId, zone_type: ZoneType, start: Pfn, spanned: u64, present: u64, managed: u64) -> Zone {
+    pub fn new(
+        node: NodeId,
+        zone_type: ZoneType,
+        start: Pfn,
+        spanned: u64,
+        present: u64,
+        managed: u64,
+    ) -> Zone {
         Zone {
             node,
             zone_type,
@@ -100,7 +107,7 @@ impl Zone {
     /// `zone_end_pfn()`.
     #[inline]
     pub fn end_pfn(&self) -> Pfn {
-        self.zone_start_pfn.add(self.spanned_pages)
+        self.zone_start_pfn.plus(self.spanned_pages)
     }
 
     /// `zone_spans_pfn()`.

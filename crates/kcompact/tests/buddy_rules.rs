@@ -11,7 +11,10 @@ use kcompact::units::{NodeId, Order, Pfn};
 use kcompact::VmConfig;
 
 fn no_boost() -> VmConfig {
-    VmConfig { watermark_boost_factor: 0, ..VmConfig::default() }
+    VmConfig {
+        watermark_boost_factor: 0,
+        ..VmConfig::default()
+    }
 }
 
 /// The first pfn of the Normal zone's pageblock `i` in `small_layout(0, n)`.
@@ -21,7 +24,9 @@ fn block(i: u64) -> Pfn {
 
 fn free_list_len(m: &kcompact::Machine, order: u8, mt: MigrateType) -> usize {
     let z = m.zone(m.zone_of(NodeId(0), ZoneType::Normal));
-    z.free_area[order as usize].free_list[mt.idx()].iter(&m.mem).count()
+    z.free_area[order as usize].free_list[mt.idx()]
+        .iter(&m.mem)
+        .count()
 }
 
 /// Drains a one-zone machine, flags every page LRU (movable), and frees `free` pages at
@@ -35,7 +40,7 @@ fn block_with_scattered_free(free: u64, lru: bool) -> kcompact::Machine {
         }
     }
     for i in 0..free {
-        m.free_pages(block(1).add(2 * i), Order(0));
+        m.free_pages(block(1).plus(2 * i), Order(0));
     }
     check(&m);
     m
@@ -47,14 +52,22 @@ fn claim_threshold_unmovable_request_in_movable_block() {
     // movable = 0, so the free count alone decides.
     for (free, claims) in [(255, false), (256, true)] {
         let mut m = block_with_scattered_free(free, true);
-        let p = alloc_flags(&mut m, Gfp::GFP_KERNEL, Order(0), AllocFlags::NO_WATERMARKS).expect("a page");
+        let p = alloc_flags(&mut m, Gfp::GFP_KERNEL, Order(0), AllocFlags::NO_WATERMARKS)
+            .expect("a page");
         assert_eq!(p.align_down(Order(9)), block(1));
-        let want = if claims { MigrateType::Unmovable } else { MigrateType::Movable };
+        let want = if claims {
+            MigrateType::Unmovable
+        } else {
+            MigrateType::Movable
+        };
         assert_eq!(m.migratetype(block(1)), want, "free={free}");
         assert_eq!(m.vmstat.alloc_extfrag, 1);
         assert_eq!(m.vmstat.alloc_extfrag_change_ownership, claims as u64);
         if claims {
-            assert_eq!(free_list_len(&m, 0, MigrateType::Unmovable) as u64, free - 1);
+            assert_eq!(
+                free_list_len(&m, 0, MigrateType::Unmovable) as u64,
+                free - 1
+            );
             assert_eq!(free_list_len(&m, 0, MigrateType::Movable), 0);
         } else {
             assert_eq!(free_list_len(&m, 0, MigrateType::Movable) as u64, free - 1);
@@ -82,16 +95,26 @@ fn claim_threshold_movable_request_in_unmovable_block() {
         drain(&mut m, Gfp::GFP_KERNEL);
         m.set_pageblock_migratetype(block(2), MigrateType::Unmovable);
         for i in 0..lru_pages {
-            m.mem.set_flag(block(2).add(16 + i), PageFlags::LRU);
+            m.mem.set_flag(block(2).plus(16 + i), PageFlags::LRU);
         }
         for i in 0..16 {
-            m.free_pages(block(2).add(i), Order(0));
+            m.free_pages(block(2).plus(i), Order(0));
         }
         assert_eq!(free_list_len(&m, 4, MigrateType::Unmovable), 1);
         check(&m);
-        let p = alloc_flags(&mut m, Gfp::GFP_HIGHUSER_MOVABLE, Order(0), AllocFlags::NO_WATERMARKS).expect("a page");
+        let p = alloc_flags(
+            &mut m,
+            Gfp::GFP_HIGHUSER_MOVABLE,
+            Order(0),
+            AllocFlags::NO_WATERMARKS,
+        )
+        .expect("a page");
         assert_eq!(p, block(2));
-        let want = if claims { MigrateType::Movable } else { MigrateType::Unmovable };
+        let want = if claims {
+            MigrateType::Movable
+        } else {
+            MigrateType::Unmovable
+        };
         assert_eq!(m.migratetype(block(2)), want, "lru={lru_pages}");
         // Either way the remainder of the order-4 chunk is split: 1+2+4+8 pages on the lists of
         // the block's type now.
@@ -110,12 +133,18 @@ fn small_movable_requests_only_steal() {
     drain(&mut m, Gfp::GFP_KERNEL);
     m.set_pageblock_migratetype(block(3), MigrateType::Unmovable);
     for i in 0..300 {
-        m.mem.set_flag(block(3).add(2 * i + 1), PageFlags::LRU);
+        m.mem.set_flag(block(3).plus(2 * i + 1), PageFlags::LRU);
     }
     for i in 0..200 {
-        m.free_pages(block(3).add(2 * i), Order(0));
+        m.free_pages(block(3).plus(2 * i), Order(0));
     }
-    alloc_flags(&mut m, Gfp::GFP_HIGHUSER_MOVABLE, Order(0), AllocFlags::NO_WATERMARKS).expect("a page");
+    alloc_flags(
+        &mut m,
+        Gfp::GFP_HIGHUSER_MOVABLE,
+        Order(0),
+        AllocFlags::NO_WATERMARKS,
+    )
+    .expect("a page");
     assert_eq!(m.migratetype(block(3)), MigrateType::Unmovable);
     assert_eq!(m.vmstat.alloc_extfrag_fragmenting, 1);
     assert_eq!(m.vmstat.alloc_extfrag_change_ownership, 0);
@@ -130,13 +159,23 @@ fn whole_free_pageblock_is_claimed_outright() {
         m.free_pages(*p, Order(0));
     }
     assert_eq!(free_list_len(&m, 9, MigrateType::Movable), 1);
-    let p = alloc_flags(&mut m, Gfp::GFP_KERNEL_RECLAIMABLE, Order(2), AllocFlags::WMARK_MIN).expect("a page");
+    let p = alloc_flags(
+        &mut m,
+        Gfp::GFP_KERNEL_RECLAIMABLE,
+        Order(2),
+        AllocFlags::WMARK_MIN,
+    )
+    .expect("a page");
     assert_eq!(p, block(1));
     assert_eq!(m.migratetype(block(1)), MigrateType::Reclaimable);
     assert_eq!(m.vmstat.alloc_extfrag_fragmenting, 0);
     // expand() put the remainder on the RECLAIMABLE lists, orders 2..=8.
     for o in 2..9 {
-        assert_eq!(free_list_len(&m, o, MigrateType::Reclaimable), 1, "order {o}");
+        assert_eq!(
+            free_list_len(&m, o, MigrateType::Reclaimable),
+            1,
+            "order {o}"
+        );
     }
     check(&m);
 }
@@ -150,19 +189,36 @@ fn nofragment_refuses_partial_fallback_then_retries() {
     drain(&mut m, Gfp::GFP_KERNEL);
     m.set_pageblock_migratetype(block(0), MigrateType::Unmovable);
     for i in 0..10 {
-        m.free_pages(block(0).add(2 * i), Order(0));
+        m.free_pages(block(0).plus(2 * i), Order(0));
     }
-    let p = alloc_flags(&mut m, Gfp::GFP_HIGHUSER_MOVABLE, Order(0), AllocFlags::NO_WATERMARKS | AllocFlags::NOFRAGMENT);
+    let p = alloc_flags(
+        &mut m,
+        Gfp::GFP_HIGHUSER_MOVABLE,
+        Order(0),
+        AllocFlags::NO_WATERMARKS | AllocFlags::NOFRAGMENT,
+    );
     assert!(p.is_some());
     assert_eq!(m.vmstat.alloc_extfrag_fragmenting, 1);
     // Under defrag_mode the flag is never dropped: the request fails instead.
-    let mut m = small_machine(0, 8, VmConfig { defrag_mode: true, ..no_boost() });
+    let mut m = small_machine(
+        0,
+        8,
+        VmConfig {
+            defrag_mode: true,
+            ..no_boost()
+        },
+    );
     drain(&mut m, Gfp::GFP_KERNEL);
     m.set_pageblock_migratetype(block(0), MigrateType::Unmovable);
     for i in 0..10 {
-        m.free_pages(block(0).add(2 * i), Order(0));
+        m.free_pages(block(0).plus(2 * i), Order(0));
     }
-    let p = alloc_flags(&mut m, Gfp::GFP_HIGHUSER_MOVABLE, Order(0), AllocFlags::NO_WATERMARKS | AllocFlags::NOFRAGMENT);
+    let p = alloc_flags(
+        &mut m,
+        Gfp::GFP_HIGHUSER_MOVABLE,
+        Order(0),
+        AllocFlags::NO_WATERMARKS | AllocFlags::NOFRAGMENT,
+    );
     assert_eq!(p, None);
     check(&m);
 }
@@ -172,18 +228,37 @@ fn nofragment_is_set_for_normal_zone_requests_when_dma32_exists() {
     let m = small_machine(8, 8, no_boost());
     let normal = m.zone_of(NodeId(0), ZoneType::Normal);
     let dma32 = m.zone_of(NodeId(0), ZoneType::Dma32);
-    assert!(m.alloc_flags_nofragment(Some(normal), Gfp::GFP_KERNEL).has(AllocFlags::NOFRAGMENT));
-    assert!(!m.alloc_flags_nofragment(Some(dma32), Gfp::GFP_KERNEL).has(AllocFlags::NOFRAGMENT));
-    assert!(m.alloc_flags_nofragment(Some(normal), Gfp::GFP_KERNEL).has(AllocFlags::KSWAPD));
+    assert!(m
+        .alloc_flags_nofragment(Some(normal), Gfp::GFP_KERNEL)
+        .has(AllocFlags::NOFRAGMENT));
+    assert!(!m
+        .alloc_flags_nofragment(Some(dma32), Gfp::GFP_KERNEL)
+        .has(AllocFlags::NOFRAGMENT));
+    assert!(m
+        .alloc_flags_nofragment(Some(normal), Gfp::GFP_KERNEL)
+        .has(AllocFlags::KSWAPD));
     let one_zone = small_machine(0, 8, no_boost());
     let n = one_zone.zone_of(NodeId(0), ZoneType::Normal);
-    assert!(one_zone.alloc_flags_nofragment(Some(n), Gfp::GFP_KERNEL).has(AllocFlags::NOFRAGMENT));
+    assert!(one_zone
+        .alloc_flags_nofragment(Some(n), Gfp::GFP_KERNEL)
+        .has(AllocFlags::NOFRAGMENT));
 }
 
 /// Frees the two pageblocks of an order-10 block, the first typed `a`, the second `b`, and
 /// returns the resulting (order-9 count, order-10 count) of the zone.
-fn free_pair(a: MigrateType, b: MigrateType, isolate_second: bool) -> (u64, u64, kcompact::Machine) {
-    let mut m = small_machine(0, 8, VmConfig { config_cma: true, ..no_boost() });
+fn free_pair(
+    a: MigrateType,
+    b: MigrateType,
+    isolate_second: bool,
+) -> (u64, u64, kcompact::Machine) {
+    let mut m = small_machine(
+        0,
+        8,
+        VmConfig {
+            config_cma: true,
+            ..no_boost()
+        },
+    );
     let pages = drain(&mut m, Gfp::GFP_HIGHUSER_MOVABLE);
     let z = m.zone_of(NodeId(0), ZoneType::Normal);
     for (blk, t) in [(block(0), a), (block(1), b)] {
@@ -208,12 +283,20 @@ fn merges_refused_across_isolate_highatomic_and_cma_at_pageblock_order() {
     use MigrateType::*;
     for other in [HighAtomic, Cma] {
         let (o9, o10, _) = free_pair(Movable, other, false);
-        assert_eq!((o9, o10), (2, 0), "MOVABLE + {} must not merge", other.name());
+        assert_eq!(
+            (o9, o10),
+            (2, 0),
+            "MOVABLE + {} must not merge",
+            other.name()
+        );
     }
     let (o9, o10, m) = free_pair(Movable, Movable, true);
     assert_eq!((o9, o10), (2, 0), "MOVABLE + ISOLATE must not merge");
     // Isolated free pages are not counted as free.
-    assert_eq!(m.zone(m.zone_of(NodeId(0), ZoneType::Normal)).nr_free_pages, 512);
+    assert_eq!(
+        m.zone(m.zone_of(NodeId(0), ZoneType::Normal)).nr_free_pages,
+        512
+    );
     // Two blocks of the same non-mergeable type do merge.
     let (o9, o10, _) = free_pair(HighAtomic, HighAtomic, false);
     assert_eq!((o9, o10), (0, 1));
@@ -243,12 +326,18 @@ fn unisolating_a_free_block_merges_it_again() {
 #[test]
 fn expand_puts_upper_halves_at_list_heads() {
     let mut m = small_machine(0, 8, no_boost());
-    let p = alloc_flags(&mut m, Gfp::GFP_HIGHUSER_MOVABLE, Order(0), AllocFlags::NO_WATERMARKS).expect("a page");
+    let p = alloc_flags(
+        &mut m,
+        Gfp::GFP_HIGHUSER_MOVABLE,
+        Order(0),
+        AllocFlags::NO_WATERMARKS,
+    )
+    .expect("a page");
     assert_eq!(p, block(0));
     let z = m.zone(m.zone_of(NodeId(0), ZoneType::Normal));
     for o in 0..10u8 {
         let head = z.free_area[o as usize].free_list[MigrateType::Movable.idx()].first();
-        assert_eq!(head, Some(block(0).add(1 << o)), "order {o}");
+        assert_eq!(head, Some(block(0).plus(1 << o)), "order {o}");
     }
     check(&m);
 }
@@ -261,17 +350,19 @@ fn freed_block_goes_to_the_tail_when_a_merge_is_likely() {
     // buddy (2,3) which is not one free order-1 block, so head again.
     let mut m = small_machine(0, 8, no_boost());
     let pages = drain(&mut m, Gfp::GFP_HIGHUSER_MOVABLE);
-    assert!(pages.contains(&block(0).add(5)));
+    assert!(pages.contains(&block(0).plus(5)));
     // Free 4 and 5: they merge into an order-1 block at 4.
-    m.free_pages(block(0).add(4), Order(0));
-    m.free_pages(block(0).add(5), Order(0));
+    m.free_pages(block(0).plus(4), Order(0));
+    m.free_pages(block(0).plus(5), Order(0));
     // Now free 7: its buddy 6 is allocated, but its order-1 parent (6,7) has buddy (4,5),
     // which is a free order-1 block — merging is likely, so 7 goes to the tail.
-    m.free_pages(block(0).add(1000), Order(0));
-    m.free_pages(block(0).add(7), Order(0));
+    m.free_pages(block(0).plus(1000), Order(0));
+    m.free_pages(block(0).plus(7), Order(0));
     let z = m.zone(m.zone_of(NodeId(0), ZoneType::Normal));
-    let order0: Vec<Pfn> = z.free_area[0].free_list[MigrateType::Movable.idx()].iter(&m.mem).collect();
-    assert_eq!(order0, [block(0).add(1000), block(0).add(7)]);
+    let order0: Vec<Pfn> = z.free_area[0].free_list[MigrateType::Movable.idx()]
+        .iter(&m.mem)
+        .collect();
+    assert_eq!(order0, [block(0).plus(1000), block(0).plus(7)]);
     check(&m);
 }
 
@@ -287,19 +378,82 @@ fn watermark_check_needs_free_pages_above_mark_and_a_usable_block() {
     }
     let z = m.zone(zi);
     assert_eq!(z.nr_free_pages, 100);
-    assert!(zone_watermark_ok(z, Order(0), 99, ZoneType::Normal, AllocFlags::WMARK_MIN, false));
-    assert!(!zone_watermark_ok(z, Order(0), 100, ZoneType::Normal, AllocFlags::WMARK_MIN, false));
-    assert!(!zone_watermark_ok(z, Order(1), 10, ZoneType::Normal, AllocFlags::WMARK_MIN, false));
+    assert!(zone_watermark_ok(
+        z,
+        Order(0),
+        99,
+        ZoneType::Normal,
+        AllocFlags::WMARK_MIN,
+        false
+    ));
+    assert!(!zone_watermark_ok(
+        z,
+        Order(0),
+        100,
+        ZoneType::Normal,
+        AllocFlags::WMARK_MIN,
+        false
+    ));
+    assert!(!zone_watermark_ok(
+        z,
+        Order(1),
+        10,
+        ZoneType::Normal,
+        AllocFlags::WMARK_MIN,
+        false
+    ));
     // __GFP_HIGH (MIN_RESERVE) halves the mark; with NON_BLOCK a further quarter goes.
-    assert!(zone_watermark_ok(z, Order(0), 198, ZoneType::Normal, AllocFlags::MIN_RESERVE, false));
-    assert!(!zone_watermark_ok(z, Order(0), 199, ZoneType::Normal, AllocFlags::MIN_RESERVE, false));
-    assert!(!zone_watermark_ok(z, Order(0), 265, ZoneType::Normal, AllocFlags::MIN_RESERVE | AllocFlags::NON_BLOCK, false));
-    assert!(zone_watermark_ok(z, Order(0), 264, ZoneType::Normal, AllocFlags::MIN_RESERVE | AllocFlags::NON_BLOCK, false));
+    assert!(zone_watermark_ok(
+        z,
+        Order(0),
+        198,
+        ZoneType::Normal,
+        AllocFlags::MIN_RESERVE,
+        false
+    ));
+    assert!(!zone_watermark_ok(
+        z,
+        Order(0),
+        199,
+        ZoneType::Normal,
+        AllocFlags::MIN_RESERVE,
+        false
+    ));
+    assert!(!zone_watermark_ok(
+        z,
+        Order(0),
+        265,
+        ZoneType::Normal,
+        AllocFlags::MIN_RESERVE | AllocFlags::NON_BLOCK,
+        false
+    ));
+    assert!(zone_watermark_ok(
+        z,
+        Order(0),
+        264,
+        ZoneType::Normal,
+        AllocFlags::MIN_RESERVE | AllocFlags::NON_BLOCK,
+        false
+    ));
     // The lowmem reserve of the request's highest zone counts against it.
     let mut z2 = z.clone();
     z2.lowmem_reserve[ZoneType::Movable.idx()] = 50;
-    assert!(!zone_watermark_ok(&z2, Order(0), 60, ZoneType::Movable, AllocFlags::WMARK_MIN, false));
-    assert!(zone_watermark_ok(&z2, Order(0), 60, ZoneType::Normal, AllocFlags::WMARK_MIN, false));
+    assert!(!zone_watermark_ok(
+        &z2,
+        Order(0),
+        60,
+        ZoneType::Movable,
+        AllocFlags::WMARK_MIN,
+        false
+    ));
+    assert!(zone_watermark_ok(
+        &z2,
+        Order(0),
+        60,
+        ZoneType::Normal,
+        AllocFlags::WMARK_MIN,
+        false
+    ));
 }
 
 #[test]
@@ -309,8 +463,14 @@ fn highatomic_reserve_and_unreserve() {
     let zi = m.zone_of(NodeId(0), ZoneType::Normal);
     let ac = ctx(&m, Gfp::GFP_ATOMIC);
     let flags = m.gfp_to_alloc_flags(Gfp::GFP_ATOMIC, Order(2), MigrateType::Unmovable);
-    assert!(flags.has(AllocFlags::HIGHATOMIC) && flags.has(AllocFlags::NON_BLOCK) && flags.has(AllocFlags::MIN_RESERVE));
-    let p = m.get_page_from_freelist(Gfp::GFP_ATOMIC, Order(2), flags, &ac).expect("atomic page");
+    assert!(
+        flags.has(AllocFlags::HIGHATOMIC)
+            && flags.has(AllocFlags::NON_BLOCK)
+            && flags.has(AllocFlags::MIN_RESERVE)
+    );
+    let p = m
+        .get_page_from_freelist(Gfp::GFP_ATOMIC, Order(2), flags, &ac)
+        .expect("atomic page");
     assert_eq!(m.migratetype(p), MigrateType::HighAtomic);
     assert_eq!(m.zone(zi).nr_reserved_highatomic, 512);
     assert_eq!(m.zone(zi).nr_free_highatomic, 508);
@@ -335,14 +495,21 @@ fn highatomic_reserve_and_unreserve() {
     // chunk: one unreserve gives max(pageblock, 1 << order) = 1024 pages back at once,
     // retyped to the requester's type.
     let zl = m.zonelist(NodeId(0), ZoneType::Normal, false);
-    assert_eq!(m.zone(zi).free_area[10].free_list[MigrateType::HighAtomic.idx()].iter(&m.mem).count(), 1);
+    assert_eq!(
+        m.zone(zi).free_area[10].free_list[MigrateType::HighAtomic.idx()]
+            .iter(&m.mem)
+            .count(),
+        1
+    );
     assert!(m.unreserve_highatomic_pageblock(&zl, ZoneType::Normal, MigrateType::Movable, false));
     assert_eq!(m.zone(zi).nr_reserved_highatomic, 0);
     assert_eq!(m.zone(zi).nr_free_highatomic, 0);
     assert_eq!(m.migratetype(block(0)), MigrateType::Movable);
     check(&m);
     // With a single reserved block, an unforced unreserve keeps it; a forced one does not.
-    let p = m.get_page_from_freelist(Gfp::GFP_ATOMIC, Order(2), flags, &ac).expect("atomic page");
+    let p = m
+        .get_page_from_freelist(Gfp::GFP_ATOMIC, Order(2), flags, &ac)
+        .expect("atomic page");
     assert_eq!(m.zone(zi).nr_reserved_highatomic, 512);
     m.free_pages(p, Order(2));
     assert!(!m.unreserve_highatomic_pageblock(&zl, ZoneType::Normal, MigrateType::Movable, false));
@@ -388,7 +555,13 @@ fn kswapd_wake_for_a_boost_takes_the_boost_back() {
     for i in 0..4 {
         m.free_pages(Pfn(0x1000 + 2 * i), Order(0));
     }
-    alloc_flags(&mut m, Gfp::GFP_KERNEL, Order(0), AllocFlags::NO_WATERMARKS | AllocFlags::KSWAPD).expect("page");
+    alloc_flags(
+        &mut m,
+        Gfp::GFP_KERNEL,
+        Order(0),
+        AllocFlags::NO_WATERMARKS | AllocFlags::KSWAPD,
+    )
+    .expect("page");
     assert_eq!(m.vmstat.kswapd_boost_wake, 1);
     assert_eq!(m.zone(zi).watermark_boost, 0);
     check(&m);
@@ -396,7 +569,11 @@ fn kswapd_wake_for_a_boost_takes_the_boost_back() {
 
 #[test]
 fn cma_pages_serve_movable_requests_only() {
-    let cfg = VmConfig { config_cma: true, cma_pages: 1024, ..no_boost() };
+    let cfg = VmConfig {
+        config_cma: true,
+        cma_pages: 1024,
+        ..no_boost()
+    };
     let mut m = small_machine(0, 8, cfg);
     let zi = m.zone_of(NodeId(0), ZoneType::Normal);
     assert_eq!(m.zone(zi).cma_pages, 1024);
@@ -410,7 +587,12 @@ fn cma_pages_serve_movable_requests_only() {
     assert_eq!(unmov.len() as u64, m.zone(zi).managed_pages - 1024);
     assert_eq!(m.zone(zi).nr_free_cma, 1024);
     // A movable request may use them.
-    let p = alloc_flags(&mut m, Gfp::GFP_HIGHUSER_MOVABLE, Order(0), AllocFlags::NO_WATERMARKS | AllocFlags::CMA);
+    let p = alloc_flags(
+        &mut m,
+        Gfp::GFP_HIGHUSER_MOVABLE,
+        Order(0),
+        AllocFlags::NO_WATERMARKS | AllocFlags::CMA,
+    );
     assert_eq!(p.map(|p| m.migratetype(p)), Some(MigrateType::Cma));
     check(&m);
 }
@@ -418,9 +600,11 @@ fn cma_pages_serve_movable_requests_only() {
 #[test]
 fn free_pages_clears_compound_metadata() {
     let mut m = small_machine(0, 8, no_boost());
-    let p = m.alloc_pages(Gfp::GFP_HIGHUSER_MOVABLE | Gfp::COMP, Order(3), NodeId(0)).expect("page");
+    let p = m
+        .alloc_pages(Gfp::GFP_HIGHUSER_MOVABLE | Gfp::COMP, Order(3), NodeId(0))
+        .expect("page");
     assert!(m.mem.flags(p).contains(PageFlags::HEAD));
-    assert_eq!(m.mem.compound_head(p.add(7)), p);
+    assert_eq!(m.mem.compound_head(p.plus(7)), p);
     check(&m);
     m.free_pages(p, Order(3));
     assert_eq!(m.nr_free_pages(), m.managed_pages());

@@ -24,9 +24,23 @@ impl Machine {
 
     /// Mirrors `__add_to_free_list()` + `set_buddy_order()`: `pfn` becomes a free block head
     /// of `order` on `free_list[mt]`, at the head or the tail.
-    pub(crate) fn add_to_free_list(&mut self, zi: ZoneIdx, pfn: Pfn, order: Order, mt: MigrateType, tail: bool) {
-        debug_assert!(pfn.is_aligned(order), "{pfn:?} not aligned to order {order}");
-        debug_assert_eq!(self.pageblocks.migratetype(pfn), mt, "{pfn:?}: free list type differs from its pageblock");
+    pub(crate) fn add_to_free_list(
+        &mut self,
+        zi: ZoneIdx,
+        pfn: Pfn,
+        order: Order,
+        mt: MigrateType,
+        tail: bool,
+    ) {
+        debug_assert!(
+            pfn.is_aligned(order),
+            "{pfn:?} not aligned to order {order}"
+        );
+        debug_assert_eq!(
+            self.pageblocks.migratetype(pfn),
+            mt,
+            "{pfn:?}: free list type differs from its pageblock"
+        );
         self.mem.set_buddy(pfn, order);
         let z = &mut self.zones[zi.idx()];
         let area = &mut z.free_area[order.idx()];
@@ -43,7 +57,13 @@ impl Machine {
 
     /// Mirrors `__del_page_from_free_list()`: unlinks a free block head and clears its buddy
     /// state. NR_FREE_PAGES is the caller's business.
-    pub(crate) fn del_from_free_list(&mut self, zi: ZoneIdx, pfn: Pfn, order: Order, mt: MigrateType) {
+    pub(crate) fn del_from_free_list(
+        &mut self,
+        zi: ZoneIdx,
+        pfn: Pfn,
+        order: Order,
+        mt: MigrateType,
+    ) {
         debug_assert!(self.mem.is_buddy(pfn) && self.mem.buddy_order(pfn) == order);
         let z = &mut self.zones[zi.idx()];
         let area = &mut z.free_area[order.idx()];
@@ -57,13 +77,22 @@ impl Machine {
 
     /// Mirrors `move_to_free_list()`: moves a free block to the tail of another type's list
     /// at the same order, with the accounting following it.
-    pub(crate) fn move_to_free_list(&mut self, zi: ZoneIdx, pfn: Pfn, order: Order, old: MigrateType, new: MigrateType) {
+    pub(crate) fn move_to_free_list(
+        &mut self,
+        zi: ZoneIdx,
+        pfn: Pfn,
+        order: Order,
+        old: MigrateType,
+        new: MigrateType,
+    ) {
         let z = &mut self.zones[zi.idx()];
         let area = &mut z.free_area[order.idx()];
         area.free_list[old.idx()].remove(&mut self.mem, pfn);
         area.free_list[new.idx()].push_tail(&mut self.mem, pfn);
         let n = order.nr_pages() as i64;
-        if order >= self.pageblocks.order() && (old == MigrateType::Isolate) != (new == MigrateType::Isolate) {
+        if order >= self.pageblocks.order()
+            && (old == MigrateType::Isolate) != (new == MigrateType::Isolate)
+        {
             let delta = if old == MigrateType::Isolate { n } else { -n };
             z.nr_free_pages_blocks = add_signed(z.nr_free_pages_blocks, delta);
         }
@@ -76,7 +105,10 @@ impl Machine {
     #[inline]
     pub(crate) fn find_buddy(&self, pfn: Pfn, order: Order) -> Option<Pfn> {
         let buddy = pfn.buddy(order);
-        if buddy >= self.mem.end_pfn() || !self.mem.is_buddy(buddy) || self.mem.buddy_order(buddy) != order {
+        if buddy >= self.mem.end_pfn()
+            || !self.mem.is_buddy(buddy)
+            || self.mem.buddy_order(buddy) != order
+        {
             return None;
         }
         self.same_zone(pfn, buddy).then_some(buddy)
@@ -99,7 +131,7 @@ impl Machine {
         let pb = self.pageblocks.order();
         let nr_blocks = 1u64 << order.0.saturating_sub(pb.0);
         for i in 0..nr_blocks {
-            self.set_pageblock_migratetype(pfn.add(i << pb.0), mt);
+            self.set_pageblock_migratetype(pfn.plus(i << pb.0), mt);
         }
     }
 
@@ -110,15 +142,27 @@ impl Machine {
     /// At pageblock order and above, two blocks of different types merge only if both types
     /// are mergeable (UNMOVABLE, MOVABLE, RECLAIMABLE), and the buddy's blocks then take our
     /// type. Compaction capture joins this path with the compaction engine.
-    pub(crate) fn free_one_block(&mut self, zi: ZoneIdx, mut pfn: Pfn, mut order: Order, mt: MigrateType, fpi: FreeFlags) {
-        assert!(pfn.is_aligned(order), "{pfn:?} freed at order {order} is misaligned");
+    pub(crate) fn free_one_block(
+        &mut self,
+        zi: ZoneIdx,
+        mut pfn: Pfn,
+        mut order: Order,
+        mt: MigrateType,
+        fpi: FreeFlags,
+    ) {
+        assert!(
+            pfn.is_aligned(order),
+            "{pfn:?} freed at order {order} is misaligned"
+        );
         debug_assert!(!self.mem.is_buddy(pfn), "{pfn:?} double free");
         self.account_freepages(zi, order.nr_pages() as i64, mt);
         let pb_order = self.pageblocks.order();
         let mut buddy_pfn = Pfn(0);
         while order.0 < MAX_PAGE_ORDER {
             buddy_pfn = pfn.buddy(order);
-            let Some(buddy) = self.find_buddy(pfn, order) else { break };
+            let Some(buddy) = self.find_buddy(pfn, order) else {
+                break;
+            };
             let mut buddy_mt = mt;
             if order >= pb_order {
                 buddy_mt = self.pageblocks.migratetype(buddy);
@@ -140,22 +184,26 @@ impl Machine {
     /// Mirrors `free_one_page()` → `split_large_buddy()`: a block larger than a pageblock is
     /// freed one pageblock at a time, each with its own pageblock's type.
     pub(crate) fn free_one_page(&mut self, zi: ZoneIdx, pfn: Pfn, order: Order, fpi: FreeFlags) {
-        let end = pfn.add(order.nr_pages());
+        let end = pfn.plus(order.nr_pages());
         let step = order.min(self.pageblocks.order());
         let mut p = pfn;
         while p < end {
             let mt = self.pageblocks.migratetype(p);
             self.free_one_block(zi, p, step, mt, fpi);
-            p = p.add(step.nr_pages());
+            p = p.plus(step.nr_pages());
         }
     }
 
     /// Mirrors `prep_move_freepages_block()`: the pageblock holding `pfn`, if the zone spans
     /// all of it, with its free pages and its movable (LRU or movable_ops) pages counted.
-    pub(crate) fn prep_move_freepages_block(&self, zi: ZoneIdx, pfn: Pfn) -> Option<(Pfn, u64, u64)> {
+    pub(crate) fn prep_move_freepages_block(
+        &self,
+        zi: ZoneIdx,
+        pfn: Pfn,
+    ) -> Option<(Pfn, u64, u64)> {
         let pb = self.pageblocks.order();
         let start = pfn.align_down(pb);
-        let end = start.add(pb.nr_pages());
+        let end = start.plus(pb.nr_pages());
         let z = &self.zones[zi.idx()];
         if !z.spans(start) || !z.spans(Pfn(end.0 - 1)) {
             return None;
@@ -166,13 +214,13 @@ impl Machine {
             if self.mem.is_buddy(p) {
                 let n = self.mem.buddy_order(p).nr_pages();
                 free += n;
-                p = p.add(n);
+                p = p.plus(n);
                 continue;
             }
             if self.page_is_movable_for_claim(p) {
                 movable += 1;
             }
-            p = p.add(1);
+            p = p.plus(1);
         }
         Some((start, free, movable))
     }
@@ -182,31 +230,45 @@ impl Machine {
     pub(crate) fn page_is_movable_for_claim(&self, pfn: Pfn) -> bool {
         use crate::memmap::PageFlags;
         let head = self.mem.compound_head(pfn);
-        self.mem.flags(head).intersects(PageFlags::LRU | PageFlags::MOVABLE_OPS)
+        self.mem
+            .flags(head)
+            .intersects(PageFlags::LRU | PageFlags::MOVABLE_OPS)
     }
 
     /// Mirrors `__move_freepages_block()`: moves every free block inside the pageblock at
     /// `start` from `old` to `new` lists (tail); returns the pages moved.
-    pub(crate) fn move_freepages_range(&mut self, zi: ZoneIdx, start: Pfn, old: MigrateType, new: MigrateType) -> u64 {
-        let end = start.add(self.pageblocks.nr_pages());
+    pub(crate) fn move_freepages_range(
+        &mut self,
+        zi: ZoneIdx,
+        start: Pfn,
+        old: MigrateType,
+        new: MigrateType,
+    ) -> u64 {
+        let end = start.plus(self.pageblocks.nr_pages());
         let mut p = start;
         let mut moved = 0;
         while p < end {
             if !self.mem.is_buddy(p) {
-                p = p.add(1);
+                p = p.plus(1);
                 continue;
             }
             let order = self.mem.buddy_order(p);
             self.move_to_free_list(zi, p, order, old, new);
             moved += order.nr_pages();
-            p = p.add(order.nr_pages());
+            p = p.plus(order.nr_pages());
         }
         moved
     }
 
     /// Mirrors `move_freepages_block()`: moves the pageblock's free pages from `old` to
     /// `new` and retypes the block; `None` if the block straddles the zone's edge.
-    pub(crate) fn move_freepages_block(&mut self, zi: ZoneIdx, pfn: Pfn, old: MigrateType, new: MigrateType) -> Option<u64> {
+    pub(crate) fn move_freepages_block(
+        &mut self,
+        zi: ZoneIdx,
+        pfn: Pfn,
+        old: MigrateType,
+        new: MigrateType,
+    ) -> Option<u64> {
         let (start, _, _) = self.prep_move_freepages_block(zi, pfn)?;
         let moved = self.move_freepages_range(zi, start, old, new);
         self.set_pageblock_migratetype(start, new);
@@ -217,5 +279,6 @@ impl Machine {
 /// `a + d` for a counter that must never go negative.
 #[inline]
 pub(crate) fn add_signed(a: u64, d: i64) -> u64 {
-    a.checked_add_signed(d).expect("free-page counter went negative")
+    a.checked_add_signed(d)
+        .expect("free-page counter went negative")
 }

@@ -23,7 +23,10 @@ impl Machine {
             return;
         }
         if order < self.pageblock_order() {
-            if self.move_freepages_block(zi, pfn, mt, MigrateType::HighAtomic).is_none() {
+            if self
+                .move_freepages_block(zi, pfn, mt, MigrateType::HighAtomic)
+                .is_none()
+            {
                 return;
             }
             self.zones[zi.idx()].nr_reserved_highatomic += pb;
@@ -37,7 +40,13 @@ impl Machine {
     /// Mirrors `unreserve_highatomic_pageblock()`: gives one reserved block (or free chunk of
     /// pageblock order or more) back to `mt`, the requester's type. Unless `force`, a zone
     /// keeps its last reserved block. Returns true if something was released.
-    pub fn unreserve_highatomic_pageblock(&mut self, zonelist: &[ZoneIdx], highest: ZoneType, mt: MigrateType, force: bool) -> bool {
+    pub fn unreserve_highatomic_pageblock(
+        &mut self,
+        zonelist: &[ZoneIdx],
+        highest: ZoneType,
+        mt: MigrateType,
+        force: bool,
+    ) -> bool {
         let pb = self.pageblocks.nr_pages();
         for &zi in zonelist {
             if self.zones[zi.idx()].zone_type > highest {
@@ -47,14 +56,17 @@ impl Machine {
                 continue;
             }
             for o in Order::all() {
-                let Some(page) = self.zones[zi.idx()].free_area[o.idx()].free_list[MigrateType::HighAtomic.idx()].first() else {
+                let Some(page) = self.zones[zi.idx()].free_area[o.idx()].free_list
+                    [MigrateType::HighAtomic.idx()]
+                .first() else {
                     continue;
                 };
                 let z = &mut self.zones[zi.idx()];
                 let size = pb.max(o.nr_pages()).min(z.nr_reserved_highatomic);
                 z.nr_reserved_highatomic -= size;
                 let released = if o < self.pageblock_order() {
-                    self.move_freepages_block(zi, page, MigrateType::HighAtomic, mt).is_some()
+                    self.move_freepages_block(zi, page, MigrateType::HighAtomic, mt)
+                        .is_some()
                 } else {
                     self.move_to_free_list(zi, page, o, MigrateType::HighAtomic, mt);
                     self.change_pageblock_range(page, o, mt);

@@ -24,49 +24,85 @@ impl Machine {
         None
     }
 
-    /// Isolates the pageblock holding `pfn`: its free pages move to the ISOLATE lists and
-    /// leave NR_FREE_PAGES. Returns false if the block is already isolated, straddles the
-    /// zone's edge, or is not managed memory.
-    pub fn isolate_pageblock(&mut self, pfn: Pfn) -> bool {
-        let Some(zi) = self.page_zone(pfn) else { return false };
-        let start = pfn.align_down(self.pageblock_order());
-        let old = self.pageblocks.migratetype(start);
-        if old == MigrateType::Isolate || self.prep_move_freepages_block(zi, start).is_none() {
-            return false;
-        }
+    /// Mirrors `__move_freepages_block_isolate()`: toggles the block's isolate bit and moves
+    /// its free pages between its type and ISOLATE. A free block larger than a pageblock
+    /// that covers it is taken off its list and freed again pageblock by pageblock
+    /// (`split_large_buddy()`), so each half lands on its own block's list.
+    fn move_freepages_block_isolate(
+        &mut self,
+        zi: crate::units::ZoneIdx,
+        start: Pfn,
+        isolate: bool,
+    ) {
         if let Some((big, order)) = self.find_large_buddy(start) {
             let mt = self.pageblocks.migratetype(big);
             self.del_from_free_list(zi, big, order, mt);
             self.account_freepages(zi, -(order.nr_pages() as i64), mt);
-            self.pageblocks.set_isolate(start, true);
+            self.pageblocks.set_isolate(start, isolate);
             self.free_one_page(zi, big, order, FreeFlags::NONE);
-            return true;
+            return;
         }
-        self.move_freepages_range(zi, start, old, MigrateType::Isolate);
-        self.pageblocks.set_isolate(start, true);
+        let (old, new) = if isolate {
+            (self.pageblocks.migratetype(start), MigrateType::Isolate)
+        } else {
+            (
+                MigrateType::Isolate,
+                self.pageblocks.underlying_migratetype(start),
+            )
+        };
+        self.move_freepages_range(zi, start, old, new);
+        self.pageblocks.set_isolate(start, isolate);
+    }
+
+    /// Mirrors `set_migratetype_isolate()` for one pageblock: its free pages move to the
+    /// ISOLATE lists and leave NR_FREE_PAGES. Returns false if the block is already
+    /// isolated, straddles the zone's edge, or is not managed memory.
+    pub fn isolate_pageblock(&mut self, pfn: Pfn) -> bool {
+        let Some(zi) = self.page_zone(pfn) else {
+            return false;
+        };
+        let start = pfn.align_down(self.pageblock_order());
+        if self.pageblocks.migratetype(start) == MigrateType::Isolate
+            || self.prep_move_freepages_block(zi, start).is_none()
+        {
+            return false;
+        }
+        self.move_freepages_block_isolate(zi, start, true);
         true
     }
 
-    /// Undoes [`Self::isolate_pageblock`]: free pages return to the block's type, and a
-    /// wholly free block is freed again so it can merge with its buddy (as
-    /// `unset_migratetype_isolate()` does through `__putback_isolated_page()`).
+    /// Mirrors `unset_migratetype_isolate()`: free pages return to the block's type; a
+    /// wholly free block whose buddy is free and not isolated is freed again so the two
+    /// merge (`__isolate_free_page()` + `__putback_isolated_page()`).
     pub fn unisolate_pageblock(&mut self, pfn: Pfn) -> bool {
-        let Some(zi) = self.page_zone(pfn) else { return false };
+        let Some(zi) = self.page_zone(pfn) else {
+            return false;
+        };
         let pb = self.pageblock_order();
         let start = pfn.align_down(pb);
         if self.pageblocks.migratetype(start) != MigrateType::Isolate {
             return false;
         }
-        self.pageblocks.set_isolate(start, false);
-        let mt = self.pageblocks.migratetype(start);
-        let whole = self.mem.is_buddy(start) && self.mem.buddy_order(start) >= pb;
-        if whole {
+        if self.mem.is_buddy(start) {
             let order = self.mem.buddy_order(start);
-            self.del_from_free_list(zi, start, order, MigrateType::Isolate);
-            self.free_one_block(zi, start, order, mt, FreeFlags::TO_TAIL);
-        } else {
-            self.move_freepages_range(zi, start, MigrateType::Isolate, mt);
+            // DEVIATION(linux): Linux takes any free chunk of pageblock order or more here.
+            // A larger chunk covers other isolated blocks, and putting it back under this
+            // block's type leaves those blocks' pages on the wrong list until
+            // undo_isolate_page_range() reaches them. The model isolates one block at a
+            // time, so it merges only a chunk of exactly this block and lets a larger one be
+            // split per pageblock below.
+            if order == pb && order.0 < MAX_PAGE_ORDER {
+                let buddy = self.find_buddy(start, order);
+                if buddy.is_some_and(|b| self.pageblocks.migratetype(b) != MigrateType::Isolate) {
+                    self.del_from_free_list(zi, start, order, MigrateType::Isolate);
+                    self.pageblocks.set_isolate(start, false);
+                    let mt = self.pageblocks.migratetype(start);
+                    self.free_one_block(zi, start, order, mt, FreeFlags::TO_TAIL);
+                    return true;
+                }
+            }
         }
+        self.move_freepages_block_isolate(zi, start, false);
         true
     }
 }

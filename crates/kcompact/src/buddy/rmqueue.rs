@@ -32,7 +32,12 @@ pub enum Fallback {
 /// Mirrors `should_try_claim_block()`: claiming a whole block is tried for large candidate
 /// blocks (at least half a pageblock), for unmovable and reclaimable requests, and when
 /// grouping by mobility is off; small movable requests only steal.
-pub fn should_try_claim_block(order: Order, start_mt: MigrateType, pb_order: Order, mobility_disabled: bool) -> bool {
+pub fn should_try_claim_block(
+    order: Order,
+    start_mt: MigrateType,
+    pb_order: Order,
+    mobility_disabled: bool,
+) -> bool {
     order >= pb_order
         || order.0 >= pb_order.0 / 2
         || matches!(start_mt, MigrateType::Reclaimable | MigrateType::Unmovable)
@@ -48,12 +53,19 @@ pub fn mult_frac(x: u64, n: u64, d: u64) -> u64 {
 impl Machine {
     /// Mirrors `expand()`: splits a block of order `high` down to `low`, putting each upper
     /// half at the head of `free_list[mt]` of its order. Returns the pages put back.
-    pub(crate) fn expand(&mut self, zi: ZoneIdx, pfn: Pfn, low: Order, high: Order, mt: MigrateType) -> u64 {
+    pub(crate) fn expand(
+        &mut self,
+        zi: ZoneIdx,
+        pfn: Pfn,
+        low: Order,
+        high: Order,
+        mt: MigrateType,
+    ) -> u64 {
         let mut added = 0;
         let mut h = high;
         while h > low {
             h = h.down();
-            let half = pfn.add(h.nr_pages());
+            let half = pfn.plus(h.nr_pages());
             self.add_to_free_list(zi, half, h, mt, false);
             added += h.nr_pages();
         }
@@ -61,7 +73,14 @@ impl Machine {
     }
 
     /// Mirrors `page_del_and_expand()`.
-    fn page_del_and_expand(&mut self, zi: ZoneIdx, pfn: Pfn, low: Order, high: Order, mt: MigrateType) {
+    fn page_del_and_expand(
+        &mut self,
+        zi: ZoneIdx,
+        pfn: Pfn,
+        low: Order,
+        high: Order,
+        mt: MigrateType,
+    ) {
         self.del_from_free_list(zi, pfn, high, mt);
         let nr = high.nr_pages() - self.expand(zi, pfn, low, high, mt);
         self.account_freepages(zi, -(nr as i64), mt);
@@ -69,10 +88,16 @@ impl Machine {
 
     /// Mirrors `__rmqueue_smallest()`: the head of the smallest non-empty `free_list[mt]` of
     /// at least `order`, split down to `order`.
-    pub(crate) fn rmqueue_smallest(&mut self, zi: ZoneIdx, order: Order, mt: MigrateType) -> Option<Pfn> {
+    pub(crate) fn rmqueue_smallest(
+        &mut self,
+        zi: ZoneIdx,
+        order: Order,
+        mt: MigrateType,
+    ) -> Option<Pfn> {
         for cur in order.0..=MAX_PAGE_ORDER {
             let cur = Order(cur);
-            if let Some(pfn) = self.zones[zi.idx()].free_area[cur.idx()].free_list[mt.idx()].first() {
+            if let Some(pfn) = self.zones[zi.idx()].free_area[cur.idx()].free_list[mt.idx()].first()
+            {
                 self.page_del_and_expand(zi, pfn, order, cur, mt);
                 return Some(pfn);
             }
@@ -81,8 +106,16 @@ impl Machine {
     }
 
     /// Mirrors `find_suitable_fallback()`.
-    pub fn find_suitable_fallback(&self, zi: ZoneIdx, order: Order, mt: MigrateType, claimable: bool) -> Fallback {
-        if claimable && !should_try_claim_block(order, mt, self.pageblock_order(), self.mobility_disabled) {
+    pub fn find_suitable_fallback(
+        &self,
+        zi: ZoneIdx,
+        order: Order,
+        mt: MigrateType,
+        claimable: bool,
+    ) -> Fallback {
+        if claimable
+            && !should_try_claim_block(order, mt, self.pageblock_order(), self.mobility_disabled)
+        {
             return Fallback::NoClaim;
         }
         let area = &self.zones[zi.idx()].free_area[order.idx()];
@@ -105,7 +138,11 @@ impl Machine {
         if factor == 0 || pb * 4 > z.managed_pages {
             return false;
         }
-        let max_boost = mult_frac(z.watermark[crate::zone::Wmark::High as usize], factor, 10000);
+        let max_boost = mult_frac(
+            z.watermark[crate::zone::Wmark::High as usize],
+            factor,
+            10000,
+        );
         if max_boost == 0 {
             return false;
         }
@@ -116,6 +153,7 @@ impl Machine {
 
     /// Mirrors `try_to_claim_block()`: take over the pageblock holding the free block at
     /// `pfn` (of `cur` order, on `block_mt`'s list) for `start_mt`, and allocate from it.
+    #[allow(clippy::too_many_arguments)] // the kernel function's own parameters
     fn try_to_claim_block(
         &mut self,
         zi: ZoneIdx,
@@ -157,9 +195,19 @@ impl Machine {
 
     /// Mirrors `__rmqueue_claim()`: from the largest order down, find a fallback block and
     /// try to claim its pageblock. Under ALLOC_NOFRAGMENT only whole pageblocks are taken.
-    fn rmqueue_claim(&mut self, zi: ZoneIdx, order: Order, start_mt: MigrateType, alloc_flags: AllocFlags) -> Option<Pfn> {
+    fn rmqueue_claim(
+        &mut self,
+        zi: ZoneIdx,
+        order: Order,
+        start_mt: MigrateType,
+        alloc_flags: AllocFlags,
+    ) -> Option<Pfn> {
         let pb = self.pageblock_order();
-        let min_order = if order < pb && alloc_flags.has(AllocFlags::NOFRAGMENT) { pb } else { order };
+        let min_order = if order < pb && alloc_flags.has(AllocFlags::NOFRAGMENT) {
+            pb
+        } else {
+            order
+        };
         for cur in (min_order.0..=MAX_PAGE_ORDER).rev() {
             let cur = Order(cur);
             let fb = match self.find_suitable_fallback(zi, cur, start_mt, true) {
@@ -167,8 +215,12 @@ impl Machine {
                 Fallback::NoClaim => break,
                 Fallback::Found(fb) => fb,
             };
-            let head = self.zones[zi.idx()].free_area[cur.idx()].free_list[fb.idx()].first().expect("found non-empty");
-            if let Some(page) = self.try_to_claim_block(zi, head, cur, order, start_mt, fb, alloc_flags) {
+            let head = self.zones[zi.idx()].free_area[cur.idx()].free_list[fb.idx()]
+                .first()
+                .expect("found non-empty");
+            if let Some(page) =
+                self.try_to_claim_block(zi, head, cur, order, start_mt, fb, alloc_flags)
+            {
                 self.note_extfrag(page, order, cur, start_mt, fb);
                 return Some(page);
             }
@@ -181,8 +233,12 @@ impl Machine {
     fn rmqueue_steal(&mut self, zi: ZoneIdx, order: Order, start_mt: MigrateType) -> Option<Pfn> {
         for cur in order.0..=MAX_PAGE_ORDER {
             let cur = Order(cur);
-            let Fallback::Found(fb) = self.find_suitable_fallback(zi, cur, start_mt, false) else { continue };
-            let head = self.zones[zi.idx()].free_area[cur.idx()].free_list[fb.idx()].first().expect("found non-empty");
+            let Fallback::Found(fb) = self.find_suitable_fallback(zi, cur, start_mt, false) else {
+                continue;
+            };
+            let head = self.zones[zi.idx()].free_area[cur.idx()].free_list[fb.idx()]
+                .first()
+                .expect("found non-empty");
             self.page_del_and_expand(zi, head, order, cur, fb);
             self.note_extfrag(head, order, cur, start_mt, fb);
             return Some(head);
@@ -191,7 +247,14 @@ impl Machine {
     }
 
     /// Records an `mm_page_alloc_extfrag` event.
-    fn note_extfrag(&mut self, pfn: Pfn, order: Order, fallback_order: Order, alloc_mt: MigrateType, fallback_mt: MigrateType) {
+    fn note_extfrag(
+        &mut self,
+        pfn: Pfn,
+        order: Order,
+        fallback_order: Order,
+        alloc_mt: MigrateType,
+        fallback_mt: MigrateType,
+    ) {
         let ev = ExtfragEvent {
             pfn,
             alloc_order: order,
@@ -206,7 +269,13 @@ impl Machine {
 
     /// Mirrors `__rmqueue()` for a single allocation (mode RMQUEUE_NORMAL): CMA balancing,
     /// own type, CMA, claim, then steal unless ALLOC_NOFRAGMENT.
-    pub(crate) fn rmqueue_inner(&mut self, zi: ZoneIdx, order: Order, mt: MigrateType, alloc_flags: AllocFlags) -> Option<Pfn> {
+    pub(crate) fn rmqueue_inner(
+        &mut self,
+        zi: ZoneIdx,
+        order: Order,
+        mt: MigrateType,
+        alloc_flags: AllocFlags,
+    ) -> Option<Pfn> {
         let cma = alloc_flags.has(AllocFlags::CMA) && self.config.config_cma;
         if cma {
             let z = &self.zones[zi.idx()];
@@ -235,14 +304,22 @@ impl Machine {
 
     /// Mirrors `rmqueue_buddy()`: the highatomic reserve first for ALLOC_HIGHATOMIC, then
     /// `__rmqueue`, then the reserve again for OOM and non-blocking requests.
-    pub(crate) fn rmqueue_buddy(&mut self, zi: ZoneIdx, order: Order, mt: MigrateType, alloc_flags: AllocFlags) -> Option<Pfn> {
+    pub(crate) fn rmqueue_buddy(
+        &mut self,
+        zi: ZoneIdx,
+        order: Order,
+        mt: MigrateType,
+        alloc_flags: AllocFlags,
+    ) -> Option<Pfn> {
         let mut page = None;
         if order.0 > 0 && alloc_flags.has(AllocFlags::HIGHATOMIC) {
             page = self.rmqueue_smallest(zi, order, MigrateType::HighAtomic);
         }
         if page.is_none() {
             page = self.rmqueue_inner(zi, order, mt, alloc_flags);
-            if page.is_none() && alloc_flags.has(AllocFlags(AllocFlags::OOM.0 | AllocFlags::NON_BLOCK.0)) {
+            if page.is_none()
+                && alloc_flags.has(AllocFlags(AllocFlags::OOM.0 | AllocFlags::NON_BLOCK.0))
+            {
                 page = self.rmqueue_smallest(zi, order, MigrateType::HighAtomic);
             }
         }
@@ -268,12 +345,42 @@ mod tests {
     #[test]
     fn claim_is_tried_for_large_orders_and_kernel_types_only() {
         let pb = Order(9);
-        assert!(!should_try_claim_block(Order(3), MigrateType::Movable, pb, false));
-        assert!(should_try_claim_block(Order(4), MigrateType::Movable, pb, false));
-        assert!(should_try_claim_block(Order(0), MigrateType::Unmovable, pb, false));
-        assert!(should_try_claim_block(Order(0), MigrateType::Reclaimable, pb, false));
-        assert!(should_try_claim_block(Order(0), MigrateType::Movable, pb, true));
-        assert!(should_try_claim_block(Order(9), MigrateType::Movable, pb, false));
+        assert!(!should_try_claim_block(
+            Order(3),
+            MigrateType::Movable,
+            pb,
+            false
+        ));
+        assert!(should_try_claim_block(
+            Order(4),
+            MigrateType::Movable,
+            pb,
+            false
+        ));
+        assert!(should_try_claim_block(
+            Order(0),
+            MigrateType::Unmovable,
+            pb,
+            false
+        ));
+        assert!(should_try_claim_block(
+            Order(0),
+            MigrateType::Reclaimable,
+            pb,
+            false
+        ));
+        assert!(should_try_claim_block(
+            Order(0),
+            MigrateType::Movable,
+            pb,
+            true
+        ));
+        assert!(should_try_claim_block(
+            Order(9),
+            MigrateType::Movable,
+            pb,
+            false
+        ));
     }
 
     #[test]

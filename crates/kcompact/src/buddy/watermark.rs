@@ -54,10 +54,17 @@ impl Machine {
     /// each add max(share/4, managed × watermark_scale_factor / 10000). The boost is reset.
     pub fn setup_per_zone_wmarks(&mut self) {
         let pages_min = self.min_free_kbytes >> (PAGE_SHIFT - 10);
-        let lowmem: u64 = self.zones.iter().filter(|z| !z.zone_type.is_highmem_or_movable()).map(|z| z.managed_pages).sum();
+        let lowmem: u64 = self
+            .zones
+            .iter()
+            .filter(|z| !z.zone_type.is_highmem_or_movable())
+            .map(|z| z.managed_pages)
+            .sum();
         let wsf = self.config.watermark_scale_factor as u64;
         for z in &mut self.zones {
-            let tmp = (pages_min * z.managed_pages).checked_div(lowmem).unwrap_or(0);
+            let tmp = (pages_min * z.managed_pages)
+                .checked_div(lowmem)
+                .unwrap_or(0);
             let min = if z.zone_type.is_highmem_or_movable() {
                 (z.managed_pages / 1024).clamp(SWAP_CLUSTER_MAX, 128)
             } else {
@@ -95,7 +102,13 @@ impl Machine {
             .zones
             .iter()
             .map(|z| {
-                let max = z.lowmem_reserve.iter().copied().rev().find(|&r| r > 0).unwrap_or(0);
+                let max = z
+                    .lowmem_reserve
+                    .iter()
+                    .copied()
+                    .rev()
+                    .find(|&r| r > 0)
+                    .unwrap_or(0);
                 (max + z.high_wmark_pages()).min(z.managed_pages)
             })
             .sum();
@@ -113,10 +126,15 @@ impl Machine {
     /// (`pageblock_nr_pages × zones × (2 + MIGRATE_PCPTYPES²)`), at most 5% of lowmem.
     pub fn set_recommended_min_free_kbytes(&mut self) {
         use crate::memmap::pageblock::MIGRATE_PCPTYPES;
-        let nr_zones = self.zones.iter().filter(|z| z.is_populated() && z.zone_type <= ZoneType::Normal).count() as u64;
+        let nr_zones = self
+            .zones
+            .iter()
+            .filter(|z| z.is_populated() && z.zone_type <= ZoneType::Normal)
+            .count() as u64;
         let pb = self.pageblocks.nr_pages();
         let pcp = MIGRATE_PCPTYPES as u64;
-        let recommended = (pb * nr_zones * 2 + pb * nr_zones * pcp * pcp).min(self.nr_free_buffer_pages() / 20);
+        let recommended =
+            (pb * nr_zones * 2 + pb * nr_zones * pcp * pcp).min(self.nr_free_buffer_pages() / 20);
         let recommended_kb = recommended << (PAGE_SHIFT - 10);
         if recommended_kb > self.min_free_kbytes {
             self.min_free_kbytes = recommended_kb;
@@ -133,7 +151,12 @@ impl Machine {
 }
 
 /// Mirrors `__zone_watermark_unusable_free()`: free pages this request cannot count.
-pub fn zone_watermark_unusable_free(z: &Zone, order: Order, alloc_flags: AllocFlags, config_cma: bool) -> u64 {
+pub fn zone_watermark_unusable_free(
+    z: &Zone,
+    order: Order,
+    alloc_flags: AllocFlags,
+    config_cma: bool,
+) -> u64 {
     let mut unusable = order.nr_pages() - 1;
     if !alloc_flags.has(AllocFlags::RESERVES) {
         unusable += z.nr_free_highatomic;
@@ -186,18 +209,41 @@ pub fn zone_watermark_ok_free(
             || nonempty(MigrateType::Movable)
             || nonempty(MigrateType::Reclaimable)
             || (config_cma && alloc_flags.has(AllocFlags::CMA) && nonempty(MigrateType::Cma))
-            || (alloc_flags.has(AllocFlags(AllocFlags::HIGHATOMIC.0 | AllocFlags::OOM.0)) && nonempty(MigrateType::HighAtomic))
+            || (alloc_flags.has(AllocFlags(AllocFlags::HIGHATOMIC.0 | AllocFlags::OOM.0))
+                && nonempty(MigrateType::HighAtomic))
     })
 }
 
 /// Mirrors `zone_watermark_ok()`.
-pub fn zone_watermark_ok(z: &Zone, order: Order, mark: u64, highest: ZoneType, alloc_flags: AllocFlags, config_cma: bool) -> bool {
-    zone_watermark_ok_free(z, order, mark, highest, alloc_flags, z.nr_free_pages as i64, config_cma)
+pub fn zone_watermark_ok(
+    z: &Zone,
+    order: Order,
+    mark: u64,
+    highest: ZoneType,
+    alloc_flags: AllocFlags,
+    config_cma: bool,
+) -> bool {
+    zone_watermark_ok_free(
+        z,
+        order,
+        mark,
+        highest,
+        alloc_flags,
+        z.nr_free_pages as i64,
+        config_cma,
+    )
 }
 
 /// Mirrors `zone_watermark_fast()`: an order-0 shortcut, the full check, and for
 /// __GFP_HIGH order-0 requests at MIN a second check that ignores the boost.
-pub fn zone_watermark_fast(z: &Zone, order: Order, mark: u64, highest: ZoneType, alloc_flags: AllocFlags, config_cma: bool) -> bool {
+pub fn zone_watermark_fast(
+    z: &Zone,
+    order: Order,
+    mark: u64,
+    highest: ZoneType,
+    alloc_flags: AllocFlags,
+    config_cma: bool,
+) -> bool {
     let free = z.nr_free_pages;
     if order.0 == 0 {
         let reserved = zone_watermark_unusable_free(z, Order(0), alloc_flags, config_cma);
@@ -206,7 +252,15 @@ pub fn zone_watermark_fast(z: &Zone, order: Order, mark: u64, highest: ZoneType,
             return true;
         }
     }
-    if zone_watermark_ok_free(z, order, mark, highest, alloc_flags, free as i64, config_cma) {
+    if zone_watermark_ok_free(
+        z,
+        order,
+        mark,
+        highest,
+        alloc_flags,
+        free as i64,
+        config_cma,
+    ) {
         return true;
     }
     if order.0 == 0
@@ -214,7 +268,15 @@ pub fn zone_watermark_fast(z: &Zone, order: Order, mark: u64, highest: ZoneType,
         && z.watermark_boost > 0
         && alloc_flags.wmark() == Wmark::Min as usize
     {
-        return zone_watermark_ok_free(z, order, z.watermark[Wmark::Min as usize], highest, alloc_flags, free as i64, config_cma);
+        return zone_watermark_ok_free(
+            z,
+            order,
+            z.watermark[Wmark::Min as usize],
+            highest,
+            alloc_flags,
+            free as i64,
+            config_cma,
+        );
     }
     false
 }
@@ -225,7 +287,19 @@ mod tests {
 
     #[test]
     fn int_sqrt_is_floor() {
-        for x in [0u64, 1, 2, 3, 4, 15, 16, 17, 1 << 40, (1 << 40) - 1, 99_999_999_999] {
+        for x in [
+            0u64,
+            1,
+            2,
+            3,
+            4,
+            15,
+            16,
+            17,
+            1 << 40,
+            (1 << 40) - 1,
+            99_999_999_999,
+        ] {
             let r = int_sqrt(x);
             assert!(r * r <= x && (r + 1) * (r + 1) > x, "{x}");
         }

@@ -146,6 +146,9 @@ mod tests {
         assert_eq!(g.order(), 10);
         assert!(!g.contains(PageFlags::BUDDY));
         assert!(!g.with_order(0).intersects(PageFlags::BUDDY));
-        assert_eq!(format!("{:?}", PageFlags::LRU | PageFlags::DIRTY), "[DIRTY|LRU] order 0");
+        assert_eq!(
+            format!("{:?}", PageFlags::LRU | PageFlags::DIRTY),
+            "[DIRTY|LRU] order 0"
+        );
     }
 }

@@ -17,7 +17,10 @@ pub struct PageList {
 
 impl Default for PageList {
     fn default() -> Self {
-        PageList { head: NIL, tail: NIL }
+        PageList {
+            head: NIL,
+            tail: NIL,
+        }
     }
 }
 

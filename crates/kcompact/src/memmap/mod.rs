@@ -59,7 +59,10 @@ pub struct MemMap {
 
 /// Bytes of metadata per simulated page; the target is at most 16 (Linux: 64).
 pub const BYTES_PER_PAGE: usize = std::mem::size_of::<PageFlags>() + 3 * std::mem::size_of::<u32>();
-const _: () = assert!(BYTES_PER_PAGE <= 16, "per-page metadata must stay within 16 bytes");
+const _: () = assert!(
+    BYTES_PER_PAGE <= 16,
+    "per-page metadata must stay within 16 bytes"
+);
 const _: () = assert!(std::mem::size_of::<PageFlags>() == 4);
 
 impl MemMap {

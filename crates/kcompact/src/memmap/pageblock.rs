@@ -94,7 +94,10 @@ impl Pageblocks {
     /// them at boot).
     pub fn new(end: Pfn, order: Order) -> Pageblocks {
         let n = end.0.div_ceil(order.nr_pages()) as usize;
-        Pageblocks { bits: vec![MigrateType::Movable as u8; n], order }
+        Pageblocks {
+            bits: vec![MigrateType::Movable as u8; n],
+            order,
+        }
     }
 
     /// `pageblock_order`.
@@ -134,6 +137,13 @@ impl Pageblocks {
         } else {
             MigrateType::from_u8(v & MT_MASK).expect("valid migratetype bits")
         }
+    }
+
+    /// The type kept under the isolate bit (what the block returns to when un-isolated).
+    #[inline]
+    pub fn underlying_migratetype(&self, pfn: Pfn) -> MigrateType {
+        MigrateType::from_u8(self.bits[pfn.pageblock(self.order).idx()] & MT_MASK)
+            .expect("valid migratetype bits")
     }
 
     /// Mirrors `set_pageblock_migratetype()` (isolation goes through [`Self::set_isolate`]).
@@ -193,7 +203,10 @@ mod tests {
 
     #[test]
     fn mergeable_and_movable_types() {
-        let mergeable: Vec<_> = MigrateType::ALL.iter().filter(|m| m.is_mergeable()).collect();
+        let mergeable: Vec<_> = MigrateType::ALL
+            .iter()
+            .filter(|m| m.is_mergeable())
+            .collect();
         assert_eq!(mergeable.len(), 3);
         assert!(!MigrateType::HighAtomic.is_mergeable());
         assert!(!MigrateType::Cma.is_mergeable());

@@ -64,7 +64,13 @@ pub fn extfrag_for_order(nr_free: &[u64; NR_PAGE_ORDERS], order: Order) -> u64 {
 /// C's `%d.%03d` of `index / 1000`, `index % 1000` (truncating toward zero), with the
 /// integer part `width` wide.
 fn thousandths(out: &mut String, index: i64, width: usize) {
-    let _ = write!(out, "{:>width$}.{:03} ", index / 1000, index % 1000, width = width);
+    let _ = write!(
+        out,
+        "{:>width$}.{:03} ",
+        index / 1000,
+        index % 1000,
+        width = width
+    );
 }
 
 fn per_zone(m: &Machine, width: usize, f: fn(Order, &ContigPageInfo) -> i64) -> String {
@@ -98,9 +104,18 @@ mod tests {
     #[test]
     fn unusable_index_matches_the_kernel() {
         let nr_free = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 3];
-        assert_eq!(unusable_free_index(Order(9), &ContigPageInfo::new(&nr_free, Order(9))), 66);
-        assert_eq!(unusable_free_index(Order(10), &ContigPageInfo::new(&nr_free, Order(10))), 200);
-        assert_eq!(unusable_free_index(Order(0), &ContigPageInfo::new(&[0; 11], Order(0))), 1000);
+        assert_eq!(
+            unusable_free_index(Order(9), &ContigPageInfo::new(&nr_free, Order(9))),
+            66
+        );
+        assert_eq!(
+            unusable_free_index(Order(10), &ContigPageInfo::new(&nr_free, Order(10))),
+            200
+        );
+        assert_eq!(
+            unusable_free_index(Order(0), &ContigPageInfo::new(&[0; 11], Order(0))),
+            1000
+        );
         assert_eq!(extfrag_for_order(&nr_free, Order(10)), 20);
     }
 
@@ -108,13 +123,28 @@ mod tests {
     fn fragmentation_index_sign_and_range() {
         // Only order-0 pages: an order-9 request fails for fragmentation.
         let frag = [1000, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        assert_eq!(fragmentation_index(Order(9), &ContigPageInfo::new(&frag, Order(9))), 1000 - (1000 + 1000 * 1000 / 512) / 1000);
+        assert_eq!(
+            fragmentation_index(Order(9), &ContigPageInfo::new(&frag, Order(9))),
+            1000 - (1000 + 1000 * 1000 / 512) / 1000
+        );
         // A suitable block exists.
         let ok = [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
-        assert_eq!(fragmentation_index(Order(9), &ContigPageInfo::new(&ok, Order(9))), -1000);
+        assert_eq!(
+            fragmentation_index(Order(9), &ContigPageInfo::new(&ok, Order(9))),
+            -1000
+        );
         // One free page and an order-1 request: the kernel's negative quirk.
-        assert_eq!(fragmentation_index(Order(1), &ContigPageInfo::new(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], Order(1))), -500);
-        assert_eq!(fragmentation_index(Order(3), &ContigPageInfo::new(&[0; 11], Order(3))), 0);
+        assert_eq!(
+            fragmentation_index(
+                Order(1),
+                &ContigPageInfo::new(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], Order(1))
+            ),
+            -500
+        );
+        assert_eq!(
+            fragmentation_index(Order(3), &ContigPageInfo::new(&[0; 11], Order(3))),
+            0
+        );
     }
 
     #[test]

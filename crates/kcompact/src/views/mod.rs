@@ -11,7 +11,9 @@
 pub mod extfrag;
 pub mod procfs;
 
-pub use extfrag::{extfrag_index, fragmentation_index, unusable_free_index, unusable_index, ContigPageInfo};
+pub use extfrag::{
+    extfrag_index, fragmentation_index, unusable_free_index, unusable_index, ContigPageInfo,
+};
 pub use procfs::{buddyinfo, pagetypeinfo, zoneinfo};
 
 /// A view `kcompact show` can print.
@@ -47,7 +49,11 @@ impl View {
             View::Buddyinfo => buddyinfo(m),
             View::Pagetypeinfo => pagetypeinfo(m),
             View::Zoneinfo => zoneinfo(m, 2),
-            View::Extfrag => format!("unusable_index:\n{}extfrag_index:\n{}", unusable_index(m), extfrag_index(m)),
+            View::Extfrag => format!(
+                "unusable_index:\n{}extfrag_index:\n{}",
+                unusable_index(m),
+                extfrag_index(m)
+            ),
         }
     }
 }

@@ -22,7 +22,10 @@ pub fn buddyinfo(m: &Machine) -> String {
 
 /// The migratetypes the kernel prints: CMA only with CONFIG_CMA.
 fn printed_types(m: &Machine) -> Vec<MigrateType> {
-    MigrateType::ALL.into_iter().filter(|t| *t != MigrateType::Cma || m.config.config_cma).collect()
+    MigrateType::ALL
+        .into_iter()
+        .filter(|t| *t != MigrateType::Cma || m.config.config_cma)
+        .collect()
 }
 
 /// The kernel walks a free list only up to this many entries and prints `>100000`.
@@ -35,7 +38,11 @@ pub fn pagetypeinfo(m: &Machine) -> String {
     let mut s = String::new();
     let pb = m.pageblock_order();
     for node in 0..m.nr_nodes() {
-        let zones: Vec<&Zone> = m.zones.iter().filter(|z| z.node.0 as usize == node && z.is_populated()).collect();
+        let zones: Vec<&Zone> = m
+            .zones
+            .iter()
+            .filter(|z| z.node.0 as usize == node && z.is_populated())
+            .collect();
         if zones.is_empty() {
             continue;
         }
@@ -49,9 +56,18 @@ pub fn pagetypeinfo(m: &Machine) -> String {
         s.push('\n');
         for z in &zones {
             for t in &types {
-                let _ = write!(s, "Node {:4}, zone {:>8}, type {:>12} ", z.node.0, z.name(), t.name());
+                let _ = write!(
+                    s,
+                    "Node {:4}, zone {:>8}, type {:>12} ",
+                    z.node.0,
+                    z.name(),
+                    t.name()
+                );
                 for o in Order::all() {
-                    let n = z.free_area[o.idx()].free_list[t.idx()].iter(&m.mem).take(FREECOUNT_CAP as usize).count() as u64;
+                    let n = z.free_area[o.idx()].free_list[t.idx()]
+                        .iter(&m.mem)
+                        .take(FREECOUNT_CAP as usize)
+                        .count() as u64;
                     if n >= FREECOUNT_CAP {
                         let _ = write!(s, ">{FREECOUNT_CAP:6} ");
                     } else {
@@ -96,28 +112,83 @@ pub fn pageblock_counts(m: &Machine, z: &Zone) -> [u64; crate::memmap::pageblock
 
 /// Per-node stat names of Linux 6.18 (`node_stat_item`), as zoneinfo prints them.
 pub const NODE_STAT_NAMES: [&str; 51] = [
-    "nr_inactive_anon", "nr_active_anon", "nr_inactive_file", "nr_active_file", "nr_unevictable",
-    "nr_slab_reclaimable", "nr_slab_unreclaimable", "nr_isolated_anon", "nr_isolated_file",
-    "workingset_nodes", "workingset_refault_anon", "workingset_refault_file", "workingset_activate_anon",
-    "workingset_activate_file", "workingset_restore_anon", "workingset_restore_file", "workingset_nodereclaim",
-    "nr_anon_pages", "nr_mapped", "nr_file_pages", "nr_dirty", "nr_writeback", "nr_shmem", "nr_shmem_hugepages",
-    "nr_shmem_pmdmapped", "nr_file_hugepages", "nr_file_pmdmapped", "nr_anon_transparent_hugepages",
-    "nr_vmscan_write", "nr_vmscan_immediate_reclaim", "nr_dirtied", "nr_written", "nr_throttled_written",
-    "nr_kernel_misc_reclaimable", "nr_foll_pin_acquired", "nr_foll_pin_released", "nr_kernel_stack",
-    "nr_page_table_pages", "nr_sec_page_table_pages", "nr_iommu_pages", "nr_swapcached", "pgpromote_success",
-    "pgpromote_candidate", "pgpromote_candidate_nrl", "pgdemote_kswapd", "pgdemote_direct", "pgdemote_khugepaged",
-    "pgdemote_proactive", "nr_hugetlb", "nr_balloon_pages", "nr_kernel_file_pages",
+    "nr_inactive_anon",
+    "nr_active_anon",
+    "nr_inactive_file",
+    "nr_active_file",
+    "nr_unevictable",
+    "nr_slab_reclaimable",
+    "nr_slab_unreclaimable",
+    "nr_isolated_anon",
+    "nr_isolated_file",
+    "workingset_nodes",
+    "workingset_refault_anon",
+    "workingset_refault_file",
+    "workingset_activate_anon",
+    "workingset_activate_file",
+    "workingset_restore_anon",
+    "workingset_restore_file",
+    "workingset_nodereclaim",
+    "nr_anon_pages",
+    "nr_mapped",
+    "nr_file_pages",
+    "nr_dirty",
+    "nr_writeback",
+    "nr_shmem",
+    "nr_shmem_hugepages",
+    "nr_shmem_pmdmapped",
+    "nr_file_hugepages",
+    "nr_file_pmdmapped",
+    "nr_anon_transparent_hugepages",
+    "nr_vmscan_write",
+    "nr_vmscan_immediate_reclaim",
+    "nr_dirtied",
+    "nr_written",
+    "nr_throttled_written",
+    "nr_kernel_misc_reclaimable",
+    "nr_foll_pin_acquired",
+    "nr_foll_pin_released",
+    "nr_kernel_stack",
+    "nr_page_table_pages",
+    "nr_sec_page_table_pages",
+    "nr_iommu_pages",
+    "nr_swapcached",
+    "pgpromote_success",
+    "pgpromote_candidate",
+    "pgpromote_candidate_nrl",
+    "pgdemote_kswapd",
+    "pgdemote_direct",
+    "pgdemote_khugepaged",
+    "pgdemote_proactive",
+    "nr_hugetlb",
+    "nr_balloon_pages",
+    "nr_kernel_file_pages",
 ];
 
 /// Per-zone stat names (`zone_stat_item`).
 pub const ZONE_STAT_NAMES: [&str; 11] = [
-    "nr_free_pages", "nr_free_pages_blocks", "nr_zone_inactive_anon", "nr_zone_active_anon",
-    "nr_zone_inactive_file", "nr_zone_active_file", "nr_zone_unevictable", "nr_zone_write_pending", "nr_mlock",
-    "nr_zspages", "nr_free_cma",
+    "nr_free_pages",
+    "nr_free_pages_blocks",
+    "nr_zone_inactive_anon",
+    "nr_zone_active_anon",
+    "nr_zone_inactive_file",
+    "nr_zone_active_file",
+    "nr_zone_unevictable",
+    "nr_zone_write_pending",
+    "nr_mlock",
+    "nr_zspages",
+    "nr_free_cma",
 ];
 
 /// NUMA event names (`numa_stat_item`).
-pub const NUMA_STAT_NAMES: [&str; 6] = ["numa_hit", "numa_miss", "numa_foreign", "numa_interleave", "numa_local", "numa_other"];
+pub const NUMA_STAT_NAMES: [&str; 6] = [
+    "numa_hit",
+    "numa_miss",
+    "numa_foreign",
+    "numa_interleave",
+    "numa_local",
+    "numa_other",
+];
 
 /// The value of a per-zone stat the model keeps (0 for those it does not keep yet).
 fn zone_stat(z: &Zone, name: &str) -> u64 {
@@ -156,8 +227,16 @@ fn normal_threshold(managed: u64, cpus: u64) -> u64 {
 pub fn zoneinfo(m: &Machine, cpus: u64) -> String {
     let mut s = String::new();
     for node in 0..m.nr_nodes() {
-        let first_populated = m.zones.iter().position(|z| z.node.0 as usize == node && z.is_populated());
-        for (zidx, z) in m.zones.iter().enumerate().filter(|(_, z)| z.node.0 as usize == node) {
+        let first_populated = m
+            .zones
+            .iter()
+            .position(|z| z.node.0 as usize == node && z.is_populated());
+        for (zidx, z) in m
+            .zones
+            .iter()
+            .enumerate()
+            .filter(|(_, z)| z.node.0 as usize == node)
+        {
             let _ = write!(s, "Node {}, zone {:>8}", z.node.0, z.name());
             if Some(zidx) == first_populated {
                 s.push_str("\n  per-node stats");
@@ -200,9 +279,17 @@ pub fn zoneinfo(m: &Machine, cpus: u64) -> String {
                     s,
                     "\n    cpu: {cpu}\n              count:    0\n              high:     {high_min}\n              batch:    {batch}\n              high_min: {high_min}\n              high_max: {high_max}"
                 );
-                let _ = write!(s, "\n  vm stats threshold: {}", normal_threshold(z.managed_pages, cpus));
+                let _ = write!(
+                    s,
+                    "\n  vm stats threshold: {}",
+                    normal_threshold(z.managed_pages, cpus)
+                );
             }
-            let _ = write!(s, "\n  node_unreclaimable:  0\n  start_pfn:           {}\n", z.zone_start_pfn.0);
+            let _ = write!(
+                s,
+                "\n  node_unreclaimable:  0\n  start_pfn:           {}\n",
+                z.zone_start_pfn.0
+            );
         }
     }
     s

@@ -11,9 +11,17 @@ use kcompact::{Machine, VmConfig};
 /// A machine with a DMA32 zone of `dma32_blocks` pageblocks at pfn 0x1000 and a Normal zone
 /// of `normal_blocks` pageblocks right after it (pageblock order 9, so 512 pages a block).
 pub fn small_layout(dma32_blocks: u64, normal_blocks: u64) -> Layout {
+    small_layout_pb(dma32_blocks, normal_blocks, Order(9))
+}
+
+/// As [`small_layout`] (sizes still in units of 512 pages) with another pageblock order.
+pub fn small_layout_pb(dma32_blocks: u64, normal_blocks: u64, pageblock_order: Order) -> Layout {
     let mut zones = Vec::new();
     let mut start = 0x1000u64;
-    for (zt, blocks) in [(ZoneType::Dma32, dma32_blocks), (ZoneType::Normal, normal_blocks)] {
+    for (zt, blocks) in [
+        (ZoneType::Dma32, dma32_blocks),
+        (ZoneType::Normal, normal_blocks),
+    ] {
         if blocks == 0 {
             continue;
         }
@@ -28,7 +36,7 @@ pub fn small_layout(dma32_blocks: u64, normal_blocks: u64) -> Layout {
         });
         start = end.next_multiple_of(1024);
     }
-    Layout::from_zones(zones, Order(9)).expect("valid small layout")
+    Layout::from_zones(zones, pageblock_order).expect("valid small layout")
 }
 
 /// Boots `small_layout` with watermark boosting off unless the test wants it.
