@@ -17,8 +17,9 @@ use crate::units::{NodeId, Order, Pfn, ZoneIdx, MAX_PAGE_ORDER};
 /// Mirrors `struct alloc_context`: where an allocation may look and what it asks for.
 #[derive(Clone, Debug)]
 pub struct AllocContext {
-    /// The zones to try, preferred first (`ac->zonelist` from `ac->preferred_zoneref`).
-    pub zonelist: Vec<ZoneIdx>,
+    /// The zones to try, preferred first (`ac->zonelist` from `ac->preferred_zoneref`):
+    /// a slot of the machine's zonelists, read with [`Machine::ac_zonelist`].
+    pub zonelist: usize,
     /// `ac->highest_zoneidx` (from `gfp_zone()`).
     pub highest: ZoneType,
     /// `ac->migratetype` (from `gfp_migratetype()`).
@@ -26,12 +27,18 @@ pub struct AllocContext {
 }
 
 impl Machine {
+    /// The zones an allocation context may use, preferred first.
+    #[inline]
+    pub fn ac_zonelist(&self, ac: &AllocContext) -> &[ZoneIdx] {
+        self.zonelist_by_slot(ac.zonelist)
+    }
+
     /// Mirrors `prepare_alloc_pages()`: the zonelist, highest zone and migratetype of a
     /// request on `node`, and ALLOC_CMA for movable requests.
     pub fn prepare_alloc(&self, gfp: Gfp, node: NodeId) -> (AllocContext, AllocFlags) {
         let highest = gfp.zone();
         let migratetype = gfp.migratetype(!self.mobility_disabled);
-        let zonelist = self.zonelist(node, highest, gfp.contains(Gfp::THISNODE));
+        let zonelist = Machine::zonelist_slot(node, highest, gfp.contains(Gfp::THISNODE));
         let mut flags = AllocFlags::WMARK_LOW;
         if self.config.config_cma && migratetype == MigrateType::Movable {
             flags = flags | AllocFlags::CMA;
@@ -119,7 +126,7 @@ impl Machine {
         );
         assert!((node.0 as usize) < self.nr_nodes(), "no node {}", node.0);
         let (ac, mut flags) = self.prepare_alloc(gfp, node);
-        flags = flags | self.alloc_flags_nofragment(ac.zonelist.first().copied(), gfp);
+        flags = flags | self.alloc_flags_nofragment(self.ac_zonelist(&ac).first().copied(), gfp);
         // alloc_flags_nonblocking(): a high-order __GFP_HIGH request that cannot reclaim may
         // use the highatomic reserve from the fast path on.
         if !gfp.intersects(Gfp(Gfp::DIRECT_RECLAIM.0 | Gfp::NOMEMALLOC.0))
@@ -145,6 +152,10 @@ impl Machine {
     /// Mirrors `get_page_from_freelist()`: the first zone of the zonelist that passes its
     /// watermark and has a page. Under ALLOC_NOFRAGMENT, moving to a remote node or running
     /// out of zones drops the flag and starts over (unless `defrag_mode`).
+    ///
+    /// DEVIATION(linux): no cpusets, dirty-page spreading, node reclaim or deferred-init
+    /// growth; the ZONE_BELOW_HIGH probe at the high watermark is skipped because passing
+    /// it implies passing the allocation's own mark, so the outcome is the same.
     pub fn get_page_from_freelist(
         &mut self,
         gfp: Gfp,
@@ -154,8 +165,9 @@ impl Machine {
     ) -> Option<Pfn> {
         'retry: loop {
             let no_fallback = flags.has(AllocFlags::NOFRAGMENT);
-            let preferred_node = ac.zonelist.first().map(|z| self.zone(*z).node);
-            for &zi in &ac.zonelist {
+            let preferred_node = self.ac_zonelist(ac).first().map(|z| self.zone(*z).node);
+            for i in 0..self.ac_zonelist(ac).len() {
+                let zi = self.ac_zonelist(ac)[i];
                 let z = self.zone(zi);
                 if no_fallback
                     && !self.config.defrag_mode
@@ -178,8 +190,14 @@ impl Machine {
                         continue;
                     }
                 }
+                let free_before = self.zone(zi).nr_free_pages;
                 if let Some(pfn) = self.rmqueue(zi, order, flags, ac.migratetype) {
                     self.prep_new_page(pfn, order, gfp);
+                    assert_eq!(
+                        free_before - self.zone(zi).nr_free_pages,
+                        order.nr_pages(),
+                        "allocating {pfn:?} at order {order} must take exactly its pages"
+                    );
                     if flags.has(AllocFlags::HIGHATOMIC)
                         && order.0 > 0
                         && flags.wmark() == AllocFlags::WMARK_MIN.wmark()
@@ -197,8 +215,12 @@ impl Machine {
         }
     }
 
-    /// Mirrors `rmqueue()` without per-cpu lists, and the boosted-watermark kswapd wake-up
-    /// that follows it.
+    /// Mirrors `rmqueue()` and the boosted-watermark kswapd wake-up that follows it.
+    ///
+    /// DEVIATION(linux): no per-cpu page lists. Linux serves orders 0..=3 and the THP order
+    /// from per-cpu lists refilled `batch` pages at a time and drained in batches, which
+    /// delays merging by up to `pcp->high` pages per CPU. The model is one deterministic
+    /// CPU; every allocation and free goes straight to the buddy lists.
     fn rmqueue(
         &mut self,
         zi: ZoneIdx,
@@ -238,20 +260,39 @@ impl Machine {
             .page_zone(pfn)
             .unwrap_or_else(|| panic!("free of {pfn:?}, which is no managed page"));
         let f = self.mem.flags(pfn);
-        assert!(
-            !f.intersects(
-                PageFlags::BUDDY | PageFlags::TAIL | PageFlags::RESERVED | PageFlags::NOPAGE
-            ),
-            "free of {pfn:?} in state {f:?}"
-        );
+        // free_pages_prepare()'s bad-page checks: no free page may still be on a list, under
+        // I/O, mapped by slab or locked.
+        let bad = PageFlags::BUDDY
+            | PageFlags::TAIL
+            | PageFlags::RESERVED
+            | PageFlags::NOPAGE
+            | PageFlags::LRU
+            | PageFlags::LOCKED
+            | PageFlags::WRITEBACK
+            | PageFlags::SLAB
+            | PageFlags::ISOLATED
+            | PageFlags::MLOCKED;
+        assert!(!f.intersects(bad), "free of {pfn:?} in state {f:?}");
         assert!(
             !f.contains(PageFlags::HEAD) || f.order() == order.0,
             "free of a folio of order {} at order {order}",
             f.order()
         );
+        let pb = self.pageblock_order();
+        let step = order.min(pb).nr_pages();
+        let counted: u64 = (0..order.nr_pages() / step)
+            .filter(|i| self.migratetype(pfn.plus(i * step)) != MigrateType::Isolate)
+            .count() as u64
+            * step;
+        let free_before = self.zone(zi).nr_free_pages;
         self.mem.clear_block(pfn, order);
         self.free_one_page(zi, pfn, order, FreeFlags::NONE);
         self.vmstat.pgfree += order.nr_pages();
+        assert_eq!(
+            self.zone(zi).nr_free_pages - free_before,
+            counted,
+            "freeing {pfn:?} at order {order} must add exactly its non-isolated pages"
+        );
     }
 }
 

@@ -194,6 +194,10 @@ mod x86 {
 }
 
 impl Layout {
+    /// DEVIATION(linux): memory is fully initialised at boot (no deferred or lazy struct-page
+    /// init), and the reserved ranges are the VM's as measured, not memblock's own
+    /// bookkeeping; a snapshot's layout comes from its zoneinfo instead.
+    ///
     /// A machine of `mem_bytes` of RAM over `nodes` nodes, laid out like an x86-64 VM:
     /// DMA from pfn 1 to 16 MiB (with the BIOS hole, the first MiB reserved), DMA32 up to
     /// 3 GiB of RAM then the PCI hole to 4 GiB, Normal above 4 GiB. Further nodes get equal

@@ -13,6 +13,7 @@ use crate::layout::{Layout, ZoneType, MAX_NR_ZONES};
 use crate::memmap::{MemMap, MigrateType, PageFlags, Pageblocks};
 use crate::units::{NodeId, Order, Pfn, ZoneIdx, MAX_PAGE_ORDER};
 use crate::zone::Zone;
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Tunables of the allocator: the `/proc/sys/vm` files and boot choices it reads.
@@ -119,6 +120,9 @@ pub struct Machine {
     /// Event counters (/proc/vmstat names).
     pub vmstat: VmStat,
     nr_nodes: usize,
+    /// Every zonelist, built once at boot (`build_all_zonelists()`), indexed by
+    /// [`Machine::zonelist_slot`].
+    zonelists: Vec<Arc<[ZoneIdx]>>,
 }
 
 const NO_ZONE: u8 = u8::MAX;
@@ -152,9 +156,7 @@ impl Machine {
         let mut zones = Vec::with_capacity(layout.zones.len());
         for (zi, spec) in layout.zones.iter().enumerate() {
             for r in &spec.present {
-                for p in r.start.0..r.end.0 {
-                    mem.set_flags(Pfn(p), PageFlags::EMPTY);
-                }
+                mem.set_present(r.start, r.end);
                 let (first, last) = (
                     Pfn(r.start.0).pageblock(pb_order),
                     Pfn(r.end.0 - 1).pageblock(pb_order),
@@ -200,8 +202,10 @@ impl Machine {
             totalreserve_pages: 0,
             vmstat: VmStat::default(),
             nr_nodes: layout.nr_nodes(),
+            zonelists: Vec::new(),
         };
         m.reserve_cma(layout)?;
+        m.build_all_zonelists(layout);
         // memblock_free_all(): every free range in ascending pfn order.
         for (zi, spec) in layout.zones.iter().enumerate() {
             for r in &spec.present {
@@ -326,28 +330,59 @@ impl Machine {
         self.pageblocks.order()
     }
 
-    /// Mirrors the fallback zonelist of `build_zonelists()`: the local node's populated zones
-    /// from the highest type down, then the other nodes' (higher ids first, then lower, as
-    /// the distance tie-break orders them), keeping zones up to `highest`.
-    pub fn zonelist(&self, node: NodeId, highest: ZoneType, this_node_only: bool) -> Vec<ZoneIdx> {
+    /// DEVIATION(linux): node distances are all equal (remote 20, local 10), so the order
+    /// of remote nodes is the kernel's tie-break alone, without `node_load` balancing.
+    ///
+    /// Mirrors `build_zonelists()` for every node: the local node's zones from the highest
+    /// type down, then the other nodes' (higher ids first, then lower, as the distance
+    /// tie-break orders them), keeping zones that will have managed pages, for every highest
+    /// zone type, with and without __GFP_THISNODE.
+    fn build_all_zonelists(&mut self, layout: &Layout) {
         let n = self.nr_nodes as u8;
-        let mut order: Vec<u8> = vec![node.0];
-        if !this_node_only {
-            order.extend((node.0 + 1..n).chain(0..node.0));
-        }
-        let mut out = Vec::new();
-        for nd in order {
-            for zt in ZoneType::ALL.iter().rev() {
-                if *zt > highest {
-                    continue;
-                }
-                let zi = self.zone_of(NodeId(nd), *zt);
-                if self.zones[zi.idx()].managed_pages > 0 {
-                    out.push(zi);
+        let mut lists = Vec::new();
+        for node in 0..n {
+            for this_node_only in [false, true] {
+                for highest in ZoneType::ALL {
+                    let mut order: Vec<u8> = vec![node];
+                    if !this_node_only {
+                        order.extend((node + 1..n).chain(0..node));
+                    }
+                    let mut out = Vec::new();
+                    for nd in order {
+                        for zt in ZoneType::ALL.iter().rev().filter(|zt| **zt <= highest) {
+                            let zi = self.zone_of(NodeId(nd), *zt);
+                            if layout.zones[zi.idx()].managed_pages() > 0 {
+                                out.push(zi);
+                            }
+                        }
+                    }
+                    lists.push(Arc::from(out));
                 }
             }
         }
-        out
+        self.zonelists = lists;
+    }
+
+    /// The index of a zonelist among those [`Machine::zonelist_by_slot`] reads.
+    pub fn zonelist_slot(node: NodeId, highest: ZoneType, this_node_only: bool) -> usize {
+        (node.0 as usize * 2 + this_node_only as usize) * MAX_NR_ZONES + highest.idx()
+    }
+
+    /// The zonelist in `slot` (see [`Machine::zonelist_slot`]).
+    #[inline]
+    pub fn zonelist_by_slot(&self, slot: usize) -> &[ZoneIdx] {
+        &self.zonelists[slot]
+    }
+
+    /// The zonelist of a request on `node` that may use zones up to `highest` (only the
+    /// node's own with __GFP_THISNODE), preferred zone first.
+    pub fn zonelist(
+        &self,
+        node: NodeId,
+        highest: ZoneType,
+        this_node_only: bool,
+    ) -> Arc<[ZoneIdx]> {
+        self.zonelists[Self::zonelist_slot(node, highest, this_node_only)].clone()
     }
 
     /// Total managed pages.

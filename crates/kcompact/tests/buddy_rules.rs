@@ -40,7 +40,7 @@ fn block_with_scattered_free(free: u64, lru: bool) -> kcompact::Machine {
         }
     }
     for i in 0..free {
-        m.free_pages(block(1).plus(2 * i), Order(0));
+        free_page(&mut m, block(1).plus(2 * i));
     }
     check(&m);
     m
@@ -532,7 +532,7 @@ fn boost_rises_by_a_pageblock_per_fragmenting_fallback_up_to_its_cap() {
     // each unmovable order-0 request without ALLOC_KSWAPD boosts, then steals.
     for b in 0..40 {
         for i in 0..4 {
-            m.free_pages(Pfn(0x1000 + b * 512 + 2 * i), Order(0));
+            free_page(&mut m, Pfn(0x1000 + b * 512 + 2 * i));
         }
     }
     let mut last = 0;
@@ -553,7 +553,7 @@ fn kswapd_wake_for_a_boost_takes_the_boost_back() {
     let zi = m.zone_of(NodeId(0), ZoneType::Normal);
     drain(&mut m, Gfp::GFP_HIGHUSER_MOVABLE);
     for i in 0..4 {
-        m.free_pages(Pfn(0x1000 + 2 * i), Order(0));
+        free_page(&mut m, Pfn(0x1000 + 2 * i));
     }
     alloc_flags(
         &mut m,

@@ -293,7 +293,7 @@ impl Swarm {
                 format!("allocation returned {p:?}, outside every zone"),
             )
         };
-        if !ac.zonelist.contains(&zi) {
+        if !self.m.ac_zonelist(ac).contains(&zi) {
             self.fail(
                 step,
                 format!(
@@ -382,7 +382,7 @@ impl Swarm {
         self.oracle_checks += 1;
         if self
             .reference
-            .could_allocate(&self.m, &ac.zonelist, order, &usable_for_order)
+            .could_allocate(&self.m, self.m.ac_zonelist(ac), order, &usable_for_order)
         {
             self.fail(step, format!("order-{order} {:?} request with {flags:?} failed although the reference has a free aligned block", ac.migratetype));
         }

@@ -111,6 +111,10 @@ impl Machine {
         {
             return None;
         }
+        // Below pageblock order the buddy shares our pageblock, hence our zone.
+        if order < self.pageblocks.order() {
+            return Some(buddy);
+        }
         self.same_zone(pfn, buddy).then_some(buddy)
     }
 
@@ -177,6 +181,8 @@ impl Machine {
             pfn = Pfn(pfn.0 & buddy.0);
             order = order.up();
         }
+        // DEVIATION(linux): no free-page shuffling (`page_alloc.shuffle`, off by default),
+        // so the random tail placement of shuffle-order blocks never happens.
         let to_tail = fpi.has(FreeFlags::TO_TAIL) || self.buddy_merge_likely(pfn, buddy_pfn, order);
         self.add_to_free_list(zi, pfn, order, mt, to_tail);
     }

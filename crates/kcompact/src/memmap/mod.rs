@@ -228,6 +228,13 @@ impl MemMap {
     pub fn clear_block(&mut self, head: Pfn, order: Order) {
         let hi = head.idx();
         let n = order.nr_pages() as usize;
+        if n == 1 {
+            self.flags[hi] = PageFlags::EMPTY;
+            self.a[hi] = 0;
+            self.b[hi] = 0;
+            self.mapcount[hi] = 0;
+            return;
+        }
         self.flags[hi..hi + n].fill(PageFlags::EMPTY);
         self.a[hi..hi + n].fill(0);
         self.b[hi..hi + n].fill(0);
@@ -249,6 +256,11 @@ impl MemMap {
         self.flags[pfn.idx()] = PageFlags::EMPTY;
         self.a[pfn.idx()] = 0;
         self.b[pfn.idx()] = 0;
+    }
+
+    /// Marks `[start, end)` as present, clean pages (no longer holes).
+    pub fn set_present(&mut self, start: Pfn, end: Pfn) {
+        self.flags[start.idx()..end.idx()].fill(PageFlags::EMPTY);
     }
 
     /// Marks a page reserved (present, never given to the buddy allocator).

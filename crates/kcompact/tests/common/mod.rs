@@ -62,6 +62,12 @@ pub fn alloc_flags(m: &mut Machine, gfp: Gfp, order: Order, flags: AllocFlags) -
     m.get_page_from_freelist(gfp, order, flags, &ac)
 }
 
+/// Frees an order-0 page, taking it off the LRU first as its owner would.
+pub fn free_page(m: &mut Machine, p: Pfn) {
+    m.mem.clear_flag(p, kcompact::memmap::PageFlags::LRU);
+    m.free_pages(p, Order(0));
+}
+
 /// Allocates every free page of the machine as order-0 pages of `gfp`, ignoring
 /// watermarks, and returns them.
 pub fn drain(m: &mut Machine, gfp: Gfp) -> Vec<Pfn> {
