@@ -8,7 +8,7 @@ use kcompact::gfp::{AllocFlags, Gfp};
 use kcompact::layout::ZoneType;
 use kcompact::memmap::{MigrateType, PageFlags};
 use kcompact::units::{NodeId, Order, Pfn};
-use kcompact::VmConfig;
+use kcompact::{Machine, VmConfig};
 
 fn no_boost() -> VmConfig {
     VmConfig {
@@ -608,5 +608,76 @@ fn free_pages_clears_compound_metadata() {
     check(&m);
     m.free_pages(p, Order(3));
     assert_eq!(m.nr_free_pages(), m.managed_pages());
+    check(&m);
+}
+
+/// Issue 2, found by the swarm: two adjacent isolated free pageblocks merge into one
+/// ISOLATE chunk; un-isolating the first must not put the whole chunk back under its type
+/// (merging it with a free neighbour) while the second is still isolated. Needs a chunk
+/// above pageblock order and below MAX_PAGE_ORDER, so pageblocks of order 7 here.
+#[test]
+fn regression_issue2_unisolate_inside_a_larger_isolated_chunk() {
+    let mut m = Machine::boot(&small_layout_pb(0, 8, Order(7)), no_boost()).expect("boot");
+    let blk = |i: u64| Pfn(0x1000 + i * 128);
+    let pages = drain(&mut m, Gfp::GFP_HIGHUSER_MOVABLE);
+    assert!(m.isolate_pageblock(blk(0)));
+    assert!(m.isolate_pageblock(blk(1)));
+    for p in pages.iter().filter(|p| p.0 < blk(4).0) {
+        free_page(&mut m, *p);
+    }
+    let z = m.zone_of(NodeId(0), ZoneType::Normal);
+    let on = |m: &Machine, o: usize, mt: MigrateType| {
+        m.zone(z).free_area[o].free_list[mt.idx()]
+            .iter(&m.mem)
+            .count()
+    };
+    assert_eq!(
+        (
+            on(&m, 8, MigrateType::Isolate),
+            on(&m, 8, MigrateType::Movable)
+        ),
+        (1, 1)
+    );
+    check(&m);
+    assert!(m.unisolate_pageblock(blk(0)));
+    check(&m);
+    assert_eq!(m.migratetype(blk(1)), MigrateType::Isolate);
+    assert_eq!(
+        m.zone(z).nr_free_pages,
+        3 * 128,
+        "the still-isolated block's pages are not free"
+    );
+    assert!(m.unisolate_pageblock(blk(1)));
+    check(&m);
+    assert_eq!(
+        on(&m, 9, MigrateType::Movable),
+        1,
+        "all four blocks merge once none is isolated"
+    );
+}
+
+/// Issue 2, found by the swarm: isolating a HIGHATOMIC pageblock keeps its type underneath
+/// and its share of the reserve.
+#[test]
+fn regression_issue2_isolated_highatomic_block_keeps_its_reserve() {
+    let mut m = small_machine(0, 128, no_boost());
+    let zi = m.zone_of(NodeId(0), ZoneType::Normal);
+    let ac = ctx(&m, Gfp::GFP_ATOMIC);
+    let flags = m.gfp_to_alloc_flags(Gfp::GFP_ATOMIC, Order(1), MigrateType::Unmovable);
+    let p = m
+        .get_page_from_freelist(Gfp::GFP_ATOMIC, Order(1), flags, &ac)
+        .expect("page");
+    assert_eq!(m.migratetype(p), MigrateType::HighAtomic);
+    assert!(m.isolate_pageblock(p));
+    assert_eq!(m.zone(zi).nr_reserved_highatomic, 512);
+    assert_eq!(
+        m.zone(zi).nr_free_highatomic,
+        0,
+        "isolated free pages leave every count"
+    );
+    check(&m);
+    assert!(m.unisolate_pageblock(p));
+    assert_eq!(m.migratetype(p), MigrateType::HighAtomic);
+    assert_eq!(m.zone(zi).nr_free_highatomic, 510);
     check(&m);
 }
