@@ -366,7 +366,17 @@ fn live_proc_zoneinfo_watermarks_and_protection_match_the_kernel() {
         }
     };
     let min_free_kbytes: u64 = mfk.trim().parse().expect("min_free_kbytes is a number");
-    let zones = parse_zoneinfo(&zoneinfo);
+    // This VM initialises memory lazily: a zone's managed pages (and with them the
+    // watermarks) can change between two reads. Take a reading that two reads in a row agree on.
+    let mut zones = parse_zoneinfo(&zoneinfo);
+    for _ in 0..20 {
+        let again = parse_zoneinfo(&read("/proc/zoneinfo").unwrap_or_default());
+        if again == zones {
+            break;
+        }
+        zones = again;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     if let Some(z) = zones
         .iter()
         .find(|z| ZoneType::from_name(&z.name).is_none())
