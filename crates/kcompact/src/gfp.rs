@@ -117,16 +117,18 @@ impl Gfp {
     }
 
     /// Mirrors `gfp_migratetype()`: the MOVABLE and RECLAIMABLE bits shifted down give the
-    /// migratetype (both together are invalid and read as UNMOVABLE here, as a warning case
-    /// in Linux). With grouping by mobility disabled, every request is UNMOVABLE.
+    /// migratetype (both together are a misuse Linux warns about and reads as 3,
+    /// MIGRATE_HIGHATOMIC; so does the model). With grouping by mobility disabled, every request is UNMOVABLE.
     pub fn migratetype(self, group_by_mobility: bool) -> MigrateType {
         if !group_by_mobility {
             return MigrateType::Unmovable;
         }
         match (self.0 & (Gfp::MOVABLE.0 | Gfp::RECLAIMABLE.0)) >> 3 {
+            0 => MigrateType::Unmovable,
             1 => MigrateType::Movable,
             2 => MigrateType::Reclaimable,
-            _ => MigrateType::Unmovable,
+            // Both bits: the value 3 is MIGRATE_HIGHATOMIC, as in Linux (which warns).
+            _ => MigrateType::HighAtomic,
         }
     }
 
@@ -151,7 +153,8 @@ impl Gfp {
     /// The symbolic form trace output uses (`GFP_KERNEL|__GFP_COMP`), composite names first
     /// as `show_gfp_flags()` prints them.
     pub fn symbolic(self) -> String {
-        const COMPOSITES: &[(Gfp, &str)] = &[
+        // The names and order of `__def_gfpflag_names` (include/trace/events/mmflags.h).
+        const NAMES: &[(Gfp, &str)] = &[
             (Gfp::GFP_TRANSHUGE, "GFP_TRANSHUGE"),
             (Gfp::GFP_TRANSHUGE_LIGHT, "GFP_TRANSHUGE_LIGHT"),
             (Gfp::GFP_HIGHUSER_MOVABLE, "GFP_HIGHUSER_MOVABLE"),
@@ -163,28 +166,44 @@ impl Gfp {
             (Gfp::GFP_ATOMIC, "GFP_ATOMIC"),
             (Gfp::GFP_NOIO, "GFP_NOIO"),
             (Gfp::GFP_NOWAIT, "GFP_NOWAIT"),
-            (Gfp::GFP_DMA32, "GFP_DMA32"),
+            (Gfp::DMA, "GFP_DMA"),
+            (Gfp::HIGHMEM, "__GFP_HIGHMEM"),
+            (Gfp::DMA32, "GFP_DMA32"),
+            (Gfp::HIGH, "__GFP_HIGH"),
+            (Gfp::IO, "__GFP_IO"),
+            (Gfp::FS, "__GFP_FS"),
+            (Gfp::NOWARN, "__GFP_NOWARN"),
+            (Gfp::RETRY_MAYFAIL, "__GFP_RETRY_MAYFAIL"),
+            (Gfp::NOFAIL, "__GFP_NOFAIL"),
+            (Gfp::NORETRY, "__GFP_NORETRY"),
+            (Gfp::COMP, "__GFP_COMP"),
+            (Gfp::ZERO, "__GFP_ZERO"),
+            (Gfp::NOMEMALLOC, "__GFP_NOMEMALLOC"),
+            (Gfp::MEMALLOC, "__GFP_MEMALLOC"),
+            (Gfp::HARDWALL, "__GFP_HARDWALL"),
+            (Gfp::THISNODE, "__GFP_THISNODE"),
+            (Gfp::RECLAIMABLE, "__GFP_RECLAIMABLE"),
+            (Gfp::MOVABLE, "__GFP_MOVABLE"),
+            (Gfp::ACCOUNT, "__GFP_ACCOUNT"),
+            (Gfp::WRITE, "__GFP_WRITE"),
+            (Gfp::RECLAIM, "__GFP_RECLAIM"),
+            (Gfp::DIRECT_RECLAIM, "__GFP_DIRECT_RECLAIM"),
+            (Gfp::KSWAPD_RECLAIM, "__GFP_KSWAPD_RECLAIM"),
         ];
+        if self.0 == 0 {
+            return "none".to_string();
+        }
         let mut rest = self.0;
         let mut parts = Vec::new();
-        for (g, name) in COMPOSITES {
-            if rest & g.0 == g.0 && g.0 != 0 {
+        for (g, name) in NAMES {
+            if rest & g.0 == g.0 {
                 parts.push(*name);
                 rest &= !g.0;
             }
         }
-        for (g, name) in Gfp::NAMED_BITS {
-            if rest & g.0 != 0 {
-                parts.push(*name);
-                rest &= !g.0;
-            }
-        }
-        if rest != 0 || parts.is_empty() {
-            return if parts.is_empty() {
-                format!("{:#x}", self.0)
-            } else {
-                format!("{}|{:#x}", parts.join("|"), rest)
-            };
+        if rest != 0 {
+            parts.push("");
+            return format!("{}{:#x}", parts.join("|"), rest);
         }
         parts.join("|")
     }
@@ -309,6 +328,15 @@ mod tests {
             "GFP_KERNEL|__GFP_COMP"
         );
         assert_eq!(Gfp::GFP_TRANSHUGE.symbolic(), "GFP_TRANSHUGE");
-        assert_eq!(Gfp(0).symbolic(), "0x0");
+        assert_eq!(Gfp(0).symbolic(), "none");
+        assert_eq!(
+            (Gfp::DIRECT_RECLAIM | Gfp::KSWAPD_RECLAIM | Gfp::DMA).symbolic(),
+            "GFP_NOIO|GFP_DMA"
+        );
+        assert_eq!(Gfp::DIRECT_RECLAIM.symbolic(), "__GFP_DIRECT_RECLAIM");
+        assert_eq!(
+            (Gfp::COMP | Gfp(1 << 30)).symbolic(),
+            "__GFP_COMP|0x40000000"
+        );
     }
 }

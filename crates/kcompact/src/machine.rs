@@ -83,11 +83,11 @@ impl VmConfig {
             });
         }
         if let Some(m) = self.user_min_free_kbytes {
-            if m == 0 || m > 1 << 40 {
+            if m > i32::MAX as u64 {
                 return Err(ConfigError::OutOfRange {
                     key: "min_free_kbytes",
                     value: m,
-                    range: "1..=2^40",
+                    range: "0..=2147483647",
                 });
             }
         }
@@ -335,7 +335,7 @@ impl Machine {
     ///
     /// Mirrors `build_zonelists()` for every node: the local node's zones from the highest
     /// type down, then the other nodes' (higher ids first, then lower, as the distance
-    /// tie-break orders them), keeping zones that will have managed pages, for every highest
+    /// tie-break orders them), keeping populated zones (`populated_zone()`), for every highest
     /// zone type, with and without __GFP_THISNODE.
     fn build_all_zonelists(&mut self, layout: &Layout) {
         let n = self.nr_nodes as u8;
@@ -351,7 +351,7 @@ impl Machine {
                     for nd in order {
                         for zt in ZoneType::ALL.iter().rev().filter(|zt| **zt <= highest) {
                             let zi = self.zone_of(NodeId(nd), *zt);
-                            if layout.zones[zi.idx()].managed_pages() > 0 {
+                            if layout.zones[zi.idx()].present_pages() > 0 {
                                 out.push(zi);
                             }
                         }

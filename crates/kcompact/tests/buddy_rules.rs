@@ -462,7 +462,7 @@ fn highatomic_reserve_and_unreserve() {
     let mut m = small_machine(0, 128, no_boost());
     let zi = m.zone_of(NodeId(0), ZoneType::Normal);
     let ac = ctx(&m, Gfp::GFP_ATOMIC);
-    let flags = m.gfp_to_alloc_flags(Gfp::GFP_ATOMIC, Order(2), MigrateType::Unmovable);
+    let flags = m.alloc_flags_slowpath(Gfp::GFP_ATOMIC, Order(2), MigrateType::Unmovable);
     assert!(
         flags.has(AllocFlags::HIGHATOMIC)
             && flags.has(AllocFlags::NON_BLOCK)
@@ -663,7 +663,7 @@ fn regression_issue2_isolated_highatomic_block_keeps_its_reserve() {
     let mut m = small_machine(0, 128, no_boost());
     let zi = m.zone_of(NodeId(0), ZoneType::Normal);
     let ac = ctx(&m, Gfp::GFP_ATOMIC);
-    let flags = m.gfp_to_alloc_flags(Gfp::GFP_ATOMIC, Order(1), MigrateType::Unmovable);
+    let flags = m.alloc_flags_slowpath(Gfp::GFP_ATOMIC, Order(1), MigrateType::Unmovable);
     let p = m
         .get_page_from_freelist(Gfp::GFP_ATOMIC, Order(1), flags, &ac)
         .expect("page");
@@ -679,5 +679,61 @@ fn regression_issue2_isolated_highatomic_block_keeps_its_reserve() {
     assert!(m.unisolate_pageblock(p));
     assert_eq!(m.migratetype(p), MigrateType::HighAtomic);
     assert_eq!(m.zone(zi).nr_free_highatomic, 510);
+    check(&m);
+}
+
+#[test]
+fn memalloc_requests_ignore_watermarks_in_the_slow_path() {
+    let mut m = small_machine(0, 16, no_boost());
+    let zi = m.zone_of(NodeId(0), ZoneType::Normal);
+    let min = m.zone(zi).watermark[0];
+    // Leave fewer free pages than the MIN watermark.
+    while m.zone(zi).nr_free_pages > min / 2 {
+        alloc_flags(&mut m, Gfp::GFP_KERNEL, Order(0), AllocFlags::NO_WATERMARKS).expect("page");
+    }
+    assert_eq!(m.alloc_pages(Gfp::GFP_KERNEL, Order(0), NodeId(0)), None);
+    assert!(m
+        .alloc_pages(Gfp::GFP_KERNEL | Gfp::MEMALLOC, Order(0), NodeId(0))
+        .is_some());
+    assert_eq!(
+        m.alloc_pages(
+            Gfp::GFP_KERNEL | Gfp::MEMALLOC | Gfp::NOMEMALLOC,
+            Order(0),
+            NodeId(0)
+        ),
+        None
+    );
+    check(&m);
+}
+
+#[test]
+fn defrag_mode_lets_only_callers_that_cannot_reclaim_fall_back() {
+    let mut m = small_machine(
+        0,
+        16,
+        VmConfig {
+            defrag_mode: true,
+            ..no_boost()
+        },
+    );
+    for p in drain(&mut m, Gfp::GFP_HIGHUSER_MOVABLE) {
+        m.mem.set_flag(p, PageFlags::LRU);
+    }
+    // Plenty of free pages (above every watermark), all scattered in movable blocks.
+    for b in 0..16 {
+        for i in 0..200 {
+            free_page(&mut m, Pfn(0x1000 + b * 512 + 2 * i));
+        }
+    }
+    assert_eq!(
+        m.alloc_pages(Gfp::GFP_KERNEL, Order(0), NodeId(0)),
+        None,
+        "may reclaim: no fragmenting fallback"
+    );
+    let p = m
+        .alloc_pages(Gfp::GFP_ATOMIC, Order(0), NodeId(0))
+        .expect("atomic may fall back");
+    assert_eq!(m.migratetype(p), MigrateType::Movable);
+    assert_eq!(m.vmstat.alloc_extfrag_fragmenting, 1);
     check(&m);
 }

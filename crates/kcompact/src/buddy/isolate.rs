@@ -54,6 +54,9 @@ impl Machine {
         self.pageblocks.set_isolate(start, isolate);
     }
 
+    /// DEVIATION(linux): no `has_unmovable_pages()` check (Linux refuses with -EBUSY) and
+    /// no `zone->nr_isolate_pageblock` count: any block of managed memory can be isolated.
+    ///
     /// Mirrors `set_migratetype_isolate()` for one pageblock: its free pages move to the
     /// ISOLATE lists and leave NR_FREE_PAGES. Returns false if the block is already
     /// isolated, straddles the zone's edge, or is not managed memory.

@@ -224,7 +224,7 @@ impl MemMap {
     }
 
     /// Clears every page of a block that is about to be freed back to the buddy allocator:
-    /// mirrors the state `free_pages_prepare()` leaves (no flags, no references, no owner).
+    /// mirrors the state `__free_pages_prepare()` leaves (no flags, no references, no owner).
     pub fn clear_block(&mut self, head: Pfn, order: Order) {
         let hi = head.idx();
         let n = order.nr_pages() as usize;

@@ -272,7 +272,7 @@ pub fn zoneinfo(m: &Machine, cpus: u64) -> String {
             }
             s.push_str("\n  pagesets");
             let batch = zone_batchsize(z.managed_pages);
-            let high_min = (z.wmark_pages(Wmark::Low) / cpus).max(4 * batch);
+            let high_min = (z.watermark[Wmark::Low as usize] / cpus).max(4 * batch);
             let high_max = (z.managed_pages / 8 / cpus).max(4 * batch);
             for cpu in 0..cpus {
                 let _ = write!(
