@@ -22,6 +22,16 @@ fn block(i: u64) -> Pfn {
     Pfn(0x1000 + i * 512)
 }
 
+/// Drains the machine with unmovable pages, types block `b` UNMOVABLE and frees `n` pages
+/// at even offsets in it (none of them merge).
+fn unmovable_block_with_scattered_free(m: &mut kcompact::Machine, b: u64, n: u64) {
+    drain(m, Gfp::GFP_KERNEL);
+    m.set_pageblock_migratetype(block(b), MigrateType::Unmovable);
+    for i in 0..n {
+        m.free_pages(block(b).plus(2 * i), Order(0));
+    }
+}
+
 fn free_list_len(m: &kcompact::Machine, order: u8, mt: MigrateType) -> usize {
     let z = m.zone(m.zone_of(NodeId(0), ZoneType::Normal));
     z.free_area[order as usize].free_list[mt.idx()]
@@ -186,11 +196,7 @@ fn nofragment_refuses_partial_fallback_then_retries() {
     // first pass may take whole pageblocks only and none is free, so the flag is dropped
     // and the second pass steals.
     let mut m = small_machine(0, 8, no_boost());
-    drain(&mut m, Gfp::GFP_KERNEL);
-    m.set_pageblock_migratetype(block(0), MigrateType::Unmovable);
-    for i in 0..10 {
-        m.free_pages(block(0).plus(2 * i), Order(0));
-    }
+    unmovable_block_with_scattered_free(&mut m, 0, 10);
     let p = alloc_flags(
         &mut m,
         Gfp::GFP_HIGHUSER_MOVABLE,
@@ -208,11 +214,7 @@ fn nofragment_refuses_partial_fallback_then_retries() {
             ..no_boost()
         },
     );
-    drain(&mut m, Gfp::GFP_KERNEL);
-    m.set_pageblock_migratetype(block(0), MigrateType::Unmovable);
-    for i in 0..10 {
-        m.free_pages(block(0).plus(2 * i), Order(0));
-    }
+    unmovable_block_with_scattered_free(&mut m, 0, 10);
     let p = alloc_flags(
         &mut m,
         Gfp::GFP_HIGHUSER_MOVABLE,
