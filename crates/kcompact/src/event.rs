@@ -65,6 +65,18 @@ pub struct VmStat {
     pub highatomic_unreserved: u64,
     /// kswapd wake-ups requested by a boosted watermark (`wakeup_kswapd` from `rmqueue`).
     pub kswapd_boost_wake: u64,
+    /// `pgmigrate_success`: base pages migrated.
+    pub pgmigrate_success: u64,
+    /// `pgmigrate_fail`: base pages that failed to migrate.
+    pub pgmigrate_fail: u64,
+    /// `thp_migration_success`.
+    pub thp_migration_success: u64,
+    /// `thp_migration_fail`.
+    pub thp_migration_fail: u64,
+    /// `thp_migration_split`.
+    pub thp_migration_split: u64,
+    /// `thp_split_page`: large folios split (any order).
+    pub thp_split_page: u64,
 }
 
 impl VmStat {
@@ -90,6 +102,12 @@ impl VmStat {
             ("highatomic_reserved", self.highatomic_reserved),
             ("highatomic_unreserved", self.highatomic_unreserved),
             ("kswapd_boost_wake", self.kswapd_boost_wake),
+            ("pgmigrate_success", self.pgmigrate_success),
+            ("pgmigrate_fail", self.pgmigrate_fail),
+            ("thp_migration_success", self.thp_migration_success),
+            ("thp_migration_fail", self.thp_migration_fail),
+            ("thp_migration_split", self.thp_migration_split),
+            ("thp_split_page", self.thp_split_page),
         ]
     }
 }

@@ -20,6 +20,8 @@ pub mod gfp;
 pub mod layout;
 pub mod machine;
 pub mod memmap;
+pub mod migrate;
+pub mod owners;
 pub mod rng;
 pub mod size;
 pub mod units;

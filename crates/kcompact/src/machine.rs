@@ -119,6 +119,10 @@ pub struct Machine {
     pub totalreserve_pages: u64,
     /// Event counters (/proc/vmstat names).
     pub vmstat: VmStat,
+    /// Who owns allocated pages.
+    pub owners: crate::owners::Owners,
+    /// The pages' contents, when tracked.
+    pub contents: crate::owners::Contents,
     nr_nodes: usize,
     /// Every zonelist, built once at boot (`build_all_zonelists()`), indexed by
     /// [`Machine::zonelist_slot`].
@@ -201,6 +205,8 @@ impl Machine {
             mobility_disabled: present < pb_order.nr_pages() * if config_cma { 6 } else { 5 },
             totalreserve_pages: 0,
             vmstat: VmStat::default(),
+            owners: Default::default(),
+            contents: Default::default(),
             nr_nodes: layout.nr_nodes(),
             zonelists: Vec::new(),
         };

@@ -13,6 +13,11 @@
 //!    high-order block); free + allocated = managed per zone.
 //! 4. No two free buddies are left unmerged below pageblock order (at and above it, types
 //!    may legitimately keep them apart).
+//! 6. Owners and pages agree: every folio record's head carries its id, flags and order;
+//!    refcount = mappings + page-cache references + private + a kernel owner's reference +
+//!    isolation + pins + speculative references; mapcount = the reverse map's mappings;
+//!    the reverse map, page tables, page caches and slab lists name each other; every LRU
+//!    folio is on exactly one LRU list (or isolated); tracked contents are intact.
 //! 5. Watermarks are ordered min ≤ low ≤ high ≤ promo; the highatomic reserve equals the
 //!    pages of HIGHATOMIC pageblocks (isolated ones included: isolation keeps the type
 //!    underneath).
@@ -229,6 +234,7 @@ pub fn verify(m: &Machine) -> Result<VerifyCounts, String> {
             }
         }
     }
+    verify_owners(m, &mut errs);
     if errs.is_empty() {
         Ok(counts)
     } else {
@@ -238,5 +244,154 @@ pub fn verify(m: &Machine) -> Result<VerifyCounts, String> {
             errs.push(format!("... and {} more", n - 20));
         }
         Err(errs.join("\n"))
+    }
+}
+
+/// Invariant 6: owners and page metadata agree.
+fn verify_owners(m: &Machine, errs: &mut Vec<String>) {
+    use crate::memmap::{OwnerRef, GUP_PIN_COUNTING_BIAS};
+    use crate::owners::process::map_refs;
+    use crate::owners::FolioKind;
+    use std::collections::BTreeMap;
+    let o = &m.owners;
+    let mut maps: BTreeMap<u32, u32> = BTreeMap::new();
+    for (id, pid, vpn) in &o.rmap {
+        let Some(rec) = o.get(*id) else {
+            errs.push(format!("reverse map names dead folio {id:?}"));
+            continue;
+        };
+        *maps.entry(id.0).or_default() += map_refs(rec.order);
+        if o.processes[*pid as usize].table.get(vpn) != Some(id) {
+            errs.push(format!(
+                "reverse map ({id:?}, {pid}, {vpn:#x}) has no page table entry"
+            ));
+        }
+    }
+    for (pid, p) in o.processes.iter().enumerate() {
+        for (vpn, id) in &p.table {
+            if !o.rmap.contains(&(*id, pid as u32, *vpn)) {
+                errs.push(format!(
+                    "process {pid} maps {id:?} at {vpn:#x} without a reverse-map entry"
+                ));
+            }
+        }
+    }
+    let mut pins: BTreeMap<u32, u32> = BTreeMap::new();
+    for (id, _) in o.pins.iter().flatten() {
+        *pins.entry(id.0).or_default() += 1;
+    }
+    let mut spec: BTreeMap<u32, u32> = BTreeMap::new();
+    for (id, _) in &o.speculative {
+        *spec.entry(id.0).or_default() += 1;
+    }
+    for (fid, f) in o.files.iter().enumerate() {
+        for (index, id) in &f.pages {
+            match o.get(*id) {
+                Some(r)
+                    if r.kind.in_page_cache()
+                        && r.owner == fid as u32
+                        && r.index == *index
+                        && !r.orphan => {}
+                _ => errs.push(format!(
+                    "file {fid} index {index} names {id:?}, which is not its cached folio"
+                )),
+            }
+        }
+    }
+    for (cid, c) in o.caches.iter().enumerate() {
+        for (id, used) in &c.slabs {
+            if *used == 0
+                || *used > c.objs_per_slab
+                || o.get(*id).map(|r| (r.kind, r.owner)) != Some((FolioKind::Slab, cid as u32))
+            {
+                errs.push(format!(
+                    "slab cache {cid}: slab {id:?} with {used} objects is inconsistent"
+                ));
+            }
+        }
+    }
+    for (id, rec) in o.iter() {
+        let pfn = rec.pfn;
+        let f = m.mem.flags(pfn);
+        let what = format!(
+            "folio {id:?} at {pfn:?} ({:?}, order {})",
+            rec.kind, rec.order.0
+        );
+        if f.intersects(PageFlags::BUDDY | PageFlags::TAIL) || m.mem.owner(pfn) != OwnerRef(id.0) {
+            errs.push(format!(
+                "{what}: head is {f:?} with owner {:?}",
+                m.mem.owner(pfn)
+            ));
+            continue;
+        }
+        if (rec.order.0 > 0) != f.contains(PageFlags::HEAD) || f.order() != rec.order.0 {
+            errs.push(format!("{what}: head flags {f:?} disagree with its order"));
+        }
+        let mapped = maps.get(&id.0).copied().unwrap_or(0);
+        if m.mem.mapcount(pfn) != mapped {
+            errs.push(format!(
+                "{what}: mapcount {} but {mapped} mappings",
+                m.mem.mapcount(pfn)
+            ));
+        }
+        let npins = pins.get(&id.0).copied().unwrap_or(0);
+        let large = rec.order.0 > 0;
+        if large && m.mem.pincount(pfn) != npins {
+            errs.push(format!(
+                "{what}: pincount {} but {npins} pins",
+                m.mem.pincount(pfn)
+            ));
+        }
+        let cache = if rec.kind.in_page_cache() && !rec.orphan {
+            rec.order.nr_pages() as u32
+        } else {
+            0
+        };
+        let owner_ref = matches!(
+            rec.kind,
+            FolioKind::Slab | FolioKind::PageTable | FolioKind::Kernel | FolioKind::Hugetlb
+        ) as u32;
+        let pin_refs = if large {
+            npins
+        } else {
+            npins * GUP_PIN_COUNTING_BIAS
+        };
+        let want = mapped
+            + cache
+            + f.contains(PageFlags::PRIVATE) as u32
+            + owner_ref
+            + f.contains(PageFlags::ISOLATED) as u32
+            + pin_refs
+            + spec.get(&id.0).copied().unwrap_or(0);
+        if m.mem.refcount(pfn) != want {
+            errs.push(format!(
+                "{what}: refcount {} but owners, mappings, pins and isolation account for {want}",
+                m.mem.refcount(pfn)
+            ));
+        }
+        if rec.kind.is_lru() {
+            if f.contains(PageFlags::LRU) == f.contains(PageFlags::ISOLATED) {
+                errs.push(format!(
+                    "{what}: must be on an LRU list or isolated, exactly one: {f:?}"
+                ));
+            }
+            if f.contains(PageFlags::ACTIVE) && f.contains(PageFlags::UNEVICTABLE) {
+                errs.push(format!("{what}: on two LRU lists (active and unevictable)"));
+            }
+        } else if f.intersects(PageFlags::LRU | PageFlags::ISOLATED) {
+            errs.push(format!("{what}: a kernel folio on an LRU list"));
+        }
+        if rec.kind == FolioKind::Anon && rec.orphan != (mapped == 0) {
+            errs.push(format!(
+                "{what}: orphan {} with {mapped} mappings",
+                rec.orphan
+            ));
+        }
+        if !m
+            .contents
+            .check(pfn, rec.order.nr_pages(), rec.stamp, rec.stamp_offset)
+        {
+            errs.push(format!("{what}: contents lost or corrupted"));
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! |------------|---------------------------|------------------------|-------------------------|
 //! | `flags`    | flags + buddy order       | flags                  | flags + compound order  |
 //! | `a`        | previous on the free list | pfn of the head        | refcount (`_refcount`)  |
-//! | `b`        | next on the free list     | 0                      | owner reference         |
+//! | `b`        | next on the free list     | 0 (first tail: pincount) | owner reference       |
 //! | `mapcount` | 0                         | mapcount of this page  | mapcount (`_mapcount`+1)|
 //!
 //! Pages inside a free block other than its head carry no flags and zero words, as in Linux
@@ -183,6 +183,32 @@ impl MemMap {
         debug_assert!(!self.flags[pfn.idx()]
             .intersects(PageFlags::BUDDY | PageFlags::TAIL | PageFlags::NOPAGE));
         self.b[pfn.idx()] = owner.0;
+    }
+
+    /// Mirrors `folio->_pincount` of a large folio (kept in its first tail page, as Linux
+    /// keeps it in the folio's second page).
+    #[inline]
+    pub fn pincount(&self, head: Pfn) -> u32 {
+        debug_assert!(self.flags(head).contains(PageFlags::HEAD));
+        self.b[head.idx() + 1]
+    }
+
+    /// Sets the `_pincount` of a large folio.
+    #[inline]
+    pub fn set_pincount(&mut self, head: Pfn, count: u32) {
+        debug_assert!(self.flags(head).contains(PageFlags::HEAD));
+        self.b[head.idx() + 1] = count;
+    }
+
+    /// Mirrors `folio_maybe_dma_pinned()`: a large folio with a pincount, or a small one
+    /// whose refcount reaches [`GUP_PIN_COUNTING_BIAS`].
+    #[inline]
+    pub fn maybe_dma_pinned(&self, head: Pfn) -> bool {
+        if self.flags(head).contains(PageFlags::HEAD) {
+            self.pincount(head) > 0
+        } else {
+            self.refcount(head) >= GUP_PIN_COUNTING_BIAS
+        }
     }
 
     /// The number of page-table mappings of this page (Linux `page_mapcount()`).

@@ -1,0 +1,738 @@
+//! Page migration: move folios to new pages while their owners keep using them.
+//!
+//! Mirrors `mm/migrate.c`: [`Machine::migrate_pages`] takes isolated folios in batches of
+//! up to 512 pages; ASYNC runs one batch with up to 10 passes, SYNC and SYNC_LIGHT first an
+//! ASYNC batch of 3 passes and then every leftover folio alone with 7 passes in the real
+//! mode. Each pass unmaps (`migrate_folio_unmap()`: a destination from the target, the
+//! folio lock, writeback, the reverse-map walk) and then moves (`migrate_folio_move()`: the
+//! expected-refcount check, copy, mapping update, remap). `-EAGAIN` stays for the next
+//! pass; `-ENOMEM` splits a large folio or ends the batch; other errors are permanent.
+//! Counters `pgmigrate_success` / `pgmigrate_fail` / `thp_migration_*` are added once at
+//! the end, as Linux does.
+
+use crate::machine::Machine;
+use crate::memmap::PageFlags;
+use crate::owners::process::HPAGE_PMD_ORDER;
+use crate::owners::{FolioId, FolioKind, FolioRec};
+use crate::units::{Order, Pfn};
+
+/// Mirrors `enum migrate_mode`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum MigrateMode {
+    /// MIGRATE_ASYNC: never block.
+    Async,
+    /// MIGRATE_SYNC_LIGHT: may block on locks, not on writeback.
+    SyncLight,
+    /// MIGRATE_SYNC: may block on locks and wait for writeback.
+    Sync,
+}
+
+impl MigrateMode {
+    /// The name trace output uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            MigrateMode::Async => "MIGRATE_ASYNC",
+            MigrateMode::SyncLight => "MIGRATE_SYNC_LIGHT",
+            MigrateMode::Sync => "MIGRATE_SYNC",
+        }
+    }
+}
+
+/// Mirrors `enum migrate_reason` (the reasons the model uses).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MigrateReason {
+    /// MR_COMPACTION.
+    Compaction,
+    /// MR_SYSCALL (move_pages, migrate_pages).
+    Syscall,
+    /// MR_NUMA_MISPLACED: large folios are not split on -ENOMEM.
+    NumaMisplaced,
+    /// MR_CONTIG_RANGE (alloc_contig_range, CMA).
+    ContigRange,
+}
+
+/// Why one folio did not migrate in one attempt (the kernel's errno).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MigrateError {
+    /// -EAGAIN: try again in the next pass.
+    Again,
+    /// -ENOMEM: no destination page.
+    NoMemory,
+    /// -EBUSY: permanent for this call (writeback, dirty without migrate_folio).
+    Busy,
+}
+
+/// Mirrors `get_new_folio` / `put_new_folio`: where migration gets destination folios.
+pub trait MigrationTarget {
+    /// A free block of exactly `order` for the contents of `src`, or `None`.
+    fn get_new_folio(&mut self, m: &mut Machine, src: Pfn, order: Order) -> Option<Pfn>;
+    /// Takes back a destination that was not used.
+    fn put_new_folio(&mut self, m: &mut Machine, dst: Pfn, order: Order);
+}
+
+/// Mirrors `alloc_migration_target()`: destinations from the page allocator, movable,
+/// anywhere on the machine.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AllocTarget;
+
+impl MigrationTarget for AllocTarget {
+    fn get_new_folio(&mut self, m: &mut Machine, _src: Pfn, order: Order) -> Option<Pfn> {
+        use crate::gfp::Gfp;
+        let mut gfp = Gfp::GFP_HIGHUSER_MOVABLE | Gfp::NOWARN | Gfp::RETRY_MAYFAIL;
+        if order.0 > 0 {
+            gfp = gfp | Gfp::COMP;
+        }
+        m.alloc_pages(gfp, order, crate::units::NodeId(0))
+    }
+
+    fn put_new_folio(&mut self, m: &mut Machine, dst: Pfn, order: Order) {
+        m.free_pages(dst, order);
+    }
+}
+
+/// A fault to inject while migrating, for tests (seeded by the caller).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Injection {
+    /// Nothing.
+    None,
+    /// Someone takes a speculative reference on the source between unmap and move (it is
+    /// recorded in [`crate::owners::Owners::speculative`] and stays until its holder drops it).
+    SpeculativeRef,
+}
+
+/// Mirrors `struct migrate_pages_stats`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct MigrateStats {
+    /// Base pages migrated.
+    pub nr_succeeded: u64,
+    /// Base pages that failed.
+    pub nr_failed_pages: u64,
+    /// THP folios migrated.
+    pub nr_thp_succeeded: u64,
+    /// THP folios that failed.
+    pub nr_thp_failed: u64,
+    /// THP folios split.
+    pub nr_thp_split: u64,
+    /// Large folios of any order split.
+    pub nr_split: u64,
+}
+
+/// What one `migrate_pages()` call did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrateResult {
+    /// Folios not migrated, or `Err(NoMemory)` (the kernel's return value).
+    pub rc: Result<u64, MigrateError>,
+    /// The counters.
+    pub stats: MigrateStats,
+    /// Folios left over, still isolated: the caller puts them back
+    /// ([`Machine::putback_movable_pages`]).
+    pub ret: Vec<FolioId>,
+}
+
+/// The state `migrate_folio_unmap()` records for the move phase.
+#[derive(Clone, Copy, Debug)]
+struct Unmapped {
+    src: FolioId,
+    dst: Pfn,
+    /// The mapcount (and mapping references) taken away by the unmap, restored on remap.
+    was_mapped: u32,
+}
+
+/// `NR_MAX_BATCHED_MIGRATION`.
+pub const NR_MAX_BATCHED_MIGRATION: u64 = 512;
+/// `NR_MAX_MIGRATE_PAGES_RETRY`.
+pub const NR_MAX_MIGRATE_PAGES_RETRY: u32 = 10;
+/// `NR_MAX_MIGRATE_ASYNC_RETRY`.
+pub const NR_MAX_MIGRATE_ASYNC_RETRY: u32 = 3;
+/// `NR_MAX_MIGRATE_SYNC_RETRY`.
+pub const NR_MAX_MIGRATE_SYNC_RETRY: u32 = NR_MAX_MIGRATE_PAGES_RETRY - NR_MAX_MIGRATE_ASYNC_RETRY;
+
+fn is_thp(rec: &FolioRec) -> bool {
+    rec.order.0 >= HPAGE_PMD_ORDER
+}
+
+impl Machine {
+    /// Mirrors `folio_isolate_lru()`: takes an LRU folio off its list for migration, holding
+    /// a reference. False if it is not on an LRU list.
+    pub fn folio_isolate_lru(&mut self, id: FolioId) -> bool {
+        let pfn = self.owners.folio(id).pfn;
+        let f = self.mem.flags(pfn);
+        if !f.contains(PageFlags::LRU) || self.mem.refcount(pfn) == 0 {
+            return false;
+        }
+        self.mem
+            .set_flags(pfn, f.without(PageFlags::LRU).with(PageFlags::ISOLATED));
+        self.mem.set_refcount(pfn, self.mem.refcount(pfn) + 1);
+        true
+    }
+
+    /// Mirrors `folio_putback_lru()`: back on the LRU, the isolation reference dropped
+    /// (which frees a folio its owner let go of meanwhile).
+    pub fn folio_putback_lru(&mut self, id: FolioId) {
+        let pfn = self.owners.folio(id).pfn;
+        let f = self.mem.flags(pfn);
+        assert!(
+            f.contains(PageFlags::ISOLATED),
+            "{pfn:?} put back but not isolated"
+        );
+        self.mem
+            .set_flags(pfn, f.without(PageFlags::ISOLATED).with(PageFlags::LRU));
+        self.folio_put_refs(id, 1);
+    }
+
+    /// Mirrors `putback_movable_pages()`.
+    pub fn putback_movable_pages(&mut self, list: Vec<FolioId>) {
+        for id in list {
+            self.folio_putback_lru(id);
+        }
+    }
+
+    /// Mirrors `folio_expected_ref_count()`: references the folio's owners account for —
+    /// a page-cache reference per page, one for private data, one per mapping.
+    pub fn folio_expected_ref_count(&self, id: FolioId) -> u32 {
+        let rec = self.owners.folio(id);
+        let f = self.mem.flags(rec.pfn);
+        let mut refs = self.mem.mapcount(rec.pfn);
+        if rec.kind.in_page_cache() && !rec.orphan {
+            refs += rec.order.nr_pages() as u32;
+        }
+        if !f.contains(PageFlags::ANON) && f.contains(PageFlags::PRIVATE) {
+            refs += 1;
+        }
+        refs
+    }
+
+    /// Mirrors `migrate_pages()` with `get_new_folio`/`put_new_folio` from `target`.
+    pub fn migrate_pages(
+        &mut self,
+        from: Vec<FolioId>,
+        target: &mut dyn MigrationTarget,
+        mode: MigrateMode,
+        reason: MigrateReason,
+    ) -> MigrateResult {
+        self.migrate_pages_inject(from, target, mode, reason, &mut |_| Injection::None)
+    }
+
+    /// [`Machine::migrate_pages`] with a fault injector asked once per folio before each
+    /// move attempt.
+    pub fn migrate_pages_inject(
+        &mut self,
+        mut from: Vec<FolioId>,
+        target: &mut dyn MigrationTarget,
+        mode: MigrateMode,
+        reason: MigrateReason,
+        inject: &mut dyn FnMut(FolioId) -> Injection,
+    ) -> MigrateResult {
+        for id in &from {
+            let pfn = self.owners.folio(*id).pfn;
+            assert!(
+                self.mem.flags(pfn).contains(PageFlags::ISOLATED),
+                "{pfn:?} migrated without isolation"
+            );
+        }
+        let mut stats = MigrateStats::default();
+        let mut ret = Vec::new();
+        let mut rc_gather: Result<u64, MigrateError> = Ok(0);
+        // Hugetlb folios are never isolated from an LRU here; any on the list fail.
+        from.retain(|id| {
+            let keep = self.owners.folio(*id).kind != FolioKind::Hugetlb;
+            if !keep {
+                ret.push(*id);
+            }
+            keep
+        });
+        while !from.is_empty() {
+            let mut nr_pages = 0;
+            let mut cut = from.len();
+            for (i, id) in from.iter().enumerate() {
+                nr_pages += self.owners.folio(*id).order.nr_pages();
+                if nr_pages >= NR_MAX_BATCHED_MIGRATION {
+                    cut = i + 1;
+                    break;
+                }
+            }
+            let rest = from.split_off(cut);
+            let mut batch = std::mem::replace(&mut from, rest);
+            let mut split = Vec::new();
+            let rc = if mode == MigrateMode::Async {
+                self.migrate_pages_batch(
+                    &mut batch,
+                    target,
+                    mode,
+                    reason,
+                    &mut ret,
+                    Some(&mut split),
+                    &mut stats,
+                    NR_MAX_MIGRATE_PAGES_RETRY,
+                    inject,
+                )
+            } else {
+                self.migrate_pages_sync(
+                    &mut batch, target, mode, reason, &mut ret, &mut split, &mut stats, inject,
+                )
+            };
+            ret.append(&mut batch);
+            match rc {
+                Err(e) => {
+                    rc_gather = Err(e);
+                    ret.append(&mut split);
+                    ret.append(&mut from);
+                    break;
+                }
+                Ok(n) => {
+                    if !split.is_empty() {
+                        // The pieces get one forced-ASYNC pass; the split already counted as
+                        // one failure, so this call's result is ignored.
+                        let _ = self.migrate_pages_batch(
+                            &mut split,
+                            target,
+                            MigrateMode::Async,
+                            reason,
+                            &mut ret,
+                            None,
+                            &mut stats,
+                            1,
+                            inject,
+                        );
+                        ret.append(&mut split);
+                    }
+                    if let Ok(g) = &mut rc_gather {
+                        *g += n;
+                    }
+                }
+            }
+        }
+        if ret.is_empty() {
+            rc_gather = Ok(0);
+        }
+        self.vmstat.pgmigrate_success += stats.nr_succeeded;
+        self.vmstat.pgmigrate_fail += stats.nr_failed_pages;
+        self.vmstat.thp_migration_success += stats.nr_thp_succeeded;
+        self.vmstat.thp_migration_fail += stats.nr_thp_failed;
+        self.vmstat.thp_migration_split += stats.nr_thp_split;
+        MigrateResult {
+            rc: rc_gather,
+            stats,
+            ret,
+        }
+    }
+
+    /// Mirrors `migrate_pages_sync()`.
+    #[allow(clippy::too_many_arguments)] // the kernel function's own parameters
+    fn migrate_pages_sync(
+        &mut self,
+        from: &mut Vec<FolioId>,
+        target: &mut dyn MigrationTarget,
+        mode: MigrateMode,
+        reason: MigrateReason,
+        ret: &mut Vec<FolioId>,
+        split: &mut Vec<FolioId>,
+        stats: &mut MigrateStats,
+        inject: &mut dyn FnMut(FolioId) -> Injection,
+    ) -> Result<u64, MigrateError> {
+        let mut astats = MigrateStats::default();
+        let mut failed_async = Vec::new();
+        let rc = self.migrate_pages_batch(
+            from,
+            target,
+            MigrateMode::Async,
+            reason,
+            &mut failed_async,
+            Some(split),
+            &mut astats,
+            NR_MAX_MIGRATE_ASYNC_RETRY,
+            inject,
+        );
+        stats.nr_succeeded += astats.nr_succeeded;
+        stats.nr_thp_succeeded += astats.nr_thp_succeeded;
+        stats.nr_thp_split += astats.nr_thp_split;
+        stats.nr_split += astats.nr_split;
+        if let Err(e) = rc {
+            stats.nr_failed_pages += astats.nr_failed_pages;
+            stats.nr_thp_failed += astats.nr_thp_failed;
+            ret.append(&mut failed_async);
+            return Err(e);
+        }
+        stats.nr_thp_failed += astats.nr_thp_split;
+        let mut nr_failed = astats.nr_split;
+        from.append(&mut failed_async);
+        while !from.is_empty() {
+            let mut one = vec![from.remove(0)];
+            let rc = self.migrate_pages_batch(
+                &mut one,
+                target,
+                mode,
+                reason,
+                ret,
+                Some(split),
+                stats,
+                NR_MAX_MIGRATE_SYNC_RETRY,
+                inject,
+            );
+            ret.append(&mut one);
+            nr_failed += rc?;
+        }
+        Ok(nr_failed)
+    }
+
+    /// Mirrors `migrate_pages_batch()`: unmap passes, then move passes.
+    #[allow(clippy::too_many_arguments)] // the kernel function's own parameters
+    fn migrate_pages_batch(
+        &mut self,
+        from: &mut Vec<FolioId>,
+        target: &mut dyn MigrationTarget,
+        mode: MigrateMode,
+        reason: MigrateReason,
+        ret: &mut Vec<FolioId>,
+        mut split: Option<&mut Vec<FolioId>>,
+        stats: &mut MigrateStats,
+        nr_pass: u32,
+        inject: &mut dyn FnMut(FolioId) -> Injection,
+    ) -> Result<u64, MigrateError> {
+        let nosplit = reason == MigrateReason::NumaMisplaced;
+        let mut nr_failed = 0u64;
+        let (mut retry, mut thp_retry, mut nr_retry_pages) = (1u64, 0u64, 0u64);
+        let mut unmapped: Vec<Unmapped> = Vec::new();
+        let mut rc_saved = None;
+        let mut pass = 0;
+        'unmap: while pass < nr_pass && retry > 0 {
+            retry = 0;
+            thp_retry = 0;
+            nr_retry_pages = 0;
+            let mut i = 0;
+            while i < from.len() {
+                let id = from[i];
+                let rec = *self.owners.folio(id);
+                let (n, thp, large) = (rec.order.nr_pages(), is_thp(&rec) as u64, rec.order.0 > 0);
+                // Freed from under us: only the isolation reference is left.
+                if self.mem.refcount(rec.pfn) == 1 {
+                    from.remove(i);
+                    let f = self.mem.flags(rec.pfn);
+                    self.mem.set_flags(
+                        rec.pfn,
+                        f.without(PageFlags::ACTIVE | PageFlags::UNEVICTABLE | PageFlags::ISOLATED),
+                    );
+                    self.folio_put_refs(id, 1);
+                    stats.nr_succeeded += n;
+                    stats.nr_thp_succeeded += thp;
+                    continue;
+                }
+                match self.migrate_folio_unmap(id, target, mode) {
+                    Ok(u) => {
+                        from.remove(i);
+                        unmapped.push(u);
+                    }
+                    Err(MigrateError::Again) => {
+                        retry += 1;
+                        thp_retry += thp;
+                        nr_retry_pages += n;
+                        i += 1;
+                    }
+                    Err(MigrateError::NoMemory) => {
+                        nr_failed += 1;
+                        stats.nr_thp_failed += thp;
+                        if large && !nosplit {
+                            if let Some(list) = split.as_deref_mut() {
+                                if self.split_folio(id, list) {
+                                    from.remove(i);
+                                    stats.nr_thp_split += thp;
+                                    stats.nr_split += 1;
+                                    continue;
+                                }
+                            }
+                        }
+                        stats.nr_failed_pages += n + nr_retry_pages;
+                        stats.nr_thp_failed += thp_retry;
+                        rc_saved = Some(MigrateError::NoMemory);
+                        break 'unmap;
+                    }
+                    Err(MigrateError::Busy) => {
+                        from.remove(i);
+                        ret.push(id);
+                        nr_failed += 1;
+                        stats.nr_thp_failed += thp;
+                        stats.nr_failed_pages += n;
+                    }
+                }
+            }
+            pass += 1;
+        }
+        if rc_saved.is_none() {
+            nr_failed += retry;
+            stats.nr_thp_failed += thp_retry;
+            stats.nr_failed_pages += nr_retry_pages;
+        }
+        // Move passes.
+        let mut retry = 1u64;
+        let (mut thp_retry, mut nr_retry_pages) = (0u64, 0u64);
+        let mut pass = 0;
+        while pass < nr_pass && retry > 0 && !unmapped.is_empty() {
+            retry = 0;
+            thp_retry = 0;
+            nr_retry_pages = 0;
+            let mut i = 0;
+            while i < unmapped.len() {
+                let u = unmapped[i];
+                let rec = *self.owners.folio(u.src);
+                let (n, thp) = (rec.order.nr_pages(), is_thp(&rec) as u64);
+                if inject(u.src) == Injection::SpeculativeRef {
+                    self.get_speculative(u.src);
+                }
+                match self.migrate_folio_move(u, target) {
+                    Ok(()) => {
+                        unmapped.remove(i);
+                        stats.nr_succeeded += n;
+                        stats.nr_thp_succeeded += thp;
+                    }
+                    Err(MigrateError::Again) => {
+                        retry += 1;
+                        thp_retry += thp;
+                        nr_retry_pages += n;
+                        i += 1;
+                    }
+                    Err(_) => {
+                        unmapped.remove(i);
+                        ret.push(u.src);
+                        nr_failed += 1;
+                        stats.nr_thp_failed += thp;
+                        stats.nr_failed_pages += n;
+                    }
+                }
+            }
+            pass += 1;
+        }
+        if pass > 0 {
+            nr_failed += retry;
+            stats.nr_thp_failed += thp_retry;
+            stats.nr_failed_pages += nr_retry_pages;
+        }
+        // migrate_folios_undo(): whatever is still unmapped goes back as it was.
+        for u in unmapped {
+            self.undo_src(u);
+            target.put_new_folio(self, u.dst, self.owners.folio(u.src).order);
+            ret.push(u.src);
+        }
+        match rc_saved {
+            Some(e) => Err(e),
+            None => Ok(nr_failed),
+        }
+    }
+
+    /// Mirrors `migrate_folio_unmap()`.
+    fn migrate_folio_unmap(
+        &mut self,
+        id: FolioId,
+        target: &mut dyn MigrationTarget,
+        mode: MigrateMode,
+    ) -> Result<Unmapped, MigrateError> {
+        let rec = *self.owners.folio(id);
+        let dst = target
+            .get_new_folio(self, rec.pfn, rec.order)
+            .ok_or(MigrateError::NoMemory)?;
+        let fail = |m: &mut Machine, target: &mut dyn MigrationTarget, e: MigrateError| {
+            target.put_new_folio(m, dst, rec.order);
+            Err(e)
+        };
+        let f = self.mem.flags(rec.pfn);
+        if f.contains(PageFlags::LOCKED) {
+            if mode == MigrateMode::Async {
+                return fail(self, target, MigrateError::Again);
+            }
+            // SYNC_LIGHT and SYNC sleep on the lock until its holder lets go.
+            self.mem.clear_flag(rec.pfn, PageFlags::LOCKED);
+        }
+        if f.contains(PageFlags::WRITEBACK) {
+            if mode != MigrateMode::Sync {
+                return fail(self, target, MigrateError::Busy);
+            }
+            // folio_wait_writeback(): the write completes.
+            self.mem.clear_flag(rec.pfn, PageFlags::WRITEBACK);
+        }
+        self.mem.set_flag(rec.pfn, PageFlags::LOCKED);
+        let mapped = self.mem.mapcount(rec.pfn);
+        if mapped > 0 {
+            // try_to_migrate(): an exclusive anonymous folio that may be DMA-pinned cannot
+            // be unmapped (the rmap refuses to replace its PTEs).
+            if f.contains(PageFlags::ANON) && self.mem.maybe_dma_pinned(rec.pfn) {
+                self.mem.clear_flag(rec.pfn, PageFlags::LOCKED);
+                return fail(self, target, MigrateError::Again);
+            }
+            self.mem.set_mapcount(rec.pfn, 0);
+            self.mem
+                .set_refcount(rec.pfn, self.mem.refcount(rec.pfn) - mapped);
+        }
+        Ok(Unmapped {
+            src: id,
+            dst,
+            was_mapped: mapped,
+        })
+    }
+
+    /// Restores a source after a failed attempt: PTEs back, lock dropped.
+    fn undo_src(&mut self, u: Unmapped) {
+        let pfn = self.owners.folio(u.src).pfn;
+        if u.was_mapped > 0 {
+            self.mem.set_mapcount(pfn, u.was_mapped);
+            self.mem
+                .set_refcount(pfn, self.mem.refcount(pfn) + u.was_mapped);
+        }
+        self.mem.clear_flag(pfn, PageFlags::LOCKED);
+    }
+
+    /// Mirrors `migrate_folio_move()` → `move_to_new_folio()` → `__migrate_folio()`.
+    fn migrate_folio_move(
+        &mut self,
+        u: Unmapped,
+        target: &mut dyn MigrationTarget,
+    ) -> Result<(), MigrateError> {
+        let rec = *self.owners.folio(u.src);
+        let f = self.mem.flags(rec.pfn);
+        let mapping = rec.kind.in_page_cache() && !rec.orphan;
+        let result = if mapping
+            && !self.owners.files[rec.owner as usize].has_migrate_folio
+            && f.contains(PageFlags::DIRTY)
+        {
+            // fallback_migrate_folio(): no writeout any more; dirty folios stay.
+            Err(MigrateError::Busy)
+        } else if self.mem.refcount(rec.pfn) != self.folio_expected_ref_count(u.src) + 1 {
+            Err(MigrateError::Again)
+        } else {
+            Ok(())
+        };
+        match result {
+            Ok(()) => {
+                self.move_folio(u, rec);
+                Ok(())
+            }
+            Err(MigrateError::Again) => Err(MigrateError::Again),
+            Err(e) => {
+                self.undo_src(u);
+                target.put_new_folio(self, u.dst, rec.order);
+                Err(e)
+            }
+        }
+    }
+
+    /// The successful end of a move: copy, hand the folio's identity to the destination,
+    /// remap, free the source.
+    fn move_folio(&mut self, u: Unmapped, rec: FolioRec) {
+        let (src, dst) = (rec.pfn, u.dst);
+        let sf = self.mem.flags(src);
+        self.contents.copy(src, dst, rec.order.nr_pages());
+        // folio_migrate_flags(): the state that travels with the data.
+        let travel = PageFlags::ANON
+            | PageFlags::SWAPBACKED
+            | PageFlags::DIRTY
+            | PageFlags::ACTIVE
+            | PageFlags::UNEVICTABLE
+            | PageFlags::MLOCKED
+            | PageFlags::PRIVATE
+            | PageFlags::REFERENCED
+            | PageFlags::SLAB
+            | PageFlags::PGTABLE;
+        let df = self.mem.flags(dst);
+        self.mem.set_flags(
+            dst,
+            df.with(PageFlags(sf.0 & travel.0 & 0x0fff_ffff))
+                .with(PageFlags::LRU),
+        );
+        let cache_refs = self.folio_expected_ref_count(u.src) - self.mem.mapcount(src);
+        // dst: the allocation reference, the cache's references, the restored mappings;
+        // then the allocation reference is dropped (folio_put(dst)).
+        self.mem.set_refcount(dst, cache_refs + u.was_mapped);
+        self.mem.set_mapcount(dst, u.was_mapped);
+        self.mem.set_owner(dst, crate::memmap::OwnerRef(u.src.0));
+        self.owners.folio_mut(u.src).pfn = dst;
+        // src: only the isolation reference is left; migrate_folio_done() drops it.
+        self.mem.set_flags(
+            src,
+            if rec.order.0 > 0 {
+                PageFlags::HEAD.with_order(rec.order.0)
+            } else {
+                PageFlags::EMPTY
+            },
+        );
+        self.mem.set_mapcount(src, 0);
+        self.mem.set_refcount(src, 1);
+        self.mem.set_owner(src, crate::memmap::OwnerRef::NONE);
+        self.free_pages(src, rec.order);
+    }
+
+    /// Mirrors `split_folio_to_list()` for an isolated large folio: every page becomes an
+    /// order-0 folio with its share of the references, mappings and cache slots; the pieces
+    /// go on `list`, still isolated. Fails (false) if the folio holds references its owners
+    /// do not account for (`can_split_folio()`), such as a pin.
+    pub fn split_folio(&mut self, id: FolioId, list: &mut Vec<FolioId>) -> bool {
+        let rec = *self.owners.folio(id);
+        assert!(rec.order.0 > 0, "split of an order-0 folio");
+        let head = rec.pfn;
+        if self.mem.refcount(head) != self.folio_expected_ref_count(id) + 1
+            || self.mem.pincount(head) > 0
+        {
+            return false;
+        }
+        let nr = rec.order.nr_pages();
+        let hf = self.mem.flags(head);
+        let keep = PageFlags(hf.0 & 0x0fff_ffff).without(PageFlags::HEAD);
+        let mappers: Vec<(u32, u64)> = self.owners.mappers(id).collect();
+        let private = hf.contains(PageFlags::PRIVATE);
+        let cache = rec.kind.in_page_cache() && !rec.orphan;
+        // Each mapping becomes one PTE per page.
+        let per_page_maps = mappers.len() as u32;
+        for (pid, vpn) in &mappers {
+            self.owners.rmap.remove(&(id, *pid, *vpn));
+            self.owners.processes[*pid as usize].table.remove(vpn);
+        }
+        if cache {
+            self.owners.files[rec.owner as usize]
+                .pages
+                .remove(&rec.index);
+        }
+        let mut ids = Vec::with_capacity(nr as usize);
+        for i in 0..nr {
+            let pfn = head.plus(i);
+            let pid = if i == 0 {
+                id
+            } else {
+                let stamp = rec.stamp;
+                let pid = self.owners.insert_record(FolioRec {
+                    pfn,
+                    order: Order(0),
+                    index: rec.index + i,
+                    stamp,
+                    stamp_offset: rec.stamp_offset + i as u32,
+                    ..rec
+                });
+                self.mem.set_flags(pfn, PageFlags::EMPTY);
+                pid
+            };
+            let mut flags = keep.with_order(0);
+            if i > 0 {
+                flags = flags.without(PageFlags::PRIVATE);
+            }
+            self.mem.set_flags(pfn, flags);
+            let refs = per_page_maps + cache as u32 + (i == 0 && private) as u32 + 1;
+            self.mem.set_refcount(pfn, refs);
+            self.mem.set_mapcount(pfn, per_page_maps);
+            self.mem.set_owner(pfn, crate::memmap::OwnerRef(pid.0));
+            ids.push(pid);
+        }
+        let first = self.owners.folio_mut(id);
+        first.order = Order(0);
+        for (i, pid) in ids.iter().enumerate() {
+            for (p, vpn) in &mappers {
+                let v = vpn + i as u64;
+                self.owners.rmap.insert((*pid, *p, v));
+                self.owners.processes[*p as usize].table.insert(v, *pid);
+            }
+            if cache {
+                self.owners.files[rec.owner as usize]
+                    .pages
+                    .insert(rec.index + i as u64, *pid);
+            }
+        }
+        list.extend(ids);
+        self.vmstat.thp_split_page += 1;
+        true
+    }
+}

@@ -1,0 +1,187 @@
+//! Files and their page cache: regular files and shmem/tmpfs, clean, dirty and under
+//! writeback, mapped into processes or not.
+//!
+//! The page cache holds one reference per page of a cached folio (and a folio with
+//! buffer heads, PG_private, one more), as `filemap_add_folio()` and `folio_attach_private()`
+//! take them.
+
+use super::process::MapError;
+use super::{FolioId, FolioKind};
+use crate::gfp::Gfp;
+use crate::machine::Machine;
+use crate::memmap::PageFlags;
+use crate::units::{NodeId, Order};
+use std::collections::BTreeMap;
+
+/// A file.
+#[derive(Clone, Debug, Default)]
+pub struct File {
+    /// shmem/tmpfs: swap-backed page cache.
+    pub shmem: bool,
+    /// The filesystem's address space has `migrate_folio` (ext4, xfs, shmem do); without
+    /// it, migration falls back and refuses dirty folios.
+    pub has_migrate_folio: bool,
+    /// Folios carry buffer heads (PG_private), as ext4's do.
+    pub buffers: bool,
+    /// First page index of each cached folio → folio.
+    pub pages: BTreeMap<u64, FolioId>,
+    /// Still exists.
+    pub alive: bool,
+}
+
+impl Machine {
+    /// Creates a file; returns its id.
+    pub fn new_file(&mut self, shmem: bool, has_migrate_folio: bool, buffers: bool) -> u32 {
+        self.owners.files.push(File {
+            shmem,
+            has_migrate_folio,
+            buffers: buffers && !shmem,
+            pages: BTreeMap::new(),
+            alive: true,
+        });
+        self.owners.files.len() as u32 - 1
+    }
+
+    /// The folio caching page `index` of file `fid`, with its first index.
+    pub fn file_lookup(&self, fid: u32, index: u64) -> Option<(u64, FolioId)> {
+        let (&base, &id) = self.owners.files[fid as usize]
+            .pages
+            .range(..=index)
+            .next_back()?;
+        (index < base + self.owners.folio(id).order.nr_pages()).then_some((base, id))
+    }
+
+    /// Reads or writes `2^order` pages at `index` into the page cache
+    /// (`filemap_add_folio()`); a write leaves the folio dirty.
+    pub fn file_add(
+        &mut self,
+        fid: u32,
+        index: u64,
+        order: Order,
+        dirty: bool,
+    ) -> Result<FolioId, MapError> {
+        let f = &self.owners.files[fid as usize];
+        if !f.alive
+            || !index.is_multiple_of(order.nr_pages())
+            || self.file_lookup(fid, index).is_some()
+            || f.pages
+                .range(index..index + order.nr_pages())
+                .next()
+                .is_some()
+        {
+            return Err(MapError::Invalid);
+        }
+        let (shmem, buffers) = (f.shmem, f.buffers);
+        let gfp = if order.0 == 0 {
+            Gfp::GFP_HIGHUSER_MOVABLE
+        } else {
+            Gfp::GFP_HIGHUSER_MOVABLE | Gfp::COMP | Gfp::NOWARN
+        };
+        let pfn = self
+            .alloc_pages(gfp, order, NodeId(0))
+            .ok_or(MapError::NoMemory)?;
+        let mut flags = PageFlags::LRU;
+        if shmem {
+            flags = flags | PageFlags::SWAPBACKED;
+        }
+        if dirty {
+            flags = flags | PageFlags::DIRTY;
+        }
+        if buffers {
+            flags = flags | PageFlags::PRIVATE;
+        }
+        let refs = order.nr_pages() as u32 + buffers as u32;
+        let kind = if shmem {
+            FolioKind::Shmem
+        } else {
+            FolioKind::File
+        };
+        let id = self.own_folio(pfn, order, super::Holder(kind, fid, index), flags, refs);
+        self.owners.files[fid as usize].pages.insert(index, id);
+        Ok(id)
+    }
+
+    /// Maps the cached folio holding page `index` of `fid` at `vpn` of `pid` (`filemap_map_pages()`).
+    pub fn file_mmap(
+        &mut self,
+        pid: u32,
+        vpn: u64,
+        fid: u32,
+        index: u64,
+    ) -> Result<FolioId, MapError> {
+        let Some((_, id)) = self.file_lookup(fid, index) else {
+            return Err(MapError::Invalid);
+        };
+        let nr = self.owners.folio(id).order.nr_pages();
+        let p = &self.owners.processes[pid as usize];
+        if !p.alive
+            || !vpn.is_multiple_of(nr)
+            || self.lookup(pid, vpn).is_some()
+            || p.table.range(vpn..vpn + nr).next().is_some()
+        {
+            return Err(MapError::Invalid);
+        }
+        self.ensure_pgtable(pid, vpn)?;
+        self.map_folio(pid, vpn, id);
+        Ok(id)
+    }
+
+    /// Drops the cached folio holding page `index` (`truncate_inode_folio()`): unmaps it
+    /// from every process (`unmap_mapping_range()`), takes it out of the cache, and frees
+    /// it unless someone else still holds a reference.
+    pub fn file_remove(&mut self, fid: u32, index: u64) -> bool {
+        let Some((base, id)) = self.file_lookup(fid, index) else {
+            return false;
+        };
+        let mappers: Vec<(u32, u64)> = self.owners.mappers(id).collect();
+        for (pid, vpn) in mappers {
+            self.unmap_folio(pid, vpn);
+        }
+        self.owners.files[fid as usize].pages.remove(&base);
+        let rec = *self.owners.folio(id);
+        let private = self.mem.flags(rec.pfn).contains(PageFlags::PRIVATE);
+        self.mem
+            .clear_flag(rec.pfn, PageFlags::PRIVATE | PageFlags::DIRTY);
+        self.owners.folio_mut(id).orphan = true;
+        self.folio_put_refs(id, rec.order.nr_pages() as u32 + private as u32);
+        true
+    }
+
+    /// Deletes a file: every cached folio is removed.
+    pub fn delete_file(&mut self, fid: u32) {
+        let bases: Vec<u64> = self.owners.files[fid as usize]
+            .pages
+            .keys()
+            .copied()
+            .collect();
+        for b in bases {
+            self.file_remove(fid, b);
+        }
+        self.owners.files[fid as usize].alive = false;
+    }
+
+    /// Marks a cached folio dirty (`folio_mark_dirty()`).
+    pub fn folio_mark_dirty(&mut self, id: FolioId) {
+        let pfn = self.owners.folio(id).pfn;
+        self.mem.set_flag(pfn, PageFlags::DIRTY);
+    }
+
+    /// Starts writeback of a dirty folio (`folio_start_writeback()` after `folio_clear_dirty_for_io()`).
+    pub fn folio_start_writeback(&mut self, id: FolioId) -> bool {
+        let pfn = self.owners.folio(id).pfn;
+        if !self.mem.flags(pfn).contains(PageFlags::DIRTY)
+            || self.mem.flags(pfn).contains(PageFlags::WRITEBACK)
+        {
+            return false;
+        }
+        self.mem.clear_flag(pfn, PageFlags::DIRTY);
+        self.mem.set_flag(pfn, PageFlags::WRITEBACK);
+        true
+    }
+
+    /// Ends writeback (`folio_end_writeback()`).
+    pub fn folio_end_writeback(&mut self, id: FolioId) {
+        let pfn = self.owners.folio(id).pfn;
+        self.mem.clear_flag(pfn, PageFlags::WRITEBACK);
+    }
+}

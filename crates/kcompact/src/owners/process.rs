@@ -1,0 +1,266 @@
+//! Processes and their anonymous memory: faults, fork, copy-on-write, munmap, exit, mlock.
+//!
+//! A process maps whole folios: a page table entry names the folio by id at the folio's
+//! first virtual page. Each mapping holds one reference per PTE (`2^order`), or one for a
+//! PMD-mapped THP, and adds as much to the folio's mapcount, as in Linux.
+
+use super::{FolioId, FolioKind};
+use crate::gfp::Gfp;
+use crate::machine::Machine;
+use crate::memmap::PageFlags;
+use crate::units::{NodeId, Order};
+use std::collections::BTreeMap;
+
+/// `HPAGE_PMD_ORDER`: a folio of this order is mapped by one PMD.
+pub const HPAGE_PMD_ORDER: u8 = 9;
+/// Pages one page-table page maps (`PTRS_PER_PTE`).
+pub const PTRS_PER_PTE: u64 = 512;
+
+/// A process: its page table (first virtual page of each mapped folio → folio) and the
+/// page-table pages backing it.
+#[derive(Clone, Debug, Default)]
+pub struct Process {
+    /// Still running.
+    pub alive: bool,
+    /// First virtual page → folio.
+    pub table: BTreeMap<u64, FolioId>,
+    /// 512-page window → its page-table page.
+    pub pgtables: BTreeMap<u64, FolioId>,
+}
+
+/// Why a fault or mapping failed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MapError {
+    /// No memory for the folio or its page table.
+    NoMemory,
+    /// The range is already mapped, misaligned, or the process is gone.
+    Invalid,
+}
+
+/// References and mapcount one mapping of a folio of `order` adds: one per PTE, one for a
+/// PMD-mapped THP.
+pub fn map_refs(order: Order) -> u32 {
+    if order.0 == HPAGE_PMD_ORDER {
+        1
+    } else {
+        1 << order.0
+    }
+}
+
+impl Machine {
+    /// Starts a process; returns its id.
+    pub fn new_process(&mut self) -> u32 {
+        self.owners.processes.push(Process {
+            alive: true,
+            ..Default::default()
+        });
+        self.owners.processes.len() as u32 - 1
+    }
+
+    /// The folio mapped at `vpn` of process `pid`, with its first virtual page.
+    pub fn lookup(&self, pid: u32, vpn: u64) -> Option<(u64, FolioId)> {
+        let p = &self.owners.processes[pid as usize];
+        let (&base, &id) = p.table.range(..=vpn).next_back()?;
+        (vpn < base + self.owners.folio(id).order.nr_pages()).then_some((base, id))
+    }
+
+    fn range_free(&self, pid: u32, vpn: u64, nr: u64) -> bool {
+        let p = &self.owners.processes[pid as usize];
+        p.alive && self.lookup(pid, vpn).is_none() && p.table.range(vpn..vpn + nr).next().is_none()
+    }
+
+    /// Allocates the page-table page for the window holding `vpn` if there is none
+    /// (`__pte_alloc()`), as unmovable kernel memory.
+    pub(crate) fn ensure_pgtable(&mut self, pid: u32, vpn: u64) -> Result<(), MapError> {
+        let window = vpn / PTRS_PER_PTE;
+        if self.owners.processes[pid as usize]
+            .pgtables
+            .contains_key(&window)
+        {
+            return Ok(());
+        }
+        let pfn = self
+            .alloc_pages(Gfp::GFP_KERNEL_ACCOUNT, Order(0), NodeId(0))
+            .ok_or(MapError::NoMemory)?;
+        let id = self.own_folio(
+            pfn,
+            Order(0),
+            super::Holder(FolioKind::PageTable, pid, window),
+            PageFlags::PGTABLE,
+            1,
+        );
+        self.owners.processes[pid as usize]
+            .pgtables
+            .insert(window, id);
+        Ok(())
+    }
+
+    /// Maps folio `id` at `vpn` of `pid`: page table, reverse map, references, mapcount.
+    pub(crate) fn map_folio(&mut self, pid: u32, vpn: u64, id: FolioId) {
+        let rec = *self.owners.folio(id);
+        let c = map_refs(rec.order);
+        self.owners.processes[pid as usize].table.insert(vpn, id);
+        self.owners.rmap.insert((id, pid, vpn));
+        let rc = self.mem.refcount(rec.pfn);
+        self.mem.set_refcount(rec.pfn, rc + c);
+        let mc = self.mem.mapcount(rec.pfn);
+        self.mem.set_mapcount(rec.pfn, mc + c);
+    }
+
+    /// Unmaps the folio whose first page is at `base` in `pid` (`zap_pte_range()` for it).
+    pub(crate) fn unmap_folio(&mut self, pid: u32, base: u64) {
+        let id = self.owners.processes[pid as usize]
+            .table
+            .remove(&base)
+            .expect("mapped");
+        assert!(
+            self.owners.rmap.remove(&(id, pid, base)),
+            "reverse map out of step"
+        );
+        let rec = *self.owners.folio(id);
+        let c = map_refs(rec.order);
+        let mc = self.mem.mapcount(rec.pfn);
+        self.mem.set_mapcount(rec.pfn, mc - c);
+        if rec.kind == FolioKind::Anon && mc == c {
+            // The last mapping of anonymous memory: nothing owns it any more.
+            self.owners.folio_mut(id).orphan = true;
+        }
+        self.folio_put_refs(id, c);
+    }
+
+    /// A page fault on anonymous memory (`do_anonymous_page()` / `do_huge_pmd_anonymous_page()`):
+    /// allocates a folio of `order` for `vpn` (aligned to it) and maps it.
+    pub fn fault_anon(&mut self, pid: u32, vpn: u64, order: Order) -> Result<FolioId, MapError> {
+        if !vpn.is_multiple_of(order.nr_pages()) || !self.range_free(pid, vpn, order.nr_pages()) {
+            return Err(MapError::Invalid);
+        }
+        self.ensure_pgtable(pid, vpn)?;
+        let gfp = match order.0 {
+            0 => Gfp::GFP_HIGHUSER_MOVABLE,
+            HPAGE_PMD_ORDER => Gfp::GFP_TRANSHUGE_LIGHT,
+            _ => Gfp::GFP_HIGHUSER_MOVABLE | Gfp::COMP | Gfp::NOWARN,
+        };
+        let pfn = self
+            .alloc_pages(gfp, order, NodeId(0))
+            .ok_or(MapError::NoMemory)?;
+        let id = self.own_folio(
+            pfn,
+            order,
+            super::Holder(FolioKind::Anon, pid, vpn),
+            PageFlags::ANON | PageFlags::SWAPBACKED | PageFlags::LRU,
+            0,
+        );
+        self.map_folio(pid, vpn, id);
+        Ok(id)
+    }
+
+    /// Unmaps every folio whose first page lies in `[vpn, vpn + nr)` (`munmap()`,
+    /// `MADV_DONTNEED`).
+    ///
+    /// DEVIATION(linux): whole folios only; Linux splits a PMD and unmaps part of a large
+    /// folio, leaving it partially mapped on the deferred-split queue.
+    pub fn munmap(&mut self, pid: u32, vpn: u64, nr: u64) {
+        let bases: Vec<u64> = self.owners.processes[pid as usize]
+            .table
+            .range(vpn..vpn + nr)
+            .map(|(b, _)| *b)
+            .collect();
+        for b in bases {
+            self.unmap_folio(pid, b);
+        }
+    }
+
+    /// `fork()`: the child maps every folio the parent maps (anonymous memory becomes
+    /// shared, copy-on-write) and gets its own page tables.
+    pub fn fork(&mut self, pid: u32) -> Result<u32, MapError> {
+        let child = self.new_process();
+        let entries: Vec<(u64, FolioId)> = self.owners.processes[pid as usize]
+            .table
+            .iter()
+            .map(|(b, i)| (*b, *i))
+            .collect();
+        for (base, id) in entries {
+            if let Err(e) = self.ensure_pgtable(child, base) {
+                self.exit_process(child);
+                return Err(e);
+            }
+            self.map_folio(child, base, id);
+        }
+        Ok(child)
+    }
+
+    /// A write to a shared anonymous folio (`do_wp_page()` → `wp_page_copy()`): the writer
+    /// gets its own copy. Returns the new folio, or `None` if the folio was not shared.
+    ///
+    /// DEVIATION(linux): the copy has the folio's order; Linux copies a single page.
+    pub fn cow_write(&mut self, pid: u32, vpn: u64) -> Result<Option<FolioId>, MapError> {
+        let Some((base, id)) = self.lookup(pid, vpn) else {
+            return Err(MapError::Invalid);
+        };
+        let rec = *self.owners.folio(id);
+        if rec.kind != FolioKind::Anon || self.mem.mapcount(rec.pfn) <= map_refs(rec.order) {
+            return Ok(None);
+        }
+        let gfp = if rec.order.0 == 0 {
+            Gfp::GFP_HIGHUSER_MOVABLE
+        } else {
+            Gfp::GFP_HIGHUSER_MOVABLE | Gfp::COMP
+        };
+        let pfn = self
+            .alloc_pages(gfp, rec.order, NodeId(0))
+            .ok_or(MapError::NoMemory)?;
+        let new = self.own_folio(
+            pfn,
+            rec.order,
+            super::Holder(FolioKind::Anon, pid, base),
+            PageFlags::ANON | PageFlags::SWAPBACKED | PageFlags::LRU,
+            0,
+        );
+        self.contents.copy(rec.pfn, pfn, rec.order.nr_pages());
+        self.owners.folio_mut(new).stamp = rec.stamp;
+        self.unmap_folio(pid, base);
+        self.map_folio(pid, base, new);
+        Ok(Some(new))
+    }
+
+    /// Process exit: unmaps everything and frees the page tables.
+    pub fn exit_process(&mut self, pid: u32) {
+        let bases: Vec<u64> = self.owners.processes[pid as usize]
+            .table
+            .keys()
+            .copied()
+            .collect();
+        for b in bases {
+            self.unmap_folio(pid, b);
+        }
+        let tables: Vec<FolioId> =
+            std::mem::take(&mut self.owners.processes[pid as usize].pgtables)
+                .into_values()
+                .collect();
+        for t in tables {
+            self.folio_put_refs(t, 1);
+        }
+        self.owners.processes[pid as usize].alive = false;
+    }
+
+    /// `mlock()` / `munlock()` of the folios mapped in `[vpn, vpn + nr)`: mlocked folios are
+    /// unevictable (they can still migrate: mlock does not pin).
+    pub fn mlock(&mut self, pid: u32, vpn: u64, nr: u64, on: bool) {
+        let ids: Vec<FolioId> = self.owners.processes[pid as usize]
+            .table
+            .range(vpn..vpn + nr)
+            .map(|(_, i)| *i)
+            .collect();
+        for id in ids {
+            let pfn = self.owners.folio(id).pfn;
+            if on {
+                self.mem
+                    .set_flag(pfn, PageFlags::MLOCKED | PageFlags::UNEVICTABLE);
+                self.mem.clear_flag(pfn, PageFlags::ACTIVE);
+            } else {
+                self.mem
+                    .clear_flag(pfn, PageFlags::MLOCKED | PageFlags::UNEVICTABLE);
+            }
+        }
+    }
+}
