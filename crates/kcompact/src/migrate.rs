@@ -183,7 +183,11 @@ impl Machine {
     /// Mirrors `putback_movable_pages()`.
     pub fn putback_movable_pages(&mut self, list: Vec<FolioId>) {
         for id in list {
-            self.folio_putback_lru(id);
+            if self.page_has_movable_ops(id) {
+                self.putback_movable_ops_page(id);
+            } else {
+                self.folio_putback_lru(id);
+            }
         }
     }
 
@@ -404,8 +408,9 @@ impl Machine {
                 let id = from[i];
                 let rec = *self.owners.folio(id);
                 let (n, thp, large) = (rec.order.nr_pages(), is_thp(&rec) as u64, rec.order.0 > 0);
-                // Freed from under us: only the isolation reference is left.
-                if self.mem.refcount(rec.pfn) == 1 {
+                // Freed from under us: only the isolation reference is left (movable_ops
+                // pages are the driver's to report).
+                if self.mem.refcount(rec.pfn) == 1 && !self.page_has_movable_ops(id) {
                     from.remove(i);
                     let f = self.mem.flags(rec.pfn);
                     self.mem.set_flags(
@@ -475,7 +480,7 @@ impl Machine {
                 let u = unmapped[i];
                 let rec = *self.owners.folio(u.src);
                 let (n, thp) = (rec.order.nr_pages(), is_thp(&rec) as u64);
-                if inject(u.src) == Injection::SpeculativeRef {
+                if inject(u.src) == Injection::SpeculativeRef && !self.page_has_movable_ops(u.src) {
                     self.get_speculative(u.src);
                 }
                 match self.migrate_folio_move(u, target) {
@@ -549,6 +554,14 @@ impl Machine {
             self.mem.clear_flag(rec.pfn, PageFlags::WRITEBACK);
         }
         self.mem.set_flag(rec.pfn, PageFlags::LOCKED);
+        if self.page_has_movable_ops(id) {
+            // movable_ops pages are not mapped: nothing to unmap.
+            return Ok(Unmapped {
+                src: id,
+                dst,
+                was_mapped: 0,
+            });
+        }
         let mapped = self.mem.mapcount(rec.pfn);
         if mapped > 0 {
             // try_to_migrate(): an exclusive anonymous folio that may be DMA-pinned cannot
@@ -586,6 +599,9 @@ impl Machine {
         target: &mut dyn MigrationTarget,
     ) -> Result<(), MigrateError> {
         let rec = *self.owners.folio(u.src);
+        if self.page_has_movable_ops(u.src) {
+            return self.migrate_movable_ops_page(u, rec, target);
+        }
         let f = self.mem.flags(rec.pfn);
         let mapping = rec.kind.in_page_cache() && !rec.orphan;
         let result = if mapping
@@ -609,6 +625,62 @@ impl Machine {
                 self.undo_src(u);
                 target.put_new_folio(self, u.dst, rec.order);
                 Err(e)
+            }
+        }
+    }
+
+    /// Mirrors `migrate_movable_ops_page()` and what `migrate_folio_move()` does around it.
+    fn migrate_movable_ops_page(
+        &mut self,
+        u: Unmapped,
+        rec: FolioRec,
+        target: &mut dyn MigrationTarget,
+    ) -> Result<(), MigrateError> {
+        use crate::owners::driver::{DriverMigrate, MovableOps};
+        match self.owners.drivers[rec.owner as usize].migrate_page(u.src) {
+            DriverMigrate::Done => {
+                // The driver copied the data and took a reference on the destination; the
+                // core drops its allocation reference and the source's isolation reference,
+                // and the driver puts its reference on the source.
+                let (src, dst) = (rec.pfn, u.dst);
+                self.contents.copy(src, dst, rec.order.nr_pages());
+                let sf = self.mem.flags(src);
+                let df = self.mem.flags(dst);
+                let travel = PageFlags::MOVABLE_OPS
+                    | PageFlags::ZSMALLOC
+                    | PageFlags::OFFLINE
+                    | PageFlags::DRIVER_PAGE;
+                self.mem.set_flags(dst, df.with(PageFlags(sf.0 & travel.0)));
+                self.mem.set_refcount(dst, 1);
+                self.mem.set_owner(dst, crate::memmap::OwnerRef(u.src.0));
+                self.owners.folio_mut(u.src).pfn = dst;
+                self.mem.set_flags(
+                    src,
+                    if rec.order.0 > 0 {
+                        PageFlags::HEAD.with_order(rec.order.0)
+                    } else {
+                        PageFlags::EMPTY
+                    },
+                );
+                self.mem.set_refcount(src, 1);
+                self.mem.set_owner(src, crate::memmap::OwnerRef::NONE);
+                self.free_pages(src, rec.order);
+                Ok(())
+            }
+            DriverMigrate::Released => {
+                // Nothing moved: the destination is freed by the core's folio_put(), the
+                // source by dropping its isolation reference.
+                self.free_pages(u.dst, rec.order);
+                self.mem
+                    .clear_flag(rec.pfn, PageFlags::LOCKED | PageFlags::ISOLATED);
+                self.folio_put_refs(u.src, 1);
+                Ok(())
+            }
+            DriverMigrate::Again => Err(MigrateError::Again),
+            DriverMigrate::Fail => {
+                self.undo_src(u);
+                target.put_new_folio(self, u.dst, rec.order);
+                Err(MigrateError::Busy)
             }
         }
     }

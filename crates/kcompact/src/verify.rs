@@ -298,6 +298,25 @@ fn verify_owners(m: &Machine, errs: &mut Vec<String>) {
             }
         }
     }
+    for (did, d) in o.drivers.iter().enumerate() {
+        for id in d.pages.iter().chain(&d.isolated).chain(&d.busy) {
+            if o.get(*id).map(|r| (r.kind, r.owner, r.orphan))
+                != Some((FolioKind::Driver, did as u32, false))
+            {
+                errs.push(format!(
+                    "driver {did} lists {id:?}, which is not its live page"
+                ));
+            }
+        }
+        for (zs, z) in &d.zspages {
+            if z.used == 0
+                || z.used > z.capacity
+                || z.pages.iter().any(|p| d.page_zspage.get(p) != Some(zs))
+            {
+                errs.push(format!("driver {did}: zspage {zs} is inconsistent"));
+            }
+        }
+    }
     for (cid, c) in o.caches.iter().enumerate() {
         for (id, used) in &c.slabs {
             if *used == 0
@@ -347,10 +366,24 @@ fn verify_owners(m: &Machine, errs: &mut Vec<String>) {
         } else {
             0
         };
-        let owner_ref = matches!(
+        let owner_ref = (matches!(
             rec.kind,
             FolioKind::Slab | FolioKind::PageTable | FolioKind::Kernel | FolioKind::Hugetlb
-        ) as u32;
+        ) || (rec.kind == FolioKind::Driver && !rec.orphan)) as u32;
+        if rec.kind == FolioKind::Driver {
+            let d = &o.drivers[rec.owner as usize];
+            if f.contains(PageFlags::MOVABLE_OPS) != d.movable
+                || d.pages.contains(&id) == rec.orphan
+            {
+                errs.push(format!(
+                    "{what}: driver page state disagrees with driver {} ({f:?})",
+                    rec.owner
+                ));
+            }
+            if !rec.orphan && f.contains(PageFlags::ISOLATED) != d.isolated.contains(&id) {
+                errs.push(format!("{what}: isolated bit disagrees with the driver"));
+            }
+        }
         let pin_refs = if large {
             npins
         } else {
@@ -378,8 +411,10 @@ fn verify_owners(m: &Machine, errs: &mut Vec<String>) {
             if f.contains(PageFlags::ACTIVE) && f.contains(PageFlags::UNEVICTABLE) {
                 errs.push(format!("{what}: on two LRU lists (active and unevictable)"));
             }
-        } else if f.intersects(PageFlags::LRU | PageFlags::ISOLATED) {
-            errs.push(format!("{what}: a kernel folio on an LRU list"));
+        } else if f.contains(PageFlags::LRU)
+            || (rec.kind != FolioKind::Driver && f.contains(PageFlags::ISOLATED))
+        {
+            errs.push(format!("{what}: a kernel folio on an LRU list or isolated"));
         }
         if rec.kind == FolioKind::Anon && rec.orphan != (mapped == 0) {
             errs.push(format!(

@@ -370,3 +370,131 @@ fn contents_survive_migration_in_bytes_mode_and_corruption_is_caught() {
         .unwrap_err()
         .contains("contents lost or corrupted"));
 }
+
+mod movable_ops {
+    use super::*;
+    use kcompact::owners::driver::{DriverKind, DriverMigrate};
+
+    fn migrate_driver_page(m: &mut Machine, id: FolioId) -> kcompact::migrate::MigrateResult {
+        let r = m.migrate_pages(
+            vec![id],
+            &mut AllocTarget,
+            MigrateMode::Async,
+            MigrateReason::Compaction,
+        );
+        let ret = r.ret.clone();
+        m.putback_movable_pages(ret);
+        check(m);
+        r
+    }
+
+    #[test]
+    fn isolate_migrate_done_for_zsmalloc_and_balloon() {
+        let mut m = machine();
+        let zs = m.driver_new(DriverKind::Zsmalloc, true);
+        let balloon = m.driver_new(DriverKind::Balloon, true);
+        let z = m.zs_malloc(zs, 3000).expect("object");
+        let zpage = m.owners.drivers[zs as usize].zspages[&z].pages[1];
+        let bpage = m.balloon_inflate(balloon).expect("inflate");
+        check(&m);
+        for id in [zpage, bpage] {
+            let before = m.owners.folio(id).pfn;
+            assert!(m.mem.flags(before).contains(PageFlags::MOVABLE_OPS));
+            assert!(m.isolate_movable_ops_page(id));
+            assert!(!m.isolate_movable_ops_page(id), "already isolated");
+            check(&m);
+            let r = migrate_driver_page(&mut m, id);
+            assert_eq!((r.rc, r.stats.nr_succeeded), (Ok(0), 1));
+            let after = m.owners.folio(id).pfn;
+            assert_ne!(before, after);
+            assert!(!m.mem.flags(after).contains(PageFlags::ISOLATED));
+            assert_eq!(m.mem.refcount(after), 1, "the driver's reference");
+        }
+        // The zspage still holds its object, across three pages, one of them moved.
+        assert_eq!(m.owners.drivers[zs as usize].zspages[&z].used, 1);
+    }
+
+    #[test]
+    fn isolate_migrate_fail_putback() {
+        let mut m = machine();
+        let gpu = m.driver_new(DriverKind::Gpu, true);
+        let buf = m.gpu_alloc(gpu, Order(2)).expect("buffer");
+        let pfn = m.owners.folio(buf).pfn;
+        m.owners.drivers[gpu as usize].faults.migrate = Some(DriverMigrate::Fail);
+        assert!(m.isolate_movable_ops_page(buf));
+        let r = migrate_driver_page(&mut m, buf);
+        assert_eq!((r.rc, r.stats.nr_failed_pages), (Ok(1), 4));
+        assert_eq!(m.owners.folio(buf).pfn, pfn, "put back where it was");
+        assert!(m.owners.drivers[gpu as usize].isolated.is_empty());
+        // -EAGAIN is retried for every pass and then counted failed.
+        m.owners.drivers[gpu as usize].faults.migrate = Some(DriverMigrate::Again);
+        assert!(m.isolate_movable_ops_page(buf));
+        let r = migrate_driver_page(&mut m, buf);
+        assert_eq!(r.rc, Ok(1));
+        m.owners.drivers[gpu as usize].faults.migrate = None;
+        assert!(m.isolate_movable_ops_page(buf));
+        assert_eq!(migrate_driver_page(&mut m, buf).rc, Ok(0));
+    }
+
+    #[test]
+    fn the_driver_may_refuse_isolation() {
+        let mut m = machine();
+        let gpu = m.driver_new(DriverKind::Gpu, true);
+        let buf = m.gpu_alloc(gpu, Order(0)).expect("buffer");
+        m.gpu_set_busy(gpu, buf, true);
+        assert!(!m.isolate_movable_ops_page(buf), "busy buffers stay");
+        m.gpu_set_busy(gpu, buf, false);
+        m.owners.drivers[gpu as usize].faults.refuse_isolate = true;
+        assert!(!m.isolate_movable_ops_page(buf));
+        m.owners.drivers[gpu as usize].faults.refuse_isolate = false;
+        assert!(m.isolate_movable_ops_page(buf));
+        m.putback_movable_pages(vec![buf]);
+        check(&m);
+    }
+
+    #[test]
+    fn a_page_released_while_isolated_counts_as_migrated_and_is_freed() {
+        let mut m = machine();
+        let zs = m.driver_new(DriverKind::Zsmalloc, true);
+        let z = m.zs_malloc(zs, 100).expect("object");
+        let page = m.owners.drivers[zs as usize].zspages[&z].pages[0];
+        let pfn = m.owners.folio(page).pfn;
+        assert!(m.isolate_movable_ops_page(page));
+        m.zs_free(zs, z);
+        check(&m);
+        assert!(
+            m.owners.get(page).is_some(),
+            "the isolation reference keeps it"
+        );
+        let free_before = m.nr_free_pages();
+        let r = m.migrate_pages(
+            vec![page],
+            &mut AllocTarget,
+            MigrateMode::Async,
+            MigrateReason::Compaction,
+        );
+        assert_eq!((r.rc, r.stats.nr_succeeded), (Ok(0), 1));
+        assert!(m.owners.get(page).is_none());
+        assert_eq!(m.mem.refcount(pfn), 0);
+        assert_eq!(
+            m.nr_free_pages(),
+            free_before + 1,
+            "source freed, destination given back"
+        );
+        check(&m);
+    }
+
+    #[test]
+    fn without_non_lru_movable_driver_pages_are_unmovable() {
+        let mut m = machine();
+        let zs = m.driver_new(DriverKind::Zsmalloc, false);
+        let z = m.zs_malloc(zs, 100).expect("object");
+        let page = m.owners.drivers[zs as usize].zspages[&z].pages[0];
+        let pfn = m.owners.folio(page).pfn;
+        assert!(!m.mem.flags(pfn).contains(PageFlags::MOVABLE_OPS));
+        assert_eq!(m.migratetype(pfn), kcompact::memmap::MigrateType::Unmovable);
+        assert!(!m.isolate_movable_ops_page(page));
+        assert!(!m.folio_isolate_lru(page));
+        check(&m);
+    }
+}

@@ -68,6 +68,10 @@ page_flags! {
     PRIVATE = 22;
     /// PG_swapcache: in the swap cache.
     SWAPCACHE = 23;
+    /// The zsmalloc page type (PGTY_zsmalloc).
+    ZSMALLOC = 24;
+    /// A device driver's page type (the model's GPU buffer pool).
+    DRIVER_PAGE = 25;
 }
 
 const ORDER_SHIFT: u32 = 28;

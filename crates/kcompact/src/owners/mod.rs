@@ -16,6 +16,7 @@
 //! speculative `folio_try_get()` holds one while it lasts. When the count reaches zero the
 //! folio is freed to the buddy allocator.
 
+pub mod driver;
 pub mod file;
 pub mod kernel;
 pub mod pin;
@@ -48,6 +49,8 @@ pub enum FolioKind {
     Kernel,
     /// A hugetlb pool page.
     Hugetlb,
+    /// A page of a device driver (`owner` = driver id): zsmalloc, balloon, GPU pool.
+    Driver,
 }
 
 impl FolioKind {
@@ -101,6 +104,8 @@ pub struct Owners {
     pub files: Vec<file::File>,
     /// Slab caches, by id.
     pub caches: Vec<kernel::SlabCache>,
+    /// Drivers with non-LRU pages, by id.
+    pub drivers: Vec<driver::Driver>,
     /// GUP pins: (folio, long-term), by pin id (`None` once unpinned).
     pub pins: Vec<Option<(FolioId, bool)>>,
     /// Speculative references (`folio_try_get()`) still held, by folio.

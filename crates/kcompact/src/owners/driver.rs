@@ -1,0 +1,324 @@
+//! Drivers whose pages are not on an LRU list but can be migrated through
+//! `movable_operations` (seed 004): a zsmalloc pool backing zram, a virtio balloon, and a
+//! GPU buffer pool.
+//!
+//! Mirrors the current protocol (Linux 6.17+): a driver page carries PG_movable_ops
+//! ([`PageFlags::MOVABLE_OPS`]) and its page type (zsmalloc, offline for the balloon; the
+//! model gives the GPU pool a type of its own); the migration core owns the isolated bit
+//! ([`PageFlags::ISOLATED`]) and calls [`MovableOps`]: `isolate_page` (may refuse),
+//! `migrate_page` (done, `-EAGAIN`, or a permanent error) and `putback_page`. A driver may
+//! release a page while it is isolated — the race seed 004's review discusses — and then
+//! reports the migration done without taking the destination.
+//!
+//! With `movable` off (Linux before 4.8, `non_lru_movable=off`) the same drivers allocate
+//! unmovable pages that compaction can never move.
+
+use super::{FolioId, FolioKind, Holder};
+use crate::gfp::Gfp;
+use crate::machine::Machine;
+use crate::memmap::PageFlags;
+use crate::units::{NodeId, Order};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Which driver.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DriverKind {
+    /// zsmalloc/zram: compressed objects packed across the pages of a zspage.
+    Zsmalloc,
+    /// virtio-balloon: pages given to the host.
+    Balloon,
+    /// A GPU buffer pool: buffers of orders 0..=3, busy while the GPU uses them.
+    Gpu,
+}
+
+/// What a driver's `migrate_page` answers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DriverMigrate {
+    /// 0: the data moved; the driver holds the destination.
+    Done,
+    /// 0 for a page the driver released while it was isolated: nothing moved, the
+    /// destination is not taken (zsmalloc's destroyed zspage).
+    Released,
+    /// -EAGAIN: try again in a later pass.
+    Again,
+    /// A permanent error (zsmalloc's -EINVAL on a contended zspage lock).
+    Fail,
+}
+
+/// Mirrors `struct movable_operations`.
+pub trait MovableOps {
+    /// `isolate_page()`: may the core take this page for migration?
+    fn isolate_page(&mut self, page: FolioId) -> bool;
+    /// `migrate_page()`: the core has a destination; does the driver move to it?
+    fn migrate_page(&mut self, page: FolioId) -> DriverMigrate;
+    /// `putback_page()`: migration gave up; the page is the driver's again.
+    fn putback_page(&mut self, page: FolioId);
+}
+
+/// Faults a test can make a driver show.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct DriverFaults {
+    /// `isolate_page` refuses.
+    pub refuse_isolate: bool,
+    /// `migrate_page` answers this instead of doing its work.
+    pub migrate: Option<DriverMigrate>,
+}
+
+/// A zspage: pages whose objects belong together.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ZsPage {
+    /// Its pages.
+    pub pages: Vec<FolioId>,
+    /// Objects stored.
+    pub used: u32,
+    /// Objects it can hold.
+    pub capacity: u32,
+}
+
+/// A driver and its pages.
+#[derive(Clone, Debug)]
+pub struct Driver {
+    /// Which driver.
+    pub kind: DriverKind,
+    /// Its pages are movable_ops pages (non_lru_movable on).
+    pub movable: bool,
+    /// Every page the driver holds (pages released while isolated excluded).
+    pub pages: BTreeSet<FolioId>,
+    /// Pages isolated by the migration core.
+    pub isolated: BTreeSet<FolioId>,
+    /// zsmalloc: zspages by id.
+    pub zspages: BTreeMap<u32, ZsPage>,
+    /// zsmalloc: page → its zspage.
+    pub page_zspage: BTreeMap<FolioId, u32>,
+    /// GPU: buffers the GPU is using (cannot be isolated).
+    pub busy: BTreeSet<FolioId>,
+    /// Injected faults.
+    pub faults: DriverFaults,
+    next_zspage: u32,
+}
+
+/// Pages per zspage and objects per zspage for zsmalloc's size class of `obj_size`.
+fn zs_class(obj_size: u32) -> (u32, u32) {
+    let pages = match obj_size {
+        0..=1024 => 1,
+        1025..=2048 => 2,
+        2049..=3072 => 3,
+        _ => 4,
+    };
+    (pages, pages * 4096 / obj_size.max(32))
+}
+
+impl MovableOps for Driver {
+    fn isolate_page(&mut self, page: FolioId) -> bool {
+        if self.faults.refuse_isolate || !self.pages.contains(&page) || self.busy.contains(&page) {
+            return false;
+        }
+        // balloon_page_isolate() takes the page off the balloon list; deflation skips it.
+        self.isolated.insert(page);
+        true
+    }
+
+    fn migrate_page(&mut self, page: FolioId) -> DriverMigrate {
+        if !self.pages.contains(&page) {
+            // zs_page_migrate() on a destroyed zspage: fake success.
+            self.isolated.remove(&page);
+            return DriverMigrate::Released;
+        }
+        if let Some(r) = self.faults.migrate {
+            if r != DriverMigrate::Again {
+                self.isolated.remove(&page);
+            }
+            return r;
+        }
+        self.isolated.remove(&page);
+        DriverMigrate::Done
+    }
+
+    fn putback_page(&mut self, page: FolioId) {
+        self.isolated.remove(&page);
+    }
+}
+
+impl Machine {
+    /// Registers a driver; returns its id.
+    pub fn driver_new(&mut self, kind: DriverKind, movable: bool) -> u32 {
+        self.owners.drivers.push(Driver {
+            kind,
+            movable,
+            pages: BTreeSet::new(),
+            isolated: BTreeSet::new(),
+            zspages: BTreeMap::new(),
+            page_zspage: BTreeMap::new(),
+            busy: BTreeSet::new(),
+            faults: DriverFaults::default(),
+            next_zspage: 0,
+        });
+        self.owners.drivers.len() as u32 - 1
+    }
+
+    fn driver_alloc(&mut self, drv: u32, order: Order, movable_gfp: Gfp) -> Option<FolioId> {
+        let d = &self.owners.drivers[drv as usize];
+        let (movable, kind) = (d.movable, d.kind);
+        let mut gfp = if movable {
+            movable_gfp
+        } else {
+            Gfp::GFP_KERNEL | Gfp::NOWARN
+        };
+        if order.0 > 0 {
+            gfp = gfp | Gfp::COMP;
+        }
+        let pfn = self.alloc_pages(gfp, order, NodeId(0))?;
+        let ty = match kind {
+            DriverKind::Zsmalloc => PageFlags::ZSMALLOC,
+            DriverKind::Balloon => PageFlags::OFFLINE,
+            DriverKind::Gpu => PageFlags::DRIVER_PAGE,
+        };
+        let flags = if movable {
+            ty | PageFlags::MOVABLE_OPS
+        } else {
+            ty
+        };
+        let id = self.own_folio(pfn, order, Holder(FolioKind::Driver, drv, 0), flags, 1);
+        self.owners.drivers[drv as usize].pages.insert(id);
+        Some(id)
+    }
+
+    /// The driver lets go of a page: an isolated page becomes the migration core's to
+    /// finish (its migration reports it released); otherwise it is freed.
+    fn driver_release(&mut self, drv: u32, id: FolioId) {
+        let d = &mut self.owners.drivers[drv as usize];
+        assert!(d.pages.remove(&id), "driver {drv} does not hold {id:?}");
+        d.busy.remove(&id);
+        // An isolated page stays with the migration core, which finds it released.
+        d.isolated.remove(&id);
+        self.owners.folio_mut(id).orphan = true;
+        self.folio_put_refs(id, 1);
+    }
+
+    /// `zs_malloc()`: stores an object of `size` bytes in pool `drv`; returns its zspage.
+    pub fn zs_malloc(&mut self, drv: u32, size: u32) -> Option<u32> {
+        let (pages, capacity) = zs_class(size);
+        let d = &mut self.owners.drivers[drv as usize];
+        if let Some((&zs, z)) = d.zspages.iter_mut().find(|(_, z)| {
+            z.used < z.capacity && z.capacity == capacity && z.pages.len() as u32 == pages
+        }) {
+            z.used += 1;
+            return Some(zs);
+        }
+        let mut got = Vec::new();
+        for _ in 0..pages {
+            let gfp = Gfp::KSWAPD_RECLAIM | Gfp::NOWARN | Gfp::HIGHMEM | Gfp::MOVABLE;
+            match self.driver_alloc(drv, Order(0), gfp) {
+                Some(id) => got.push(id),
+                None => {
+                    for id in got {
+                        self.driver_release(drv, id);
+                    }
+                    return None;
+                }
+            }
+        }
+        let d = &mut self.owners.drivers[drv as usize];
+        let zs = d.next_zspage;
+        d.next_zspage += 1;
+        for id in &got {
+            d.page_zspage.insert(*id, zs);
+        }
+        d.zspages.insert(
+            zs,
+            ZsPage {
+                pages: got,
+                used: 1,
+                capacity,
+            },
+        );
+        Some(zs)
+    }
+
+    /// `zs_free()`: removes an object from zspage `zs`; an empty zspage is destroyed.
+    pub fn zs_free(&mut self, drv: u32, zs: u32) {
+        let d = &mut self.owners.drivers[drv as usize];
+        let z = d.zspages.get_mut(&zs).expect("live zspage");
+        z.used -= 1;
+        if z.used > 0 {
+            return;
+        }
+        let z = d.zspages.remove(&zs).expect("live zspage");
+        for id in z.pages {
+            self.owners.drivers[drv as usize].page_zspage.remove(&id);
+            self.driver_release(drv, id);
+        }
+    }
+
+    /// `balloon_page_alloc()` + `balloon_page_enqueue()`: one more page for the host.
+    pub fn balloon_inflate(&mut self, drv: u32) -> Option<FolioId> {
+        let gfp = Gfp::GFP_HIGHUSER_MOVABLE | Gfp::NOMEMALLOC | Gfp::NORETRY | Gfp::NOWARN;
+        self.driver_alloc(drv, Order(0), gfp)
+    }
+
+    /// `balloon_page_dequeue()`: one page back from the host; isolated pages are skipped.
+    pub fn balloon_deflate(&mut self, drv: u32) -> bool {
+        let d = &self.owners.drivers[drv as usize];
+        let Some(&id) = d.pages.iter().find(|p| !d.isolated.contains(p)) else {
+            return false;
+        };
+        self.driver_release(drv, id);
+        true
+    }
+
+    /// A GPU buffer of `order`.
+    pub fn gpu_alloc(&mut self, drv: u32, order: Order) -> Option<FolioId> {
+        self.driver_alloc(drv, order, Gfp::GFP_HIGHUSER_MOVABLE | Gfp::NOWARN)
+    }
+
+    /// Frees a GPU buffer.
+    pub fn gpu_free(&mut self, drv: u32, id: FolioId) {
+        self.driver_release(drv, id);
+    }
+
+    /// Marks a GPU buffer busy (in use by the GPU: it cannot be isolated) or idle.
+    pub fn gpu_set_busy(&mut self, drv: u32, id: FolioId, busy: bool) {
+        let d = &mut self.owners.drivers[drv as usize];
+        if busy && d.pages.contains(&id) {
+            d.busy.insert(id);
+        } else {
+            d.busy.remove(&id);
+        }
+    }
+
+    /// Mirrors `page_has_movable_ops()`.
+    pub fn page_has_movable_ops(&self, id: FolioId) -> bool {
+        let rec = self.owners.folio(id);
+        rec.kind == FolioKind::Driver && self.mem.flags(rec.pfn).contains(PageFlags::MOVABLE_OPS)
+    }
+
+    /// Mirrors `isolate_movable_ops_page()`: a reference unless the count is 0, the flag,
+    /// the page lock, not already isolated, the driver's consent; then the isolated bit.
+    pub fn isolate_movable_ops_page(&mut self, id: FolioId) -> bool {
+        let pfn = self.owners.folio(id).pfn;
+        let f = self.mem.flags(pfn);
+        if !self.page_has_movable_ops(id)
+            || self.mem.refcount(pfn) == 0
+            || f.intersects(PageFlags::LOCKED | PageFlags::ISOLATED)
+        {
+            return false;
+        }
+        let drv = self.owners.folio(id).owner;
+        if !self.owners.drivers[drv as usize].isolate_page(id) {
+            return false;
+        }
+        self.mem.set_flag(pfn, PageFlags::ISOLATED);
+        self.mem.set_refcount(pfn, self.mem.refcount(pfn) + 1);
+        true
+    }
+
+    /// Mirrors `putback_movable_ops_page()`.
+    pub fn putback_movable_ops_page(&mut self, id: FolioId) {
+        let rec = *self.owners.folio(id);
+        if !rec.orphan {
+            self.owners.drivers[rec.owner as usize].putback_page(id);
+        }
+        self.mem.clear_flag(rec.pfn, PageFlags::ISOLATED);
+        self.folio_put_refs(id, 1);
+    }
+}
