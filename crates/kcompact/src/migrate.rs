@@ -651,7 +651,11 @@ impl Machine {
                     | PageFlags::OFFLINE
                     | PageFlags::DRIVER_PAGE;
                 self.mem.set_flags(dst, df.with(PageFlags(sf.0 & travel.0)));
-                self.mem.set_refcount(dst, 1);
+                // DEVIATION(linux): a transient reference someone holds on the source page
+                // (a scanner's folio_try_get()) follows the record to the destination; in
+                // Linux it keeps the old page allocated until its holder drops it.
+                let extra = self.mem.refcount(src) - 2;
+                self.mem.set_refcount(dst, 1 + extra);
                 self.mem.set_owner(dst, crate::memmap::OwnerRef(u.src.0));
                 self.owners.folio_mut(u.src).pfn = dst;
                 self.mem.set_flags(
@@ -806,5 +810,113 @@ impl Machine {
         list.extend(ids);
         self.vmstat.thp_split_page += 1;
         true
+    }
+}
+
+/// Destinations from a private pool of isolated free blocks kept at their buddy order, as
+/// compaction keeps `cc->freepages[order]` since Linux 6.9 (seed 002).
+///
+/// `get_new_folio` mirrors `compaction_alloc()` (a block of exactly the source's order,
+/// splitting a larger one like the buddy allocator); `put_new_folio` mirrors
+/// `compaction_free()`: the block returns to the pool only if dropping our reference frees
+/// it — someone who took a speculative reference meanwhile frees it to the buddy allocator
+/// when they let go (the refcount rule of seed 002's review).
+#[derive(Clone, Debug, Default)]
+pub struct FreePagesTarget {
+    /// Free blocks by order.
+    pub lists: [Vec<Pfn>; crate::units::NR_PAGE_ORDERS],
+    /// Pages in the pool (`cc->nr_freepages`).
+    pub nr_freepages: u64,
+    /// Destinations handed back while someone else held a reference: (pfn, order).
+    pub lost: Vec<(Pfn, Order)>,
+}
+
+impl FreePagesTarget {
+    /// Takes `count` free blocks of `order` from the buddy allocator (ignoring watermarks)
+    /// into the pool. Returns how many it got.
+    pub fn fill(&mut self, m: &mut Machine, order: Order, count: u64) -> u64 {
+        use crate::gfp::{AllocFlags, Gfp};
+        let (ac, _) = m.prepare_alloc(Gfp::GFP_HIGHUSER_MOVABLE, crate::units::NodeId(0));
+        let mut got = 0;
+        for _ in 0..count {
+            let Some(p) = m.get_page_from_freelist(
+                Gfp::GFP_HIGHUSER_MOVABLE,
+                order,
+                AllocFlags::NO_WATERMARKS,
+                &ac,
+            ) else {
+                break;
+            };
+            // Isolated free pages carry no reference and no state.
+            m.mem.clear_block(p, order);
+            self.lists[order.idx()].push(p);
+            self.nr_freepages += order.nr_pages();
+            got += 1;
+        }
+        got
+    }
+
+    /// Mirrors `release_free_list()`: every pooled block back to the buddy allocator.
+    pub fn release(&mut self, m: &mut Machine) {
+        for (o, list) in self.lists.iter_mut().enumerate() {
+            for p in list.drain(..) {
+                m.mem.prep_allocated(p, Order(o as u8), false);
+                m.free_pages(p, Order(o as u8));
+            }
+        }
+        self.nr_freepages = 0;
+    }
+}
+
+impl MigrationTarget for FreePagesTarget {
+    fn get_new_folio(&mut self, m: &mut Machine, _src: Pfn, order: Order) -> Option<Pfn> {
+        let start = (order.0..=crate::units::MAX_PAGE_ORDER)
+            .find(|o| !self.lists[*o as usize].is_empty())?;
+        let p = self.lists[start as usize].pop().expect("non-empty");
+        let mut o = start;
+        while o > order.0 {
+            o -= 1;
+            self.lists[o as usize].push(p.plus(1 << o));
+        }
+        self.nr_freepages -= order.nr_pages();
+        m.mem.prep_allocated(p, order, order.0 > 0);
+        Some(p)
+    }
+
+    fn put_new_folio(&mut self, m: &mut Machine, dst: Pfn, order: Order) {
+        let rc = m.mem.refcount(dst);
+        assert!(rc >= 1, "{dst:?} handed back without its reference");
+        m.mem.set_refcount(dst, rc - 1);
+        if rc == 1 {
+            m.mem.clear_block(dst, order);
+            self.lists[order.idx()].push(dst);
+            self.nr_freepages += order.nr_pages();
+        } else {
+            self.lost.push((dst, order));
+        }
+    }
+}
+
+impl Machine {
+    /// Takes a speculative reference on a page no owner holds (a scanner's
+    /// `get_page_unless_zero()` on a page in flight).
+    pub fn get_page_unless_zero(&mut self, pfn: Pfn) -> bool {
+        let rc = self.mem.refcount(pfn);
+        if rc == 0 {
+            return false;
+        }
+        self.mem.set_refcount(pfn, rc + 1);
+        true
+    }
+
+    /// Drops a reference on a page no owner holds; the last one frees it (`put_page()`).
+    pub fn put_page(&mut self, pfn: Pfn, order: Order) {
+        let rc = self.mem.refcount(pfn);
+        assert!(rc > 0, "put_page on a free page");
+        if rc == 1 {
+            self.free_pages(pfn, order);
+        } else {
+            self.mem.set_refcount(pfn, rc - 1);
+        }
     }
 }

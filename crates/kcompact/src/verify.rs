@@ -252,15 +252,15 @@ fn verify_owners(m: &Machine, errs: &mut Vec<String>) {
     use crate::memmap::{OwnerRef, GUP_PIN_COUNTING_BIAS};
     use crate::owners::process::map_refs;
     use crate::owners::FolioKind;
-    use std::collections::BTreeMap;
     let o = &m.owners;
-    let mut maps: BTreeMap<u32, u32> = BTreeMap::new();
+    let slots = o.iter().map(|(id, _)| id.0 as usize + 1).max().unwrap_or(0);
+    let mut maps = vec![0u32; slots];
     for (id, pid, vpn) in &o.rmap {
         let Some(rec) = o.get(*id) else {
             errs.push(format!("reverse map names dead folio {id:?}"));
             continue;
         };
-        *maps.entry(id.0).or_default() += map_refs(rec.order);
+        maps[id.0 as usize] += map_refs(rec.order);
         if o.processes[*pid as usize].table.get(vpn) != Some(id) {
             errs.push(format!(
                 "reverse map ({id:?}, {pid}, {vpn:#x}) has no page table entry"
@@ -276,13 +276,19 @@ fn verify_owners(m: &Machine, errs: &mut Vec<String>) {
             }
         }
     }
-    let mut pins: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut pins = vec![0u32; slots];
     for (id, _) in o.pins.iter().flatten() {
-        *pins.entry(id.0).or_default() += 1;
+        match pins.get_mut(id.0 as usize) {
+            Some(n) => *n += 1,
+            None => errs.push(format!("pin on dead folio {id:?}")),
+        }
     }
-    let mut spec: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut spec = vec![0u32; slots];
     for (id, _) in &o.speculative {
-        *spec.entry(id.0).or_default() += 1;
+        match spec.get_mut(id.0 as usize) {
+            Some(n) => *n += 1,
+            None => errs.push(format!("speculative reference on dead folio {id:?}")),
+        }
     }
     for (fid, f) in o.files.iter().enumerate() {
         for (index, id) in &f.pages {
@@ -332,32 +338,40 @@ fn verify_owners(m: &Machine, errs: &mut Vec<String>) {
     for (id, rec) in o.iter() {
         let pfn = rec.pfn;
         let f = m.mem.flags(pfn);
-        let what = format!(
-            "folio {id:?} at {pfn:?} ({:?}, order {})",
-            rec.kind, rec.order.0
-        );
+        let what = || {
+            format!(
+                "folio {id:?} at {pfn:?} ({:?}, order {})",
+                rec.kind, rec.order.0
+            )
+        };
         if f.intersects(PageFlags::BUDDY | PageFlags::TAIL) || m.mem.owner(pfn) != OwnerRef(id.0) {
             errs.push(format!(
-                "{what}: head is {f:?} with owner {:?}",
+                "{}: head is {f:?} with owner {:?}",
+                what(),
                 m.mem.owner(pfn)
             ));
             continue;
         }
         if (rec.order.0 > 0) != f.contains(PageFlags::HEAD) || f.order() != rec.order.0 {
-            errs.push(format!("{what}: head flags {f:?} disagree with its order"));
+            errs.push(format!(
+                "{}: head flags {f:?} disagree with its order",
+                what()
+            ));
         }
-        let mapped = maps.get(&id.0).copied().unwrap_or(0);
+        let mapped = maps[id.0 as usize];
         if m.mem.mapcount(pfn) != mapped {
             errs.push(format!(
-                "{what}: mapcount {} but {mapped} mappings",
+                "{}: mapcount {} but {mapped} mappings",
+                what(),
                 m.mem.mapcount(pfn)
             ));
         }
-        let npins = pins.get(&id.0).copied().unwrap_or(0);
+        let npins = pins[id.0 as usize];
         let large = rec.order.0 > 0;
         if large && m.mem.pincount(pfn) != npins {
             errs.push(format!(
-                "{what}: pincount {} but {npins} pins",
+                "{}: pincount {} but {npins} pins",
+                what(),
                 m.mem.pincount(pfn)
             ));
         }
@@ -366,22 +380,23 @@ fn verify_owners(m: &Machine, errs: &mut Vec<String>) {
         } else {
             0
         };
-        let owner_ref = (matches!(
-            rec.kind,
-            FolioKind::Slab | FolioKind::PageTable | FolioKind::Kernel | FolioKind::Hugetlb
-        ) || (rec.kind == FolioKind::Driver && !rec.orphan)) as u32;
+        let owner_ref = (!rec.kind.is_lru() && !rec.orphan) as u32;
         if rec.kind == FolioKind::Driver {
             let d = &o.drivers[rec.owner as usize];
             if f.contains(PageFlags::MOVABLE_OPS) != d.movable
                 || d.pages.contains(&id) == rec.orphan
             {
                 errs.push(format!(
-                    "{what}: driver page state disagrees with driver {} ({f:?})",
+                    "{}: driver page state disagrees with driver {} ({f:?})",
+                    what(),
                     rec.owner
                 ));
             }
             if !rec.orphan && f.contains(PageFlags::ISOLATED) != d.isolated.contains(&id) {
-                errs.push(format!("{what}: isolated bit disagrees with the driver"));
+                errs.push(format!(
+                    "{}: isolated bit disagrees with the driver",
+                    what()
+                ));
             }
         }
         let pin_refs = if large {
@@ -395,30 +410,39 @@ fn verify_owners(m: &Machine, errs: &mut Vec<String>) {
             + owner_ref
             + f.contains(PageFlags::ISOLATED) as u32
             + pin_refs
-            + spec.get(&id.0).copied().unwrap_or(0);
+            + spec[id.0 as usize];
         if m.mem.refcount(pfn) != want {
             errs.push(format!(
-                "{what}: refcount {} but owners, mappings, pins and isolation account for {want}",
+                "{}: refcount {} but owners, mappings, pins and isolation account for {want}",
+                what(),
                 m.mem.refcount(pfn)
             ));
         }
         if rec.kind.is_lru() {
             if f.contains(PageFlags::LRU) == f.contains(PageFlags::ISOLATED) {
                 errs.push(format!(
-                    "{what}: must be on an LRU list or isolated, exactly one: {f:?}"
+                    "{}: must be on an LRU list or isolated, exactly one: {f:?}",
+                    what()
                 ));
             }
             if f.contains(PageFlags::ACTIVE) && f.contains(PageFlags::UNEVICTABLE) {
-                errs.push(format!("{what}: on two LRU lists (active and unevictable)"));
+                errs.push(format!(
+                    "{}: on two LRU lists (active and unevictable)",
+                    what()
+                ));
             }
         } else if f.contains(PageFlags::LRU)
             || (rec.kind != FolioKind::Driver && f.contains(PageFlags::ISOLATED))
         {
-            errs.push(format!("{what}: a kernel folio on an LRU list or isolated"));
+            errs.push(format!(
+                "{}: a kernel folio on an LRU list or isolated",
+                what()
+            ));
         }
         if rec.kind == FolioKind::Anon && rec.orphan != (mapped == 0) {
             errs.push(format!(
-                "{what}: orphan {} with {mapped} mappings",
+                "{}: orphan {} with {mapped} mappings",
+                what(),
                 rec.orphan
             ));
         }
@@ -426,7 +450,7 @@ fn verify_owners(m: &Machine, errs: &mut Vec<String>) {
             .contents
             .check(pfn, rec.order.nr_pages(), rec.stamp, rec.stamp_offset)
         {
-            errs.push(format!("{what}: contents lost or corrupted"));
+            errs.push(format!("{}: contents lost or corrupted", what()));
         }
     }
 }

@@ -191,8 +191,7 @@ impl Machine {
         d.busy.remove(&id);
         // An isolated page stays with the migration core, which finds it released.
         d.isolated.remove(&id);
-        self.owners.folio_mut(id).orphan = true;
-        self.folio_put_refs(id, 1);
+        self.release_owner_ref(id);
     }
 
     /// `zs_malloc()`: stores an object of `size` bytes in pool `drv`; returns its zspage.

@@ -91,7 +91,7 @@ impl Machine {
             self.owners.caches[cache as usize].slabs.remove(&slab);
             let pfn = self.owners.folio(slab).pfn;
             self.mem.clear_flag(pfn, PageFlags::SLAB);
-            self.folio_put_refs(slab, 1);
+            self.release_owner_ref(slab);
         }
     }
 
@@ -116,7 +116,7 @@ impl Machine {
     /// Frees kernel memory from [`Machine::alloc_kernel`].
     pub fn free_kernel(&mut self, id: FolioId) {
         assert_eq!(self.owners.folio(id).kind, FolioKind::Kernel);
-        self.folio_put_refs(id, 1);
+        self.release_owner_ref(id);
     }
 
     /// Adds a page to the hugetlb pool (`alloc_pool_huge_folio()`), order 9.
@@ -135,6 +135,6 @@ impl Machine {
     /// Returns a hugetlb pool page to the buddy allocator.
     pub fn free_hugetlb(&mut self, id: FolioId) {
         assert_eq!(self.owners.folio(id).kind, FolioKind::Hugetlb);
-        self.folio_put_refs(id, 1);
+        self.release_owner_ref(id);
     }
 }

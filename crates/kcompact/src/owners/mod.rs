@@ -328,6 +328,14 @@ impl Machine {
         }
     }
 
+    /// A kernel owner (slab, page table, kernel memory, hugetlb, driver) lets go of its
+    /// folio: its reference is dropped, and the folio lives on only while someone else
+    /// (a speculative reference) still holds it.
+    pub(crate) fn release_owner_ref(&mut self, id: FolioId) {
+        self.owners.folio_mut(id).orphan = true;
+        self.folio_put_refs(id, 1);
+    }
+
     /// Frees a folio whose last reference is gone.
     fn free_folio(&mut self, id: FolioId) {
         let rec = self.owners.remove(id);

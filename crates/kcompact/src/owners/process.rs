@@ -217,7 +217,9 @@ impl Machine {
             0,
         );
         self.contents.copy(rec.pfn, pfn, rec.order.nr_pages());
-        self.owners.folio_mut(new).stamp = rec.stamp;
+        let r = self.owners.folio_mut(new);
+        r.stamp = rec.stamp;
+        r.stamp_offset = rec.stamp_offset;
         self.unmap_folio(pid, base);
         self.map_folio(pid, base, new);
         Ok(Some(new))
@@ -238,7 +240,7 @@ impl Machine {
                 .into_values()
                 .collect();
         for t in tables {
-            self.folio_put_refs(t, 1);
+            self.release_owner_ref(t);
         }
         self.owners.processes[pid as usize].alive = false;
     }
