@@ -44,6 +44,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         write_out(dir, &m, &settings, args.seed, &scenario, &report)?;
         println!("\nwrote {}", dir.display());
     }
+    if report.integrity_errors > 0 {
+        anyhow::bail!(
+            "{} folios lost or corrupted their data",
+            report.integrity_errors
+        );
+    }
     Ok(())
 }
 
@@ -107,6 +113,10 @@ fn summary(m: &Machine, s: &Settings, seed: u64, scenario: &str, r: &ChurnReport
     }
     let _ = writeln!(o, "\nsuccess_pct {:.2}", success_pct(r));
     let _ = writeln!(o, "frees {}", r.frees);
+    if m.contents.enabled() {
+        let _ = writeln!(o, "integrity_checked_pages {}", r.integrity_checked_pages);
+        let _ = writeln!(o, "integrity_errors {}", r.integrity_errors);
+    }
     let _ = writeln!(o, "used_pages_end {}", r.used_pages_end);
     let _ = writeln!(
         o,
@@ -143,7 +153,7 @@ fn write_out(
         .into_iter()
         .map(|(k, v)| (k.to_string(), json!(v)))
         .collect();
-    let result = json!({
+    let mut result = json!({
         "kcompact_version": env!("CARGO_PKG_VERSION"),
         "scenario": scenario,
         "seed": seed,
@@ -166,6 +176,12 @@ fn write_out(
         "vmstat": vmstat,
         "zones": zones,
     });
+    if m.contents.enabled() {
+        result["metrics"]["integrity_checked_pages"] = json!(r.integrity_checked_pages);
+        result["metrics"]["integrity_errors"] = json!(r.integrity_errors);
+    }
+    result["config"]["integrity"] = json!(format!("{:?}", s.integrity).to_lowercase());
+    result["config"]["migrate_every"] = json!(s.churn.migrate_every);
     let write = |name: &str, text: String| -> anyhow::Result<()> {
         let p = dir.join(name);
         std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))

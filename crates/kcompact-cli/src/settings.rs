@@ -54,6 +54,8 @@ pub const KEYS: &[(&str, &str)] = &[
         "mix",
         "churn: weights unmovable,movable,reclaimable,atomic (default 15,75,8,2)",
     ),
+    ("migrate_every", "churn: steps between migration batches (default 2000, 0 = none)"),
+    ("integrity", "off|stamps|bytes: track page contents, check every owner's data at the end (bytes: real 4 KiB pages, up to --mem 8G)"),
 ];
 
 /// The machine and workload a command asked for.
@@ -64,6 +66,15 @@ pub struct Settings {
     pub movable_bytes: u64,
     pub vm: VmConfig,
     pub churn: ChurnConfig,
+    pub integrity: Integrity,
+}
+
+/// Content tracking asked for with `--set integrity=`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Integrity {
+    Off,
+    Stamps,
+    Bytes,
 }
 
 fn num(key: &str, v: &str) -> anyhow::Result<u64> {
@@ -95,6 +106,7 @@ impl Settings {
             movable_bytes: 0,
             vm: VmConfig::default(),
             churn: ChurnConfig::default(),
+            integrity: Integrity::Off,
         };
         for kv in &args.set {
             let Some((key, v)) = kv.split_once('=') else {
@@ -122,6 +134,19 @@ impl Settings {
                     s.vm.cma_pages = b >> 12;
                 }
                 "defrag_mode" => s.vm.defrag_mode = onoff(key, v)?,
+                "migrate_every" => s.churn.migrate_every = num(key, v)?,
+                "integrity" => {
+                    s.integrity = match v {
+                        "off" => Integrity::Off,
+                        "stamps" => Integrity::Stamps,
+                        "bytes" => Integrity::Bytes,
+                        _ => {
+                            return usage(format!(
+                                "--set integrity={v}: expected off, stamps or bytes"
+                            ))
+                        }
+                    }
+                }
                 "steps" => s.churn.steps = num(key, v)?,
                 "fill_pct" => {
                     s.churn.fill_pct = num(key, v)?;
@@ -175,6 +200,16 @@ impl Settings {
             Err(e @ LayoutError::Nodes(_)) => return usage(format!("--set nodes: {e}")),
             Err(e) => return usage(format!("machine layout: {e}")),
         };
-        Machine::boot(&layout, self.vm.clone()).or_else(|e| usage(format!("machine: {e}")))
+        let mut m =
+            Machine::boot(&layout, self.vm.clone()).or_else(|e| usage(format!("machine: {e}")))?;
+        match self.integrity {
+            Integrity::Off => {}
+            Integrity::Stamps => m.enable_contents(false),
+            Integrity::Bytes if self.mem_bytes > 8 << 30 => {
+                return usage(format!("--set integrity=bytes keeps every page's 4 KiB: at most 8G of model memory, not --mem {}", self.mem_text))
+            }
+            Integrity::Bytes => m.enable_contents(true),
+        }
+        Ok(m)
     }
 }

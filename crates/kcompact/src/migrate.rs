@@ -544,6 +544,8 @@ impl Machine {
                 return fail(self, target, MigrateError::Again);
             }
             // SYNC_LIGHT and SYNC sleep on the lock until its holder lets go.
+            // DEVIATION(linux): there is no time yet, so the holder lets go at once (every
+            // folio counts as uptodate for SYNC_LIGHT).
             self.mem.clear_flag(rec.pfn, PageFlags::LOCKED);
         }
         if f.contains(PageFlags::WRITEBACK) {
@@ -551,6 +553,7 @@ impl Machine {
                 return fail(self, target, MigrateError::Busy);
             }
             // folio_wait_writeback(): the write completes.
+            // DEVIATION(linux): at once; writeback takes time once time is modelled.
             self.mem.clear_flag(rec.pfn, PageFlags::WRITEBACK);
         }
         self.mem.set_flag(rec.pfn, PageFlags::LOCKED);

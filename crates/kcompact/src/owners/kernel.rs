@@ -98,11 +98,12 @@ impl Machine {
     /// Other unmovable kernel memory (kernel stacks, network buffers): `2^order` pages
     /// tagged `tag`.
     pub fn alloc_kernel(&mut self, order: Order, tag: u32) -> Option<FolioId> {
-        let gfp = if order.0 > 0 {
-            Gfp::GFP_KERNEL | Gfp::COMP
-        } else {
-            Gfp::GFP_KERNEL
-        };
+        self.alloc_kernel_gfp(Gfp::GFP_KERNEL, order, tag)
+    }
+
+    /// Kernel memory allocated with `gfp` (GFP_ATOMIC, a reclaimable mask, ...).
+    pub fn alloc_kernel_gfp(&mut self, gfp: Gfp, order: Order, tag: u32) -> Option<FolioId> {
+        let gfp = if order.0 > 0 { gfp | Gfp::COMP } else { gfp };
         let pfn = self.alloc_pages(gfp, order, NodeId(0))?;
         Some(self.own_folio(
             pfn,

@@ -9,6 +9,12 @@
 //! slot replacement in one step. The reverse map ([`Owners::rmap`]) lists each folio's
 //! mappers (process, virtual page).
 //!
+//! DEVIATION(linux): migration moves the record, not page-table entries: there are no
+//! migration entries or anon_vma, and try_to_migrate() is the mapcount and references the
+//! mappings hold, taken away and given back. Anonymous memory never enters the swap cache
+//! (no swap yet), and LRU membership is the folio's flags (LRU, ACTIVE, UNEVICTABLE), not
+//! ordered lists, until reclaim needs the order.
+//!
 //! Reference counting follows Linux: each page-table mapping holds a reference (one per
 //! PTE, or one for a PMD-mapped THP), the page cache holds one per page, a kernel owner
 //! (slab, page table, stack) holds one, a FOLL_PIN holds [`crate::memmap::GUP_PIN_COUNTING_BIAS`]

@@ -172,6 +172,9 @@ impl Machine {
 
     /// `fork()`: the child maps every folio the parent maps (anonymous memory becomes
     /// shared, copy-on-write) and gets its own page tables.
+    ///
+    /// DEVIATION(linux): a maybe-DMA-pinned anonymous folio is shared too; Linux copies it
+    /// for the child at fork (`folio_needs_cow_for_dma()`).
     pub fn fork(&mut self, pid: u32) -> Result<u32, MapError> {
         let child = self.new_process();
         let entries: Vec<(u64, FolioId)> = self.owners.processes[pid as usize]
