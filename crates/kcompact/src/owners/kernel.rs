@@ -31,7 +31,8 @@ impl Machine {
             (8..=65536).contains(&obj_size),
             "object size {obj_size} out of range"
         );
-        // SLUB picks the smallest order that holds at least a few objects with little waste.
+        // DEVIATION(linux): SLUB's calculate_order() weighs waste and CPU count; the model
+        // takes the smallest order holding 8 objects, with no per-cpu or partial slabs.
         let order = (0..=3u8)
             .find(|o| (PAGE_SIZE << o) / obj_size as u64 >= 8)
             .unwrap_or(3);
