@@ -75,8 +75,14 @@ pub struct VmStat {
     pub thp_migration_fail: u64,
     /// `thp_migration_split`.
     pub thp_migration_split: u64,
-    /// `thp_split_page`: large folios split (any order).
+    /// `thp_split_page`: PMD-order folios split.
     pub thp_split_page: u64,
+    /// `thp_split_page_failed`: PMD-order folios that could not be split.
+    pub thp_split_page_failed: u64,
+    /// NR_ISOLATED_ANON: anonymous (swap-backed) pages isolated from the LRU.
+    pub nr_isolated_anon: u64,
+    /// NR_ISOLATED_FILE: file pages isolated from the LRU.
+    pub nr_isolated_file: u64,
 }
 
 impl VmStat {
@@ -108,6 +114,9 @@ impl VmStat {
             ("thp_migration_fail", self.thp_migration_fail),
             ("thp_migration_split", self.thp_migration_split),
             ("thp_split_page", self.thp_split_page),
+            ("thp_split_page_failed", self.thp_split_page_failed),
+            ("nr_isolated_anon", self.nr_isolated_anon),
+            ("nr_isolated_file", self.nr_isolated_file),
         ]
     }
 }

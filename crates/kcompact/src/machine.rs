@@ -123,6 +123,9 @@ pub struct Machine {
     pub owners: crate::owners::Owners,
     /// The pages' contents, when tracked.
     pub contents: crate::owners::Contents,
+    /// The current task is in direct compaction or reclaim (`current->flags & PF_MEMALLOC`):
+    /// migration does not sleep on page locks.
+    pub pf_memalloc: bool,
     nr_nodes: usize,
     /// Every zonelist, built once at boot (`build_all_zonelists()`), indexed by
     /// [`Machine::zonelist_slot`].
@@ -207,6 +210,7 @@ impl Machine {
             vmstat: VmStat::default(),
             owners: Default::default(),
             contents: Default::default(),
+            pf_memalloc: false,
             nr_nodes: layout.nr_nodes(),
             zonelists: Vec::new(),
         };

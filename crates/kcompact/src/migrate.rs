@@ -76,13 +76,15 @@ pub trait MigrationTarget {
 pub struct AllocTarget;
 
 impl MigrationTarget for AllocTarget {
-    fn get_new_folio(&mut self, m: &mut Machine, _src: Pfn, order: Order) -> Option<Pfn> {
+    fn get_new_folio(&mut self, m: &mut Machine, src: Pfn, order: Order) -> Option<Pfn> {
         use crate::gfp::Gfp;
-        let mut gfp = Gfp::GFP_HIGHUSER_MOVABLE | Gfp::NOWARN | Gfp::RETRY_MAYFAIL;
+        let mut gfp = Gfp::GFP_HIGHUSER_MOVABLE | Gfp::RETRY_MAYFAIL;
         if order.0 > 0 {
-            gfp = gfp | Gfp::COMP;
+            // Large folios are allocated as THP allocations are: no reclaim, no kswapd.
+            gfp = Gfp((gfp.0 & !Gfp::RECLAIM.0) | Gfp::GFP_TRANSHUGE.0);
         }
-        m.alloc_pages(gfp, order, crate::units::NodeId(0))
+        let node = m.page_zone(src).map(|z| m.zone(z).node).unwrap_or_default();
+        m.alloc_pages(gfp, order, node)
     }
 
     fn put_new_folio(&mut self, m: &mut Machine, dst: Pfn, order: Order) {
@@ -152,6 +154,18 @@ fn is_thp(rec: &FolioRec) -> bool {
 }
 
 impl Machine {
+    /// Adds `nr` pages (negative: removes) to NR_ISOLATED_ANON or NR_ISOLATED_FILE by the
+    /// folio's LRU type (`node_stat_mod_folio(folio, NR_ISOLATED_ANON + folio_is_file_lru(folio))`).
+    fn account_isolated(&mut self, pfn: Pfn, nr: i64) {
+        let file = !self.mem.flags(pfn).contains(PageFlags::SWAPBACKED);
+        let c = if file {
+            &mut self.vmstat.nr_isolated_file
+        } else {
+            &mut self.vmstat.nr_isolated_anon
+        };
+        *c = c.checked_add_signed(nr).expect("NR_ISOLATED went negative");
+    }
+
     /// Mirrors `folio_isolate_lru()`: takes an LRU folio off its list for migration, holding
     /// a reference. False if it is not on an LRU list.
     pub fn folio_isolate_lru(&mut self, id: FolioId) -> bool {
@@ -163,6 +177,7 @@ impl Machine {
         self.mem
             .set_flags(pfn, f.without(PageFlags::LRU).with(PageFlags::ISOLATED));
         self.mem.set_refcount(pfn, self.mem.refcount(pfn) + 1);
+        self.account_isolated(pfn, self.owners.folio(id).order.nr_pages() as i64);
         true
     }
 
@@ -175,6 +190,7 @@ impl Machine {
             f.contains(PageFlags::ISOLATED),
             "{pfn:?} put back but not isolated"
         );
+        self.account_isolated(pfn, -(self.owners.folio(id).order.nr_pages() as i64));
         self.mem
             .set_flags(pfn, f.without(PageFlags::ISOLATED).with(PageFlags::LRU));
         self.folio_put_refs(id, 1);
@@ -237,14 +253,22 @@ impl Machine {
         let mut stats = MigrateStats::default();
         let mut ret = Vec::new();
         let mut rc_gather: Result<u64, MigrateError> = Ok(0);
-        // Hugetlb folios are never isolated from an LRU here; any on the list fail.
+        // migrate_hugetlbs(): hugetlb migration is not modelled, so any hugetlb folio on
+        // the list fails (the kernel fails those whose hstate cannot migrate the same way).
+        let mut hugetlb_failed = 0;
         from.retain(|id| {
-            let keep = self.owners.folio(*id).kind != FolioKind::Hugetlb;
+            let rec = self.owners.folio(*id);
+            let keep = rec.kind != FolioKind::Hugetlb;
             if !keep {
+                stats.nr_failed_pages += rec.order.nr_pages();
+                hugetlb_failed += 1;
                 ret.push(*id);
             }
             keep
         });
+        if let Ok(g) = &mut rc_gather {
+            *g += hugetlb_failed;
+        }
         while !from.is_empty() {
             let mut nr_pages = 0;
             let mut cut = from.len();
@@ -412,6 +436,7 @@ impl Machine {
                 // pages are the driver's to report).
                 if self.mem.refcount(rec.pfn) == 1 && !self.page_has_movable_ops(id) {
                     from.remove(i);
+                    self.account_isolated(rec.pfn, -(n as i64));
                     let f = self.mem.flags(rec.pfn);
                     self.mem.set_flags(
                         rec.pfn,
@@ -438,7 +463,11 @@ impl Machine {
                         stats.nr_thp_failed += thp;
                         if large && !nosplit {
                             if let Some(list) = split.as_deref_mut() {
-                                if self.split_folio(id, list) {
+                                // try_split_folio() only trylocks in ASYNC mode.
+                                let locked = self.mem.flags(rec.pfn).contains(PageFlags::LOCKED);
+                                if !(mode == MigrateMode::Async && locked)
+                                    && self.split_folio(id, list)
+                                {
                                     from.remove(i);
                                     stats.nr_thp_split += thp;
                                     stats.nr_split += 1;
@@ -540,7 +569,9 @@ impl Machine {
         };
         let f = self.mem.flags(rec.pfn);
         if f.contains(PageFlags::LOCKED) {
-            if mode == MigrateMode::Async {
+            // A contended lock fails ASYNC and any caller in direct compaction or reclaim
+            // (PF_MEMALLOC).
+            if mode == MigrateMode::Async || self.pf_memalloc {
                 return fail(self, target, MigrateError::Again);
             }
             // SYNC_LIGHT and SYNC sleep on the lock until its holder lets go.
@@ -607,10 +638,15 @@ impl Machine {
         }
         let f = self.mem.flags(rec.pfn);
         let mapping = rec.kind.in_page_cache() && !rec.orphan;
-        let result = if mapping
-            && !self.owners.files[rec.owner as usize].has_migrate_folio
-            && f.contains(PageFlags::DIRTY)
-        {
+        let fallback = mapping && !self.owners.files[rec.owner as usize].has_migrate_folio;
+        if fallback && !f.contains(PageFlags::DIRTY) && f.contains(PageFlags::PRIVATE) {
+            // fallback_migrate_folio(): clean buffers are released first
+            // (filemap_release_folio()).
+            self.mem.clear_flag(rec.pfn, PageFlags::PRIVATE);
+            self.mem
+                .set_refcount(rec.pfn, self.mem.refcount(rec.pfn) - 1);
+        }
+        let result = if fallback && f.contains(PageFlags::DIRTY) {
             // fallback_migrate_folio(): no writeout any more; dirty folios stay.
             Err(MigrateError::Busy)
         } else if self.mem.refcount(rec.pfn) != self.folio_expected_ref_count(u.src) + 1 {
@@ -697,8 +733,12 @@ impl Machine {
     fn move_folio(&mut self, u: Unmapped, rec: FolioRec) {
         let (src, dst) = (rec.pfn, u.dst);
         let sf = self.mem.flags(src);
+        // migrate_folio_done(): the source leaves the isolated count.
+        self.account_isolated(src, -(rec.order.nr_pages() as i64));
         self.contents.copy(src, dst, rec.order.nr_pages());
-        // folio_migrate_flags(): the state that travels with the data.
+        // folio_migrate_flags(): the state that travels with the data. Linux does not copy
+        // PG_mlocked but remove_migration_ptes() sets it again for VM_LOCKED mappings; the
+        // model has no VMAs, so it carries the flag over (the same end state).
         let travel = PageFlags::ANON
             | PageFlags::SWAPBACKED
             | PageFlags::DIRTY
@@ -748,7 +788,15 @@ impl Machine {
         if self.mem.refcount(head) != self.folio_expected_ref_count(id) + 1
             || self.mem.pincount(head) > 0
         {
+            if rec.order.0 == HPAGE_PMD_ORDER {
+                self.vmstat.thp_split_page_failed += 1;
+            }
             return false;
+        }
+        // filemap_release_folio(): buffers are dropped before a split.
+        if self.mem.flags(head).contains(PageFlags::PRIVATE) {
+            self.mem.clear_flag(head, PageFlags::PRIVATE);
+            self.mem.set_refcount(head, self.mem.refcount(head) - 1);
         }
         let nr = rec.order.nr_pages();
         let hf = self.mem.flags(head);
@@ -810,8 +858,12 @@ impl Machine {
                     .insert(rec.index + i as u64, *pid);
             }
         }
-        list.extend(ids);
-        self.vmstat.thp_split_page += 1;
+        // try_split_folio(): the tail pieces are queued first, then the head piece.
+        list.extend(&ids[1..]);
+        list.push(ids[0]);
+        if rec.order.0 == HPAGE_PMD_ORDER {
+            self.vmstat.thp_split_page += 1;
+        }
         true
     }
 }

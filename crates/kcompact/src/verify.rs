@@ -335,6 +335,24 @@ fn verify_owners(m: &Machine, errs: &mut Vec<String>) {
             }
         }
     }
+    let (mut iso_anon, mut iso_file) = (0u64, 0u64);
+    for (_, rec) in o.iter() {
+        let f = m.mem.flags(rec.pfn);
+        if rec.kind.is_lru() && f.contains(PageFlags::ISOLATED) {
+            let n = rec.order.nr_pages();
+            if f.contains(PageFlags::SWAPBACKED) {
+                iso_anon += n
+            } else {
+                iso_file += n
+            }
+        }
+    }
+    if (iso_anon, iso_file) != (m.vmstat.nr_isolated_anon, m.vmstat.nr_isolated_file) {
+        errs.push(format!(
+            "NR_ISOLATED_ANON/FILE are {}/{} but {iso_anon}/{iso_file} pages are isolated",
+            m.vmstat.nr_isolated_anon, m.vmstat.nr_isolated_file
+        ));
+    }
     for (id, rec) in o.iter() {
         let pfn = rec.pfn;
         let f = m.mem.flags(pfn);

@@ -188,7 +188,34 @@ fn a_locked_folio_fails_async_only() {
     let pfn = m.owners.folio(id).pfn;
     m.mem.set_flag(pfn, PageFlags::LOCKED);
     assert_eq!(migrate(&mut m, id, MigrateMode::Async).rc, Ok(1));
+    // Direct compaction (PF_MEMALLOC) does not sleep on the lock either.
+    m.pf_memalloc = true;
+    assert_eq!(migrate(&mut m, id, MigrateMode::SyncLight).rc, Ok(1));
+    m.pf_memalloc = false;
     assert_eq!(migrate(&mut m, id, MigrateMode::SyncLight).rc, Ok(0));
+}
+
+#[test]
+fn fork_copies_a_maybe_pinned_anonymous_folio_instead_of_sharing_it() {
+    let mut m = machine();
+    let p = m.new_process();
+    let pinned = m.fault_anon(p, 0x10, Order(0)).expect("fault");
+    let plain = m.fault_anon(p, 0x20, Order(0)).expect("fault");
+    m.pin_folio(pinned, true);
+    let c = m.fork(p).expect("fork");
+    check(&m);
+    assert_eq!(
+        m.lookup(c, 0x20).map(|(_, i)| i),
+        Some(plain),
+        "shared copy-on-write"
+    );
+    let (_, copy) = m.lookup(c, 0x10).expect("mapped");
+    assert_ne!(
+        copy, pinned,
+        "the child has its own copy of the pinned folio"
+    );
+    assert_eq!(m.mem.mapcount(m.owners.folio(pinned).pfn), 1);
+    assert_eq!(m.owners.folio(copy).stamp, m.owners.folio(pinned).stamp);
 }
 
 #[test]

@@ -60,7 +60,7 @@ pub trait MovableOps {
 pub struct DriverFaults {
     /// `isolate_page` refuses.
     pub refuse_isolate: bool,
-    /// `migrate_page` answers this instead of doing its work.
+    /// `migrate_page` answers this (`Again` or `Fail`) instead of doing its work.
     pub migrate: Option<DriverMigrate>,
 }
 
@@ -125,9 +125,11 @@ impl MovableOps for Driver {
             return DriverMigrate::Released;
         }
         if let Some(r) = self.faults.migrate {
-            if r != DriverMigrate::Again {
-                self.isolated.remove(&page);
-            }
+            // A failed page stays isolated until the core puts it back.
+            assert!(
+                matches!(r, DriverMigrate::Again | DriverMigrate::Fail),
+                "inject Again or Fail, not {r:?}"
+            );
             return r;
         }
         self.isolated.remove(&page);

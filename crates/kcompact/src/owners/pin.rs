@@ -10,7 +10,8 @@ impl Machine {
     /// FOLL_LONGTERM (vfio, io_uring fixed buffers, RDMA). Returns the pin's id.
     ///
     /// DEVIATION(linux): a long-term pin does not first migrate the folio out of
-    /// ZONE_MOVABLE or CMA (`check_and_migrate_movable_folios()`).
+    /// ZONE_MOVABLE or CMA (`check_and_migrate_movable_folios()`), and a shared
+    /// copy-on-write anonymous folio is pinned in place (Linux unshares it first).
     pub fn pin_folio(&mut self, id: FolioId, longterm: bool) -> u32 {
         let pfn = self.owners.folio(id).pfn;
         let rc = self.mem.refcount(pfn);

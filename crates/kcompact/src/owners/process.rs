@@ -172,9 +172,8 @@ impl Machine {
 
     /// `fork()`: the child maps every folio the parent maps (anonymous memory becomes
     /// shared, copy-on-write) and gets its own page tables.
-    ///
-    /// DEVIATION(linux): a maybe-DMA-pinned anonymous folio is shared too; Linux copies it
-    /// for the child at fork (`folio_needs_cow_for_dma()`).
+    /// A maybe-DMA-pinned anonymous folio is not shared: the child gets its own copy at
+    /// once (`copy_present_page()`, as `folio_try_dup_anon_rmap_*()` refuses to share it).
     pub fn fork(&mut self, pid: u32) -> Result<u32, MapError> {
         let child = self.new_process();
         let entries: Vec<(u64, FolioId)> = self.owners.processes[pid as usize]
@@ -187,9 +186,47 @@ impl Machine {
                 self.exit_process(child);
                 return Err(e);
             }
+            let rec = *self.owners.folio(id);
+            if rec.kind == FolioKind::Anon && self.mem.maybe_dma_pinned(rec.pfn) {
+                match self.copy_anon_folio(child, base, id) {
+                    Ok(copy) => self.map_folio(child, base, copy),
+                    Err(e) => {
+                        self.exit_process(child);
+                        return Err(e);
+                    }
+                }
+                continue;
+            }
             self.map_folio(child, base, id);
         }
         Ok(child)
+    }
+
+    /// A copy of anonymous folio `src` for `pid` at `base`: same order, same data, not yet
+    /// mapped (`folio_prealloc()` + `copy_mc_user_highpage()`).
+    fn copy_anon_folio(&mut self, pid: u32, base: u64, src: FolioId) -> Result<FolioId, MapError> {
+        let rec = *self.owners.folio(src);
+        let gfp = if rec.order.0 == 0 {
+            Gfp::GFP_HIGHUSER_MOVABLE
+        } else {
+            Gfp::GFP_HIGHUSER_MOVABLE | Gfp::COMP
+        };
+        let pfn = self
+            .alloc_pages(gfp, rec.order, NodeId(0))
+            .ok_or(MapError::NoMemory)?;
+        let flags = PageFlags::ANON | PageFlags::SWAPBACKED | PageFlags::LRU;
+        let new = self.own_folio(
+            pfn,
+            rec.order,
+            super::Holder(FolioKind::Anon, pid, base),
+            flags,
+            0,
+        );
+        self.contents.copy(rec.pfn, pfn, rec.order.nr_pages());
+        let r = self.owners.folio_mut(new);
+        r.stamp = rec.stamp;
+        r.stamp_offset = rec.stamp_offset;
+        Ok(new)
     }
 
     /// A write to a shared anonymous folio (`do_wp_page()` → `wp_page_copy()`): the writer
@@ -204,25 +241,7 @@ impl Machine {
         if rec.kind != FolioKind::Anon || self.mem.mapcount(rec.pfn) <= map_refs(rec.order) {
             return Ok(None);
         }
-        let gfp = if rec.order.0 == 0 {
-            Gfp::GFP_HIGHUSER_MOVABLE
-        } else {
-            Gfp::GFP_HIGHUSER_MOVABLE | Gfp::COMP
-        };
-        let pfn = self
-            .alloc_pages(gfp, rec.order, NodeId(0))
-            .ok_or(MapError::NoMemory)?;
-        let new = self.own_folio(
-            pfn,
-            rec.order,
-            super::Holder(FolioKind::Anon, pid, base),
-            PageFlags::ANON | PageFlags::SWAPBACKED | PageFlags::LRU,
-            0,
-        );
-        self.contents.copy(rec.pfn, pfn, rec.order.nr_pages());
-        let r = self.owners.folio_mut(new);
-        r.stamp = rec.stamp;
-        r.stamp_offset = rec.stamp_offset;
+        let new = self.copy_anon_folio(pid, base, id)?;
         self.unmap_folio(pid, base);
         self.map_folio(pid, base, new);
         Ok(Some(new))
