@@ -170,6 +170,13 @@ impl Machine {
         }
     }
 
+    /// `madvise(MADV_DONTNEED)`: drops the anonymous folios of `[vpn, vpn + nr)` — for the
+    /// model the same as [`Machine::munmap`] (the range stays a valid mapping in Linux, but
+    /// holds no pages until the next fault).
+    pub fn madvise_dontneed(&mut self, pid: u32, vpn: u64, nr: u64) {
+        self.munmap(pid, vpn, nr);
+    }
+
     /// `fork()`: the child maps every folio the parent maps (anonymous memory becomes
     /// shared, copy-on-write) and gets its own page tables.
     /// A maybe-DMA-pinned anonymous folio is not shared: the child gets its own copy at
