@@ -79,6 +79,24 @@ pub struct VmStat {
     pub thp_split_page: u64,
     /// `thp_split_page_failed`: PMD-order folios that could not be split.
     pub thp_split_page_failed: u64,
+    /// `compact_migrate_scanned`.
+    pub compact_migrate_scanned: u64,
+    /// `compact_free_scanned`.
+    pub compact_free_scanned: u64,
+    /// `compact_isolated`: pages isolated by either scanner.
+    pub compact_isolated: u64,
+    /// `compact_stall`: direct compaction attempts.
+    pub compact_stall: u64,
+    /// `compact_fail`.
+    pub compact_fail: u64,
+    /// `compact_success`.
+    pub compact_success: u64,
+    /// `compact_daemon_wake`.
+    pub compact_daemon_wake: u64,
+    /// `compact_daemon_migrate_scanned`.
+    pub compact_daemon_migrate_scanned: u64,
+    /// `compact_daemon_free_scanned`.
+    pub compact_daemon_free_scanned: u64,
     /// NR_ISOLATED_ANON: anonymous (swap-backed) pages isolated from the LRU.
     pub nr_isolated_anon: u64,
     /// NR_ISOLATED_FILE: file pages isolated from the LRU.
@@ -113,6 +131,21 @@ impl VmStat {
             ("thp_migration_success", self.thp_migration_success),
             ("thp_migration_fail", self.thp_migration_fail),
             ("thp_migration_split", self.thp_migration_split),
+            ("compact_migrate_scanned", self.compact_migrate_scanned),
+            ("compact_free_scanned", self.compact_free_scanned),
+            ("compact_isolated", self.compact_isolated),
+            ("compact_stall", self.compact_stall),
+            ("compact_fail", self.compact_fail),
+            ("compact_success", self.compact_success),
+            ("compact_daemon_wake", self.compact_daemon_wake),
+            (
+                "compact_daemon_migrate_scanned",
+                self.compact_daemon_migrate_scanned,
+            ),
+            (
+                "compact_daemon_free_scanned",
+                self.compact_daemon_free_scanned,
+            ),
             ("thp_split_page", self.thp_split_page),
             ("thp_split_page_failed", self.thp_split_page_failed),
             ("nr_isolated_anon", self.nr_isolated_anon),

@@ -15,6 +15,7 @@
 pub mod alloc;
 pub mod buddy;
 pub mod churn;
+pub mod compaction;
 pub mod event;
 pub mod gfp;
 pub mod layout;

@@ -37,6 +37,27 @@ pub struct VmConfig {
     pub cma_pages: u64,
     /// `vm.defrag_mode` (Linux 6.15+, default 0): always ALLOC_NOFRAGMENT.
     pub defrag_mode: bool,
+    /// `vm.extfrag_threshold` (0..=1000, default 500).
+    pub extfrag_threshold: u32,
+    /// `vm.compaction_proactiveness` (0..=100, default 20).
+    pub compaction_proactiveness: u32,
+    /// `vm.compact_unevictable_allowed` (default 1).
+    pub compact_unevictable_allowed: bool,
+    /// Which pinned pages the migrate scanner skips (seeds 000/001).
+    pub skip_pinned: SkipPinned,
+}
+
+/// Which pinned pages compaction's migrate scanner leaves alone (`skip_pinned`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum SkipPinned {
+    /// Today's Linux: anonymous folios with more references than mappings (Rientjes 2014).
+    #[default]
+    AnonOnly,
+    /// Khalid Aziz's 2023 patch: any folio with references beyond the expected ones and its
+    /// mappings, outside ZONE_MOVABLE and CMA.
+    ExtraRefs,
+    /// The reviewers' suggestion: any folio `folio_maybe_dma_pinned()` says may be pinned.
+    DmaPinned,
 }
 
 impl Default for VmConfig {
@@ -50,6 +71,10 @@ impl Default for VmConfig {
             config_cma: false,
             cma_pages: 0,
             defrag_mode: false,
+            extfrag_threshold: 500,
+            compaction_proactiveness: 20,
+            compact_unevictable_allowed: true,
+            skip_pinned: SkipPinned::AnonOnly,
         }
     }
 }
@@ -123,6 +148,8 @@ pub struct Machine {
     pub owners: crate::owners::Owners,
     /// The pages' contents, when tracked.
     pub contents: crate::owners::Contents,
+    /// Tracepoint lines (kernel text format) when tracing is on.
+    pub trace: Option<Vec<String>>,
     /// The current task is in direct compaction or reclaim (`current->flags & PF_MEMALLOC`):
     /// migration does not sleep on page locks.
     pub pf_memalloc: bool,
@@ -211,6 +238,7 @@ impl Machine {
             owners: Default::default(),
             contents: Default::default(),
             pf_memalloc: false,
+            trace: None,
             nr_nodes: layout.nr_nodes(),
             zonelists: Vec::new(),
         };

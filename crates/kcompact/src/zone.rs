@@ -71,6 +71,29 @@ pub struct Zone {
     pub nr_free_pages_blocks: u64,
     /// `ZONE_BOOSTED_WATERMARK`: a fallback boosted the watermark; kswapd should be woken.
     pub boosted_watermark: bool,
+    /// Compaction's per-zone state.
+    pub compact: ZoneCompaction,
+}
+
+/// The zone fields compaction keeps between runs (`struct zone`, CONFIG_COMPACTION).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ZoneCompaction {
+    /// `compact_cached_free_pfn`: where the free scanner resumes.
+    pub cached_free_pfn: Pfn,
+    /// `compact_cached_migrate_pfn[ASYNC, SYNC]`: where the migrate scanner resumes.
+    pub cached_migrate_pfn: [Pfn; 2],
+    /// `compact_init_migrate_pfn`: the first block worth scanning, set by a skip-bit reset.
+    pub init_migrate_pfn: Pfn,
+    /// `compact_init_free_pfn`.
+    pub init_free_pfn: Pfn,
+    /// `compact_considered`: attempts skipped since the last deferral.
+    pub considered: u32,
+    /// `compact_defer_shift`: attempts to skip are `2^shift`.
+    pub defer_shift: u32,
+    /// `compact_order_failed`: deferral applies to orders at or above this.
+    pub order_failed: i32,
+    /// `compact_blockskip_flush`: the skip bits should be cleared on the next reset.
+    pub blockskip_flush: bool,
 }
 
 impl Zone {
@@ -101,6 +124,7 @@ impl Zone {
             nr_free_cma: 0,
             nr_free_pages_blocks: 0,
             boosted_watermark: false,
+            compact: ZoneCompaction::default(),
         }
     }
 

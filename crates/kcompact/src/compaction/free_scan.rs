@@ -1,0 +1,216 @@
+//! The free scanner: from the zone's end downward, isolate free blocks to migrate into.
+
+use super::CompactControl;
+use crate::machine::Machine;
+use crate::memmap::{MigrateType, PageFlags};
+use crate::migrate::{MigrateMode, MigrationTarget};
+use crate::units::{Order, Pfn, MAX_PAGE_ORDER};
+use crate::zone::Wmark;
+
+impl Machine {
+    /// Mirrors `suitable_migration_target()`.
+    fn suitable_migration_target(&self, cc: &CompactControl, pfn: Pfn) -> bool {
+        if self.mem.is_buddy(pfn) {
+            let want = if cc.order > 0 {
+                cc.order as u8
+            } else {
+                self.pageblock_order().0
+            };
+            if self.mem.buddy_order(pfn).0 >= want {
+                return false;
+            }
+        }
+        if cc.ignore_block_suitable {
+            return true;
+        }
+        self.pageblocks.migratetype(pfn).is_movable()
+    }
+
+    /// Mirrors `__isolate_free_page()`: takes a free block off its list if the zone stays
+    /// above MIN + the block; blocks of at least half a pageblock turn their mergeable
+    /// pageblocks MOVABLE. Returns the pages taken (0 on a watermark failure).
+    pub(crate) fn isolate_free_page(&mut self, pfn: Pfn, order: Order) -> u64 {
+        let zi = self.page_zone(pfn).expect("free page in a zone");
+        let mt = self.pageblocks.migratetype(pfn);
+        if mt != MigrateType::Isolate {
+            let z = self.zone(zi);
+            let mark = z.watermark[Wmark::Min as usize] + order.nr_pages();
+            if !crate::buddy::watermark::zone_watermark_ok(
+                z,
+                Order(0),
+                mark,
+                crate::layout::ZoneType::Dma,
+                crate::gfp::AllocFlags::CMA,
+                self.config.config_cma,
+            ) {
+                return 0;
+            }
+        }
+        self.del_from_free_list(zi, pfn, order, mt);
+        self.account_freepages(zi, -(order.nr_pages() as i64), mt);
+        let pb = self.pageblock_order();
+        if order.0 + 1 >= pb.0 {
+            let end = pfn.plus(order.nr_pages());
+            let mut p = pfn;
+            while p < end {
+                let bmt = self.pageblocks.migratetype(p);
+                if bmt.is_mergeable() {
+                    self.move_freepages_block(zi, p, bmt, MigrateType::Movable);
+                }
+                p = p.align_down(pb).plus(pb.nr_pages());
+            }
+        }
+        order.nr_pages()
+    }
+
+    /// Mirrors `update_pageblock_skip()` on the free side.
+    fn update_pageblock_skip_free(&mut self, cc: &CompactControl, block: Pfn, pfn: Pfn) {
+        if cc.no_set_skip_hint {
+            return;
+        }
+        self.pageblocks.set_skip(block, true);
+        let c = &mut self.zones[cc.zone.idx()].compact;
+        if pfn < c.cached_free_pfn {
+            c.cached_free_pfn = pfn;
+        }
+    }
+
+    /// Mirrors `isolate_freepages_block()` (not strict): scans `[*start, end)` with
+    /// `stride`, isolating free blocks whole until the migrate side's needs are met.
+    fn isolate_freepages_block(
+        &mut self,
+        cc: &mut CompactControl,
+        start: &mut Pfn,
+        end: Pfn,
+        stride: u64,
+    ) -> u64 {
+        let mut blockpfn = *start;
+        let (mut nr_scanned, mut total) = (0u64, 0u64);
+        while blockpfn < end {
+            nr_scanned += 1;
+            let f = self.mem.flags(blockpfn);
+            if f.contains(PageFlags::HEAD) {
+                let o = f.order();
+                if o <= MAX_PAGE_ORDER && blockpfn.plus(1u64 << o) <= end {
+                    blockpfn = blockpfn.plus((1u64 << o) - 1);
+                    nr_scanned += (1u64 << o) - 1;
+                }
+            } else if f.contains(PageFlags::BUDDY) {
+                let o = Order(f.order());
+                let got = self.isolate_free_page(blockpfn, o);
+                if got == 0 {
+                    break;
+                }
+                nr_scanned += got - 1;
+                total += got;
+                cc.nr_freepages += got;
+                cc.freepages[o.idx()].push(blockpfn);
+                if cc.nr_migratepages <= cc.nr_freepages {
+                    blockpfn = blockpfn.plus(got);
+                    break;
+                }
+                blockpfn = blockpfn.plus(got - 1);
+            }
+            blockpfn = blockpfn.plus(stride);
+        }
+        if blockpfn > end {
+            blockpfn = end;
+        }
+        let s = *start;
+        self.trace_compaction("isolate_freepages", || {
+            format!(
+                "range=(0x{:x} ~ 0x{:x}) nr_scanned={nr_scanned} nr_taken={total}",
+                s.0, blockpfn.0
+            )
+        });
+        *start = blockpfn;
+        cc.total_free_scanned += nr_scanned;
+        self.vmstat.compact_isolated += total;
+        total
+    }
+
+    /// Mirrors `isolate_freepages()` (without the fast free-list search): pageblocks from
+    /// `cc.free_pfn` downward to the migrate scanner's block, MOVABLE (or CMA) targets only.
+    pub(crate) fn isolate_freepages(&mut self, cc: &mut CompactControl) {
+        let pb = self.pageblock_order();
+        let zone_end = self.zone(cc.zone).end_pfn();
+        let mut isolate_start = cc.free_pfn;
+        let mut block_start = isolate_start.align_down(pb);
+        let mut block_end = block_start.plus(pb.nr_pages()).min(zone_end);
+        let low_pfn = cc.migrate_pfn.plus(1).align_down(pb).plus(pb.nr_pages());
+        let mut stride: u64 = if cc.mode == MigrateMode::Async { 32 } else { 1 };
+        loop {
+            if block_start < low_pfn {
+                break;
+            }
+            let in_zone = self.page_zone(block_start) == Some(cc.zone)
+                && self.page_zone(Pfn(block_end.0 - 1)) == Some(cc.zone);
+            if in_zone
+                && self.suitable_migration_target(cc, block_start)
+                && (cc.ignore_skip_hint || !self.pageblocks.skip(block_start))
+            {
+                let n = self.isolate_freepages_block(cc, &mut isolate_start, block_end, stride);
+                if isolate_start == block_end {
+                    let below = Pfn(block_start.0.saturating_sub(pb.nr_pages()));
+                    self.update_pageblock_skip_free(cc, block_start, below);
+                }
+                if cc.nr_freepages >= cc.nr_migratepages {
+                    if isolate_start >= block_end {
+                        isolate_start = Pfn(block_start.0.saturating_sub(pb.nr_pages()));
+                    }
+                    break;
+                } else if isolate_start < block_end {
+                    break;
+                }
+                stride = if n > 0 { 1 } else { (stride * 2).min(32) };
+            }
+            if block_start.0 < pb.nr_pages() {
+                isolate_start = Pfn(0);
+                break;
+            }
+            block_end = block_start;
+            block_start = Pfn(block_start.0 - pb.nr_pages());
+            isolate_start = block_start;
+        }
+        cc.free_pfn = isolate_start;
+    }
+}
+
+/// `compaction_alloc()` / `compaction_free()`: the control is migration's target.
+impl MigrationTarget for CompactControl {
+    fn get_new_folio(&mut self, m: &mut Machine, _src: Pfn, order: Order) -> Option<Pfn> {
+        let mut has_isolated = false;
+        loop {
+            if let Some(start) =
+                (order.0..=MAX_PAGE_ORDER).find(|o| !self.freepages[*o as usize].is_empty())
+            {
+                let p = self.freepages[start as usize].pop().expect("non-empty");
+                let mut o = start;
+                while o > order.0 {
+                    o -= 1;
+                    self.freepages[o as usize].push(p.plus(1 << o));
+                }
+                self.nr_freepages -= order.nr_pages();
+                self.nr_migratepages = self.nr_migratepages.saturating_sub(order.nr_pages());
+                m.mem.prep_allocated(p, order, order.0 > 0);
+                return Some(p);
+            }
+            if has_isolated {
+                return None;
+            }
+            m.isolate_freepages(self);
+            has_isolated = true;
+        }
+    }
+
+    fn put_new_folio(&mut self, m: &mut Machine, dst: Pfn, order: Order) {
+        let rc = m.mem.refcount(dst);
+        m.mem.set_refcount(dst, rc - 1);
+        if rc == 1 {
+            m.mem.clear_block(dst, order);
+            self.freepages[order.idx()].push(dst);
+            self.nr_freepages += order.nr_pages();
+        }
+        self.nr_migratepages += order.nr_pages();
+    }
+}

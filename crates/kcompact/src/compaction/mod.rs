@@ -1,0 +1,446 @@
+//! Memory compaction: move movable pages from the bottom of a zone to free pages at its
+//! top, so free pages merge into large blocks.
+//!
+//! Mirrors `mm/compaction.c`. One [`CompactControl`] (`struct compact_control`) carries a
+//! run's parameters and state; [`Machine::compact_zone`] drives the loop: `compact_finished`
+//! → `isolate_migratepages` (the migrate scanner, from the zone's start) → `migrate_pages`
+//! with `compaction_alloc` / `compaction_free` (the free scanner, from the zone's end) — until
+//! the scanners meet or the requested order is free. The files follow the kernel's parts:
+//!
+//! - [`suitable`]: `compaction_suitable`, `compaction_suit_allocation_order`,
+//!   `__compact_finished`, the fragmentation score.
+//! - [`migrate_scan`]: `isolate_migratepages`, `isolate_migratepages_block`,
+//!   `suitable_migration_source`, skip hints on the migrate side.
+//! - [`free_scan`]: `isolate_freepages`, `isolate_freepages_block`, `__isolate_free_page`,
+//!   `suitable_migration_target`, `compaction_alloc` / `compaction_free`.
+//! - [`defer`]: `defer_compaction`, `compaction_deferred`, `compaction_defer_reset`,
+//!   `compaction_restarting`, and the skip-bit reset.
+//! - this file: the control, `compact_zone`, `compact_zone_order`, `try_to_compact_pages`,
+//!   `compact_node`, `compact_memory`.
+
+pub mod defer;
+pub mod free_scan;
+pub mod migrate_scan;
+pub mod suitable;
+
+use crate::gfp::{AllocFlags, Gfp};
+use crate::layout::ZoneType;
+use crate::machine::Machine;
+use crate::migrate::{MigrateMode, MigrateReason};
+use crate::owners::FolioId;
+use crate::units::{Order, Pfn, ZoneIdx, NR_PAGE_ORDERS};
+
+/// Mirrors `enum compact_result`; ordered as the kernel orders it (callers take the max).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum CompactResult {
+    /// COMPACT_NOT_SUITABLE_ZONE.
+    NotSuitableZone,
+    /// COMPACT_SKIPPED: not enough free memory to compact.
+    Skipped,
+    /// COMPACT_DEFERRED: compaction failed recently; not tried.
+    Deferred,
+    /// COMPACT_NO_SUITABLE_PAGE.
+    NoSuitablePage,
+    /// COMPACT_CONTINUE.
+    Continue,
+    /// COMPACT_COMPLETE: the whole zone was scanned.
+    Complete,
+    /// COMPACT_PARTIAL_SKIPPED: the scanners met but part of the zone was skipped.
+    PartialSkipped,
+    /// COMPACT_CONTENDED: aborted (lock contention, fatal signal, no destination).
+    Contended,
+    /// COMPACT_SUCCESS: a page of the requested order is free.
+    Success,
+}
+
+impl CompactResult {
+    /// The name trace output uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            CompactResult::NotSuitableZone => "not_suitable_zone",
+            CompactResult::Skipped => "skipped",
+            CompactResult::Deferred => "deferred",
+            CompactResult::NoSuitablePage => "no_suitable_page",
+            CompactResult::Continue => "continue",
+            CompactResult::Complete => "complete",
+            CompactResult::PartialSkipped => "partial_skipped",
+            CompactResult::Contended => "contended",
+            CompactResult::Success => "success",
+        }
+    }
+}
+
+/// Mirrors `enum compact_priority`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum CompactPriority {
+    /// COMPACT_PRIO_SYNC_FULL: whole zone, skip hints and block suitability ignored.
+    SyncFull = 0,
+    /// COMPACT_PRIO_SYNC_LIGHT (the default for costly orders).
+    SyncLight = 1,
+    /// COMPACT_PRIO_ASYNC (the first attempt).
+    Async = 2,
+}
+
+/// `COMPACT_CLUSTER_MAX`: pages isolated per migrate-scanner batch.
+pub const COMPACT_CLUSTER_MAX: u64 = 32;
+/// `COMPACTION_HPAGE_ORDER`.
+pub const COMPACTION_HPAGE_ORDER: i32 = 9;
+
+/// Mirrors `struct compact_control`.
+#[derive(Clone, Debug)]
+pub struct CompactControl {
+    /// `freepages[order]`: isolated free blocks, kept at their buddy order.
+    pub freepages: [Vec<Pfn>; NR_PAGE_ORDERS],
+    /// `migratepages`: isolated folios to move.
+    pub migratepages: Vec<FolioId>,
+    /// `nr_freepages`: pages on `freepages`.
+    pub nr_freepages: u64,
+    /// `nr_migratepages`: pages still to migrate.
+    pub nr_migratepages: u64,
+    /// `free_pfn`: where the free scanner goes on (downward).
+    pub free_pfn: Pfn,
+    /// `migrate_pfn`: where the migrate scanner goes on (upward).
+    pub migrate_pfn: Pfn,
+    /// The zone being compacted.
+    pub zone: ZoneIdx,
+    /// `total_migrate_scanned`.
+    pub total_migrate_scanned: u64,
+    /// `total_free_scanned`.
+    pub total_free_scanned: u64,
+    /// `gfp_mask`.
+    pub gfp_mask: Gfp,
+    /// `order`: the order wanted; −1 compacts everything.
+    pub order: i32,
+    /// `migratetype` (from `gfp_mask`).
+    pub migratetype: crate::memmap::MigrateType,
+    /// `alloc_flags`.
+    pub alloc_flags: AllocFlags,
+    /// `highest_zoneidx`.
+    pub highest_zoneidx: ZoneType,
+    /// `mode`.
+    pub mode: MigrateMode,
+    /// `ignore_skip_hint`.
+    pub ignore_skip_hint: bool,
+    /// `no_set_skip_hint`.
+    pub no_set_skip_hint: bool,
+    /// `ignore_block_suitable`.
+    pub ignore_block_suitable: bool,
+    /// `direct_compaction`.
+    pub direct_compaction: bool,
+    /// `proactive_compaction`.
+    pub proactive_compaction: bool,
+    /// `whole_zone`.
+    pub whole_zone: bool,
+    /// `contended`.
+    pub contended: bool,
+    /// `finish_pageblock`.
+    pub finish_pageblock: bool,
+}
+
+impl CompactControl {
+    /// A control for `order` (−1: everything) with `gfp` in `mode`; every flag off.
+    pub fn new(zone: ZoneIdx, order: i32, gfp: Gfp, mode: MigrateMode) -> CompactControl {
+        CompactControl {
+            freepages: Default::default(),
+            migratepages: Vec::new(),
+            nr_freepages: 0,
+            nr_migratepages: 0,
+            free_pfn: Pfn(0),
+            migrate_pfn: Pfn(0),
+            zone,
+            total_migrate_scanned: 0,
+            total_free_scanned: 0,
+            gfp_mask: gfp,
+            order,
+            migratetype: gfp.migratetype(true),
+            alloc_flags: AllocFlags::default(),
+            highest_zoneidx: ZoneType::Dma,
+            mode,
+            ignore_skip_hint: false,
+            no_set_skip_hint: false,
+            ignore_block_suitable: false,
+            direct_compaction: false,
+            proactive_compaction: false,
+            whole_zone: false,
+            contended: false,
+            finish_pageblock: false,
+        }
+    }
+
+    /// Mirrors `compact_scanners_met()`.
+    pub fn scanners_met(&self, pb_order: Order) -> bool {
+        (self.free_pfn.0 >> pb_order.0) <= (self.migrate_pfn.0 >> pb_order.0)
+    }
+}
+
+/// Mirrors `compact_gap()` of mainline (`2 << order`).
+pub fn compact_gap(order: i32) -> u64 {
+    2u64 << order.max(0)
+}
+
+impl Machine {
+    /// Appends a compaction tracepoint line (`mm_compaction_<name>: <text>`) when tracing.
+    pub(crate) fn trace_compaction(&mut self, name: &str, text: impl FnOnce() -> String) {
+        if let Some(t) = &mut self.trace {
+            t.push(format!("mm_compaction_{name}: {}", text()));
+        }
+    }
+
+    /// Mirrors `compact_zone()`.
+    pub fn compact_zone(&mut self, cc: &mut CompactControl) -> CompactResult {
+        let pb = self.pageblock_order();
+        let zi = cc.zone;
+        cc.total_migrate_scanned = 0;
+        cc.total_free_scanned = 0;
+        cc.nr_migratepages = 0;
+        cc.nr_freepages = 0;
+        cc.migratetype = cc.gfp_mask.migratetype(!self.mobility_disabled);
+        if cc.order >= 0 {
+            let ret = self.compaction_suit_allocation_order(
+                zi,
+                cc.order,
+                cc.highest_zoneidx,
+                cc.alloc_flags,
+                cc.mode == MigrateMode::Async,
+                !cc.direct_compaction,
+            );
+            if ret != CompactResult::Continue {
+                return ret;
+            }
+        }
+        if self.compaction_restarting(zi, cc.order) {
+            self.reset_isolation_suitable_zone(zi);
+        }
+        let (start, end) = (self.zone(zi).zone_start_pfn, self.zone(zi).end_pfn());
+        let sync = (cc.mode != MigrateMode::Async) as usize;
+        let last_block = Pfn(end.0 - 1).align_down(pb);
+        if cc.whole_zone {
+            cc.migrate_pfn = start;
+            cc.free_pfn = last_block;
+        } else {
+            let c = &mut self.zones[zi.idx()].compact;
+            cc.migrate_pfn = c.cached_migrate_pfn[sync];
+            cc.free_pfn = c.cached_free_pfn;
+            if cc.free_pfn < start || cc.free_pfn >= end {
+                cc.free_pfn = last_block;
+                c.cached_free_pfn = cc.free_pfn;
+            }
+            if cc.migrate_pfn < start || cc.migrate_pfn >= end {
+                cc.migrate_pfn = start;
+                c.cached_migrate_pfn = [start, start];
+            }
+            if cc.migrate_pfn <= c.init_migrate_pfn {
+                cc.whole_zone = true;
+            }
+        }
+        let mut last_migrated_pfn = Pfn(0);
+        let mut update_cached = sync == 0 && {
+            let c = &self.zones[zi.idx()].compact;
+            c.cached_migrate_pfn[0] == c.cached_migrate_pfn[1]
+        };
+        let mode_name = if sync == 1 { "sync" } else { "async" };
+        let (mp, fp) = (cc.migrate_pfn, cc.free_pfn);
+        self.trace_compaction("begin", || {
+            format!("zone_start=0x{:x} migrate_pfn=0x{:x} free_pfn=0x{:x} zone_end=0x{:x}, mode={mode_name}", start.0, mp.0, fp.0, end.0)
+        });
+        let mut ret;
+        'outer: loop {
+            ret = self.compact_finished(cc);
+            if ret != CompactResult::Continue {
+                break;
+            }
+            let iteration_start = cc.migrate_pfn;
+            cc.finish_pageblock =
+                last_migrated_pfn.align_down(pb) == iteration_start.align_down(pb);
+            loop {
+                match self.isolate_migratepages(cc) {
+                    migrate_scan::IsolateMigrate::Abort => {
+                        ret = CompactResult::Contended;
+                        let list = std::mem::take(&mut cc.migratepages);
+                        self.putback_movable_pages(list);
+                        cc.nr_migratepages = 0;
+                        break 'outer;
+                    }
+                    migrate_scan::IsolateMigrate::None => {
+                        if update_cached {
+                            let c = &mut self.zones[zi.idx()].compact;
+                            c.cached_migrate_pfn[1] = c.cached_migrate_pfn[0];
+                        }
+                        continue 'outer;
+                    }
+                    migrate_scan::IsolateMigrate::Success => {
+                        update_cached = false;
+                        last_migrated_pfn = Pfn(cc.migrate_pfn.0.saturating_sub(1))
+                            .align_down(pb)
+                            .max(start);
+                    }
+                }
+                let snapshot = cc.nr_migratepages;
+                let list = std::mem::take(&mut cc.migratepages);
+                let mode = cc.mode;
+                let r = self.migrate_pages(list, cc, mode, MigrateReason::Compaction);
+                let succeeded = r.stats.nr_succeeded;
+                self.trace_compaction("migratepages", || {
+                    format!(
+                        "nr_migrated={succeeded} nr_failed={}",
+                        snapshot.saturating_sub(succeeded)
+                    )
+                });
+                cc.nr_migratepages = 0;
+                let failed = r.rc != Ok(0);
+                self.putback_movable_pages(r.ret);
+                if failed {
+                    if r.rc.is_err() && !cc.scanners_met(pb) {
+                        ret = CompactResult::Contended;
+                        break 'outer;
+                    }
+                    if !cc.migrate_pfn.is_aligned(pb)
+                        && !cc.ignore_skip_hint
+                        && !cc.finish_pageblock
+                        && cc.mode < MigrateMode::Sync
+                    {
+                        cc.finish_pageblock = true;
+                        if cc.order == COMPACTION_HPAGE_ORDER {
+                            last_migrated_pfn = Pfn(0);
+                        }
+                        continue;
+                    }
+                }
+                break;
+            }
+        }
+        // release_free_list(): unused free pages go back to the buddy allocator.
+        if cc.nr_freepages > 0 {
+            let mut highest = Pfn(0);
+            for o in 0..NR_PAGE_ORDERS {
+                for p in std::mem::take(&mut cc.freepages[o]) {
+                    highest = highest.max(p);
+                    self.mem.prep_allocated(p, Order(o as u8), false);
+                    self.free_pages(p, Order(o as u8));
+                }
+            }
+            cc.nr_freepages = 0;
+            let hp = highest.align_down(pb);
+            let c = &mut self.zones[zi.idx()].compact;
+            if hp > c.cached_free_pfn {
+                c.cached_free_pfn = hp;
+            }
+        }
+        self.vmstat.compact_migrate_scanned += cc.total_migrate_scanned;
+        self.vmstat.compact_free_scanned += cc.total_free_scanned;
+        let (mp, fp) = (cc.migrate_pfn, cc.free_pfn);
+        self.trace_compaction("end", || {
+            format!("zone_start=0x{:x} migrate_pfn=0x{:x} free_pfn=0x{:x} zone_end=0x{:x}, mode={mode_name} status={}", start.0, mp.0, fp.0, end.0, ret.name())
+        });
+        ret
+    }
+
+    /// Mirrors `compact_zone_order()`: a direct compaction attempt on one zone.
+    pub fn compact_zone_order(
+        &mut self,
+        zi: ZoneIdx,
+        order: i32,
+        gfp: Gfp,
+        prio: CompactPriority,
+        alloc_flags: AllocFlags,
+        highest: ZoneType,
+    ) -> CompactResult {
+        let mode = if prio == CompactPriority::Async {
+            MigrateMode::Async
+        } else {
+            MigrateMode::SyncLight
+        };
+        let mut cc = CompactControl::new(zi, order, gfp, mode);
+        cc.alloc_flags = alloc_flags;
+        cc.highest_zoneidx = highest;
+        cc.direct_compaction = true;
+        let full = prio == CompactPriority::SyncFull;
+        cc.whole_zone = full;
+        cc.ignore_skip_hint = full;
+        cc.ignore_block_suitable = full;
+        self.compact_zone(&mut cc)
+    }
+
+    /// Mirrors `try_to_compact_pages()`: direct compaction over the zones a request may
+    /// use, with deferral; returns the best result.
+    pub fn try_to_compact_pages(
+        &mut self,
+        gfp: Gfp,
+        order: i32,
+        alloc_flags: AllocFlags,
+        zonelist: &[ZoneIdx],
+        highest: ZoneType,
+        prio: CompactPriority,
+    ) -> CompactResult {
+        if !gfp.contains(Gfp::IO) {
+            return CompactResult::Skipped;
+        }
+        let mut rc = CompactResult::Skipped;
+        self.trace_compaction("try_to_compact_pages", || {
+            format!(
+                "order={order} gfp_mask={} priority={}",
+                gfp.symbolic(),
+                prio as u8
+            )
+        });
+        for &zi in zonelist {
+            if self.zone(zi).zone_type > highest {
+                continue;
+            }
+            if prio > CompactPriority::SyncFull && self.compaction_deferred(zi, order) {
+                rc = rc.max(CompactResult::Deferred);
+                continue;
+            }
+            let status = self.compact_zone_order(zi, order, gfp, prio, alloc_flags, highest);
+            rc = rc.max(status);
+            if status == CompactResult::Success {
+                self.compaction_defer_reset(zi, order, false);
+                break;
+            }
+            if prio != CompactPriority::Async
+                && matches!(
+                    status,
+                    CompactResult::Complete | CompactResult::PartialSkipped
+                )
+            {
+                self.defer_compaction(zi, order);
+            }
+        }
+        rc
+    }
+
+    /// Mirrors `compact_node()`: every populated zone of `node` compacted as
+    /// `/proc/sys/vm/compact_memory` does (order −1, SYNC, whole zone, skip hints ignored),
+    /// or as proactive compaction does (SYNC_LIGHT).
+    pub fn compact_node(&mut self, node: crate::units::NodeId, proactive: bool) {
+        let mode = if proactive {
+            MigrateMode::SyncLight
+        } else {
+            MigrateMode::Sync
+        };
+        let first = self.zone_of(node, ZoneType::Dma);
+        let mut cc = CompactControl::new(first, -1, Gfp::GFP_KERNEL, mode);
+        cc.ignore_skip_hint = true;
+        cc.whole_zone = true;
+        cc.proactive_compaction = proactive;
+        for zt in ZoneType::ALL {
+            let zi = self.zone_of(node, zt);
+            if !self.zone(zi).is_populated() {
+                continue;
+            }
+            cc.zone = zi;
+            self.compact_zone(&mut cc);
+            if proactive {
+                self.vmstat.compact_daemon_migrate_scanned += cc.total_migrate_scanned;
+                self.vmstat.compact_daemon_free_scanned += cc.total_free_scanned;
+            }
+        }
+    }
+
+    /// Mirrors a write of 1 to `/proc/sys/vm/compact_memory` (`compact_nodes()`).
+    pub fn compact_memory(&mut self) {
+        for n in 0..self.nr_nodes() {
+            self.compact_node(crate::units::NodeId(n as u8), false);
+        }
+    }
+}
