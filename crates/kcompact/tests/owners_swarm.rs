@@ -73,7 +73,7 @@ struct Swarm {
     seed: u64,
     rng: SimRng,
     m: Machine,
-    weights: [u64; 24],
+    weights: [u64; 25],
     procs: Vec<u32>,
     files: Vec<u32>,
     caches: Vec<u32>,
@@ -98,9 +98,10 @@ struct Stats {
     released_while_isolated: u64,
     driver_pages_migrated: u64,
     bytes_seeds: u64,
+    compactions: u64,
 }
 
-const OPS: [&str; 24] = [
+const OPS: [&str; 25] = [
     "fault",
     "munmap",
     "fork",
@@ -125,6 +126,7 @@ const OPS: [&str; 24] = [
     "gpu",
     "migrate",
     "unspec",
+    "compact",
 ];
 
 impl Swarm {
@@ -148,7 +150,7 @@ impl Swarm {
             m.driver_new(DriverKind::Balloon, movable),
             m.driver_new(DriverKind::Gpu, movable),
         ];
-        let mut weights = [0u64; 24];
+        let mut weights = [0u64; 25];
         for w in weights.iter_mut() {
             *w = if rng.chance(4, 5) {
                 rng.range(1, 20)
@@ -371,6 +373,7 @@ impl Swarm {
                 }
             }
             23 => self.drop_spec(),
+            24 => self.compact(),
             18 => {
                 if let Some(id) = self.random_folio(true) {
                     let pfn = self.m.owners.folio(id).pfn;
@@ -430,6 +433,50 @@ impl Swarm {
         self.stats.ops += 1;
         if let Err(e) = verify(&self.m) {
             self.fail(step, format!("checker:\n{e}"));
+        }
+    }
+
+    /// Compaction of a random zone (or all memory) in a random mode, for a random order.
+    fn compact(&mut self) {
+        use kcompact::compaction::{CompactControl, CompactPriority};
+        use kcompact::gfp::{AllocFlags, Gfp};
+        use kcompact::layout::ZoneType;
+        self.stats.compactions += 1;
+        match self.rng.below(3) {
+            0 => self.m.compact_memory(),
+            1 => {
+                let zl = self
+                    .m
+                    .zonelist(kcompact::units::NodeId(0), ZoneType::Movable, false);
+                let order = [2, 4, 9][self.rng.below(3) as usize];
+                let prio = [
+                    CompactPriority::Async,
+                    CompactPriority::SyncLight,
+                    CompactPriority::SyncFull,
+                ][self.rng.below(3) as usize];
+                self.m.try_to_compact_pages(
+                    Gfp::GFP_TRANSHUGE,
+                    order,
+                    AllocFlags::WMARK_MIN,
+                    &zl,
+                    ZoneType::Movable,
+                    prio,
+                );
+            }
+            _ => {
+                let zl = self
+                    .m
+                    .zonelist(kcompact::units::NodeId(0), ZoneType::Movable, false);
+                let zi = zl[self.rng.below(zl.len() as u64) as usize];
+                let mode = [
+                    MigrateMode::Async,
+                    MigrateMode::SyncLight,
+                    MigrateMode::Sync,
+                ][self.rng.below(3) as usize];
+                let mut cc = CompactControl::new(zi, -1, Gfp::GFP_KERNEL, mode);
+                cc.whole_zone = self.rng.chance(1, 2);
+                self.m.compact_zone(&mut cc);
+            }
         }
     }
 
@@ -687,6 +734,7 @@ fn owners_and_migration_swarm() {
         total.released_while_isolated += t.released_while_isolated;
         total.driver_pages_migrated += t.driver_pages_migrated;
         total.bytes_seeds += t.bytes_seeds;
+        total.compactions += t.compactions;
     }
     eprintln!(
         "owners swarm: {} seeds, zero violations, nothing leaked or corrupted; {total:?}",
@@ -708,6 +756,7 @@ fn owners_and_migration_swarm() {
             ),
             ("driver pages migrated", total.driver_pages_migrated),
             ("bytes-mode seeds", total.bytes_seeds),
+            ("compactions", total.compactions),
         ] {
             assert!(n > 0, "the swarm never exercised {what}: {total:?}");
         }
