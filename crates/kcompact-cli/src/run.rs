@@ -123,6 +123,13 @@ fn summary(m: &Machine, s: &Settings, seed: u64, scenario: &str, r: &ChurnReport
         "hugepages_obtainable {} (order-9 blocks free for GFP_TRANSHUGE_LIGHT at the end)",
         r.hugepages_obtainable
     );
+    let _ = writeln!(
+        o,
+        "compact_memory: free order-9 blocks {} -> {}, hugepages_after_compaction {}",
+        r.free_order9_blocks_before_compaction,
+        r.free_order9_blocks_after_compaction,
+        r.hugepages_after_compaction
+    );
     for (k, v) in m.vmstat.pairs() {
         let _ = writeln!(o, "{k} {v}");
     }
@@ -168,6 +175,9 @@ fn write_out(
             "success_pct": (success_pct(r) * 100.0).round() / 100.0,
             "pages_reclaimed": 0,
             "hugepages_obtainable": r.hugepages_obtainable,
+            "hugepages_after_compaction": r.hugepages_after_compaction,
+            "free_order9_blocks_before_compaction": r.free_order9_blocks_before_compaction,
+            "free_order9_blocks_after_compaction": r.free_order9_blocks_after_compaction,
             "frees": r.frees,
             "used_pages_end": r.used_pages_end,
             "attempts_by_order": r.attempts_by_order,

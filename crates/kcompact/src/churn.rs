@@ -7,8 +7,8 @@
 //! kernel memory allocated with the matching GFP mask. Every `migrate_every` steps a batch
 //! of random anonymous folios is isolated and migrated (SYNC_LIGHT), so migration runs
 //! under load. At the end it probes how many order-9 blocks can still be allocated without
-//! reclaim or compaction (giving them back), and checks every owner's data when contents
-//! are tracked.
+//! reclaim or compaction (giving them back), runs `compact_memory` and probes again, and
+//! checks every owner's data when contents are tracked.
 
 use crate::gfp::Gfp;
 use crate::machine::Machine;
@@ -75,6 +75,12 @@ pub struct ChurnReport {
     pub used_pages_end: u64,
     /// Order-9 movable blocks the probe could allocate at the end.
     pub hugepages_obtainable: u64,
+    /// Free order-9 blocks (order 10 counts twice) before `compact_memory` at the end.
+    pub free_order9_blocks_before_compaction: u64,
+    /// ... and after it.
+    pub free_order9_blocks_after_compaction: u64,
+    /// Order-9 blocks the probe gets after `compact_memory`.
+    pub hugepages_after_compaction: u64,
     /// Pages whose contents were checked at the end (0 without content tracking).
     pub integrity_checked_pages: u64,
     /// Folios whose contents were wrong.
@@ -172,14 +178,11 @@ pub fn run_churn(
         }
     }
     rep.used_pages_end = used;
-    let mut huge = Vec::new();
-    while let Some(p) = m.alloc_pages(Gfp::GFP_TRANSHUGE_LIGHT, Order(9), NodeId(0)) {
-        huge.push(p);
-    }
-    rep.hugepages_obtainable = huge.len() as u64;
-    for p in huge {
-        m.free_pages(p, Order(9));
-    }
+    rep.hugepages_obtainable = probe_hugepages(m);
+    rep.free_order9_blocks_before_compaction = sample(m, cfg.steps).free_order9_blocks;
+    m.compact_memory();
+    rep.free_order9_blocks_after_compaction = sample(m, cfg.steps).free_order9_blocks;
+    rep.hugepages_after_compaction = probe_hugepages(m);
     if m.contents.enabled() {
         for (_, rec) in m.owners.iter() {
             rep.integrity_checked_pages += rec.order.nr_pages();
@@ -190,6 +193,20 @@ pub fn run_churn(
         }
     }
     rep
+}
+
+/// How many order-9 blocks a THP allocation that neither reclaims nor compacts gets now
+/// (they are given back).
+fn probe_hugepages(m: &mut Machine) -> u64 {
+    let mut huge = Vec::new();
+    while let Some(p) = m.alloc_pages(Gfp::GFP_TRANSHUGE_LIGHT, Order(9), NodeId(0)) {
+        huge.push(p);
+    }
+    let n = huge.len() as u64;
+    for p in huge {
+        m.free_pages(p, Order(9));
+    }
+    n
 }
 
 /// Isolates up to 32 random anonymous folios of `pid` and migrates them (SYNC_LIGHT).
