@@ -129,9 +129,175 @@ impl Machine {
         total
     }
 
-    /// Mirrors `isolate_freepages()` (without the fast free-list search): pageblocks from
+    /// Mirrors `next_search_order()`: the orders below the request, round-robin from
+    /// `search_order`; -1 once around.
+    fn next_search_order(cc: &mut CompactControl, order: i32) -> i32 {
+        let mut o = order - 1;
+        if o < 0 {
+            o = cc.order - 1;
+        }
+        if o == cc.search_order {
+            cc.search_order -= 1;
+            if cc.search_order < 0 {
+                cc.search_order = cc.order - 1;
+            }
+            return -1;
+        }
+        o
+    }
+
+    /// Mirrors `fast_isolate_freepages()`: for a high-order request, take a free block of a
+    /// lower order from the movable free lists, preferring the top quarter of the range
+    /// between the scanners (the upper half is acceptable), then isolate around it.
+    fn fast_isolate_freepages(&mut self, cc: &mut CompactControl) {
+        let pb = self.pageblock_order();
+        let zi = cc.zone;
+        if cc.order <= 0 {
+            return;
+        }
+        let zone_start = self.zone(zi).zone_start_pfn;
+        let mut limit = (cc.freelist_scan_limit() >> 1).max(1);
+        let mut scan_start = false;
+        if cc.free_pfn >= self.zone(zi).compact.init_free_pfn {
+            limit = pb.nr_pages() >> 1;
+            scan_start = true;
+        }
+        // Unsigned arithmetic as in C: once the scanners have crossed during a migration,
+        // the distance wraps and no free page qualifies.
+        let distance = cc.free_pfn.0.wrapping_sub(cc.migrate_pfn.0);
+        let mut low_pfn = Pfn(cc.free_pfn.0.wrapping_sub(distance / 4)).align_down(pb);
+        let min_pfn = Pfn(cc.free_pfn.0.wrapping_sub(distance / 2)).align_down(pb);
+        if min_pfn > low_pfn {
+            low_pfn = min_pfn;
+        }
+        cc.search_order = cc.search_order.min(cc.order - 1);
+        let (mut nr_scanned, mut total) = (0u64, 0u64);
+        let mut highest = Pfn(0);
+        let mut page: Option<Pfn> = None;
+        let mut o = cc.search_order;
+        while page.is_none() && o >= 0 {
+            let mut order_scanned = 0u64;
+            let mut high_pfn = Pfn(0);
+            if self.zones[zi.idx()].free_area[o as usize].nr_free > 0 {
+                let entries: Vec<Pfn> = self.zones[zi.idx()].free_area[o as usize].free_list
+                    [MigrateType::Movable.idx()]
+                .iter_rev(&self.mem)
+                .collect();
+                let mut last = None;
+                for fp in entries {
+                    last = Some(fp);
+                    order_scanned += 1;
+                    nr_scanned += 1;
+                    if fp >= highest {
+                        highest = fp.align_down(pb).max(zone_start);
+                    }
+                    if fp >= low_pfn {
+                        cc.fast_search_fail = 0;
+                        cc.search_order = o;
+                        page = Some(fp);
+                        break;
+                    }
+                    if fp >= min_pfn && fp > high_pfn {
+                        high_pfn = fp;
+                        limit >>= 1;
+                    }
+                    if order_scanned >= limit {
+                        break;
+                    }
+                }
+                if page.is_none() && high_pfn.0 != 0 {
+                    page = Some(high_pfn);
+                    last = Some(high_pfn);
+                }
+                if let Some(fp) = last {
+                    self.zones[zi.idx()].free_area[o as usize].free_list
+                        [MigrateType::Movable.idx()]
+                    .rotate_to_head(&mut self.mem, fp);
+                }
+                if let Some(p) = page {
+                    let got = self.isolate_free_page(p, Order(o as u8));
+                    if got > 0 {
+                        nr_scanned += got - 1;
+                        total += got;
+                        cc.nr_freepages += got;
+                        cc.freepages[o as usize].push(p);
+                        self.vmstat.compact_isolated += got;
+                    } else {
+                        o = cc.search_order + 1;
+                        page = None;
+                    }
+                }
+                if cc.nr_freepages >= cc.nr_migratepages {
+                    break;
+                }
+                if order_scanned >= limit {
+                    limit = (limit >> 1).max(1);
+                }
+            }
+            o = Self::next_search_order(cc, o);
+        }
+        let fp = cc.free_pfn;
+        self.trace_compaction("fast_isolate_freepages", || {
+            format!(
+                "range=(0x{:x} ~ 0x{:x}) nr_scanned={nr_scanned} nr_taken={total}",
+                min_pfn.0, fp.0
+            )
+        });
+        if page.is_none() {
+            cc.fast_search_fail += 1;
+            if scan_start {
+                if highest >= min_pfn {
+                    page = Some(highest);
+                    cc.free_pfn = highest;
+                } else if cc.direct_compaction && self.page_zone(min_pfn) == Some(zi) {
+                    if self.suitable_migration_target(cc, min_pfn) {
+                        page = Some(min_pfn);
+                    }
+                    cc.free_pfn = min_pfn;
+                }
+            }
+        }
+        let c = &mut self.zones[zi.idx()].compact;
+        if highest.0 != 0 && highest >= c.cached_free_pfn {
+            c.cached_free_pfn = Pfn(highest.0.saturating_sub(pb.nr_pages()));
+        }
+        cc.total_free_scanned += nr_scanned;
+        if let Some(p) = page {
+            self.fast_isolate_around(cc, p);
+        }
+    }
+
+    /// Mirrors `fast_isolate_around()`: isolate the rest of the pageblock a fast search hit.
+    fn fast_isolate_around(&mut self, cc: &mut CompactControl, pfn: Pfn) {
+        if cc.nr_freepages >= cc.nr_migratepages
+            || (cc.direct_compaction && cc.mode == MigrateMode::Async)
+        {
+            return;
+        }
+        let pb = self.pageblock_order();
+        let z = self.zone(cc.zone);
+        let mut s = pfn.align_down(pb).max(z.zone_start_pfn);
+        let e = pfn
+            .plus(1)
+            .align_down(pb)
+            .plus(pb.nr_pages())
+            .min(z.end_pfn());
+        if self.page_zone(s) != Some(cc.zone) || self.page_zone(Pfn(e.0 - 1)) != Some(cc.zone) {
+            return;
+        }
+        self.isolate_freepages_block(cc, &mut s, e, 1);
+        if s == e && !cc.no_set_skip_hint {
+            self.pageblocks.set_skip(Pfn(e.0 - 1), true);
+        }
+    }
+
+    /// Mirrors `isolate_freepages()`: the fast search first; then pageblocks from
     /// `cc.free_pfn` downward to the migrate scanner's block, MOVABLE (or CMA) targets only.
     pub(crate) fn isolate_freepages(&mut self, cc: &mut CompactControl) {
+        self.fast_isolate_freepages(cc);
+        if cc.nr_freepages != 0 {
+            return;
+        }
         let pb = self.pageblock_order();
         let zone_end = self.zone(cc.zone).end_pfn();
         let mut isolate_start = cc.free_pfn;

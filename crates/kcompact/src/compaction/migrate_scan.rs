@@ -74,13 +74,94 @@ impl Machine {
         }
     }
 
-    /// Mirrors `isolate_migratepages()` (without the fast free-list search): the next
-    /// suitable pageblock below the free scanner is scanned for folios to isolate.
+    /// Mirrors `fast_find_migrateblock()`: for high-order requests, look on the movable
+    /// free lists (orders below the request, down to 4) for a free page in the lower part of
+    /// the zone: its pageblock is likely nearly free, so it is migrated first.
+    fn fast_find_migrateblock(&mut self, cc: &mut CompactControl) -> Pfn {
+        let pb = self.pageblock_order();
+        let zi = cc.zone;
+        let zone_start = self.zone(zi).zone_start_pfn;
+        let limit = cc.freelist_scan_limit();
+        let mut pfn = cc.migrate_pfn;
+        if cc.ignore_skip_hint
+            || cc.finish_pageblock
+            || (pfn != zone_start && pfn != pfn.align_down(pb))
+            || cc.order <= crate::units::PAGE_ALLOC_COSTLY_ORDER as i32
+            || (cc.direct_compaction
+                && cc.migratetype != MigrateType::Movable
+                && cc.order < pb.0 as i32)
+        {
+            return pfn;
+        }
+        let mut distance = cc.free_pfn.0.wrapping_sub(cc.migrate_pfn.0) >> 1;
+        if cc.migrate_pfn != zone_start {
+            distance >>= 2;
+        }
+        let high_pfn = Pfn(cc.migrate_pfn.0.wrapping_add(distance)).align_down(pb);
+        let mut nr_scanned = 0u64;
+        let mut found = false;
+        let mut o = cc.order - 1;
+        while o >= crate::units::PAGE_ALLOC_COSTLY_ORDER as i32 && !found && nr_scanned < limit {
+            let area = &self.zones[zi.idx()].free_area[o as usize];
+            if area.nr_free == 0 {
+                o -= 1;
+                continue;
+            }
+            let entries: Vec<Pfn> = area.free_list[MigrateType::Movable.idx()]
+                .iter(&self.mem)
+                .collect();
+            for fp in entries {
+                let scanned = nr_scanned;
+                nr_scanned += 1;
+                if scanned >= limit {
+                    self.zones[zi.idx()].free_area[o as usize].free_list
+                        [MigrateType::Movable.idx()]
+                    .rotate_through_to_tail(&mut self.mem, fp);
+                    break;
+                }
+                if fp >= high_pfn {
+                    continue;
+                }
+                if self.pageblocks.skip(fp) {
+                    continue;
+                }
+                self.zones[zi.idx()].free_area[o as usize].free_list[MigrateType::Movable.idx()]
+                    .rotate_through_to_tail(&mut self.mem, fp);
+                if cc.fast_start_pfn != u64::MAX {
+                    cc.fast_start_pfn = if cc.fast_start_pfn == 0 {
+                        fp.0
+                    } else {
+                        cc.fast_start_pfn.min(fp.0)
+                    };
+                }
+                pfn = fp.align_down(pb).max(zone_start);
+                cc.fast_search_fail = 0;
+                found = true;
+                break;
+            }
+            o -= 1;
+        }
+        cc.total_migrate_scanned += nr_scanned;
+        if !found {
+            cc.fast_search_fail += 1;
+            // reinit_migrate_pfn(): fall back once on the lowest free page seen.
+            if cc.fast_start_pfn != 0 && cc.fast_start_pfn != u64::MAX {
+                cc.migrate_pfn = Pfn(cc.fast_start_pfn);
+                cc.fast_start_pfn = u64::MAX;
+            }
+            pfn = cc.migrate_pfn;
+        }
+        pfn
+    }
+
+    /// Mirrors `isolate_migratepages()`: the fast search, then the next suitable pageblock
+    /// below the free scanner is scanned for folios to isolate.
     pub(crate) fn isolate_migratepages(&mut self, cc: &mut CompactControl) -> IsolateMigrate {
         let pb = self.pageblock_order();
         let zone_start = self.zone(cc.zone).zone_start_pfn;
-        let mut low_pfn = cc.migrate_pfn;
+        let mut low_pfn = self.fast_find_migrateblock(cc);
         let mut block_start = low_pfn.align_down(pb).max(zone_start);
+        let mut fast_find_block = low_pfn != cc.migrate_pfn && cc.fast_search_fail == 0;
         let mut block_end = low_pfn.plus(1).align_down(pb).plus(pb.nr_pages());
         while block_end <= cc.free_pfn {
             let page_ok = self.page_zone(block_start) == Some(cc.zone)
@@ -88,6 +169,7 @@ impl Machine {
             let mut skip = !page_ok;
             if !skip
                 && (low_pfn.is_aligned(pb) || low_pfn == zone_start)
+                && !fast_find_block
                 && !self.isolation_suitable(cc, block_start)
             {
                 skip = true;
@@ -105,6 +187,7 @@ impl Machine {
                 }
                 break;
             }
+            fast_find_block = false;
             low_pfn = block_end;
             cc.migrate_pfn = low_pfn;
             block_start = block_end;

@@ -135,6 +135,13 @@ pub struct CompactControl {
     pub contended: bool,
     /// `finish_pageblock`.
     pub finish_pageblock: bool,
+    /// `fast_start_pfn`: the lowest free page a fast migrate search found (0 unset,
+    /// `u64::MAX` used).
+    pub fast_start_pfn: u64,
+    /// `fast_search_fail`: failed fast searches (shared by both scanners).
+    pub fast_search_fail: u32,
+    /// `search_order`: where the next fast free search starts.
+    pub search_order: i32,
 }
 
 impl CompactControl {
@@ -164,7 +171,15 @@ impl CompactControl {
             whole_zone: false,
             contended: false,
             finish_pageblock: false,
+            fast_start_pfn: 0,
+            fast_search_fail: 0,
+            search_order: order,
         }
+    }
+
+    /// Mirrors `freelist_scan_limit()`.
+    pub fn freelist_scan_limit(&self) -> u64 {
+        (COMPACT_CLUSTER_MAX >> self.fast_search_fail.min(63)) + 1
     }
 
     /// Mirrors `compact_scanners_met()`.
@@ -233,6 +248,7 @@ impl Machine {
                 cc.whole_zone = true;
             }
         }
+        cc.fast_start_pfn = 0;
         let mut last_migrated_pfn = Pfn(0);
         let mut update_cached = sync == 0 && {
             let c = &self.zones[zi.idx()].compact;

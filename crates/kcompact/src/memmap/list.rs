@@ -92,6 +92,46 @@ impl PageList {
         mm.set_next(p, 0);
     }
 
+    /// The entries from tail to head.
+    pub fn iter_rev<'a>(&self, mm: &'a MemMap) -> impl Iterator<Item = Pfn> + 'a {
+        let mut cur = self.tail;
+        std::iter::from_fn(move || {
+            if cur == NIL {
+                return None;
+            }
+            let p = cur;
+            cur = mm.prev(p);
+            Some(Pfn(p as u64))
+        })
+    }
+
+    /// Mirrors `move_freelist_head()`: the entries before `pfn` move, in order, to the tail,
+    /// so `pfn` becomes the first entry.
+    pub fn rotate_to_head(&mut self, mm: &mut MemMap, pfn: Pfn) {
+        while let Some(first) = self.first() {
+            if first == pfn {
+                break;
+            }
+            self.remove(mm, first);
+            self.push_tail(mm, first);
+        }
+    }
+
+    /// Mirrors `move_freelist_tail()`: the entries up to and including `pfn` move, in
+    /// order, to the tail.
+    pub fn rotate_through_to_tail(&mut self, mm: &mut MemMap, pfn: Pfn) {
+        if self.last() == Some(pfn) {
+            return;
+        }
+        while let Some(first) = self.first() {
+            self.remove(mm, first);
+            self.push_tail(mm, first);
+            if first == pfn {
+                break;
+            }
+        }
+    }
+
     /// The entries from head to tail.
     pub fn iter<'a>(&self, mm: &'a MemMap) -> impl Iterator<Item = Pfn> + 'a {
         let mut cur = self.head;
@@ -129,5 +169,28 @@ mod tests {
         l.remove(&mut mm, Pfn(3));
         assert!(l.is_empty());
         assert_eq!(l.last(), None);
+    }
+
+    #[test]
+    fn rotations_mirror_move_freelist_head_and_tail() {
+        let mut mm = MemMap::new(Pfn(16));
+        let mut l = PageList::default();
+        for p in [1, 2, 3, 4, 5] {
+            l.push_tail(&mut mm, Pfn(p));
+        }
+        l.rotate_to_head(&mut mm, Pfn(3));
+        assert_eq!(
+            l.iter(&mm).map(|p| p.0).collect::<Vec<_>>(),
+            [3, 4, 5, 1, 2]
+        );
+        l.rotate_through_to_tail(&mut mm, Pfn(4));
+        assert_eq!(
+            l.iter(&mm).map(|p| p.0).collect::<Vec<_>>(),
+            [5, 1, 2, 3, 4]
+        );
+        assert_eq!(
+            l.iter_rev(&mm).map(|p| p.0).collect::<Vec<_>>(),
+            [4, 3, 2, 1, 5]
+        );
     }
 }
