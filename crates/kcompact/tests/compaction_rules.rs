@@ -153,6 +153,7 @@ fn direct_compaction_succeeds_for_an_order_and_defers_after_failures() {
     let zi = m.zone_of(NodeId(0), ZoneType::Normal);
     let zl = m.zonelist(NodeId(0), ZoneType::Normal, false);
     let gfp = Gfp::GFP_TRANSHUGE;
+    m.trace = Some(Vec::new());
     let r = m.try_to_compact_pages(
         gfp,
         9,
@@ -162,6 +163,20 @@ fn direct_compaction_succeeds_for_an_order_and_defers_after_failures() {
         CompactPriority::SyncLight,
     );
     assert_eq!(r, CompactResult::Success);
+    let trace = m.trace.take().unwrap();
+    assert!(trace.iter().any(|l| l.starts_with(
+        "mm_compaction_try_to_compact_pages: order=9 gfp_mask=GFP_TRANSHUGE priority=1"
+    )));
+    assert!(
+        trace
+            .iter()
+            .any(|l| l.starts_with("mm_compaction_fast_isolate_freepages: range=(0x")),
+        "a high-order request searches the free lists first"
+    );
+    assert!(trace.iter().any(
+        |l| l.starts_with("mm_compaction_suitable: node=0 zone=Normal   order=9 ret=continue")
+    ));
+    assert!(trace.iter().any(|l| l.ends_with("status=success")));
     assert!(m.zone(zi).free_area[9].nr_free + m.zone(zi).free_area[10].nr_free > 0);
     check(&m);
     // Deferral arithmetic: after k failures the next 2^k - 1 attempts are skipped.
