@@ -347,14 +347,20 @@ impl Machine {
             .filter(|i| self.migratetype(pfn.plus(i * step)) != MigrateType::Isolate)
             .count() as u64
             * step;
-        let free_before = self.zone(zi).nr_free_pages;
+        let free_before = self.zone(zi).nr_free_pages as i64;
+        let captured_before = self.capture.and_then(|c| c.page);
         self.mem.clear_block(pfn, order);
         self.free_one_page(zi, pfn, order, FreeFlags::NONE);
         self.vmstat.pgfree += order.nr_pages();
+        // A direct compactor may have captured the merged block (compaction_capture()).
+        let captured = match self.capture {
+            Some(c) if c.page.is_some() && captured_before.is_none() => c.order.nr_pages() as i64,
+            _ => 0,
+        };
         assert_eq!(
-            self.zone(zi).nr_free_pages - free_before,
-            counted,
-            "freeing {pfn:?} at order {order} must add exactly its non-isolated pages"
+            self.zone(zi).nr_free_pages as i64 - free_before,
+            counted as i64 - captured,
+            "freeing {pfn:?} at order {order} must add exactly its non-isolated, uncaptured pages"
         );
     }
 }

@@ -91,6 +91,8 @@ pub struct VmStat {
     pub compact_fail: u64,
     /// `compact_success`.
     pub compact_success: u64,
+    /// Direct compactions that captured their block (not a Linux counter).
+    pub compact_capture: u64,
     /// `compact_daemon_wake`.
     pub compact_daemon_wake: u64,
     /// `compact_daemon_migrate_scanned`.
@@ -137,6 +139,7 @@ impl VmStat {
             ("compact_stall", self.compact_stall),
             ("compact_fail", self.compact_fail),
             ("compact_success", self.compact_success),
+            ("compact_capture", self.compact_capture),
             ("compact_daemon_wake", self.compact_daemon_wake),
             (
                 "compact_daemon_migrate_scanned",

@@ -148,6 +148,9 @@ pub struct Machine {
     pub owners: crate::owners::Owners,
     /// The pages' contents, when tracked.
     pub contents: crate::owners::Contents,
+    /// The current task's `capture_control`: direct compaction takes a freed block of the
+    /// order it wants before it reaches the free lists.
+    pub capture: Option<crate::compaction::CaptureControl>,
     /// Tracepoint lines (kernel text format) when tracing is on.
     pub trace: Option<Vec<String>>,
     /// The current task is in direct compaction or reclaim (`current->flags & PF_MEMALLOC`):
@@ -239,6 +242,7 @@ impl Machine {
             contents: Default::default(),
             pf_memalloc: false,
             trace: None,
+            capture: None,
             nr_nodes: layout.nr_nodes(),
             zonelists: Vec::new(),
         };

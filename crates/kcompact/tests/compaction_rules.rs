@@ -204,3 +204,66 @@ fn compaction_is_skipped_without_enough_free_memory() {
     );
     assert_eq!(r, CompactResult::Skipped);
 }
+
+#[test]
+fn direct_compaction_captures_the_block_it_frees_and_counts_a_stall() {
+    let (mut m, _, _) = fragmented(32, VmConfig::default());
+    let gfp = Gfp::GFP_TRANSHUGE;
+    let (ac, _) = m.prepare_alloc(gfp, NodeId(0));
+    // The fast path finds no order-9 block.
+    assert_eq!(
+        m.get_page_from_freelist(gfp, Order(9), AllocFlags::WMARK_MIN, &ac),
+        None
+    );
+    let free = m.nr_free_pages();
+    let (page, result) = m.alloc_pages_direct_compact(
+        gfp,
+        Order(9),
+        AllocFlags::WMARK_MIN,
+        &ac,
+        CompactPriority::SyncLight,
+    );
+    let page = page.expect("compaction made an order-9 block");
+    assert_eq!(result, CompactResult::Success);
+    assert_eq!(
+        (
+            m.vmstat.compact_stall,
+            m.vmstat.compact_success,
+            m.vmstat.compact_fail
+        ),
+        (1, 1, 0)
+    );
+    assert_eq!(
+        m.vmstat.compact_capture, 1,
+        "the block was captured as the migration freed it"
+    );
+    assert_eq!(m.mem.refcount(page), 1);
+    assert_eq!(m.mem.folio_order(page), Order(9));
+    assert_eq!(m.nr_free_pages(), free - 512);
+    check(&m);
+    m.free_pages(page, Order(9));
+    check(&m);
+}
+
+#[test]
+fn direct_compaction_without_io_or_at_order_zero_is_skipped_and_not_a_stall() {
+    let (mut m, _, _) = fragmented(16, VmConfig::default());
+    let (ac, _) = m.prepare_alloc(Gfp::GFP_NOIO, NodeId(0));
+    let (p, r) = m.alloc_pages_direct_compact(
+        Gfp::GFP_NOIO,
+        Order(4),
+        AllocFlags::WMARK_MIN,
+        &ac,
+        CompactPriority::Async,
+    );
+    assert_eq!((p, r), (None, CompactResult::Skipped));
+    let (p, r) = m.alloc_pages_direct_compact(
+        Gfp::GFP_KERNEL,
+        Order(0),
+        AllocFlags::WMARK_MIN,
+        &ac,
+        CompactPriority::Async,
+    );
+    assert_eq!((p, r), (None, CompactResult::Skipped));
+    assert_eq!(m.vmstat.compact_stall, 0);
+}

@@ -442,8 +442,28 @@ impl Swarm {
         use kcompact::gfp::{AllocFlags, Gfp};
         use kcompact::layout::ZoneType;
         self.stats.compactions += 1;
-        match self.rng.below(3) {
+        match self.rng.below(4) {
             0 => self.m.compact_memory(),
+            3 => {
+                let order = Order([2u8, 4, 9][self.rng.below(3) as usize]);
+                let gfp = if order.0 == 9 {
+                    Gfp::GFP_TRANSHUGE
+                } else {
+                    Gfp::GFP_KERNEL | Gfp::COMP
+                };
+                let (ac, _) = self.m.prepare_alloc(gfp, kcompact::units::NodeId(0));
+                let prio = [
+                    CompactPriority::Async,
+                    CompactPriority::SyncLight,
+                    CompactPriority::SyncFull,
+                ][self.rng.below(3) as usize];
+                let (page, _) =
+                    self.m
+                        .alloc_pages_direct_compact(gfp, order, AllocFlags::WMARK_MIN, &ac, prio);
+                if let Some(p) = page {
+                    self.m.free_pages(p, order);
+                }
+            }
             1 => {
                 let zl = self
                     .m

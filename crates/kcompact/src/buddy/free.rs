@@ -163,6 +163,10 @@ impl Machine {
         let pb_order = self.pageblocks.order();
         let mut buddy_pfn = Pfn(0);
         while order.0 < MAX_PAGE_ORDER {
+            if self.compaction_capture(zi, pfn, order, mt) {
+                self.account_freepages(zi, -(order.nr_pages() as i64), mt);
+                return;
+            }
             buddy_pfn = pfn.buddy(order);
             let Some(buddy) = self.find_buddy(pfn, order) else {
                 break;

@@ -81,6 +81,19 @@ pub enum CompactPriority {
     Async = 2,
 }
 
+/// Mirrors `struct capture_control`: what a direct compactor waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CaptureControl {
+    /// The zone being compacted now (`None` between zones).
+    pub zone: Option<ZoneIdx>,
+    /// The requested migratetype.
+    pub migratetype: crate::memmap::MigrateType,
+    /// The requested order.
+    pub order: Order,
+    /// The captured block.
+    pub page: Option<Pfn>,
+}
+
 /// `COMPACT_CLUSTER_MAX`: pages isolated per migrate-scanner batch.
 pub const COMPACT_CLUSTER_MAX: u64 = 32;
 /// `COMPACTION_HPAGE_ORDER`.
@@ -194,6 +207,91 @@ pub fn compact_gap(order: i32) -> u64 {
 }
 
 impl Machine {
+    /// Mirrors `compaction_capture()` in `__free_one_page()`: a block of the order a direct
+    /// compactor of this zone waits for is handed to it instead of the free lists.
+    pub(crate) fn compaction_capture(
+        &mut self,
+        zi: ZoneIdx,
+        pfn: Pfn,
+        order: Order,
+        mt: crate::memmap::MigrateType,
+    ) -> bool {
+        use crate::memmap::MigrateType;
+        let pb = self.pageblock_order();
+        let Some(capc) = &mut self.capture else {
+            return false;
+        };
+        if capc.zone != Some(zi) || capc.page.is_some() || order != capc.order {
+            return false;
+        }
+        if matches!(mt, MigrateType::Cma | MigrateType::Isolate) {
+            return false;
+        }
+        if order < pb && mt == MigrateType::Movable && capc.migratetype != MigrateType::Movable {
+            return false;
+        }
+        capc.page = Some(pfn);
+        true
+    }
+
+    /// Mirrors `__alloc_pages_direct_compact()`: compact the request's zones at `prio`,
+    /// capturing a freed block of the order wanted; counts `compact_stall`,
+    /// `compact_success`, `compact_fail`. Returns the page (if any) and the result.
+    pub fn alloc_pages_direct_compact(
+        &mut self,
+        gfp: Gfp,
+        order: Order,
+        alloc_flags: AllocFlags,
+        ac: &crate::alloc::AllocContext,
+        prio: CompactPriority,
+    ) -> (Option<Pfn>, CompactResult) {
+        use crate::memmap::MigrateType;
+        let mut compact_order = order.0 as i32;
+        if alloc_flags.has(AllocFlags::NOFRAGMENT) && ac.migratetype != MigrateType::Movable {
+            compact_order = compact_order.max(self.pageblock_order().0 as i32);
+        }
+        if compact_order == 0 {
+            return (None, CompactResult::Skipped);
+        }
+        self.capture = Some(CaptureControl {
+            zone: None,
+            migratetype: ac.migratetype,
+            order,
+            page: None,
+        });
+        let zonelist: Vec<ZoneIdx> = self.ac_zonelist(ac).to_vec();
+        let mut result =
+            self.try_to_compact_pages(gfp, compact_order, alloc_flags, &zonelist, ac.highest, prio);
+        let capc = self.capture.take().expect("capture control");
+        if capc.page.is_some() {
+            result = CompactResult::Success;
+        }
+        if matches!(result, CompactResult::Skipped | CompactResult::Deferred) {
+            return (None, result);
+        }
+        self.vmstat.compact_stall += 1;
+        let page = match capc.page {
+            Some(p) => {
+                self.vmstat.compact_capture += 1;
+                self.mem.clear_block(p, order);
+                self.mem.prep_allocated(p, order, gfp.contains(Gfp::COMP));
+                Some(p)
+            }
+            None => self.get_page_from_freelist(gfp, order, alloc_flags, ac),
+        };
+        match page {
+            Some(p) => {
+                let zi = self.page_zone(p).expect("page in a zone");
+                self.zones[zi.idx()].compact.blockskip_flush = false;
+                self.compaction_defer_reset(zi, compact_order, true);
+                self.vmstat.compact_success += 1;
+                self.vmstat.pgalloc += order.nr_pages();
+            }
+            None => self.vmstat.compact_fail += 1,
+        }
+        (page, result)
+    }
+
     /// Appends a compaction tracepoint line (`mm_compaction_<name>: <text>`) when tracing.
     pub(crate) fn trace_compaction(&mut self, name: &str, text: impl FnOnce() -> String) {
         if let Some(t) = &mut self.trace {
@@ -322,6 +420,10 @@ impl Machine {
                         continue;
                     }
                 }
+                if self.capture.is_some_and(|c| c.page.is_some()) {
+                    ret = CompactResult::Success;
+                    break 'outer;
+                }
                 break;
             }
         }
@@ -407,7 +509,16 @@ impl Machine {
                 rc = rc.max(CompactResult::Deferred);
                 continue;
             }
-            let status = self.compact_zone_order(zi, order, gfp, prio, alloc_flags, highest);
+            if let Some(c) = &mut self.capture {
+                c.zone = Some(zi);
+            }
+            let mut status = self.compact_zone_order(zi, order, gfp, prio, alloc_flags, highest);
+            if let Some(c) = &mut self.capture {
+                c.zone = None;
+                if c.page.is_some() {
+                    status = CompactResult::Success;
+                }
+            }
             rc = rc.max(status);
             if status == CompactResult::Success {
                 self.compaction_defer_reset(zi, order, false);
