@@ -151,6 +151,10 @@ pub struct Machine {
     /// The current task's `capture_control`: direct compaction takes a freed block of the
     /// order it wants before it reaches the free lists.
     pub capture: Option<crate::compaction::CaptureControl>,
+    /// Each node's kcompactd.
+    pub kcompactd: Vec<crate::compaction::kcompactd::Kcompactd>,
+    /// Nodes whose kcompactd was woken and has not run yet.
+    pub kcompactd_pending: Vec<NodeId>,
     /// Tracepoint lines (kernel text format) when tracing is on.
     pub trace: Option<Vec<String>>,
     /// The current task is in direct compaction or reclaim (`current->flags & PF_MEMALLOC`):
@@ -243,6 +247,8 @@ impl Machine {
             pf_memalloc: false,
             trace: None,
             capture: None,
+            kcompactd: Vec::new(),
+            kcompactd_pending: Vec::new(),
             nr_nodes: layout.nr_nodes(),
             zonelists: Vec::new(),
         };

@@ -267,3 +267,77 @@ fn direct_compaction_without_io_or_at_order_zero_is_skipped_and_not_a_stall() {
     assert_eq!((p, r), (None, CompactResult::Skipped));
     assert_eq!(m.vmstat.compact_stall, 0);
 }
+
+#[test]
+fn kcompactd_serves_a_wakeup_for_an_order() {
+    let (mut m, _, _) = fragmented(32, VmConfig::default());
+    m.config.compaction_proactiveness = 0;
+    m.wakeup_kcompactd(NodeId(0), 9, ZoneType::Normal);
+    assert_eq!(
+        m.vmstat.compact_daemon_wake, 0,
+        "it runs when the thread is scheduled"
+    );
+    m.kcompactd_run_until(NodeId(0), 0);
+    check(&m);
+    assert_eq!(m.vmstat.compact_daemon_wake, 1);
+    assert!(m.vmstat.compact_daemon_migrate_scanned > 0);
+    assert_eq!(
+        m.vmstat.compact_daemon_migrate_scanned, m.vmstat.compact_migrate_scanned,
+        "daemon scans count in both"
+    );
+    assert!(order9_blocks(&m) > 0);
+    assert_eq!(m.kcompactd[0].max_order, 0, "the request was served");
+    // Order 0 never wakes it.
+    m.wakeup_kcompactd(NodeId(0), 0, ZoneType::Normal);
+    assert!(m.kcompactd_pending.is_empty());
+}
+
+#[test]
+fn proactive_compaction_runs_every_500ms_above_the_high_score_and_backs_off() {
+    let (mut m, _, _) = fragmented(32, VmConfig::default());
+    let score = m.fragmentation_score_node(NodeId(0));
+    assert!(score > m.fragmentation_score_wmark(false), "score {score}");
+    m.kcompactd_run_until(NodeId(0), 499);
+    assert_eq!(
+        m.vmstat.compact_daemon_migrate_scanned, 0,
+        "nothing before the first timeout"
+    );
+    m.kcompactd_run_until(NodeId(0), 500);
+    check(&m);
+    assert!(m.vmstat.compact_daemon_migrate_scanned > 0);
+    assert!(m.fragmentation_score_node(NodeId(0)) < score);
+    assert_eq!(
+        m.vmstat.compact_daemon_wake, 0,
+        "proactive runs are not wake-ups"
+    );
+    // With proactiveness 0 the thread only sleeps.
+    let (mut m, _, _) = fragmented(
+        32,
+        VmConfig {
+            compaction_proactiveness: 0,
+            ..VmConfig::default()
+        },
+    );
+    m.kcompactd_run_until(NodeId(0), 10_000);
+    assert_eq!(m.vmstat.compact_daemon_migrate_scanned, 0);
+}
+
+#[test]
+fn proactive_watermarks_follow_proactiveness() {
+    let mut m = small_machine(0, 8, VmConfig::default());
+    assert_eq!(
+        (
+            m.fragmentation_score_wmark(true),
+            m.fragmentation_score_wmark(false)
+        ),
+        (80, 90)
+    );
+    m.config.compaction_proactiveness = 100;
+    assert_eq!(
+        (
+            m.fragmentation_score_wmark(true),
+            m.fragmentation_score_wmark(false)
+        ),
+        (5, 15)
+    );
+}

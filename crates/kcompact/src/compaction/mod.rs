@@ -20,6 +20,7 @@
 
 pub mod defer;
 pub mod free_scan;
+pub mod kcompactd;
 pub mod migrate_scan;
 pub mod suitable;
 
