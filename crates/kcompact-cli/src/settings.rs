@@ -55,6 +55,13 @@ pub const KEYS: &[(&str, &str)] = &[
         "churn: weights unmovable,movable,reclaimable,atomic (default 15,75,8,2)",
     ),
     ("migrate_every", "churn: steps between migration batches (default 2000, 0 = none)"),
+    ("compaction", "on|off: CONFIG_COMPACTION (off: the 2010 baseline, reclaim only)"),
+    ("non_lru_movable", "on|off: driver pages (zsmalloc, balloon, GPU) are movable (off: before Linux 4.8)"),
+    ("skip_pinned", "anon-only|extra-refs|dma-pinned: which pinned pages compaction skips (default anon-only, today's Linux)"),
+    ("folio_compaction", "split|per-order: free pages split to order 0 and large folios skipped (before 6.9) or kept per order (default)"),
+    ("compaction_proactiveness", "vm.compaction_proactiveness (0..=100, default 20)"),
+    ("extfrag_threshold", "vm.extfrag_threshold (0..=1000, default 500)"),
+    ("compact_unevictable_allowed", "on|off: vm.compact_unevictable_allowed (default on)"),
     ("integrity", "off|stamps|bytes: track page contents, check every owner's data at the end (bytes: real 4 KiB pages, up to --mem 8G)"),
 ];
 
@@ -135,6 +142,50 @@ impl Settings {
                 }
                 "defrag_mode" => s.vm.defrag_mode = onoff(key, v)?,
                 "migrate_every" => s.churn.migrate_every = num(key, v)?,
+                "compaction" => s.vm.compaction = onoff(key, v)?,
+                "non_lru_movable" => s.vm.non_lru_movable = onoff(key, v)?,
+                "compact_unevictable_allowed" => s.vm.compact_unevictable_allowed = onoff(key, v)?,
+                "skip_pinned" => {
+                    use kcompact::machine::SkipPinned;
+                    s.vm.skip_pinned = match v {
+                        "anon-only" => SkipPinned::AnonOnly,
+                        "extra-refs" => SkipPinned::ExtraRefs,
+                        "dma-pinned" => SkipPinned::DmaPinned,
+                        _ => return usage(format!(
+                            "--set skip_pinned={v}: expected anon-only, extra-refs or dma-pinned"
+                        )),
+                    }
+                }
+                "folio_compaction" => {
+                    use kcompact::machine::FolioCompaction;
+                    s.vm.folio_compaction = match v {
+                        "split" => FolioCompaction::Split,
+                        "per-order" => FolioCompaction::PerOrder,
+                        _ => {
+                            return usage(format!(
+                                "--set folio_compaction={v}: expected split or per-order"
+                            ))
+                        }
+                    }
+                }
+                "compaction_proactiveness" => {
+                    let p = num(key, v)?;
+                    if p > 100 {
+                        return usage(format!(
+                            "--set compaction_proactiveness={v}: out of range 0..=100"
+                        ));
+                    }
+                    s.vm.compaction_proactiveness = p as u32;
+                }
+                "extfrag_threshold" => {
+                    let t = num(key, v)?;
+                    if t > 1000 {
+                        return usage(format!(
+                            "--set extfrag_threshold={v}: out of range 0..=1000"
+                        ));
+                    }
+                    s.vm.extfrag_threshold = t as u32;
+                }
                 "integrity" => {
                     s.integrity = match v {
                         "off" => Integrity::Off,

@@ -45,6 +45,24 @@ pub struct VmConfig {
     pub compact_unevictable_allowed: bool,
     /// Which pinned pages the migrate scanner skips (seeds 000/001).
     pub skip_pinned: SkipPinned,
+    /// CONFIG_COMPACTION (`compaction=off`: the 2010 baseline, reclaim only).
+    pub compaction: bool,
+    /// Non-LRU movable pages (`non_lru_movable=off`: before Linux 4.8, driver pages are
+    /// unmovable).
+    pub non_lru_movable: bool,
+    /// How compaction treats large folios (seed 002).
+    pub folio_compaction: FolioCompaction,
+}
+
+/// How compaction treats large folios and free pages (`folio_compaction`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum FolioCompaction {
+    /// Before Linux 6.9: isolated free pages are split to order 0 and large folios are
+    /// skipped by the migrate scanner.
+    Split,
+    /// Since Linux 6.9 (Zi Yan): free pages are kept per order and large folios migrate whole.
+    #[default]
+    PerOrder,
 }
 
 /// Which pinned pages compaction's migrate scanner leaves alone (`skip_pinned`).
@@ -75,6 +93,9 @@ impl Default for VmConfig {
             compaction_proactiveness: 20,
             compact_unevictable_allowed: true,
             skip_pinned: SkipPinned::AnonOnly,
+            compaction: true,
+            non_lru_movable: true,
+            folio_compaction: FolioCompaction::PerOrder,
         }
     }
 }

@@ -341,3 +341,94 @@ fn proactive_watermarks_follow_proactiveness() {
         (5, 15)
     );
 }
+
+#[test]
+fn switch_compaction_off_is_the_2010_baseline() {
+    let (mut m, _, _) = fragmented(
+        16,
+        VmConfig {
+            compaction: false,
+            ..VmConfig::default()
+        },
+    );
+    let before = order9_blocks(&m);
+    m.compact_memory();
+    assert_eq!(order9_blocks(&m), before);
+    assert_eq!(m.vmstat.compact_migrate_scanned, 0);
+    let (ac, _) = m.prepare_alloc(Gfp::GFP_TRANSHUGE, NodeId(0));
+    let (p, r) = m.alloc_pages_direct_compact(
+        Gfp::GFP_TRANSHUGE,
+        Order(9),
+        AllocFlags::WMARK_MIN,
+        &ac,
+        CompactPriority::SyncFull,
+    );
+    assert_eq!((p, r), (None, CompactResult::Skipped));
+    m.wakeup_kcompactd(NodeId(0), 9, ZoneType::Normal);
+    m.kcompactd_run_until(NodeId(0), 60_000);
+    assert_eq!(m.vmstat.compact_daemon_wake, 0);
+}
+
+#[test]
+fn switch_non_lru_movable_off_makes_driver_pages_unmovable() {
+    use kcompact::owners::driver::DriverKind;
+    let mut m = small_machine(
+        0,
+        8,
+        VmConfig {
+            non_lru_movable: false,
+            ..VmConfig::default()
+        },
+    );
+    let zs = m.driver_new(DriverKind::Zsmalloc, true);
+    let z = m.zs_malloc(zs, 100).expect("object");
+    let page = m.owners.drivers[zs as usize].zspages[&z].pages[0];
+    assert!(!m.page_has_movable_ops(page));
+    assert!(!m.isolate_movable_ops_page(page));
+    check(&m);
+}
+
+/// Memory full of order-4 anonymous folios with every second one unmapped.
+fn mthp_fragmented(fc: kcompact::machine::FolioCompaction) -> Machine {
+    let mut m = small_machine(
+        0,
+        32,
+        VmConfig {
+            folio_compaction: fc,
+            ..VmConfig::default()
+        },
+    );
+    let p = m.new_process();
+    let mut vpn = 0;
+    while m.fault_anon(p, vpn, Order(4)).is_ok() {
+        vpn += 16;
+    }
+    for v in (0..vpn).step_by(32) {
+        m.munmap(p, v, 16);
+    }
+    check(&m);
+    m
+}
+
+#[test]
+fn switch_folio_compaction_split_skips_large_folios() {
+    use kcompact::machine::FolioCompaction;
+    let mut per_order = mthp_fragmented(FolioCompaction::PerOrder);
+    let before = order9_blocks(&per_order);
+    per_order.compact_memory();
+    check(&per_order);
+    assert!(
+        per_order.vmstat.pgmigrate_success > 0,
+        "large folios migrate whole"
+    );
+    assert!(order9_blocks(&per_order) > before);
+    let mut split = mthp_fragmented(FolioCompaction::Split);
+    let before = order9_blocks(&split);
+    split.compact_memory();
+    check(&split);
+    assert_eq!(
+        split.vmstat.pgmigrate_success, 0,
+        "before 6.9 compound pages were skipped"
+    );
+    assert_eq!(order9_blocks(&split), before);
+}

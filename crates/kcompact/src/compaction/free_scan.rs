@@ -63,6 +63,16 @@ impl Machine {
         order.nr_pages()
     }
 
+    /// Puts an isolated free block on the control's lists: whole at its order (Linux 6.9+),
+    /// or as order-0 pages (`folio_compaction=split`: `split_map_pages()` before 6.9).
+    fn keep_free_page(&self, cc: &mut CompactControl, pfn: Pfn, order: Order) {
+        if self.config.folio_compaction == crate::machine::FolioCompaction::Split {
+            cc.freepages[0].extend((0..order.nr_pages()).map(|i| pfn.plus(i)));
+        } else {
+            cc.freepages[order.idx()].push(pfn);
+        }
+    }
+
     /// Mirrors `update_pageblock_skip()` on the free side.
     fn update_pageblock_skip_free(&mut self, cc: &CompactControl, block: Pfn, pfn: Pfn) {
         if cc.no_set_skip_hint {
@@ -104,7 +114,7 @@ impl Machine {
                 nr_scanned += got - 1;
                 total += got;
                 cc.nr_freepages += got;
-                cc.freepages[o.idx()].push(blockpfn);
+                self.keep_free_page(cc, blockpfn, o);
                 if cc.nr_migratepages <= cc.nr_freepages {
                     blockpfn = blockpfn.plus(got);
                     break;
@@ -220,7 +230,7 @@ impl Machine {
                         nr_scanned += got - 1;
                         total += got;
                         cc.nr_freepages += got;
-                        cc.freepages[o as usize].push(p);
+                        self.keep_free_page(cc, p, Order(o as u8));
                         self.vmstat.compact_isolated += got;
                     } else {
                         o = cc.search_order + 1;

@@ -109,7 +109,7 @@ impl Machine {
     /// Mirrors `wakeup_kcompactd()`: asks node `node`'s kcompactd for `order` up to
     /// `highest`; it runs at the next [`Machine::kcompactd_run_until`] if the node is suitable.
     pub fn wakeup_kcompactd(&mut self, node: NodeId, order: i32, highest: ZoneType) {
-        if order == 0 {
+        if order == 0 || !self.config.compaction {
             return;
         }
         let k = self.kcompactd_state(node);
@@ -190,6 +190,7 @@ impl Machine {
         }
         let mut guard = 0;
         while self.kcompactd_state(node).wake_at_ms <= now_ms
+            && self.config.compaction
             && self.config.compaction_proactiveness > 0
         {
             guard += 1;

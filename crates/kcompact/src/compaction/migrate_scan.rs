@@ -18,9 +18,10 @@ pub enum IsolateMigrate {
     Success,
 }
 
-/// Mirrors `skip_isolation_on_order()`.
-fn skip_isolation_on_order(order: u8, target: i32, pb: Order) -> bool {
-    (target != -1 && order as i32 >= target) || order >= pb.0
+/// Mirrors `skip_isolation_on_order()`; before Linux 6.9 (`split`) every compound page
+/// was skipped.
+fn skip_isolation_on_order(order: u8, target: i32, pb: Order, split: bool) -> bool {
+    (split && order > 0) || (target != -1 && order as i32 >= target) || order >= pb.0
 }
 
 impl Machine {
@@ -216,6 +217,7 @@ impl Machine {
         let mut skip_updated = false;
         let mut locked_once = false;
         let unevictable_ok = self.config.compact_unevictable_allowed;
+        let split = self.config.folio_compaction == crate::machine::FolioCompaction::Split;
         let async_migrate = cc.mode != MigrateMode::Sync;
         let skip_on_failure = cc.direct_compaction && cc.mode == MigrateMode::Async;
         let block_of = |p: Pfn| {
@@ -261,7 +263,7 @@ impl Machine {
                 if f.intersects(PageFlags::HEAD | PageFlags::TAIL) {
                     let head = self.mem.compound_head(low_pfn);
                     let o = self.mem.flags(head).order();
-                    if skip_isolation_on_order(o, cc.order, pb) {
+                    if skip_isolation_on_order(o, cc.order, pb, split) {
                         let end = head.plus(1u64 << o);
                         low_pfn = Pfn(end.0 - 1);
                         break 'page true;
@@ -358,7 +360,8 @@ impl Machine {
                             skip_updated = true;
                         }
                     }
-                    if skip_isolation_on_order(rec.order.0, cc.order, pb) && rec.order.0 > 0 {
+                    if skip_isolation_on_order(rec.order.0, cc.order, pb, split) && rec.order.0 > 0
+                    {
                         low_pfn = low_pfn.plus(rec.order.nr_pages() - 1);
                         break 'page true;
                     }

@@ -491,7 +491,7 @@ impl Machine {
         highest: ZoneType,
         prio: CompactPriority,
     ) -> CompactResult {
-        if !gfp.contains(Gfp::IO) {
+        if !self.config.compaction || !gfp.contains(Gfp::IO) {
             return CompactResult::Skipped;
         }
         let mut rc = CompactResult::Skipped;
@@ -541,6 +541,9 @@ impl Machine {
     /// `/proc/sys/vm/compact_memory` does (order −1, SYNC, whole zone, skip hints ignored),
     /// or as proactive compaction does (SYNC_LIGHT).
     pub fn compact_node(&mut self, node: crate::units::NodeId, proactive: bool) {
+        if !self.config.compaction {
+            return;
+        }
         let mode = if proactive {
             MigrateMode::SyncLight
         } else {

@@ -142,8 +142,10 @@ impl MovableOps for Driver {
 }
 
 impl Machine {
-    /// Registers a driver; returns its id.
+    /// Registers a driver; returns its id. Its pages are movable_ops pages if `movable` and
+    /// the machine has `non_lru_movable`.
     pub fn driver_new(&mut self, kind: DriverKind, movable: bool) -> u32 {
+        let movable = movable && self.config.non_lru_movable;
         self.owners.drivers.push(Driver {
             kind,
             movable,
