@@ -151,9 +151,11 @@ impl Settings {
                         "anon-only" => SkipPinned::AnonOnly,
                         "extra-refs" => SkipPinned::ExtraRefs,
                         "dma-pinned" => SkipPinned::DmaPinned,
-                        _ => return usage(format!(
+                        _ => {
+                            return usage(format!(
                             "--set skip_pinned={v}: expected anon-only, extra-refs or dma-pinned"
-                        )),
+                        ))
+                        }
                     }
                 }
                 "folio_compaction" => {

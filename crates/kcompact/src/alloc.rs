@@ -120,6 +120,16 @@ impl Machine {
     /// then one attempt at MIN with the slow path's reserve flags. Returns the first pfn; the
     /// head page has refcount 1 (and is a compound head with __GFP_COMP).
     pub fn alloc_pages(&mut self, gfp: Gfp, order: Order, node: NodeId) -> Option<Pfn> {
+        if let Some(at) = self.place_at.take() {
+            // A placed allocation (see Machine::place_at): exactly this block or nothing.
+            if !self.take_free_range(at, order) {
+                self.vmstat.alloc_fail += 1;
+                return None;
+            }
+            self.prep_new_page(at, order, gfp);
+            self.vmstat.pgalloc += order.nr_pages();
+            return Some(at);
+        }
         assert!(
             order.0 <= MAX_PAGE_ORDER,
             "order {order} above MAX_PAGE_ORDER"

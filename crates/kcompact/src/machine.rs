@@ -172,6 +172,9 @@ pub struct Machine {
     /// The current task's `capture_control`: direct compaction takes a freed block of the
     /// order it wants before it reaches the free lists.
     pub capture: Option<crate::compaction::CaptureControl>,
+    /// Where the next page allocation must land: a model utility for building states from
+    /// snapshots, traces and pictures (`alloc_pages` then takes exactly this block, or fails).
+    pub place_at: Option<Pfn>,
     /// Each node's kcompactd.
     pub kcompactd: Vec<crate::compaction::kcompactd::Kcompactd>,
     /// Nodes whose kcompactd was woken and has not run yet.
@@ -269,6 +272,7 @@ impl Machine {
             trace: None,
             capture: None,
             kcompactd: Vec::new(),
+            place_at: None,
             kcompactd_pending: Vec::new(),
             nr_nodes: layout.nr_nodes(),
             zonelists: Vec::new(),

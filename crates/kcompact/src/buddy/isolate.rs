@@ -11,6 +11,46 @@ use crate::memmap::MigrateType;
 use crate::units::{Order, Pfn, MAX_PAGE_ORDER};
 
 impl Machine {
+    /// Takes the free range `[pfn, pfn + 2^order)` off the buddy lists, splitting the free
+    /// block that holds it (the rest goes back, each piece at its list head as `expand()`
+    /// does). False if the range is not wholly inside one free block. The pages are left
+    /// clean for the caller to prepare. A model utility for placing pages where a snapshot
+    /// or a trace says they are; Linux has no single-block equivalent.
+    pub fn take_free_range(&mut self, pfn: Pfn, order: Order) -> bool {
+        if !pfn.is_aligned(order) || pfn.plus(order.nr_pages()) > self.mem.end_pfn() {
+            return false;
+        }
+        let Some((head, big)) = (order.0..=MAX_PAGE_ORDER).find_map(|o| {
+            let h = pfn.align_down(Order(o));
+            (self.mem.is_buddy(h)
+                && self.mem.buddy_order(h).0 >= o
+                && pfn < h.plus(self.mem.buddy_order(h).nr_pages()))
+            .then(|| (h, self.mem.buddy_order(h)))
+        }) else {
+            return false;
+        };
+        let zi = self.page_zone(head).expect("free block in a zone");
+        let mt = self.pageblocks.migratetype(head);
+        self.del_from_free_list(zi, head, big, mt);
+        self.account_freepages(zi, -(big.nr_pages() as i64), mt);
+        let (mut cur, mut co) = (head, big);
+        while co > order {
+            co = co.down();
+            let upper = cur.plus(co.nr_pages());
+            let (keep, give) = if pfn >= upper {
+                (upper, cur)
+            } else {
+                (cur, upper)
+            };
+            let gmt = self.pageblocks.migratetype(give);
+            self.add_to_free_list(zi, give, co, gmt, false);
+            self.account_freepages(zi, co.nr_pages() as i64, gmt);
+            cur = keep;
+        }
+        debug_assert_eq!(cur, pfn);
+        true
+    }
+
     /// Finds a free block of order above pageblock order that covers `pfn`
     /// (`find_large_buddy()`).
     fn find_large_buddy(&self, pfn: Pfn) -> Option<(Pfn, Order)> {

@@ -71,7 +71,7 @@ impl Machine {
 
     /// Allocates the page-table page for the window holding `vpn` if there is none
     /// (`__pte_alloc()`), as unmovable kernel memory.
-    pub(crate) fn ensure_pgtable(&mut self, pid: u32, vpn: u64) -> Result<(), MapError> {
+    pub fn ensure_pgtable(&mut self, pid: u32, vpn: u64) -> Result<(), MapError> {
         let window = vpn / PTRS_PER_PTE;
         if self.owners.processes[pid as usize]
             .pgtables

@@ -9,6 +9,7 @@
 //!   fragmentation formulas behind them (`fill_contig_page_info()`).
 
 pub mod extfrag;
+pub mod map;
 pub mod procfs;
 
 pub use extfrag::{

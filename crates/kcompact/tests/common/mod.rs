@@ -79,3 +79,95 @@ pub fn drain(m: &mut Machine, gfp: Gfp) -> Vec<Pfn> {
     m.vmstat = Default::default();
     out
 }
+
+/// Builds a one-zone machine from a picture in the format of
+/// `kcompact::views::map::zone_picture` (a line per pageblock: type letter, skip mark,
+/// space, a glyph per page). Glyphs: `T` the process's page table (first page only), `.`
+/// free, `M` anonymous page of process 0 at virtual page = its index, `P` the same,
+/// long-term pinned, `F` clean page cache of file 0 at index = its index, `U` kernel page.
+/// The zone starts at pfn 0x1000; watermarks are zero so they never get in the way.
+pub fn from_picture(pic: &str) -> Machine {
+    use kcompact::layout::{Layout, PfnRange, ZoneSpec, ZoneType};
+    use kcompact::memmap::MigrateType;
+    let lines: Vec<&str> = pic
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let per_block = lines[0].len() - 3;
+    assert!(
+        per_block.is_power_of_two() && lines.iter().all(|l| l.len() - 3 == per_block),
+        "ragged picture"
+    );
+    let pb = Order(per_block.trailing_zeros() as u8);
+    let n = (lines.len() * per_block) as u64;
+    let zones = vec![ZoneSpec {
+        node: NodeId(0),
+        zone_type: ZoneType::Normal,
+        start_pfn: Pfn(0x1000),
+        spanned: n,
+        present: vec![PfnRange::new(0x1000, 0x1000 + n)],
+        reserved: vec![],
+    }];
+    let cfg = VmConfig {
+        thp_enabled: false,
+        watermark_boost_factor: 0,
+        ..VmConfig::default()
+    };
+    let mut m = Machine::boot(&Layout::from_zones(zones, pb).expect("layout"), cfg).expect("boot");
+    m.set_min_free_kbytes(0);
+    let pid = m.new_process();
+    let file = m.new_file(false, true, false);
+    let glyphs: Vec<char> = lines.iter().flat_map(|l| l[3..].chars()).collect();
+    assert_eq!(glyphs[0], 'T', "the picture starts with the page table");
+    m.ensure_pgtable(pid, 0).expect("page table");
+    assert_eq!(
+        m.owners.processes[pid as usize]
+            .pgtables
+            .values()
+            .next()
+            .map(|id| m.owners.folio(*id).pfn),
+        Some(Pfn(0x1000))
+    );
+    let mut placeholders = Vec::new();
+    for (i, g) in glyphs.iter().enumerate().skip(1) {
+        let pfn = Pfn(0x1000 + i as u64);
+        m.place_at = Some(pfn);
+        match g {
+            '.' => placeholders.push(
+                m.alloc_pages(Gfp::GFP_HIGHUSER_MOVABLE, Order(0), NodeId(0))
+                    .expect("placeholder"),
+            ),
+            'M' | 'P' => {
+                let id = m.fault_anon(pid, i as u64, Order(0)).expect("anon page");
+                if *g == 'P' {
+                    m.pin_folio(id, true);
+                }
+            }
+            'F' => {
+                m.file_add(file, i as u64, Order(0), false)
+                    .expect("page cache");
+            }
+            'U' => {
+                m.alloc_kernel(Order(0), 0).expect("kernel page");
+            }
+            other => panic!("glyph {other:?} not supported by the picture builder"),
+        }
+        assert_eq!(m.place_at, None);
+    }
+    for (b, l) in lines.iter().enumerate() {
+        let mt = match l.as_bytes()[0] {
+            b'M' => MigrateType::Movable,
+            b'U' => MigrateType::Unmovable,
+            b'R' => MigrateType::Reclaimable,
+            other => panic!("block type {:?} not supported", other as char),
+        };
+        m.set_pageblock_migratetype(Pfn(0x1000 + (b * per_block) as u64), mt);
+    }
+    for p in placeholders {
+        m.free_pages(p, Order(0));
+    }
+    m.vmstat = Default::default();
+    check(&m);
+    m
+}
