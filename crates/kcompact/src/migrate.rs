@@ -420,22 +420,25 @@ impl Machine {
         let nosplit = reason == MigrateReason::NumaMisplaced;
         let mut nr_failed = 0u64;
         let (mut retry, mut thp_retry, mut nr_retry_pages) = (1u64, 0u64, 0u64);
-        let mut unmapped: Vec<Unmapped> = Vec::new();
+        let mut unmapped: Vec<Unmapped> = Vec::with_capacity(from.len());
         let mut rc_saved = None;
         let mut pass = 0;
         'unmap: while pass < nr_pass && retry > 0 {
             retry = 0;
             thp_retry = 0;
             nr_retry_pages = 0;
-            let mut i = 0;
-            while i < from.len() {
-                let id = from[i];
+            // Walk the list once, keeping what stays for the next pass in order (no shifting).
+            let pending = std::mem::take(from);
+            let mut kept = Vec::new();
+            let mut idx = 0;
+            while idx < pending.len() {
+                let id = pending[idx];
+                idx += 1;
                 let rec = *self.owners.folio(id);
                 let (n, thp, large) = (rec.order.nr_pages(), is_thp(&rec) as u64, rec.order.0 > 0);
                 // Freed from under us: only the isolation reference is left (movable_ops
                 // pages are the driver's to report).
                 if self.mem.refcount(rec.pfn) == 1 && !self.page_has_movable_ops(id) {
-                    from.remove(i);
                     self.account_isolated(rec.pfn, -(n as i64));
                     let f = self.mem.flags(rec.pfn);
                     self.mem.set_flags(
@@ -448,15 +451,12 @@ impl Machine {
                     continue;
                 }
                 match self.migrate_folio_unmap(id, target, mode) {
-                    Ok(u) => {
-                        from.remove(i);
-                        unmapped.push(u);
-                    }
+                    Ok(u) => unmapped.push(u),
                     Err(MigrateError::Again) => {
                         retry += 1;
                         thp_retry += thp;
                         nr_retry_pages += n;
-                        i += 1;
+                        kept.push(id);
                     }
                     Err(MigrateError::NoMemory) => {
                         nr_failed += 1;
@@ -468,7 +468,6 @@ impl Machine {
                                 if !(mode == MigrateMode::Async && locked)
                                     && self.split_folio(id, list)
                                 {
-                                    from.remove(i);
                                     stats.nr_thp_split += thp;
                                     stats.nr_split += 1;
                                     continue;
@@ -478,10 +477,12 @@ impl Machine {
                         stats.nr_failed_pages += n + nr_retry_pages;
                         stats.nr_thp_failed += thp_retry;
                         rc_saved = Some(MigrateError::NoMemory);
+                        kept.push(id);
+                        kept.extend_from_slice(&pending[idx..]);
+                        *from = kept;
                         break 'unmap;
                     }
                     Err(MigrateError::Busy) => {
-                        from.remove(i);
                         ret.push(id);
                         nr_failed += 1;
                         stats.nr_thp_failed += thp;
@@ -489,6 +490,7 @@ impl Machine {
                     }
                 }
             }
+            *from = kept;
             pass += 1;
         }
         if rc_saved.is_none() {
@@ -504,9 +506,8 @@ impl Machine {
             retry = 0;
             thp_retry = 0;
             nr_retry_pages = 0;
-            let mut i = 0;
-            while i < unmapped.len() {
-                let u = unmapped[i];
+            let pending = std::mem::take(&mut unmapped);
+            for u in pending {
                 let rec = *self.owners.folio(u.src);
                 let (n, thp) = (rec.order.nr_pages(), is_thp(&rec) as u64);
                 if inject(u.src) == Injection::SpeculativeRef && !self.page_has_movable_ops(u.src) {
@@ -514,7 +515,6 @@ impl Machine {
                 }
                 match self.migrate_folio_move(u, target) {
                     Ok(()) => {
-                        unmapped.remove(i);
                         stats.nr_succeeded += n;
                         stats.nr_thp_succeeded += thp;
                     }
@@ -522,10 +522,9 @@ impl Machine {
                         retry += 1;
                         thp_retry += thp;
                         nr_retry_pages += n;
-                        i += 1;
+                        unmapped.push(u);
                     }
                     Err(_) => {
-                        unmapped.remove(i);
                         ret.push(u.src);
                         nr_failed += 1;
                         stats.nr_thp_failed += thp;

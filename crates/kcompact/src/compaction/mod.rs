@@ -391,7 +391,10 @@ impl Machine {
                     }
                 }
                 let snapshot = cc.nr_migratepages;
-                let list = std::mem::take(&mut cc.migratepages);
+                let list = std::mem::replace(
+                    &mut cc.migratepages,
+                    Vec::with_capacity(COMPACT_CLUSTER_MAX as usize),
+                );
                 let mode = cc.mode;
                 let r = self.migrate_pages(list, cc, mode, MigrateReason::Compaction);
                 let succeeded = r.stats.nr_succeeded;
