@@ -210,7 +210,7 @@ fn property_compact_memory_moves_everything_below_the_last_batch() {
             .filter_map(|l| l.strip_prefix("mm_compaction_isolate_migratepages: range=(0x"))
             .filter(|l| !l.ends_with("nr_taken=0"))
             .filter_map(|l| u64::from_str_radix(l.split(' ').next().unwrap(), 16).ok())
-            .last()
+            .next_back()
             .unwrap_or(u64::MAX);
         for (id, rec, pinned) in before {
             let now = m.owners.folio(id).pfn;
