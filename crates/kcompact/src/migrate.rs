@@ -694,19 +694,7 @@ impl Machine {
                 // Linux it keeps the old page allocated until its holder drops it.
                 let extra = self.mem.refcount(src) - 2;
                 self.mem.set_refcount(dst, 1 + extra);
-                self.mem.set_owner(dst, crate::memmap::OwnerRef(u.src.0));
-                self.owners.folio_mut(u.src).pfn = dst;
-                self.mem.set_flags(
-                    src,
-                    if rec.order.0 > 0 {
-                        PageFlags::HEAD.with_order(rec.order.0)
-                    } else {
-                        PageFlags::EMPTY
-                    },
-                );
-                self.mem.set_refcount(src, 1);
-                self.mem.set_owner(src, crate::memmap::OwnerRef::NONE);
-                self.free_pages(src, rec.order);
+                self.hand_over(u.src, rec, dst);
                 Ok(())
             }
             DriverMigrate::Released => {
@@ -759,17 +747,21 @@ impl Machine {
         // then the allocation reference is dropped (folio_put(dst)).
         self.mem.set_refcount(dst, cache_refs + u.was_mapped);
         self.mem.set_mapcount(dst, u.was_mapped);
-        self.mem.set_owner(dst, crate::memmap::OwnerRef(u.src.0));
-        self.owners.folio_mut(u.src).pfn = dst;
-        // src: only the isolation reference is left; migrate_folio_done() drops it.
-        self.mem.set_flags(
-            src,
-            if rec.order.0 > 0 {
-                PageFlags::HEAD.with_order(rec.order.0)
-            } else {
-                PageFlags::EMPTY
-            },
-        );
+        self.hand_over(u.src, rec, dst);
+    }
+
+    /// The folio's record moves to `dst`; the source, down to its isolation reference,
+    /// is freed (`migrate_folio_done()`).
+    fn hand_over(&mut self, id: FolioId, rec: FolioRec, dst: Pfn) {
+        let src = rec.pfn;
+        self.mem.set_owner(dst, crate::memmap::OwnerRef(id.0));
+        self.owners.folio_mut(id).pfn = dst;
+        let head = if rec.order.0 > 0 {
+            PageFlags::HEAD.with_order(rec.order.0)
+        } else {
+            PageFlags::EMPTY
+        };
+        self.mem.set_flags(src, head);
         self.mem.set_mapcount(src, 0);
         self.mem.set_refcount(src, 1);
         self.mem.set_owner(src, crate::memmap::OwnerRef::NONE);
