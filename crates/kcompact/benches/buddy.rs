@@ -194,9 +194,21 @@ fn main() {
     println!(
         "metadata_bytes_per_page {BYTES_PER_PAGE} (+1 byte per pageblock; Linux struct page: 64)"
     );
-    order0_pairs();
-    mixed_churn();
-    migrations();
-    compact_memory_16g();
-    one_tib();
+    // `cargo bench -p kcompact -- NAME` runs the benchmarks whose name contains NAME.
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .unwrap_or_default();
+    let benches: [(&str, fn()); 5] = [
+        ("order0_pairs", order0_pairs),
+        ("mixed_churn", mixed_churn),
+        ("migrations", migrations),
+        ("compact_memory_16g", compact_memory_16g),
+        ("one_tib", one_tib),
+    ];
+    for (name, bench) in benches {
+        if name.contains(filter.as_str()) {
+            bench();
+        }
+    }
 }

@@ -86,6 +86,8 @@ struct Swarm {
     gpu_bufs: Vec<FolioId>,
     stats: Stats,
     last: &'static str,
+    /// Simulated time for kcompactd, in ms.
+    now_ms: u64,
 }
 
 #[derive(Default, Debug)]
@@ -99,6 +101,11 @@ struct Stats {
     driver_pages_migrated: u64,
     bytes_seeds: u64,
     compactions: u64,
+    kcompactd_runs: u64,
+    /// `compact_daemon_wake`: kcompactd passes that compacted (wake-ups and proactive).
+    kcompactd_wakes: u64,
+    /// `compact_daemon_migrate_scanned`: pages kcompactd scanned (wake-ups and proactive).
+    kcompactd_scanned: u64,
 }
 
 const OPS: [&str; 25] = [
@@ -136,6 +143,8 @@ impl Swarm {
         let blocks = if bytes { 8 } else { rng.range(12, 28) };
         let cfg = VmConfig {
             watermark_boost_factor: if rng.chance(1, 2) { 0 } else { 15000 },
+            // Proactive compaction off, the default, and at its most eager.
+            compaction_proactiveness: [0, 20, 100][(seed % 3) as usize],
             ..VmConfig::default()
         };
         let mut m = Machine::boot(
@@ -191,6 +200,7 @@ impl Swarm {
             gpu_bufs: vec![],
             stats,
             last: "boot",
+            now_ms: 0,
         }
     }
 
@@ -442,8 +452,20 @@ impl Swarm {
         use kcompact::gfp::{AllocFlags, Gfp};
         use kcompact::layout::ZoneType;
         self.stats.compactions += 1;
-        match self.rng.below(4) {
+        match self.rng.below(5) {
             0 => self.m.compact_memory(),
+            4 => {
+                // kcompactd: a wake-up for a random order (as kswapd would after
+                // balancing), then simulated time moves on and proactive compaction may run.
+                let node = kcompact::units::NodeId(0);
+                if self.rng.chance(1, 2) {
+                    let order = [2, 4, 9][self.rng.below(3) as usize];
+                    self.m.wakeup_kcompactd(node, order, ZoneType::Movable);
+                }
+                self.now_ms += self.rng.range(1, 3000);
+                self.m.kcompactd_run_until(node, self.now_ms);
+                self.stats.kcompactd_runs += 1;
+            }
             3 => {
                 let order = Order([2u8, 4, 9][self.rng.below(3) as usize]);
                 let gfp = if order.0 == 9 {
@@ -744,6 +766,8 @@ fn owners_and_migration_swarm() {
         for step in 1..=steps {
             s.step(step);
         }
+        s.stats.kcompactd_wakes = s.m.vmstat.compact_daemon_wake;
+        s.stats.kcompactd_scanned = s.m.vmstat.compact_daemon_migrate_scanned;
         s.teardown(steps + 1);
         let t = &s.stats;
         total.ops += t.ops;
@@ -755,6 +779,9 @@ fn owners_and_migration_swarm() {
         total.driver_pages_migrated += t.driver_pages_migrated;
         total.bytes_seeds += t.bytes_seeds;
         total.compactions += t.compactions;
+        total.kcompactd_runs += t.kcompactd_runs;
+        total.kcompactd_wakes += t.kcompactd_wakes;
+        total.kcompactd_scanned += t.kcompactd_scanned;
     }
     eprintln!(
         "owners swarm: {} seeds, zero violations, nothing leaked or corrupted; {total:?}",
@@ -777,6 +804,8 @@ fn owners_and_migration_swarm() {
             ("driver pages migrated", total.driver_pages_migrated),
             ("bytes-mode seeds", total.bytes_seeds),
             ("compactions", total.compactions),
+            ("kcompactd wake-ups", total.kcompactd_wakes),
+            ("kcompactd scanning", total.kcompactd_scanned),
         ] {
             assert!(n > 0, "the swarm never exercised {what}: {total:?}");
         }
