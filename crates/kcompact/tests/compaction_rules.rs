@@ -432,3 +432,67 @@ fn switch_folio_compaction_split_skips_large_folios() {
     );
     assert_eq!(order9_blocks(&split), before);
 }
+
+/// 2048 order-0 anonymous pages faulted into a 16-block Normal zone, then the ones at
+/// pfns of one parity unmapped: a band of half-full pageblocks below free order-10 blocks.
+fn parity_holes(odd_holes: bool) -> Machine {
+    let mut m = small_machine(0, 16, VmConfig::default());
+    let p = m.new_process();
+    let mut pfns = Vec::new();
+    for vpn in 0..2048 {
+        let id = m.fault_anon(p, vpn, Order(0)).expect("memory");
+        pfns.push((vpn, m.owners.folio(id).pfn));
+    }
+    for (vpn, pfn) in pfns {
+        if (pfn.0 % 2 == 1) == odd_holes {
+            m.munmap(p, vpn, 1);
+        }
+    }
+    check(&m);
+    m
+}
+
+/// Sync compaction's free scanner strides too: each pageblock it scans without isolating
+/// anything doubles the stride up to COMPACT_CLUSTER_MAX (32), and it samples pfns
+/// block_start + k * stride. Above the band the second pageblock of every free order-10
+/// block passes `suitable_migration_target()` (its first page is no buddy head) yet holds
+/// nothing to isolate, so the stride reaches 32 before the band; then holes at odd pfns are
+/// never sampled and the band is not compacted, while holes at even pfns are found, reset
+/// the stride to 1 and the band is compacted. (Seen on the model of the real-kernel cases'
+/// workload, where perfectly alternating holes left `compact_memory` with nothing to do.)
+#[test]
+fn free_scanner_stride_steps_over_holes_of_one_parity() {
+    let mut odd = parity_holes(true);
+    let mut even = parity_holes(false);
+    for m in [&mut odd, &mut even] {
+        m.trace = Some(Vec::new());
+        m.compact_memory();
+        check(m);
+    }
+    let strided = |m: &Machine| {
+        m.trace
+            .as_ref()
+            .expect("trace on")
+            .iter()
+            .filter(|l| l.contains("isolate_freepages:") && l.contains("nr_scanned=16 "))
+            .count()
+    };
+    assert!(
+        strided(&odd) > 0 && strided(&even) > 0,
+        "the stride reached 32 in both"
+    );
+    eprintln!(
+        "migrated: odd holes {}, even holes {}",
+        odd.vmstat.pgmigrate_success, even.vmstat.pgmigrate_success
+    );
+    assert!(
+        odd.vmstat.pgmigrate_success <= 32,
+        "odd holes are never sampled: {} migrated",
+        odd.vmstat.pgmigrate_success
+    );
+    assert!(
+        even.vmstat.pgmigrate_success >= 200,
+        "even holes are found and the band compacted: {} migrated",
+        even.vmstat.pgmigrate_success
+    );
+}
