@@ -1,9 +1,13 @@
-//! Benchmarks of the buddy allocator (run with `cargo bench -p kcompact`).
+//! Benchmarks of the allocator, migration and compaction (run with
+//! `cargo bench -p kcompact`; `cargo bench -p kcompact -- NAME` runs those whose name
+//! contains NAME).
 //!
 //! Prints one line per figure: order-0 alloc+free pairs per second on a fragmented 4 GiB
-//! machine, mixed-order churn operations per second, metadata bytes per page, and the boot
-//! time and memory of a 1 TiB model (set KCOMPACT_BENCH_1T=0 to skip that one).
-//! Figures are wall-clock, best of three runs, on one core.
+//! machine, mixed-order churn operations per second, migrations per second, metadata bytes
+//! per page, `compact_memory` on a fragmented 16 GiB model and on the workload of the
+//! real-kernel cases (set against the kernel's times), and the boot time and memory of a
+//! 1 TiB model (set KCOMPACT_BENCH_1T=0 to skip that one). Figures are wall-clock on one
+//! core, best of three runs where a run is short.
 
 use kcompact::churn::{run_churn, ChurnConfig};
 use kcompact::gfp::Gfp;
@@ -160,10 +164,11 @@ fn compact_memory_16g() {
 }
 
 /// `compact_memory` after the workload of the kernel cases in ../shared/data/realkernel
-/// (`fragment.sh -g GIB`): the machine as initialised then; 2 writers with 8 files open each write
-/// 512 KiB files page by page, interleaved, until GIB GiB are cached; every second file is
-/// deleted, leaving order-0 holes; then `compact_memory`. The kernel's wall time for the
-/// same workload on this machine is printed beside ours (compact_memory_ms of the cases).
+/// (`fragment.sh -g GIB`): the machine as initialised then; 2 writers with 8 files open
+/// each write 512 KiB files page by page, interleaved, until GIB GiB are cached; every
+/// second file is deleted, leaving order-0 holes; then `compact_memory`. The kernel's wall
+/// time and scanning for the same workload on this machine are printed beside ours
+/// (compact_memory_ms and vmstat_delta of the cases).
 fn compact_memory_like_kernel_cases() {
     // (GiB, case, kernel compact_memory ms, kernel compact_migrate_scanned +
     // compact_free_scanned, pgmigrate_success), from the cases' expA.log and vmstat_delta.
@@ -189,7 +194,7 @@ fn compact_memory_like_kernel_cases() {
             // the writers take turns in runs of 1..=63 pages drawn from the seeded
             // generator. Without this the holes would all share one parity, which the free
             // scanner's stride of 32 can miss entirely.
-            let mut rng = kcompact::rng::SimRng::new(1);
+            let mut rng = SimRng::new(1);
             struct Writer {
                 open: Vec<u32>,
                 numbers: Vec<u64>,
