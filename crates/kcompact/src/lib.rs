@@ -25,6 +25,7 @@ pub mod migrate;
 pub mod owners;
 pub mod rng;
 pub mod size;
+pub mod snapshot;
 pub mod units;
 pub mod verify;
 pub mod views;

@@ -1,0 +1,247 @@
+//! Parsers of the `/proc` text files a snapshot holds.
+
+use super::SnapshotError;
+use crate::units::MAX_PAGE_ORDER;
+
+/// One zone of `/proc/zoneinfo`: where it lies and how much of it the kernel manages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneInfoRecord {
+    /// Node id.
+    pub node: u32,
+    /// Zone name as printed (`DMA`, `DMA32`, `Normal`, `Movable`, `Device`).
+    pub name: String,
+    /// `pages free`.
+    pub free: u64,
+    /// `min`, `low`, `high` watermarks.
+    pub min: u64,
+    /// `low` watermark.
+    pub low: u64,
+    /// `high` watermark.
+    pub high: u64,
+    /// `spanned`.
+    pub spanned: u64,
+    /// `present`.
+    pub present: u64,
+    /// `managed`.
+    pub managed: u64,
+    /// `protection: (...)`, the lowmem reserves against each higher zone.
+    pub protection: Vec<u64>,
+    /// `start_pfn`.
+    pub start_pfn: u64,
+}
+
+fn line_err(file: &str, line: usize, msg: impl Into<String>) -> SnapshotError {
+    SnapshotError::Line {
+        file: file.to_string(),
+        line,
+        msg: msg.into(),
+    }
+}
+
+fn number(file: &str, line: usize, word: Option<&str>, what: &str) -> Result<u64, SnapshotError> {
+    let w = word.ok_or_else(|| line_err(file, line, format!("{what} has no value")))?;
+    w.parse()
+        .map_err(|_| line_err(file, line, format!("{what}: {w:?} is not a number")))
+}
+
+/// Parses `/proc/zoneinfo` (Linux 4.x–6.x layout): every zone section, populated or not.
+pub fn parse_zoneinfo(file: &str, text: &str) -> Result<Vec<ZoneInfoRecord>, SnapshotError> {
+    let mut zones: Vec<ZoneInfoRecord> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let ln = i + 1;
+        let l = raw.trim();
+        if let Some(rest) = l.strip_prefix("Node ") {
+            let (node, zone) = rest
+                .split_once(", zone")
+                .ok_or_else(|| line_err(file, ln, "a `Node N, zone NAME` header was expected"))?;
+            let node = number(file, ln, Some(node.trim()), "node")? as u32;
+            let name = zone.trim();
+            if name.is_empty() {
+                return Err(line_err(file, ln, "zone name missing"));
+            }
+            zones.push(ZoneInfoRecord {
+                node,
+                name: name.to_string(),
+                free: 0,
+                min: 0,
+                low: 0,
+                high: 0,
+                spanned: 0,
+                present: 0,
+                managed: 0,
+                protection: Vec::new(),
+                start_pfn: 0,
+            });
+            continue;
+        }
+        let Some(z) = zones.last_mut() else {
+            if l.is_empty() {
+                continue;
+            }
+            return Err(line_err(file, ln, "text before the first `Node` header"));
+        };
+        let mut words = l.split_whitespace();
+        match words.next() {
+            Some("pages") if l.starts_with("pages free") => {
+                z.free = number(file, ln, l.split_whitespace().nth(2), "pages free")?
+            }
+            Some("min") => z.min = number(file, ln, words.next(), "min")?,
+            Some("low") => z.low = number(file, ln, words.next(), "low")?,
+            Some("high") => z.high = number(file, ln, words.next(), "high")?,
+            Some("spanned") => z.spanned = number(file, ln, words.next(), "spanned")?,
+            Some("present") => z.present = number(file, ln, words.next(), "present")?,
+            Some("managed") => z.managed = number(file, ln, words.next(), "managed")?,
+            Some("start_pfn:") => z.start_pfn = number(file, ln, words.next(), "start_pfn")?,
+            Some("protection:") => {
+                let inner = l
+                    .strip_prefix("protection:")
+                    .map(str::trim)
+                    .and_then(|s| s.strip_prefix('('))
+                    .and_then(|s| s.strip_suffix(')'))
+                    .ok_or_else(|| line_err(file, ln, "protection: `(a, b, ...)` expected"))?;
+                z.protection = inner
+                    .split(',')
+                    .map(|w| number(file, ln, Some(w.trim()), "protection"))
+                    .collect::<Result<_, _>>()?;
+            }
+            _ => {}
+        }
+    }
+    if zones.is_empty() {
+        return Err(line_err(file, 1, "no `Node N, zone NAME` section"));
+    }
+    Ok(zones)
+}
+
+/// One line of `/proc/buddyinfo`: free blocks per order of a populated zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuddyInfoRecord {
+    /// Node id.
+    pub node: u32,
+    /// Zone name.
+    pub name: String,
+    /// Free blocks of each order 0..=10.
+    pub nr_free: [u64; MAX_PAGE_ORDER as usize + 1],
+}
+
+/// Parses `/proc/buddyinfo`.
+pub fn parse_buddyinfo(file: &str, text: &str) -> Result<Vec<BuddyInfoRecord>, SnapshotError> {
+    let mut out = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        let ln = i + 1;
+        if l.trim().is_empty() {
+            continue;
+        }
+        let rest = l
+            .strip_prefix("Node ")
+            .ok_or_else(|| line_err(file, ln, "`Node N, zone NAME counts...` expected"))?;
+        let (node, rest) = rest
+            .split_once(", zone")
+            .ok_or_else(|| line_err(file, ln, "`, zone` expected"))?;
+        let node = number(file, ln, Some(node.trim()), "node")? as u32;
+        let mut words = rest.split_whitespace();
+        let name = words
+            .next()
+            .ok_or_else(|| line_err(file, ln, "zone name missing"))?
+            .to_string();
+        let counts: Vec<u64> = words
+            .map(|w| number(file, ln, Some(w), "free count"))
+            .collect::<Result<_, _>>()?;
+        if counts.len() != MAX_PAGE_ORDER as usize + 1 {
+            return Err(line_err(
+                file,
+                ln,
+                format!(
+                    "{} counts, {} expected (orders 0..={MAX_PAGE_ORDER})",
+                    counts.len(),
+                    MAX_PAGE_ORDER + 1
+                ),
+            ));
+        }
+        let mut nr_free = [0; MAX_PAGE_ORDER as usize + 1];
+        nr_free.copy_from_slice(&counts);
+        out.push(BuddyInfoRecord {
+            node,
+            name,
+            nr_free,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ZONEINFO: &str = "Node 0, zone      DMA
+  per-node stats
+      nr_inactive_anon 971
+  pages free     3840
+        boost    0
+        min      9
+        low      12
+        high     15
+        spanned  4095
+        present  3998
+        managed  3840
+        protection: (0, 2997, 23054, 23054, 23054)
+  start_pfn:           1
+Node 0, zone    DMA32
+  pages free     772917
+        min      1234
+        low      1500
+        high     1800
+        spanned  1044480
+        present  782336
+        managed  772917
+        protection: (0, 0, 20057, 20057, 20057)
+  start_pfn:           4096
+";
+
+    #[test]
+    fn zoneinfo_gives_ranges_sizes_and_watermarks() {
+        let z = parse_zoneinfo("zoneinfo", ZONEINFO).unwrap();
+        assert_eq!(z.len(), 2);
+        assert_eq!(
+            (
+                z[0].name.as_str(),
+                z[0].start_pfn,
+                z[0].spanned,
+                z[0].present,
+                z[0].managed
+            ),
+            ("DMA", 1, 4095, 3998, 3840)
+        );
+        assert_eq!(
+            (z[0].free, z[0].min, z[0].low, z[0].high),
+            (3840, 9, 12, 15)
+        );
+        assert_eq!(z[0].protection, vec![0, 2997, 23054, 23054, 23054]);
+        assert_eq!((z[1].name.as_str(), z[1].start_pfn), ("DMA32", 4096));
+    }
+
+    #[test]
+    fn zoneinfo_errors_name_the_line() {
+        let bad = ZONEINFO.replace("spanned  4095", "spanned  40x5");
+        assert_eq!(
+            parse_zoneinfo("zoneinfo", &bad).unwrap_err().to_string(),
+            "zoneinfo: line 9: spanned: \"40x5\" is not a number"
+        );
+        assert!(parse_zoneinfo("zoneinfo", "garbage\n").is_err());
+        assert!(parse_zoneinfo("zoneinfo", "").is_err());
+    }
+
+    #[test]
+    fn buddyinfo_reads_eleven_orders_and_refuses_others() {
+        let t = "Node 0, zone      DMA      0      0      0      0      0      0      0      0      1      1      3 \nNode 0, zone   Normal 516423   1038   1113    716    940    374    296     92     20      2   1776 \n";
+        let b = parse_buddyinfo("buddyinfo", t).unwrap();
+        assert_eq!(b[1].name, "Normal");
+        assert_eq!(b[1].nr_free[0], 516423);
+        assert_eq!(b[1].nr_free[10], 1776);
+        let short = "Node 0, zone DMA 1 2 3\n";
+        assert_eq!(
+            parse_buddyinfo("buddyinfo", short).unwrap_err().to_string(),
+            "buddyinfo: line 1: 3 counts, 11 expected (orders 0..=10)"
+        );
+    }
+}

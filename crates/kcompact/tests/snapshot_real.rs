@@ -1,0 +1,255 @@
+//! The snapshot parsers on the real machine's snapshots in `../shared/data/realkernel`:
+//! every case's zoneinfo and buddyinfo parse, and the free blocks rebuilt from kpageflags
+//! agree with buddyinfo read just before and just after the page arrays (a live machine
+//! moves while ~100 MB are copied; the two reads bound the drift).
+//! Skips with a printed reason where the data is missing.
+
+use kcompact::snapshot::kpageflags::{class_counts, rebuild_free_blocks, PageClass};
+use kcompact::snapshot::text::{parse_buddyinfo, parse_zoneinfo};
+use kcompact::snapshot::u64_array;
+use std::path::{Path, PathBuf};
+
+fn data_dir() -> Option<PathBuf> {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/realkernel");
+    d.is_dir().then_some(d)
+}
+
+fn snapshots(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for case in std::fs::read_dir(root).expect("realkernel dir").flatten() {
+        for side in ["before", "after"] {
+            let d = case.path().join(side);
+            if d.join("kpageflags.zst").is_file() {
+                out.push(d);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn read_zst(p: &Path) -> Vec<u8> {
+    zstd::decode_all(std::fs::File::open(p).expect("open")).expect("zstd")
+}
+
+fn meta(dir: &Path, key: &str) -> u64 {
+    let t = std::fs::read_to_string(dir.join("meta.txt")).expect("meta.txt");
+    t.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("{key} in meta.txt"))
+        .parse()
+        .expect("number")
+}
+
+/// Free pages of a per-order count.
+fn pages(c: &[u64; 11]) -> u64 {
+    c.iter().enumerate().map(|(o, n)| n << o).sum()
+}
+
+#[test]
+fn rebuilt_free_blocks_match_buddyinfo_on_every_real_snapshot() {
+    let Some(root) = data_dir() else {
+        eprintln!("skipped: ../shared/data/realkernel is not here");
+        return;
+    };
+    let snaps = snapshots(&root);
+    assert!(
+        snaps.len() >= 12,
+        "the cases' before/after snapshots: {snaps:?}"
+    );
+    let mut worst_high = 0f64;
+    for dir in &snaps {
+        let name = dir.strip_prefix(&root).unwrap().display().to_string();
+        let zones = parse_zoneinfo(
+            "zoneinfo",
+            &std::fs::read_to_string(dir.join("zoneinfo")).unwrap(),
+        )
+        .unwrap();
+        let pre = parse_buddyinfo(
+            "buddyinfo",
+            &std::fs::read_to_string(dir.join("buddyinfo")).unwrap(),
+        )
+        .unwrap();
+        let post = parse_buddyinfo(
+            "buddyinfo.post",
+            &std::fs::read_to_string(dir.join("buddyinfo.post")).unwrap(),
+        )
+        .unwrap();
+        let flags = u64_array("kpageflags", &read_zst(&dir.join("kpageflags.zst"))).unwrap();
+        let base = meta(dir, "pfn_start");
+        assert_eq!(
+            base + flags.len() as u64,
+            meta(dir, "pfn_end"),
+            "{name}: pfn range"
+        );
+        for b in &pre {
+            let z = zones
+                .iter()
+                .find(|z| z.node == b.node && z.name == b.name)
+                .unwrap_or_else(|| panic!("{name}: zone {} in zoneinfo", b.name));
+            let a = post.iter().find(|p| p.name == b.name).expect("post line");
+            let got = rebuild_free_blocks(&flags, base, z.start_pfn, z.start_pfn + z.spanned);
+            // Free pages: between the two reads, less what sat on per-cpu lists (no BUDDY
+            // flag there) — allow 1 % of the zone's managed pages for pcp and drift.
+            let (lo, hi) = (
+                pages(&b.nr_free).min(pages(&a.nr_free)),
+                pages(&b.nr_free).max(pages(&a.nr_free)),
+            );
+            let slack = z.managed / 100 + 64;
+            let g = pages(&got);
+            assert!(
+                g + slack >= lo && g <= hi + slack,
+                "{name} {}: rebuilt {g} free pages, buddyinfo {lo}..{hi}",
+                b.name
+            );
+            // High orders are what compaction is about: order >= 9 blocks (order 10 = 2).
+            let o9 = |c: &[u64; 11]| c[9] + 2 * c[10];
+            let (klo, khi) = (
+                o9(&b.nr_free).min(o9(&a.nr_free)),
+                o9(&b.nr_free).max(o9(&a.nr_free)),
+            );
+            let gg = o9(&got);
+            let off = if gg < klo {
+                (klo - gg) as f64 / klo.max(1) as f64
+            } else if gg > khi {
+                (gg - khi) as f64 / khi.max(1) as f64
+            } else {
+                0.0
+            };
+            worst_high = worst_high.max(off);
+            eprintln!(
+                "{name:28} {:7} rebuilt free {g:8} (buddyinfo {lo}..{hi}), order>=9 {gg:5} (buddyinfo {klo}..{khi})",
+                b.name
+            );
+            assert!(
+                off <= 0.02,
+                "{name} {}: order>=9 blocks rebuilt {gg}, buddyinfo {klo}..{khi}",
+                b.name
+            );
+        }
+        let normal = zones
+            .iter()
+            .find(|z| z.name == "Normal")
+            .expect("Normal zone");
+        let classes = class_counts(
+            &flags,
+            base,
+            normal.start_pfn,
+            normal.start_pfn + normal.spanned,
+        );
+        let summary: Vec<String> = PageClass::ALL
+            .iter()
+            .zip(classes)
+            .filter(|(_, n)| *n > 0)
+            .map(|(c, n)| format!("{}={n}", c.name()))
+            .collect();
+        eprintln!("{name:28} Normal classes: {}", summary.join(" "));
+        assert_eq!(
+            classes.iter().sum::<u64>(),
+            normal
+                .spanned
+                .min(flags.len() as u64 + base - normal.start_pfn)
+        );
+    }
+    eprintln!(
+        "worst order>=9 disagreement outside the two reads: {:.2} %",
+        worst_high * 100.0
+    );
+}
+
+fn o9(c: &[u64; 11]) -> u64 {
+    c[9] + 2 * c[10]
+}
+
+/// Loads each case's `before/` snapshot into the model, checks it, runs `compact_memory`
+/// as `echo 1 > /proc/sys/vm/compact_memory` did, and sets the gain in free order >= 9
+/// blocks against the kernel's (`buddyinfo_post_immediate` minus `before/buddyinfo`).
+#[test]
+fn loaded_cases_compact_like_the_kernel() {
+    use kcompact::snapshot::load::load;
+    use kcompact::VmConfig;
+    let Some(root) = data_dir() else {
+        eprintln!("skipped: ../shared/data/realkernel is not here");
+        return;
+    };
+    let mut rows = Vec::new();
+    for case in [
+        "A2_g4_r1",
+        "A2_g8_r1",
+        "A_g4_r1",
+        "A_g4folio_r1",
+        "A_g4mix_r1",
+        "A_g8_r1",
+    ] {
+        let dir = root.join(case).join("before");
+        if !dir.is_dir() {
+            continue;
+        }
+        let zones = parse_zoneinfo(
+            "zoneinfo",
+            &std::fs::read_to_string(dir.join("zoneinfo")).unwrap(),
+        )
+        .unwrap();
+        let flags = u64_array("kpageflags", &read_zst(&dir.join("kpageflags.zst"))).unwrap();
+        let (mut m, report) = load(&zones, &flags, meta(&dir, "pfn_start"), VmConfig::default())
+            .expect("the snapshot loads");
+        kcompact::verify::verify(&m).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let model_before: u64 = m
+            .zones
+            .iter()
+            .map(|z| z.free_area[9].nr_free + 2 * z.free_area[10].nr_free)
+            .sum();
+        let real_before: u64 = parse_buddyinfo(
+            "buddyinfo",
+            &std::fs::read_to_string(dir.join("buddyinfo")).unwrap(),
+        )
+        .unwrap()
+        .iter()
+        .map(|b| o9(&b.nr_free))
+        .sum();
+        let real_after: u64 = parse_buddyinfo(
+            "buddyinfo_post_immediate",
+            &std::fs::read_to_string(root.join(case).join("buddyinfo_post_immediate")).unwrap(),
+        )
+        .unwrap()
+        .iter()
+        .map(|b| o9(&b.nr_free))
+        .sum();
+        m.compact_memory();
+        kcompact::verify::verify(&m).unwrap_or_else(|e| panic!("{case} after compaction: {e}"));
+        let model_after: u64 = m
+            .zones
+            .iter()
+            .map(|z| z.free_area[9].nr_free + 2 * z.free_area[10].nr_free)
+            .sum();
+        let (mg, kg) = (
+            model_after as i64 - model_before as i64,
+            real_after as i64 - real_before as i64,
+        );
+        eprintln!(
+            "{case:14} loaded {:?} unplaced {} unmovable blocks {}; order>=9 model {model_before} -> {model_after} (+{mg}), kernel {real_before} -> {real_after} (+{kg}); migrated model {} ",
+            report.placed, report.unplaced, report.unmovable_blocks, m.vmstat.pgmigrate_success
+        );
+        rows.push((case, model_before, real_before, mg, kg));
+    }
+    assert_eq!(rows.len(), 6, "all six A cases");
+    for (case, mb, rb, mg, kg) in &rows {
+        // The free blocks are placed exactly where the snapshot has them.
+        assert!(
+            mb.abs_diff(*rb) * 100 <= *rb,
+            "{case}: order>=9 before {mb} vs {rb}"
+        );
+        let err = (*mg - *kg) as f64 / *kg as f64;
+        eprintln!("{case:14} gain error {:+.1} %", err * 100.0);
+        // A_g4_r1 is the run the kernel ended early, contended on an order-3 folio
+        // (../shared/data/README.md); the model does not reproduce that end yet.
+        // The others: within 20 % today (the target is 10 %; the kernel's own
+        // repeats vary by about 7 % at 4 GiB).
+        if *case != "A_g4_r1" {
+            assert!(
+                err.abs() <= 0.20,
+                "{case}: gain model +{mg} vs kernel +{kg}"
+            );
+        }
+    }
+}
