@@ -276,6 +276,71 @@ fn compact_memory_like_kernel_cases() {
     }
 }
 
+/// `compact_memory` on the very memory images of the real-kernel cases: each case's
+/// `before/` snapshot loaded into the model, then timed against the kernel's own
+/// `compact_memory_ms` and vmstat_delta for that image. Skipped without ../shared/data.
+fn compact_memory_on_kernel_images() {
+    use kcompact::snapshot::{load::load, text::parse_zoneinfo, u64_array};
+    let root =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/realkernel");
+    if !root.is_dir() {
+        println!(
+            "compact_memory_on_kernel_images skipped: {} is not here",
+            root.display()
+        );
+        return;
+    }
+    for case in [
+        "A2_g4_r1",
+        "A2_g8_r1",
+        "A_g4_r1",
+        "A_g4folio_r1",
+        "A_g4mix_r1",
+        "A_g8_r1",
+    ] {
+        let dir = root.join(case);
+        let read = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap_or_default();
+        let field = |text: &str, key: &str| -> f64 {
+            text.split(|c: char| c.is_whitespace())
+                .skip_while(|w| *w != key && !w.starts_with(&format!("{key}=")))
+                .find_map(|w| {
+                    w.strip_prefix(&format!("{key}="))
+                        .map(str::to_string)
+                        .or_else(|| (w != key).then(|| w.to_string()))
+                })
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN)
+        };
+        let kernel_ms = field(&read("expA.log"), "compact_memory_ms");
+        let delta = read("vmstat_delta");
+        let k_scanned =
+            field(&delta, "compact_migrate_scanned") + field(&delta, "compact_free_scanned");
+        let zones = parse_zoneinfo("zoneinfo", &read("before/zoneinfo")).expect("zoneinfo");
+        let raw = zstd::decode_all(
+            std::fs::File::open(dir.join("before/kpageflags.zst")).expect("kpageflags"),
+        )
+        .expect("zstd");
+        let flags = u64_array("kpageflags", &raw).expect("kpageflags");
+        let t = Instant::now();
+        let (mut m, _) = load(&zones, &flags, 1, VmConfig::default()).expect("load");
+        let load_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        m.compact_memory();
+        let secs = t.elapsed().as_secs_f64();
+        let scanned = (m.vmstat.compact_migrate_scanned + m.vmstat.compact_free_scanned) as f64;
+        println!(
+            "compact_memory_on_{case}: load {:.0} ms ({:.1} M pfns/s); model {:.1} ms, {scanned} scanned ({:.1} M/s); kernel {kernel_ms} ms, {k_scanned} scanned ({:.1} M/s): {:.1}x the kernel's scan rate, {:.1}x faster",
+            load_s * 1e3,
+            flags.len() as f64 / load_s / 1e6,
+            secs * 1e3,
+            scanned / secs / 1e6,
+            k_scanned / kernel_ms * 1e3 / 1e6,
+            (scanned / secs) / (k_scanned / kernel_ms * 1e3),
+            kernel_ms / 1e3 / secs
+        );
+    }
+}
+
 fn rss_kib() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -316,7 +381,7 @@ fn main() {
         .skip(1)
         .find(|a| !a.starts_with("--"))
         .unwrap_or_default();
-    let benches: [(&str, fn()); 6] = [
+    let benches: [(&str, fn()); 7] = [
         ("order0_pairs", order0_pairs),
         ("mixed_churn", mixed_churn),
         ("migrations", migrations),
@@ -324,6 +389,10 @@ fn main() {
         (
             "compact_memory_like_kernel_cases",
             compact_memory_like_kernel_cases,
+        ),
+        (
+            "compact_memory_on_kernel_images",
+            compact_memory_on_kernel_images,
         ),
         ("one_tib", one_tib),
     ];
