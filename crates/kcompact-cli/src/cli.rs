@@ -22,6 +22,14 @@ pub enum Command {
     /// Views: buddyinfo, pagetypeinfo, zoneinfo, extfrag.
     /// Example: kcompact show pagetypeinfo --mem 24G
     Show(ShowArgs),
+    /// Predict what an action does to a real machine captured in a snapshot directory.
+    ///
+    /// Example: kcompact predict ../shared/data/realkernel/A2_g8_r1/before --action compact
+    Predict(PredictArgs),
+    /// Huge pages obtainable now and after compaction, and what blocks the rest.
+    ///
+    /// Example: kcompact analyze ../shared/data/realkernel/A2_g8_r1/before
+    Analyze(AnalyzeArgs),
 }
 
 /// The machine every command builds.
@@ -55,4 +63,25 @@ pub struct ShowArgs {
     pub view: String,
     #[command(flatten)]
     pub machine: MachineArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// The snapshot directory (zoneinfo, kpageflags[.zst], meta.txt, ...).
+    pub snapshot: PathBuf,
+    /// The action: `compact` (writing /proc/sys/vm/compact_memory).
+    #[arg(long)]
+    pub action: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    /// The snapshot directory (zoneinfo, kpageflags[.zst], meta.txt, ...).
+    pub snapshot: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }

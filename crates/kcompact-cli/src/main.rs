@@ -8,6 +8,7 @@ mod cli;
 mod run;
 mod settings;
 mod show;
+mod snapshot_cmd;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ fn main() -> ExitCode {
     let result = match args.command {
         cli::Command::Run(a) => run::run(a),
         cli::Command::Show(a) => show::show(a),
+        cli::Command::Predict(a) => snapshot_cmd::predict(a),
+        cli::Command::Analyze(a) => snapshot_cmd::analyze(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

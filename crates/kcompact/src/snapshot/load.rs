@@ -77,8 +77,19 @@ pub fn load(
         }
     };
     let mut specs = Vec::new();
+    let flags_end = pfn_start + flags.len() as u64;
     for z in zones.iter().filter(|z| z.spanned > 0 && z.present > 0) {
-        let (start, end) = (z.start_pfn, z.start_pfn + z.spanned);
+        let (start, end) = (z.start_pfn, z.start_pfn.saturating_add(z.spanned));
+        if start < pfn_start || end > flags_end {
+            return Err(SnapshotError::Line {
+                file: "zoneinfo".into(),
+                line: 0,
+                msg: format!(
+                    "zone {} spans pfns {start}..{end}, outside kpageflags' {pfn_start}..{flags_end}",
+                    z.name
+                ),
+            });
+        }
         specs.push(ZoneSpec {
             node: NodeId(z.node as u8),
             zone_type: zone_type("zoneinfo", z)?,

@@ -1,0 +1,260 @@
+//! `kcompact predict` and `kcompact analyze`: a real machine's snapshot (the layout of
+//! ../shared/data/README.md) loaded into the model.
+
+use crate::cli::{AnalyzeArgs, PredictArgs};
+use crate::usage;
+use anyhow::Context;
+use kcompact::snapshot::kpageflags::{class_counts, PageClass};
+use kcompact::snapshot::load::{load, LoadReport};
+use kcompact::snapshot::text::parse_zoneinfo;
+use kcompact::snapshot::u64_array;
+use kcompact::units::Pfn;
+use kcompact::views::procfs::buddyinfo;
+use kcompact::{Machine, VmConfig};
+use serde_json::json;
+use std::path::Path;
+
+/// A loaded snapshot.
+struct Loaded {
+    machine: Machine,
+    report: LoadReport,
+    flags: Vec<u64>,
+    pfn_start: u64,
+}
+
+fn read_text(dir: &Path, name: &str) -> anyhow::Result<String> {
+    let p = dir.join(name);
+    match std::fs::read_to_string(&p) {
+        Ok(t) => Ok(t),
+        Err(e) => usage(format!("{}: {e}", p.display())),
+    }
+}
+
+/// `name.zst` (zstd) or `name` (plain).
+fn read_binary(dir: &Path, name: &str) -> anyhow::Result<Vec<u8>> {
+    let zst = dir.join(format!("{name}.zst"));
+    if zst.is_file() {
+        let f = std::fs::File::open(&zst).with_context(|| zst.display().to_string())?;
+        return match zstd::decode_all(f) {
+            Ok(b) => Ok(b),
+            Err(e) => usage(format!("{}: not zstd data: {e}", zst.display())),
+        };
+    }
+    let plain = dir.join(name);
+    match std::fs::read(&plain) {
+        Ok(b) => Ok(b),
+        Err(e) => usage(format!("{} (or {}.zst): {e}", plain.display(), name)),
+    }
+}
+
+fn meta_value(meta: &str, key: &str) -> Option<u64> {
+    meta.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
+    if !dir.is_dir() {
+        return usage(format!("{}: no such snapshot directory", dir.display()));
+    }
+    let meta = read_text(dir, "meta.txt")?;
+    let Some(pfn_start) = meta_value(&meta, "pfn_start") else {
+        return usage(format!(
+            "{}: no pfn_start=N line",
+            dir.join("meta.txt").display()
+        ));
+    };
+    let zones = match parse_zoneinfo("zoneinfo", &read_text(dir, "zoneinfo")?) {
+        Ok(z) => z,
+        Err(e) => return usage(format!("{}: {e}", dir.display())),
+    };
+    let flags = match u64_array("kpageflags", &read_binary(dir, "kpageflags")?) {
+        Ok(f) => f,
+        Err(e) => return usage(format!("{}: {e}", dir.display())),
+    };
+    if let Some(end) = meta_value(&meta, "pfn_end") {
+        if end != pfn_start + flags.len() as u64 {
+            return usage(format!(
+                "{}: kpageflags holds {} pfns but meta.txt says {pfn_start}..{end}",
+                dir.display(),
+                flags.len()
+            ));
+        }
+    }
+    let (machine, report) = match load(&zones, &flags, pfn_start, VmConfig::default()) {
+        Ok(x) => x,
+        Err(e) => return usage(format!("{}: {e}", dir.display())),
+    };
+    Ok(Loaded {
+        machine,
+        report,
+        flags,
+        pfn_start,
+    })
+}
+
+fn zones_json(m: &Machine) -> serde_json::Value {
+    json!(m
+        .zones
+        .iter()
+        .filter(|z| z.is_populated())
+        .map(|z| json!({"node": z.node.0, "name": z.name(), "free_by_order": z.free_by_order(), "managed_pages": z.managed_pages}))
+        .collect::<Vec<_>>())
+}
+
+/// Free order >= 9 blocks: the huge pages obtainable now (an order-10 block holds two).
+fn hugepages(m: &Machine) -> u64 {
+    m.zones
+        .iter()
+        .map(|z| z.free_area[9].nr_free + 2 * z.free_area[10].nr_free)
+        .sum()
+}
+
+const DELTA_KEYS: [&str; 12] = [
+    "pgmigrate_success",
+    "pgmigrate_fail",
+    "thp_migration_success",
+    "thp_migration_fail",
+    "thp_migration_split",
+    "compact_migrate_scanned",
+    "compact_free_scanned",
+    "compact_isolated",
+    "compact_stall",
+    "compact_fail",
+    "compact_success",
+    "compact_daemon_wake",
+];
+
+fn vmstat_delta(before: &Machine, after: &Machine) -> Vec<(&'static str, i64)> {
+    let b = before.vmstat.pairs();
+    let a = after.vmstat.pairs();
+    DELTA_KEYS
+        .iter()
+        .map(|k| {
+            let get = |v: &[(&'static str, u64)]| {
+                v.iter().find(|(n, _)| n == k).map(|(_, x)| *x).unwrap_or(0) as i64
+            };
+            (*k, get(&a) - get(&b))
+        })
+        .collect()
+}
+
+/// `kcompact predict SNAPSHOT --action compact`.
+pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    if args.action != "compact" {
+        return usage(format!(
+            "--action {:?}: `compact` is the action there is today (drop-caches and hugepages=N come with reclaim)",
+            args.action
+        ));
+    }
+    let loaded = load_dir(&args.snapshot)?;
+    let before = loaded.machine.clone();
+    let mut m = loaded.machine;
+    // Writing /proc/sys/vm/compact_memory: sync, full compaction of every zone.
+    m.compact_memory();
+    let delta = vmstat_delta(&before, &m);
+    if args.json {
+        let d: serde_json::Map<String, serde_json::Value> = delta
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        let out = json!({
+            "action": "compact",
+            "before": {"zones": zones_json(&before), "hugepages": hugepages(&before)},
+            "after": {"zones": zones_json(&m), "hugepages": hugepages(&m)},
+            "vmstat_delta": d,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "# {} — predicted effect of `echo 1 > /proc/sys/vm/compact_memory`",
+        args.snapshot.display()
+    );
+    println!("\n## buddyinfo before (as loaded)\n{}", buddyinfo(&before));
+    println!("## buddyinfo after\n{}", buddyinfo(&m));
+    println!(
+        "free order>=9 blocks (huge pages obtainable): {} -> {}\n",
+        hugepages(&before),
+        hugepages(&m)
+    );
+    println!("## vmstat delta");
+    for (k, v) in delta {
+        println!("{k} {v}");
+    }
+    Ok(())
+}
+
+/// `kcompact analyze SNAPSHOT`.
+pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
+    let loaded = load_dir(&args.snapshot)?;
+    let now = hugepages(&loaded.machine);
+    let mut after = loaded.machine.clone();
+    after.compact_memory();
+    let after_compaction = hugepages(&after);
+    // What keeps each pageblock that compaction could not free from being a huge page.
+    let mut blockers: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    for z in after.zones.iter().filter(|z| z.is_populated()) {
+        let start = z.zone_start_pfn.0.div_ceil(512) * 512;
+        let end = z.end_pfn().0;
+        let mut b = start;
+        while b + 512 <= end {
+            let free_block = (9..=10).any(|o| {
+                let head = Pfn(b & !((1u64 << o) - 1));
+                after.mem.is_buddy(head) && after.mem.buddy_order(head).0 >= 9
+            });
+            if !free_block {
+                let c = class_counts(&loaded.flags, loaded.pfn_start, b, b + 512);
+                let get =
+                    |k: PageClass| c[PageClass::ALL.iter().position(|x| *x == k).expect("class")];
+                let reason = if get(PageClass::NoPage) > 0 {
+                    "hole"
+                } else if get(PageClass::Reserved) > 0 {
+                    "reserved"
+                } else if get(PageClass::NoFlags) == 512 {
+                    "not initialised (deferred_init)"
+                } else if get(PageClass::Slab) > 0 {
+                    "unmovable slab"
+                } else if get(PageClass::PageTable) > 0 {
+                    "page table"
+                } else if get(PageClass::Kernel) > 0 || get(PageClass::NoFlags) > 0 {
+                    "other kernel memory"
+                } else if get(PageClass::Hugetlb) > 0 {
+                    "hugetlb"
+                } else {
+                    "in use by movable pages (page cache, anonymous)"
+                };
+                *blockers.entry(reason).or_default() += 1;
+            }
+            b += 512;
+        }
+    }
+    let mut ranked: Vec<(&str, u64)> = blockers.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    if args.json {
+        let out = json!({
+            "zones": zones_json(&loaded.machine),
+            "hugepages_now": now,
+            "hugepages_after_compaction": after_compaction,
+            "blockers": ranked.iter().map(|(r, n)| json!({"reason": r, "pageblocks": n})).collect::<Vec<_>>(),
+            "load": {"placed_by_class": PageClass::ALL.iter().zip(loaded.report.placed).map(|(c, n)| (c.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(), "unplaced": loaded.report.unplaced},
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("# {}\n", args.snapshot.display());
+    print!("{}", buddyinfo(&loaded.machine));
+    println!();
+    print!(
+        "{}",
+        kcompact::views::extfrag::unusable_index(&loaded.machine)
+    );
+    println!();
+    println!("hugepages_now {now}");
+    println!("hugepages_after_compaction {after_compaction}");
+    println!("\npageblocks that stay no huge page after compaction, by what blocks them:");
+    for (r, n) in ranked {
+        println!("{n:10}  {r}");
+    }
+    Ok(())
+}
