@@ -194,6 +194,38 @@ fn loaded_cases_compact_like_the_kernel() {
         let (mut m, report) = load(&zones, &flags, meta(&dir, "pfn_start"), VmConfig::default())
             .expect("the snapshot loads");
         kcompact::verify::verify(&m).unwrap_or_else(|e| panic!("{case}: {e}"));
+        // Pageblock types: inferred from the pages, against pagetypeinfo's block counts.
+        let pti = std::fs::read_to_string(dir.join("pagetypeinfo")).unwrap();
+        let normal_blocks = pti
+            .lines()
+            .skip_while(|l| !l.starts_with("Number of blocks type"))
+            .find(|l| l.contains("Normal"))
+            .expect("Normal block counts")
+            .split_whitespace()
+            .skip(4)
+            .map(|w| w.parse::<u64>().unwrap())
+            .collect::<Vec<_>>();
+        let model_blocks = kcompact::views::procfs::pageblock_counts(
+            &m,
+            kcompact::views::procfs::node0_zone(&m, kcompact::layout::ZoneType::Normal),
+        );
+        eprintln!(
+            "{case:14} Normal pageblocks unmovable/movable/reclaimable: model {}/{}/{}, pagetypeinfo {}/{}/{}",
+            model_blocks[0], model_blocks[1], model_blocks[2], normal_blocks[0], normal_blocks[1], normal_blocks[2]
+        );
+        let (mk, kk) = (
+            model_blocks[0] + model_blocks[2],
+            normal_blocks[0] + normal_blocks[2],
+        );
+        assert!(
+            mk.abs_diff(kk) * 5 <= kk,
+            "{case}: non-movable pageblocks model {mk}, kernel {kk}"
+        );
+        assert_eq!(
+            model_blocks.iter().sum::<u64>(),
+            normal_blocks.iter().sum::<u64>(),
+            "{case}: Normal's pageblocks (the initialised span)"
+        );
         let model_before: u64 = m
             .zones
             .iter()

@@ -11,8 +11,9 @@
 //!   them too);
 //! - anonymous folios belong to one process, at virtual page = pfn; its page tables sit
 //!   on the snapshot's page-table pages;
-//! - pageblocks holding slab, page-table or other kernel pages are UNMOVABLE, the rest
-//!   MOVABLE.
+//! - pageblocks holding page-table or other kernel pages are UNMOVABLE, those holding
+//!   slab pages only RECLAIMABLE (kpageflags cannot tell reclaimable slab from the rest;
+//!   on file-heavy machines dentries and inodes dominate), the rest MOVABLE.
 
 use super::kpageflags::{classify, has, kpf, PageClass};
 use super::text::ZoneInfoRecord;
@@ -33,8 +34,10 @@ pub struct LoadReport {
     /// Compound runs that are no power of two of at most MAX_PAGE_ORDER (placed page by
     /// page).
     pub odd_compounds: u64,
-    /// Pageblocks made UNMOVABLE.
+    /// Pageblocks made UNMOVABLE (page-table or other kernel pages).
     pub unmovable_blocks: u64,
+    /// Pageblocks made RECLAIMABLE (slab pages only).
+    pub reclaimable_blocks: u64,
 }
 
 fn zone_type(file: &str, z: &ZoneInfoRecord) -> Result<ZoneType, SnapshotError> {
@@ -143,7 +146,8 @@ pub fn load(
     let shmem = m.new_file(true, true, false);
     let mut table_slots: Vec<u64> = Vec::new();
     let mut anon: Vec<(u64, Order)> = Vec::new();
-    let mut kernel_blocks: Vec<u64> = Vec::new();
+    // Pageblocks holding kernel pages: (block, holds page-table or other kernel pages).
+    let mut kernel_blocks: Vec<(u64, bool)> = Vec::new();
 
     for z in layout.zones.iter().filter(|z| z.spanned > 0) {
         let (start, end) = (z.start_pfn.0, z.start_pfn.0 + z.spanned);
@@ -177,7 +181,11 @@ pub fn load(
                 c,
                 PageClass::Slab | PageClass::PageTable | PageClass::Kernel
             ) {
-                kernel_blocks.push(p >> 9);
+                let hard = c != PageClass::Slab;
+                match kernel_blocks.last_mut() {
+                    Some((b, h)) if *b == p >> 9 => *h |= hard,
+                    _ => kernel_blocks.push((p >> 9, hard)),
+                }
             }
             let placed = match c {
                 PageClass::Anon => {
@@ -265,17 +273,25 @@ pub fn load(
         m.place_at = None;
     }
     // Pageblock types.
-    kernel_blocks.dedup();
-    for b in kernel_blocks {
+    for (b, hard) in kernel_blocks {
         let start = Pfn(b << 9);
         let Some(zi) = m.page_zone(start) else {
             continue;
         };
+        let mt = if hard {
+            MigrateType::Unmovable
+        } else {
+            MigrateType::Reclaimable
+        };
         if m.migratetype(start) == MigrateType::Movable
-            && m.move_freepages_block(zi, start, MigrateType::Movable, MigrateType::Unmovable)
+            && m.move_freepages_block(zi, start, MigrateType::Movable, mt)
                 .is_some()
         {
-            report.unmovable_blocks += 1;
+            if hard {
+                report.unmovable_blocks += 1;
+            } else {
+                report.reclaimable_blocks += 1;
+            }
         }
     }
     Ok((m, report))
