@@ -290,3 +290,112 @@ fn loaded_cases_compact_like_the_kernel() {
         }
     }
 }
+
+/// The C cases (../shared/data/README.md): 4 GiB fragmented, then a process faulted 1 GiB
+/// of anonymous memory into the holes; in C_pin it is long-term pinned (io_uring
+/// registered buffers), in C_none not; then `compact_memory` three times. `pin.pfns.zst`
+/// lists the buffer's pfns. The kernel moved none of the pinned pages, yet scanned them
+/// on every pass (compact_migrate_scanned ~3.2 M per pass with the pins, ~2.0 M without
+/// on later passes), and moved 47,908 buffer pages in C_none.
+#[test]
+fn long_term_pinned_buffer_never_moves_like_c_pin() {
+    use kcompact::snapshot::load::load;
+    use kcompact::units::Pfn;
+    use kcompact::VmConfig;
+    let Some(root) = data_dir() else {
+        eprintln!("skipped: ../shared/data/realkernel is not here");
+        return;
+    };
+    // The kernel's figures (expC.log): compact_migrate_scanned per pass, pgmigrate_success
+    // of pass 1, buffer pages whose pfn changed.
+    let kernel: [(&str, bool, [u64; 3], u64, u64); 2] = [
+        ("C_pin", true, [3_177_983, 3_184_639, 3_179_519], 142_729, 0),
+        (
+            "C_none",
+            false,
+            [1_949_183, 2_020_351, 2_020_863],
+            147_110,
+            47_908,
+        ),
+    ];
+    for (case, pin, k_scanned, k_migrated, k_moved) in kernel {
+        let dir = root.join(case);
+        if !dir.join("pin.pfns.zst").is_file() {
+            eprintln!("skipped {case}: no pin.pfns.zst");
+            continue;
+        }
+        let before = dir.join("before");
+        let zones = parse_zoneinfo(
+            "zoneinfo",
+            &std::fs::read_to_string(before.join("zoneinfo")).unwrap(),
+        )
+        .unwrap();
+        let flags = u64_array("kpageflags", &read_zst(&before.join("kpageflags.zst"))).unwrap();
+        let (mut m, _) = load(
+            &zones,
+            &flags,
+            meta(&before, "pfn_start"),
+            VmConfig::default(),
+        )
+        .expect("loads");
+        let text = String::from_utf8(read_zst(&dir.join("pin.pfns.zst"))).unwrap();
+        let mut pfns: Vec<u64> = text
+            .lines()
+            .map(|l| u64::from_str_radix(l.trim(), 16).expect("hex pfn"))
+            .collect();
+        pfns.sort_unstable();
+        assert_eq!(pfns.len(), 262_144, "{case}: 1 GiB of buffer pages");
+        let mut ids: Vec<_> = pfns.iter().filter_map(|p| m.folio_of(Pfn(*p))).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if pin {
+            for id in &ids {
+                m.pin_folio(*id, true);
+            }
+        }
+        let mut passes = Vec::new();
+        for _ in 0..3 {
+            let (scanned, migrated) =
+                (m.vmstat.compact_migrate_scanned, m.vmstat.pgmigrate_success);
+            m.compact_memory();
+            passes.push((
+                m.vmstat.compact_migrate_scanned - scanned,
+                m.vmstat.pgmigrate_success - migrated,
+            ));
+        }
+        kcompact::verify::verify(&m).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let moved = ids
+            .iter()
+            .filter(|id| pfns.binary_search(&m.owners.folio(**id).pfn.0).is_err())
+            .count();
+        eprintln!(
+            "{case}: {} buffer folios found, {moved} moved; passes (migrate scanned, migrated): {passes:?}",
+            ids.len()
+        );
+        assert!(
+            ids.len() > 200_000,
+            "{case}: the buffer's pages are loaded as anonymous folios"
+        );
+        if pin {
+            assert_eq!(moved, 0, "{case}: a long-term-pinned page moved");
+        } else {
+            assert!(
+                moved.abs_diff(k_moved as usize) * 10 <= k_moved as usize,
+                "{case}: {moved} buffer pages moved, kernel {k_moved}"
+            );
+        }
+        // Every pass scans what the kernel scanned (the pinned pages again and again).
+        for (i, ((s, _), k)) in passes.iter().zip(k_scanned).enumerate() {
+            assert!(
+                s.abs_diff(k) * 100 <= k * 3,
+                "{case} pass {}: compact_migrate_scanned {s}, kernel {k}",
+                i + 1
+            );
+        }
+        assert!(
+            passes[0].1.abs_diff(k_migrated) * 100 <= k_migrated * 5,
+            "{case} pass 1: pgmigrate_success {}, kernel {k_migrated}",
+            passes[0].1
+        );
+    }
+}

@@ -249,14 +249,19 @@ impl Machine {
             }
             let f = self.mem.flags(low_pfn);
             let failed = 'page: {
+                // Pages skipped at once still count as scanned (nr_scanned += the rest
+                // of the block), for hugetlb, free and compound pages alike.
                 if f.contains(PageFlags::HEAD) && f.contains(PageFlags::HUGETLB) {
-                    low_pfn = low_pfn.plus((1u64 << f.order()) - 1);
+                    let rest = (1u64 << f.order()) - 1;
+                    low_pfn = low_pfn.plus(rest);
+                    nr_scanned += rest;
                     break 'page true;
                 }
                 if f.contains(PageFlags::BUDDY) {
                     let o = f.order();
                     if o > 0 && o <= MAX_PAGE_ORDER {
                         low_pfn = low_pfn.plus((1u64 << o) - 1);
+                        nr_scanned += (1u64 << o) - 1;
                     }
                     break 'page false;
                 }
@@ -264,7 +269,10 @@ impl Machine {
                     let head = self.mem.compound_head(low_pfn);
                     let o = self.mem.flags(head).order();
                     if skip_isolation_on_order(o, cc.order, pb, split) {
+                        // The kernel reads compound_order() of the page it stands on and
+                        // skips that many pages from there.
                         let end = head.plus(1u64 << o);
+                        nr_scanned += end.0 - 1 - low_pfn.0;
                         low_pfn = Pfn(end.0 - 1);
                         break 'page true;
                     }
