@@ -322,11 +322,17 @@ fn compact_memory_on_kernel_images() {
         .expect("zstd");
         let flags = u64_array("kpageflags", &raw).expect("kpageflags");
         let t = Instant::now();
-        let (mut m, _) = load(&zones, &flags, 1, VmConfig::default()).expect("load");
+        let (loaded, _) = load(&zones, &flags, 1, VmConfig::default()).expect("load");
         let load_s = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        m.compact_memory();
-        let secs = t.elapsed().as_secs_f64();
+        // Best of three, each on a fresh copy of the loaded image.
+        let mut secs = f64::MAX;
+        let mut m = loaded.clone();
+        for _ in 0..3 {
+            m = loaded.clone();
+            let t = Instant::now();
+            m.compact_memory();
+            secs = secs.min(t.elapsed().as_secs_f64());
+        }
         let scanned = (m.vmstat.compact_migrate_scanned + m.vmstat.compact_free_scanned) as f64;
         println!(
             "compact_memory_on_{case}: load {:.0} ms ({:.1} M pfns/s); model {:.1} ms, {scanned} scanned ({:.1} M/s); kernel {kernel_ms} ms, {k_scanned} scanned ({:.1} M/s): {:.1}x the kernel's scan rate, {:.1}x faster",
