@@ -73,7 +73,7 @@ fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
         Err(e) => return usage(format!("{}: {e}", dir.display())),
     };
     if let Some(end) = meta_value(&meta, "pfn_end") {
-        if end != pfn_start + flags.len() as u64 {
+        if pfn_start.checked_add(flags.len() as u64) != Some(end) {
             return usage(format!(
                 "{}: kpageflags holds {} pfns but meta.txt says {pfn_start}..{end}",
                 dir.display(),

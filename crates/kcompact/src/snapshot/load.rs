@@ -41,9 +41,8 @@ pub struct LoadReport {
 }
 
 fn zone_type(file: &str, z: &ZoneInfoRecord) -> Result<ZoneType, SnapshotError> {
-    ZoneType::from_name(&z.name).ok_or_else(|| SnapshotError::Line {
+    ZoneType::from_name(&z.name).ok_or_else(|| SnapshotError::File {
         file: file.to_string(),
-        line: 0,
         msg: format!("unknown zone {:?}", z.name),
     })
 }
@@ -75,20 +74,24 @@ pub fn load(
     config: VmConfig,
 ) -> Result<(Machine, LoadReport), SnapshotError> {
     let word = |p: u64| -> u64 {
-        if p >= pfn_start && p < pfn_start + flags.len() as u64 {
+        if p >= pfn_start && p - pfn_start < flags.len() as u64 {
             flags[(p - pfn_start) as usize]
         } else {
             1 << kpf::NOPAGE
         }
     };
     let mut specs = Vec::new();
-    let flags_end = pfn_start + flags.len() as u64;
+    let Some(flags_end) = pfn_start.checked_add(flags.len() as u64) else {
+        return Err(SnapshotError::File {
+            file: "meta.txt".into(),
+            msg: format!("pfn_start {pfn_start} leaves no room for the page arrays"),
+        });
+    };
     for z in zones.iter().filter(|z| z.spanned > 0 && z.present > 0) {
         let (start, end) = (z.start_pfn, z.start_pfn.saturating_add(z.spanned));
         if start < pfn_start || end > flags_end {
-            return Err(SnapshotError::Line {
+            return Err(SnapshotError::File {
                 file: "zoneinfo".into(),
-                line: 0,
                 msg: format!(
                     "zone {} spans pfns {start}..{end}, outside kpageflags' {pfn_start}..{flags_end}",
                     z.name
@@ -128,14 +131,12 @@ pub fn load(
             }),
         });
     }
-    let layout = Layout::from_zones(specs, Order(9)).map_err(|e| SnapshotError::Line {
+    let layout = Layout::from_zones(specs, Order(9)).map_err(|e| SnapshotError::File {
         file: "zoneinfo".into(),
-        line: 0,
         msg: format!("zones do not form a layout: {e}"),
     })?;
-    let mut m = Machine::boot(&layout, config).map_err(|e| SnapshotError::Line {
+    let mut m = Machine::boot(&layout, config).map_err(|e| SnapshotError::File {
         file: "zoneinfo".into(),
-        line: 0,
         msg: format!("cannot boot the zones: {e}"),
     })?;
     let mut report = LoadReport::default();

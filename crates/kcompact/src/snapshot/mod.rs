@@ -23,6 +23,14 @@ pub enum SnapshotError {
         /// What is wrong.
         msg: String,
     },
+    /// A file's content does not fit the rest of the snapshot.
+    #[error("{file}: {msg}")]
+    File {
+        /// The file's name in the snapshot.
+        file: String,
+        /// What is wrong.
+        msg: String,
+    },
     /// A binary file is malformed.
     #[error("{file}: byte {offset}: {msg}")]
     Bytes {
