@@ -34,6 +34,9 @@ pub struct LoadReport {
     /// Compound runs that are no power of two of at most MAX_PAGE_ORDER (placed page by
     /// page).
     pub odd_compounds: u64,
+    /// Page tables that found no page-table page of the snapshot left and took a free
+    /// page (the snapshot had fewer page-table pages than the model's process needs).
+    pub pgtables_from_free: u64,
     /// Pageblocks made UNMOVABLE (page-table or other kernel pages).
     pub unmovable_blocks: u64,
     /// Pageblocks made RECLAIMABLE (slab pages only).
@@ -243,6 +246,9 @@ pub fn load(
             .contains_key(&window)
         {
             m.place_at = table_slots.pop().map(Pfn);
+            if m.place_at.is_none() {
+                report.pgtables_from_free += 1;
+            }
             let ok = m.ensure_pgtable(pid, p).is_ok();
             m.place_at = None;
             if ok {
