@@ -53,6 +53,15 @@ impl Pfn {
         Pfn(self.0 & !(order.nr_pages() - 1))
     }
 
+    /// Mirrors `pageblock_end_pfn()`: `ALIGN(pfn + 1, pageblock_nr_pages)`, the end of the
+    /// block holding this pfn (for an aligned pfn, of its own block; the last pfn of a
+    /// block gives that block's end, not the next one's).
+    #[inline]
+    pub fn pageblock_end(self, pageblock_order: Order) -> Pfn {
+        let n = pageblock_order.nr_pages();
+        Pfn((self.0 + 1).div_ceil(n) * n)
+    }
+
     /// The pageblock holding this pfn, for pageblocks of `pageblock_order`.
     #[inline]
     pub fn pageblock(self, pageblock_order: Order) -> PageblockIdx {
@@ -184,6 +193,17 @@ mod tests {
         assert_eq!(Pfn(0x1000).buddy(Order(0)), Pfn(0x1001));
         assert_eq!(Pfn(0x1200).buddy(Order(9)), Pfn(0x1000));
         assert_eq!(Pfn(0x1000).buddy(Order(10)), Pfn(0x1400));
+    }
+
+    #[test]
+    fn pageblock_end_is_align_of_the_next_pfn() {
+        let pb = Order(9);
+        assert_eq!(Pfn(0x800).pageblock_end(pb), Pfn(0xa00));
+        assert_eq!(Pfn(0x9fe).pageblock_end(pb), Pfn(0xa00));
+        // The last pfn of a block: that block's end (regression, issue 7 fuzzing: the
+        // migrate scanner stalled one pfn short of the free scanner's block).
+        assert_eq!(Pfn(0x9ff).pageblock_end(pb), Pfn(0xa00));
+        assert_eq!(Pfn(0xa00).pageblock_end(pb), Pfn(0xc00));
     }
 
     #[test]

@@ -146,7 +146,7 @@ fn random_images_load_into_a_consistent_machine_or_an_error() {
     let mut rng = SimRng::new(0x5eed);
     let zones = parse_zoneinfo("zoneinfo", ZONEINFO).unwrap();
     let (mut loaded, mut refused) = (0u64, 0u64);
-    for _ in 0..iters(300) {
+    for it in 0..iters(300) {
         // Pfns 1 .. 4096 + 8192, sometimes cut short.
         let n = if rng.chance(1, 8) {
             rng.range(1, 12_287) as usize
@@ -169,6 +169,9 @@ fn random_images_load_into_a_consistent_machine_or_an_error() {
                     "model free {} < image free {img_pages}; {report:?}",
                     normal.nr_free_pages
                 );
+                if std::env::var("KCOMPACT_FUZZ_TRACE").is_ok() {
+                    eprintln!("iteration {it}");
+                }
                 m.compact_memory();
                 kcompact::verify::verify(&m).unwrap_or_else(|e| panic!("compacted: {e}"));
             }

@@ -313,7 +313,7 @@ impl Machine {
         let mut isolate_start = cc.free_pfn;
         let mut block_start = isolate_start.align_down(pb);
         let mut block_end = block_start.plus(pb.nr_pages()).min(zone_end);
-        let low_pfn = cc.migrate_pfn.plus(1).align_down(pb).plus(pb.nr_pages());
+        let low_pfn = cc.migrate_pfn.pageblock_end(pb);
         let mut stride: u64 = if cc.mode == MigrateMode::Async { 32 } else { 1 };
         loop {
             if block_start < low_pfn {

@@ -65,7 +65,7 @@ impl Machine {
             return;
         }
         let pb = self.pageblock_order();
-        let pfn = pfn.plus(1).align_down(pb).plus(pb.nr_pages());
+        let pfn = pfn.pageblock_end(pb);
         let c = &mut self.zones[cc.zone.idx()].compact;
         if pfn > c.cached_migrate_pfn[0] {
             c.cached_migrate_pfn[0] = pfn;
@@ -163,7 +163,7 @@ impl Machine {
         let mut low_pfn = self.fast_find_migrateblock(cc);
         let mut block_start = low_pfn.align_down(pb).max(zone_start);
         let mut fast_find_block = low_pfn != cc.migrate_pfn && cc.fast_search_fail == 0;
-        let mut block_end = low_pfn.plus(1).align_down(pb).plus(pb.nr_pages());
+        let mut block_end = low_pfn.pageblock_end(pb);
         while block_end <= cc.free_pfn {
             let page_ok = self.page_zone(block_start) == Some(cc.zone)
                 && self.page_zone(Pfn(block_end.0 - 1)) == Some(cc.zone);
