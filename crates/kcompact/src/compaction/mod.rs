@@ -359,8 +359,8 @@ impl Machine {
             format!("zone_start=0x{:x} migrate_pfn=0x{:x} free_pfn=0x{:x} zone_end=0x{:x}, mode={mode_name}", start.0, mp.0, fp.0, end.0)
         });
         let mut ret;
-        // Every turn of the loop moves a scanner or migrates; a bound on the turns turns a
-        // missed termination into a named failure instead of a hang.
+        // Every turn of the loop moves a scanner or migrates; bounding the turns makes a
+        // missed termination a named failure instead of a hang.
         let max_turns = 4 * (end.0 - start.0) + 1_000_000;
         let mut turns = 0u64;
         'outer: loop {
