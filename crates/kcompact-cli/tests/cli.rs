@@ -1,26 +1,10 @@
 //! End-to-end tests of the `kcompact` binary: exit codes, error messages, determinism,
 //! the files `run --out` writes, and the views `show` prints.
 
+mod common;
+
+use common::{kcompact, stderr, stdout};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_kcompact");
-
-/// Runs the binary with `args` and returns its output.
-fn kcompact(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"))
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).expect("stdout is UTF-8")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).expect("stderr is UTF-8")
-}
 
 /// Asserts success and returns stdout.
 fn ok(args: &[&str]) -> String {

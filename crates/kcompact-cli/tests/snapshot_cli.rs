@@ -2,17 +2,10 @@
 //! `../shared/data` (skipped with a printed reason where they are missing), and their bad
 //! input: exit code 2 and a message naming the file.
 
+mod common;
+
+use common::kcompact;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_kcompact");
-
-fn kcompact(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"))
-}
 
 fn case(name: &str) -> Option<PathBuf> {
     let d = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -914,16 +914,27 @@ impl FreePagesTarget {
     }
 }
 
+/// The per-order part of `compaction_alloc()`: takes a block of at least `order` from
+/// isolated free lists kept per order (the smallest that fits) and puts what is left
+/// above `order` back, split as `expand()` would. The caller prepares the page.
+pub(crate) fn take_from_order_lists(
+    lists: &mut [Vec<Pfn>; crate::units::NR_PAGE_ORDERS],
+    order: Order,
+) -> Option<Pfn> {
+    let start =
+        (order.0..=crate::units::MAX_PAGE_ORDER).find(|o| !lists[*o as usize].is_empty())?;
+    let p = lists[start as usize].pop().expect("non-empty");
+    let mut o = start;
+    while o > order.0 {
+        o -= 1;
+        lists[o as usize].push(p.plus(1 << o));
+    }
+    Some(p)
+}
+
 impl MigrationTarget for FreePagesTarget {
     fn get_new_folio(&mut self, m: &mut Machine, _src: Pfn, order: Order) -> Option<Pfn> {
-        let start = (order.0..=crate::units::MAX_PAGE_ORDER)
-            .find(|o| !self.lists[*o as usize].is_empty())?;
-        let p = self.lists[start as usize].pop().expect("non-empty");
-        let mut o = start;
-        while o > order.0 {
-            o -= 1;
-            self.lists[o as usize].push(p.plus(1 << o));
-        }
+        let p = take_from_order_lists(&mut self.lists, order)?;
         self.nr_freepages -= order.nr_pages();
         m.mem.prep_allocated(p, order, order.0 > 0);
         Some(p)

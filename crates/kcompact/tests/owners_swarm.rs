@@ -301,25 +301,14 @@ impl Swarm {
                 let _ = self.m.file_add(f, idx, o, dirty);
             }
             7 => {
-                let f = self.files[self.rng.below(3) as usize];
-                let keys: Vec<u64> = self.m.owners.files[f as usize]
-                    .pages
-                    .keys()
-                    .copied()
-                    .collect();
-                if let (Some(idx), Some(p)) = (self.pick(&keys), self.live_proc()) {
+                let (f, idx) = self.random_file_page();
+                if let (Some(idx), Some(p)) = (idx, self.live_proc()) {
                     let vpn = 0x100000 + (self.rng.below(1024) << 2);
                     let _ = self.m.file_mmap(p, vpn, f, idx);
                 }
             }
             8 => {
-                let f = self.files[self.rng.below(3) as usize];
-                let keys: Vec<u64> = self.m.owners.files[f as usize]
-                    .pages
-                    .keys()
-                    .copied()
-                    .collect();
-                if let Some(idx) = self.pick(&keys) {
+                if let (f, Some(idx)) = self.random_file_page() {
                     self.m.file_remove(f, idx);
                 }
             }
@@ -444,6 +433,17 @@ impl Swarm {
         if let Err(e) = verify(&self.m) {
             self.fail(step, format!("checker:\n{e}"));
         }
+    }
+
+    /// A random file, and the index of one of its cached folios if it has any.
+    fn random_file_page(&mut self) -> (u32, Option<u64>) {
+        let f = self.files[self.rng.below(3) as usize];
+        let keys: Vec<u64> = self.m.owners.files[f as usize]
+            .pages
+            .keys()
+            .copied()
+            .collect();
+        (f, self.pick(&keys))
     }
 
     /// Compaction of a random zone (or all memory) in a random mode, for a random order.

@@ -357,15 +357,7 @@ impl MigrationTarget for CompactControl {
     fn get_new_folio(&mut self, m: &mut Machine, _src: Pfn, order: Order) -> Option<Pfn> {
         let mut has_isolated = false;
         loop {
-            if let Some(start) =
-                (order.0..=MAX_PAGE_ORDER).find(|o| !self.freepages[*o as usize].is_empty())
-            {
-                let p = self.freepages[start as usize].pop().expect("non-empty");
-                let mut o = start;
-                while o > order.0 {
-                    o -= 1;
-                    self.freepages[o as usize].push(p.plus(1 << o));
-                }
+            if let Some(p) = crate::migrate::take_from_order_lists(&mut self.freepages, order) {
                 self.nr_freepages -= order.nr_pages();
                 self.nr_migratepages = self.nr_migratepages.saturating_sub(order.nr_pages());
                 m.mem.prep_allocated(p, order, order.0 > 0);
