@@ -125,7 +125,16 @@ fn compact_memory_16g() {
         let mut m = machine(16 << 30);
         let pid = m.new_process();
         let mut vpn = 0;
-        while m.fault_anon(pid, vpn, Order(0)).is_ok() {
+        // __GFP_RETRY_MAYFAIL: fill until the allocator fails, without the OOM killer.
+        while m
+            .fault_anon_gfp(
+                pid,
+                vpn,
+                Order(0),
+                Gfp::GFP_HIGHUSER_MOVABLE | Gfp::RETRY_MAYFAIL,
+            )
+            .is_ok()
+        {
             vpn += 1;
         }
         let mut v = 0;

@@ -1,9 +1,7 @@
 //! The page allocator's entry points: allocate and free.
 //!
 //! Mirrors `__alloc_pages()` → `prepare_alloc_pages()` → `get_page_from_freelist()` →
-//! `rmqueue()` for the fast path, and the first freelist attempt of
-//! `__alloc_pages_slowpath()` (MIN watermark with the reserve flags of
-//! `alloc_flags_slowpath()`). Reclaim and compaction in the slow path join with those engines.
+//! `rmqueue()` for the fast path; a miss goes to the slow path ([`crate::slowpath`]).
 //! Freeing mirrors `__free_pages()` → `free_one_page()`.
 
 use crate::buddy::watermark::zone_watermark_fast;
@@ -145,10 +143,15 @@ impl Machine {
         {
             flags = flags | AllocFlags::HIGHATOMIC;
         }
+        self.clock.last_alloc_ns = self.config.costs.alloc_ns;
+        self.clock.cpu.tasks_ns += self.config.costs.alloc_ns;
         let mut page = self.get_page_from_freelist(gfp, order, flags, &ac);
-        if page.is_none() {
-            page = self.alloc_pages_slowpath(gfp, order, &ac, flags);
+        let slow = page.is_none();
+        if slow {
+            page = self.alloc_pages_slowpath(gfp, order, &ac);
         }
+        let ns = self.clock.last_alloc_ns;
+        self.note_latency(order.0, ns, slow);
         match page {
             Some(_) => self.vmstat.pgalloc += order.nr_pages(),
             None => self.vmstat.alloc_fail += 1,
@@ -156,55 +159,13 @@ impl Machine {
         page
     }
 
-    /// The parts of `__alloc_pages_slowpath()` that need neither reclaim nor compaction:
-    /// wake kswapd, try at MIN with the slow path's flags, try again without watermarks for
-    /// `__GFP_MEMALLOC`, and under `defrag_mode` let a caller that cannot reclaim fall back.
-    ///
-    /// DEVIATION(linux): direct reclaim, direct compaction and the retry loop are not
-    /// modelled yet; a request that gets this far without a page fails.
-    fn alloc_pages_slowpath(
-        &mut self,
-        gfp: Gfp,
-        order: Order,
-        ac: &AllocContext,
-        fast_flags: AllocFlags,
-    ) -> Option<Pfn> {
-        let mut flags = self.alloc_flags_slowpath(gfp, order, ac.migratetype);
-        if flags.has(AllocFlags::KSWAPD) {
-            self.wake_all_kswapds(ac);
-        }
-        if let Some(p) = self.get_page_from_freelist(gfp, order, flags, ac) {
-            return Some(p);
-        }
-        // __gfp_pfmemalloc_flags(): __GFP_MEMALLOC (and not __GFP_NOMEMALLOC) ignores
-        // watermarks; the flags keep ALLOC_CMA and ALLOC_KSWAPD.
-        if gfp.contains(Gfp::MEMALLOC) && !gfp.contains(Gfp::NOMEMALLOC) {
-            let reserve = AllocFlags::NO_WATERMARKS
-                | AllocFlags(flags.0 & (AllocFlags::CMA.0 | AllocFlags::KSWAPD.0))
-                | AllocFlags(fast_flags.0 & AllocFlags::CMA.0);
-            if let Some(p) = self.get_page_from_freelist(gfp, order, reserve, ac) {
-                return Some(p);
-            }
-        }
-        // A caller that cannot reclaim gives up here; under defrag_mode it first retries
-        // with fragmenting fallbacks allowed.
-        if self.config.defrag_mode
-            && flags.has(AllocFlags::NOFRAGMENT)
-            && !gfp.contains(Gfp::DIRECT_RECLAIM)
-        {
-            flags = flags.without(AllocFlags::NOFRAGMENT);
-            return self.get_page_from_freelist(gfp, order, flags, ac);
-        }
-        None
-    }
-
     /// Mirrors `get_page_from_freelist()`: the first zone of the zonelist that passes its
     /// watermark and has a page. Under ALLOC_NOFRAGMENT, moving to a remote node or running
     /// out of zones drops the flag and starts over (unless `defrag_mode`).
     ///
     /// DEVIATION(linux): no cpusets, dirty-page spreading, node reclaim, deferred-init
-    /// growth, or skipping of nodes whose kswapd is awake (`skip_kswapd_nodes`, multi-node
-    /// only: there is no kswapd yet); the ZONE_BELOW_HIGH probe at the high watermark is skipped because passing
+    /// growth, or skipping of nodes whose kswapd is awake (`skip_kswapd_nodes`, which
+    /// only spreads allocations across nodes); the ZONE_BELOW_HIGH probe at the high watermark is skipped because passing
     /// it implies passing the allocation's own mark, so the outcome is the same.
     pub fn get_page_from_freelist(
         &mut self,
@@ -281,37 +242,11 @@ impl Machine {
         let page = self.rmqueue_buddy(zi, order, mt, flags);
         if flags.has(AllocFlags::KSWAPD) && self.zones[zi.idx()].boosted_watermark {
             self.zones[zi.idx()].boosted_watermark = false;
-            self.wakeup_kswapd(zi);
+            let zt = self.zone(zi).zone_type;
+            self.vmstat.kswapd_boost_wake += 1;
+            self.wakeup_kswapd(zi, Gfp::NONE, 0, zt);
         }
         page
-    }
-
-    /// Mirrors `wake_all_kswapds()`: wakes kswapd for every zone the request may use.
-    fn wake_all_kswapds(&mut self, ac: &AllocContext) {
-        for i in 0..self.ac_zonelist(ac).len() {
-            let zi = self.ac_zonelist(ac)[i];
-            if self.zone(zi).watermark_boost > 0 {
-                self.wakeup_kswapd(zi);
-            }
-        }
-    }
-
-    /// Mirrors `wakeup_kswapd()` followed by the boost handling of `balance_pgdat()`.
-    ///
-    /// DEVIATION(linux): kswapd is not modelled yet. With nothing reclaimable, a woken
-    /// kswapd ends `balance_pgdat()` by taking back the boost of every zone of its node up to
-    /// the woken zone; the model does that at once. (Linux stops waking a kswapd that failed
-    /// 16 times, which would leave boosts in place; the model has no such failures.)
-    pub(crate) fn wakeup_kswapd(&mut self, zi: ZoneIdx) {
-        self.vmstat.kswapd_boost_wake += 1;
-        let (node, top) = (self.zone(zi).node, self.zone(zi).zone_type);
-        for z in self
-            .zones
-            .iter_mut()
-            .filter(|z| z.node == node && z.zone_type <= top)
-        {
-            z.watermark_boost = 0;
-        }
     }
 
     /// Mirrors `prep_new_page()`: refcount 1 on the head, compound metadata with __GFP_COMP.

@@ -103,6 +103,62 @@ pub struct VmStat {
     pub nr_isolated_anon: u64,
     /// NR_ISOLATED_FILE: file pages isolated from the LRU.
     pub nr_isolated_file: u64,
+    /// `pgscan_kswapd`: pages kswapd scanned on the inactive lists.
+    pub pgscan_kswapd: u64,
+    /// `pgscan_direct`: pages direct reclaim scanned.
+    pub pgscan_direct: u64,
+    /// `pgsteal_kswapd`: pages kswapd reclaimed.
+    pub pgsteal_kswapd: u64,
+    /// `pgsteal_direct`: pages direct reclaim reclaimed.
+    pub pgsteal_direct: u64,
+    /// `pgscan_anon`.
+    pub pgscan_anon: u64,
+    /// `pgscan_file`.
+    pub pgscan_file: u64,
+    /// `pgsteal_anon`.
+    pub pgsteal_anon: u64,
+    /// `pgsteal_file`.
+    pub pgsteal_file: u64,
+    /// `pgrefill`: pages scanned on the active lists.
+    pub pgrefill: u64,
+    /// `pgactivate`.
+    pub pgactivate: u64,
+    /// `pgdeactivate`.
+    pub pgdeactivate: u64,
+    /// `pgrotated`: written-back folios moved to the inactive tail.
+    pub pgrotated: u64,
+    /// `pswpin`: pages read back from swap.
+    pub pswpin: u64,
+    /// `pswpout`: pages written to swap.
+    pub pswpout: u64,
+    /// `pgmajfault`: faults that read from swap.
+    pub pgmajfault: u64,
+    /// `allocstall_*` summed: direct reclaim entries.
+    pub allocstall: u64,
+    /// `pageoutrun`: kswapd `balance_pgdat()` runs.
+    pub pageoutrun: u64,
+    /// kswapd wake-ups that found it asleep (not a Linux counter).
+    pub kswapd_wake: u64,
+    /// `nr_vmscan_write`: pages kswapd wrote back itself.
+    pub nr_vmscan_write: u64,
+    /// `nr_vmscan_immediate_reclaim`.
+    pub nr_vmscan_immediate_reclaim: u64,
+    /// `drop_pagecache`: writes of 1 or 3 to drop_caches.
+    pub drop_pagecache: u64,
+    /// `drop_slab`: writes of 2 or 3 to drop_caches.
+    pub drop_slab: u64,
+    /// `oom_kill`: processes the OOM killer killed.
+    pub oom_kill: u64,
+    /// `thp_fault_alloc`.
+    pub thp_fault_alloc: u64,
+    /// `thp_fault_fallback`.
+    pub thp_fault_fallback: u64,
+    /// `htlb_buddy_alloc_success`.
+    pub htlb_buddy_alloc_success: u64,
+    /// `htlb_buddy_alloc_fail`.
+    pub htlb_buddy_alloc_fail: u64,
+    /// __GFP_NOFAIL requests the model gave up on after its loop bound (not a Linux counter).
+    pub nofail_gave_up: u64,
 }
 
 impl VmStat {
@@ -153,6 +209,37 @@ impl VmStat {
             ("thp_split_page_failed", self.thp_split_page_failed),
             ("nr_isolated_anon", self.nr_isolated_anon),
             ("nr_isolated_file", self.nr_isolated_file),
+            ("pgscan_kswapd", self.pgscan_kswapd),
+            ("pgscan_direct", self.pgscan_direct),
+            ("pgsteal_kswapd", self.pgsteal_kswapd),
+            ("pgsteal_direct", self.pgsteal_direct),
+            ("pgscan_anon", self.pgscan_anon),
+            ("pgscan_file", self.pgscan_file),
+            ("pgsteal_anon", self.pgsteal_anon),
+            ("pgsteal_file", self.pgsteal_file),
+            ("pgrefill", self.pgrefill),
+            ("pgactivate", self.pgactivate),
+            ("pgdeactivate", self.pgdeactivate),
+            ("pgrotated", self.pgrotated),
+            ("pswpin", self.pswpin),
+            ("pswpout", self.pswpout),
+            ("pgmajfault", self.pgmajfault),
+            ("allocstall", self.allocstall),
+            ("pageoutrun", self.pageoutrun),
+            ("kswapd_wake", self.kswapd_wake),
+            ("nr_vmscan_write", self.nr_vmscan_write),
+            (
+                "nr_vmscan_immediate_reclaim",
+                self.nr_vmscan_immediate_reclaim,
+            ),
+            ("drop_pagecache", self.drop_pagecache),
+            ("drop_slab", self.drop_slab),
+            ("oom_kill", self.oom_kill),
+            ("thp_fault_alloc", self.thp_fault_alloc),
+            ("thp_fault_fallback", self.thp_fault_fallback),
+            ("htlb_buddy_alloc_success", self.htlb_buddy_alloc_success),
+            ("htlb_buddy_alloc_fail", self.htlb_buddy_alloc_fail),
+            ("nofail_gave_up", self.nofail_gave_up),
         ]
     }
 }

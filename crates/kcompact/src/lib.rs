@@ -15,20 +15,25 @@
 pub mod alloc;
 pub mod buddy;
 pub mod churn;
+pub mod clock;
 pub mod compaction;
 pub mod event;
 pub mod gfp;
+pub mod hugepage;
 pub mod layout;
 pub mod machine;
 pub mod memmap;
 pub mod migrate;
 pub mod owners;
+pub mod reclaim;
 pub mod rng;
 pub mod size;
+pub mod slowpath;
 pub mod snapshot;
 pub mod units;
 pub mod verify;
 pub mod views;
+pub mod workload;
 pub mod zone;
 
 pub use machine::{Machine, VmConfig};

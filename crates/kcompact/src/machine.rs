@@ -52,6 +52,19 @@ pub struct VmConfig {
     pub non_lru_movable: bool,
     /// How compaction treats large folios (seed 002).
     pub folio_compaction: FolioCompaction,
+    /// `vm.swappiness` (0..=200, default 60).
+    pub swappiness: u32,
+    /// Swap space in pages (0: no swap, the default).
+    pub swap_pages: u64,
+    /// The cost model that turns work into simulated time.
+    pub costs: crate::clock::CostModel,
+    /// `transparent_hugepage/defrag`.
+    pub thp_defrag: crate::hugepage::ThpDefrag,
+    /// `transparent_hugepage/enabled` is `madvise` rather than `always` (with `thp_enabled`).
+    pub thp_madvise_only: bool,
+    /// Anonymous folio orders faults may use (bit `o` for order `o`; the mTHP sizes'
+    /// `enabled` files). The default is the PMD order alone.
+    pub thp_orders: u16,
 }
 
 /// How compaction treats large folios and free pages (`folio_compaction`).
@@ -96,6 +109,12 @@ impl Default for VmConfig {
             compaction: true,
             non_lru_movable: true,
             folio_compaction: FolioCompaction::PerOrder,
+            swappiness: 60,
+            swap_pages: 0,
+            costs: crate::clock::CostModel::default(),
+            thp_defrag: crate::hugepage::ThpDefrag::Madvise,
+            thp_madvise_only: false,
+            thp_orders: 1 << 9,
         }
     }
 }
@@ -136,6 +155,13 @@ impl VmConfig {
                     range: "0..=2147483647",
                 });
             }
+        }
+        if self.swappiness > 200 {
+            return Err(ConfigError::OutOfRange {
+                key: "swappiness",
+                value: self.swappiness as u64,
+                range: "0..=200",
+            });
         }
         if self.cma_pages > 0 && !self.config_cma {
             return Err(ConfigError::Cma("cma_pages needs config_cma".into()));
@@ -184,6 +210,12 @@ pub struct Machine {
     /// The current task is in direct compaction or reclaim (`current->flags & PF_MEMALLOC`):
     /// migration does not sleep on page locks.
     pub pf_memalloc: bool,
+    /// Reclaim: LRU lists, kswapd, swap.
+    pub reclaim: crate::reclaim::ReclaimState,
+    /// Simulated time and what each actor spent of it.
+    pub clock: crate::clock::Clock,
+    /// The hugetlb pool.
+    pub hugetlb: crate::hugepage::HugetlbPool,
     nr_nodes: usize,
     /// Every zonelist, built once at boot (`build_all_zonelists()`), indexed by
     /// [`Machine::zonelist_slot`].
@@ -274,6 +306,13 @@ impl Machine {
             kcompactd: Vec::new(),
             place_at: None,
             kcompactd_pending: Vec::new(),
+            reclaim: crate::reclaim::ReclaimState {
+                lruvecs: vec![Default::default(); layout.nr_nodes()],
+                kswapd: vec![Default::default(); layout.nr_nodes()],
+                ..Default::default()
+            },
+            clock: Default::default(),
+            hugetlb: Default::default(),
             nr_nodes: layout.nr_nodes(),
             zonelists: Vec::new(),
         };

@@ -156,7 +156,7 @@ fn is_thp(rec: &FolioRec) -> bool {
 impl Machine {
     /// Adds `nr` pages (negative: removes) to NR_ISOLATED_ANON or NR_ISOLATED_FILE by the
     /// folio's LRU type (`node_stat_mod_folio(folio, NR_ISOLATED_ANON + folio_is_file_lru(folio))`).
-    fn account_isolated(&mut self, pfn: Pfn, nr: i64) {
+    pub(crate) fn account_isolated(&mut self, pfn: Pfn, nr: i64) {
         let file = !self.mem.flags(pfn).contains(PageFlags::SWAPBACKED);
         let c = if file {
             &mut self.vmstat.nr_isolated_file
@@ -174,8 +174,9 @@ impl Machine {
         if !f.contains(PageFlags::LRU) || self.mem.refcount(pfn) == 0 {
             return false;
         }
-        self.mem
-            .set_flags(pfn, f.without(PageFlags::LRU).with(PageFlags::ISOLATED));
+        let new = f.without(PageFlags::LRU).with(PageFlags::ISOLATED);
+        self.lru_count(pfn, self.owners.folio(id).order.nr_pages(), f, new);
+        self.mem.set_flags(pfn, new);
         self.mem.set_refcount(pfn, self.mem.refcount(pfn) + 1);
         self.account_isolated(pfn, self.owners.folio(id).order.nr_pages() as i64);
         true
@@ -191,8 +192,10 @@ impl Machine {
             "{pfn:?} put back but not isolated"
         );
         self.account_isolated(pfn, -(self.owners.folio(id).order.nr_pages() as i64));
-        self.mem
-            .set_flags(pfn, f.without(PageFlags::ISOLATED).with(PageFlags::LRU));
+        let new = f.without(PageFlags::ISOLATED).with(PageFlags::LRU);
+        self.lru_count(pfn, self.owners.folio(id).order.nr_pages(), f, new);
+        self.mem.set_flags(pfn, new);
+        self.lru_push(id, false);
         self.folio_put_refs(id, 1);
     }
 
@@ -218,6 +221,9 @@ impl Machine {
         }
         if !f.contains(PageFlags::ANON) && f.contains(PageFlags::PRIVATE) {
             refs += 1;
+        }
+        if f.contains(PageFlags::SWAPCACHE) {
+            refs += rec.order.nr_pages() as u32;
         }
         refs
     }
@@ -735,19 +741,24 @@ impl Machine {
             | PageFlags::PRIVATE
             | PageFlags::REFERENCED
             | PageFlags::SLAB
-            | PageFlags::PGTABLE;
+            | PageFlags::PGTABLE
+            | PageFlags::SWAPCACHE
+            | PageFlags::YOUNG;
         let df = self.mem.flags(dst);
-        self.mem.set_flags(
-            dst,
-            df.with(PageFlags(sf.0 & travel.0 & 0x0fff_ffff))
-                .with(PageFlags::LRU),
-        );
+        let new = df
+            .with(PageFlags(sf.0 & travel.0 & 0x0fff_ffff))
+            .with(PageFlags::LRU);
+        self.lru_count(dst, rec.order.nr_pages(), df, new);
+        self.mem.set_flags(dst, new);
         let cache_refs = self.folio_expected_ref_count(u.src) - self.mem.mapcount(src);
         // dst: the allocation reference, the cache's references, the restored mappings;
         // then the allocation reference is dropped (folio_put(dst)).
         self.mem.set_refcount(dst, cache_refs + u.was_mapped);
         self.mem.set_mapcount(dst, u.was_mapped);
         self.hand_over(u.src, rec, dst);
+        if self.mem.flags(dst).contains(PageFlags::LRU) {
+            self.lru_push(u.src, false);
+        }
     }
 
     /// The folio's record moves to `dst`; the source, down to its isolation reference,
@@ -775,9 +786,14 @@ impl Machine {
     pub fn split_folio(&mut self, id: FolioId, list: &mut Vec<FolioId>) -> bool {
         let rec = *self.owners.folio(id);
         assert!(rec.order.0 > 0, "split of an order-0 folio");
+        assert!(
+            !self.mem.flags(rec.pfn).contains(PageFlags::LRU),
+            "split of a folio still on an LRU list"
+        );
         let head = rec.pfn;
         if self.mem.refcount(head) != self.folio_expected_ref_count(id) + 1
             || self.mem.pincount(head) > 0
+            || self.mem.flags(head).contains(PageFlags::SWAPCACHE)
         {
             if rec.order.0 == HPAGE_PMD_ORDER {
                 self.vmstat.thp_split_page_failed += 1;

@@ -18,6 +18,10 @@
 //!    isolation + pins + speculative references; mapcount = the reverse map's mappings;
 //!    the reverse map, page tables, page caches and slab lists name each other; every LRU
 //!    folio is on exactly one LRU list (or isolated); tracked contents are intact.
+//! 7. Reclaim: each zone's LRU page counts equal the recount of its LRU folios by list,
+//!    and each list holds exactly one live entry per folio on it; swap slots in use equal
+//!    the pages of the swap entries, and an entry's cached folio is the process's
+//!    anonymous folio in the swap cache.
 //! 5. Watermarks are ordered min ≤ low ≤ high ≤ promo; the highatomic reserve equals the
 //!    pages of HIGHATOMIC pageblocks (isolated ones included: isolation keeps the type
 //!    underneath).
@@ -235,6 +239,7 @@ pub fn verify(m: &Machine) -> Result<VerifyCounts, String> {
         }
     }
     verify_owners(m, &mut errs);
+    verify_reclaim(m, &mut errs);
     if errs.is_empty() {
         Ok(counts)
     } else {
@@ -244,6 +249,73 @@ pub fn verify(m: &Machine) -> Result<VerifyCounts, String> {
             errs.push(format!("... and {} more", n - 20));
         }
         Err(errs.join("\n"))
+    }
+}
+
+/// Invariant 7: LRU counts and lists, swap entries.
+fn verify_reclaim(m: &Machine, errs: &mut Vec<String>) {
+    use crate::reclaim::lru::{lru_list_of, LruList, NR_LRU_LISTS};
+    let mut counts = vec![[0u64; NR_LRU_LISTS]; m.zones.len()];
+    let mut folios = vec![[0u64; NR_LRU_LISTS]; m.nr_nodes()];
+    for (_, rec) in m.owners.iter() {
+        if let Some(l) = lru_list_of(m.mem.flags(rec.pfn)) {
+            let Some(zi) = m.page_zone(rec.pfn) else {
+                errs.push(format!("LRU folio at {:?} outside every zone", rec.pfn));
+                continue;
+            };
+            counts[zi.idx()][l.idx()] += rec.order.nr_pages();
+            folios[m.zone(zi).node.0 as usize][l.idx()] += 1;
+        }
+    }
+    for (i, z) in m.zones.iter().enumerate() {
+        if z.nr_lru != counts[i] {
+            errs.push(format!(
+                "zone {} of node {}: LRU counts {:?} but {:?} pages are on the lists",
+                z.name(),
+                z.node.0,
+                z.nr_lru,
+                counts[i]
+            ));
+        }
+    }
+    for (node, v) in m.reclaim.lruvecs.iter().enumerate() {
+        for l in LruList::ALL {
+            let live = v.lists[l.idx()]
+                .iter()
+                .filter(|(id, seq)| m.lru_entry_live(l, *id, *seq))
+                .count() as u64;
+            if live != folios[node][l.idx()] {
+                errs.push(format!(
+                    "node {node} {l:?}: {live} live entries for {} folios",
+                    folios[node][l.idx()]
+                ));
+            }
+        }
+    }
+    let used: u64 = m.reclaim.swap.values().map(|e| e.order.nr_pages()).sum();
+    if used != m.reclaim.swap_used {
+        errs.push(format!(
+            "swap slots in use {} but entries hold {used}",
+            m.reclaim.swap_used
+        ));
+    }
+    for ((pid, vpn), e) in &m.reclaim.swap {
+        if let Some(id) = e.cached {
+            let ok = m.owners.get(id).is_some_and(|r| {
+                r.kind == crate::owners::FolioKind::Anon
+                    && r.owner == *pid
+                    && r.index == *vpn
+                    && m.mem.flags(r.pfn).contains(PageFlags::SWAPCACHE)
+            });
+            if !ok {
+                errs.push(format!(
+                    "swap entry ({pid}, {vpn:#x}) names {id:?}, which is not its cached folio"
+                ));
+            }
+        }
+        if m.owners.processes[*pid as usize].table.contains_key(vpn) {
+            errs.push(format!("({pid}, {vpn:#x}) is both mapped and swapped out"));
+        }
     }
 }
 
@@ -393,7 +465,8 @@ fn verify_owners(m: &Machine, errs: &mut Vec<String>) {
                 m.mem.pincount(pfn)
             ));
         }
-        let cache = if rec.kind.in_page_cache() && !rec.orphan {
+        let cache = if (rec.kind.in_page_cache() && !rec.orphan) || f.contains(PageFlags::SWAPCACHE)
+        {
             rec.order.nr_pages() as u32
         } else {
             0
@@ -457,7 +530,9 @@ fn verify_owners(m: &Machine, errs: &mut Vec<String>) {
                 what()
             ));
         }
-        if rec.kind == FolioKind::Anon && rec.orphan != (mapped == 0) {
+        if rec.kind == FolioKind::Anon
+            && rec.orphan != (mapped == 0 && !f.contains(PageFlags::SWAPCACHE))
+        {
             errs.push(format!(
                 "{}: orphan {} with {mapped} mappings",
                 what(),

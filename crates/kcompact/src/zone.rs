@@ -73,6 +73,8 @@ pub struct Zone {
     pub boosted_watermark: bool,
     /// Compaction's per-zone state.
     pub compact: ZoneCompaction,
+    /// `NR_ZONE_INACTIVE_ANON` … `NR_ZONE_UNEVICTABLE`: pages on each LRU list.
+    pub nr_lru: [u64; crate::reclaim::lru::NR_LRU_LISTS],
 }
 
 /// The zone fields compaction keeps between runs (`struct zone`, CONFIG_COMPACTION).
@@ -125,6 +127,7 @@ impl Zone {
             nr_free_pages_blocks: 0,
             boosted_watermark: false,
             compact: ZoneCompaction::default(),
+            nr_lru: [0; crate::reclaim::lru::NR_LRU_LISTS],
         }
     }
 

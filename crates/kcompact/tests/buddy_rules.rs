@@ -709,7 +709,7 @@ fn memalloc_requests_ignore_watermarks_in_the_slow_path() {
 }
 
 #[test]
-fn defrag_mode_lets_only_callers_that_cannot_reclaim_fall_back() {
+fn defrag_mode_lets_reclaimers_fall_back_only_after_reclaim_fails() {
     let mut m = small_machine(
         0,
         16,
@@ -727,15 +727,23 @@ fn defrag_mode_lets_only_callers_that_cannot_reclaim_fall_back() {
             free_page(&mut m, Pfn(0x1000 + b * 512 + 2 * i));
         }
     }
-    assert_eq!(
-        m.alloc_pages(Gfp::GFP_KERNEL, Order(0), NodeId(0)),
-        None,
-        "may reclaim: no fragmenting fallback"
-    );
+    // A caller that cannot reclaim falls back at once.
     let p = m
         .alloc_pages(Gfp::GFP_ATOMIC, Order(0), NodeId(0))
         .expect("atomic may fall back");
     assert_eq!(m.migratetype(p), MigrateType::Movable);
     assert_eq!(m.vmstat.alloc_extfrag_fragmenting, 1);
+    assert_eq!(m.vmstat.allocstall, 0);
+    // A caller that may reclaim falls back only after reclaim gave up: 16 loops without
+    // progress, then one more past MAX_RECLAIM_RETRIES.
+    let p = m
+        .alloc_pages(Gfp::GFP_KERNEL, Order(0), NodeId(0))
+        .expect("falls back once reclaim and compaction failed");
+    assert_eq!(m.migratetype(p), MigrateType::Movable);
+    assert_eq!(m.vmstat.alloc_extfrag_fragmenting, 2);
+    assert_eq!(
+        m.vmstat.allocstall, 17,
+        "reclaim was tried first, every loop"
+    );
     check(&m);
 }

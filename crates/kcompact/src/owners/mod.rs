@@ -91,6 +91,8 @@ pub struct FolioRec {
     pub stamp_offset: u32,
     /// The owner let go of the folio; it lives on only through other references.
     pub orphan: bool,
+    /// The sequence number of the folio's live LRU list entry.
+    pub lru_seq: u32,
 }
 
 /// Who holds a new folio: its kind, the owner's id, and the position in the owner.
@@ -310,12 +312,17 @@ impl Machine {
             stamp,
             stamp_offset: 0,
             orphan: false,
+            lru_seq: 0,
         });
         let head = self.mem.flags(pfn);
         self.mem.set_flags(pfn, head.with(flags));
         self.mem.set_refcount(pfn, refs);
         self.mem.set_owner(pfn, OwnerRef(id.0));
         self.contents.fill(pfn, order.nr_pages(), stamp, 0);
+        if flags.contains(PageFlags::LRU) {
+            self.lru_count(pfn, order.nr_pages(), head, head.with(flags));
+            self.lru_push(id, false);
+        }
         id
     }
 
@@ -356,6 +363,7 @@ impl Machine {
         } else {
             PageFlags::EMPTY
         };
+        self.lru_count(rec.pfn, rec.order.nr_pages(), f, keep);
         self.mem.set_flags(rec.pfn, keep);
         self.mem.set_mapcount(rec.pfn, 0);
         if rec.order.0 > 0 {

@@ -66,7 +66,28 @@ impl Machine {
 
     fn range_free(&self, pid: u32, vpn: u64, nr: u64) -> bool {
         let p = &self.owners.processes[pid as usize];
-        p.alive && self.lookup(pid, vpn).is_none() && p.table.range(vpn..vpn + nr).next().is_none()
+        p.alive
+            && self.lookup(pid, vpn).is_none()
+            && p.table.range(vpn..vpn + nr).next().is_none()
+            && !self.swap_overlaps(pid, vpn, nr)
+    }
+
+    /// Allocates for process `pid`; if the OOM killer took `pid` while it allocated, the
+    /// block is given back and the fault fails (the task would die returning to user space).
+    pub(crate) fn alloc_for(
+        &mut self,
+        pid: u32,
+        gfp: Gfp,
+        order: Order,
+    ) -> Result<crate::units::Pfn, MapError> {
+        let pfn = self
+            .alloc_pages(gfp, order, NodeId(0))
+            .ok_or(MapError::NoMemory)?;
+        if !self.owners.processes[pid as usize].alive {
+            self.free_pages(pfn, order);
+            return Err(MapError::NoMemory);
+        }
+        Ok(pfn)
     }
 
     /// Allocates the page-table page for the window holding `vpn` if there is none
@@ -79,9 +100,10 @@ impl Machine {
         {
             return Ok(());
         }
-        let pfn = self
-            .alloc_pages(Gfp::GFP_KERNEL_ACCOUNT, Order(0), NodeId(0))
-            .ok_or(MapError::NoMemory)?;
+        if !self.owners.processes[pid as usize].alive {
+            return Err(MapError::Invalid);
+        }
+        let pfn = self.alloc_for(pid, Gfp::GFP_KERNEL_ACCOUNT, Order(0))?;
         let id = self.own_folio(
             pfn,
             Order(0),
@@ -101,6 +123,7 @@ impl Machine {
         let c = map_refs(rec.order);
         self.owners.processes[pid as usize].table.insert(vpn, id);
         self.owners.rmap.insert((id, pid, vpn));
+        self.mem.set_flag(rec.pfn, PageFlags::YOUNG);
         let rc = self.mem.refcount(rec.pfn);
         self.mem.set_refcount(rec.pfn, rc + c);
         let mc = self.mem.mapcount(rec.pfn);
@@ -121,8 +144,12 @@ impl Machine {
         let c = map_refs(rec.order);
         let mc = self.mem.mapcount(rec.pfn);
         self.mem.set_mapcount(rec.pfn, mc - c);
-        if rec.kind == FolioKind::Anon && mc == c {
-            // The last mapping of anonymous memory: nothing owns it any more.
+        if rec.kind == FolioKind::Anon
+            && mc == c
+            && !self.mem.flags(rec.pfn).contains(PageFlags::SWAPCACHE)
+        {
+            // The last mapping of anonymous memory: nothing owns it any more (a folio in
+            // the swap cache is still the swap entry's).
             self.owners.folio_mut(id).orphan = true;
         }
         self.folio_put_refs(id, c);
@@ -131,18 +158,33 @@ impl Machine {
     /// A page fault on anonymous memory (`do_anonymous_page()` / `do_huge_pmd_anonymous_page()`):
     /// allocates a folio of `order` for `vpn` (aligned to it) and maps it.
     pub fn fault_anon(&mut self, pid: u32, vpn: u64, order: Order) -> Result<FolioId, MapError> {
-        if !vpn.is_multiple_of(order.nr_pages()) || !self.range_free(pid, vpn, order.nr_pages()) {
-            return Err(MapError::Invalid);
+        if self.owners.processes[pid as usize].alive {
+            if let Some((base, _)) = self.swap_lookup(pid, vpn) {
+                return self.swap_in(pid, base);
+            }
         }
-        self.ensure_pgtable(pid, vpn)?;
         let gfp = match order.0 {
             0 => Gfp::GFP_HIGHUSER_MOVABLE,
             HPAGE_PMD_ORDER => Gfp::GFP_TRANSHUGE_LIGHT,
             _ => Gfp::GFP_HIGHUSER_MOVABLE | Gfp::COMP | Gfp::NOWARN,
         };
-        let pfn = self
-            .alloc_pages(gfp, order, NodeId(0))
-            .ok_or(MapError::NoMemory)?;
+        self.fault_anon_gfp(pid, vpn, order, gfp)
+    }
+
+    /// [`Machine::fault_anon`] with the GFP mask the fault uses (a THP fault's mask
+    /// depends on `transparent_hugepage/defrag`).
+    pub fn fault_anon_gfp(
+        &mut self,
+        pid: u32,
+        vpn: u64,
+        order: Order,
+        gfp: Gfp,
+    ) -> Result<FolioId, MapError> {
+        if !vpn.is_multiple_of(order.nr_pages()) || !self.range_free(pid, vpn, order.nr_pages()) {
+            return Err(MapError::Invalid);
+        }
+        self.ensure_pgtable(pid, vpn)?;
+        let pfn = self.alloc_for(pid, gfp, order)?;
         let id = self.own_folio(
             pfn,
             order,
@@ -168,6 +210,7 @@ impl Machine {
         for b in bases {
             self.unmap_folio(pid, b);
         }
+        self.swap_free_range(pid, vpn, nr);
     }
 
     /// `madvise(MADV_DONTNEED)`: drops the anonymous folios of `[vpn, vpn + nr)` — for the
@@ -189,6 +232,11 @@ impl Machine {
             .map(|(b, i)| (*b, *i))
             .collect();
         for (base, id) in entries {
+            if !self.owners.processes[pid as usize].alive {
+                // The OOM killer took the parent meanwhile.
+                self.exit_process(child);
+                return Err(MapError::NoMemory);
+            }
             if let Err(e) = self.ensure_pgtable(child, base) {
                 self.exit_process(child);
                 return Err(e);
@@ -218,9 +266,7 @@ impl Machine {
         } else {
             Gfp::GFP_HIGHUSER_MOVABLE | Gfp::COMP
         };
-        let pfn = self
-            .alloc_pages(gfp, rec.order, NodeId(0))
-            .ok_or(MapError::NoMemory)?;
+        let pfn = self.alloc_for(pid, gfp, rec.order)?;
         let flags = PageFlags::ANON | PageFlags::SWAPBACKED | PageFlags::LRU;
         let new = self.own_folio(
             pfn,
@@ -264,6 +310,7 @@ impl Machine {
         for b in bases {
             self.unmap_folio(pid, b);
         }
+        self.swap_free_range(pid, 0, u64::MAX);
         let tables: Vec<FolioId> =
             std::mem::take(&mut self.owners.processes[pid as usize].pgtables)
                 .into_values()
@@ -283,15 +330,14 @@ impl Machine {
             .map(|(_, i)| *i)
             .collect();
         for id in ids {
-            let pfn = self.owners.folio(id).pfn;
-            if on {
-                self.mem
-                    .set_flag(pfn, PageFlags::MLOCKED | PageFlags::UNEVICTABLE);
-                self.mem.clear_flag(pfn, PageFlags::ACTIVE);
+            let f = self.mem.flags(self.owners.folio(id).pfn);
+            let new = if on {
+                f.with(PageFlags::MLOCKED | PageFlags::UNEVICTABLE)
+                    .without(PageFlags::ACTIVE)
             } else {
-                self.mem
-                    .clear_flag(pfn, PageFlags::MLOCKED | PageFlags::UNEVICTABLE);
-            }
+                f.without(PageFlags::MLOCKED | PageFlags::UNEVICTABLE)
+            };
+            self.folio_set_lru_flags(id, new);
         }
     }
 }

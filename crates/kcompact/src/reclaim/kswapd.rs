@@ -1,0 +1,287 @@
+//! kswapd, the per-node reclaim daemon.
+//!
+//! Mirrors `wakeup_kswapd()`, `balance_pgdat()`, `kswapd_shrink_node()`,
+//! `pgdat_balanced()`, `prepare_kswapd_sleep()` and the `kswapd()` loop. The thread is a
+//! state machine driven by simulated time: a wake-up marks it runnable, and each
+//! [`Machine::kswapd_step`] is one pass of `balance_pgdat()`'s priority loop, whose cost the
+//! clock charges to kswapd before the next pass. It reclaims until some zone of the node
+//! is above its high watermark for the order (plus any boost), works boosts off, then
+//! wakes kcompactd for the order it was woken for and sleeps.
+
+use super::{ScanControl, DEF_PRIORITY, MAX_RECLAIM_RETRIES, SWAP_CLUSTER_MAX};
+use crate::buddy::watermark::zone_watermark_ok;
+use crate::gfp::{AllocFlags, Gfp};
+use crate::layout::ZoneType;
+use crate::machine::Machine;
+use crate::units::{NodeId, Order, ZoneIdx};
+
+/// One node's kswapd.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Kswapd {
+    /// `pgdat->kswapd_order`: the order requested since it last slept.
+    pub order: u8,
+    /// `pgdat->kswapd_highest_zoneidx` (`None`: MAX_NR_ZONES, nothing requested).
+    pub highest: Option<ZoneType>,
+    /// `pgdat->kswapd_failures`: runs that reclaimed nothing.
+    pub failures: u32,
+    /// Awake (not on `kswapd_wait`).
+    pub awake: bool,
+    /// The `balance_pgdat()` in progress.
+    pub run: Option<Balance>,
+}
+
+/// The state of one `balance_pgdat()` between its passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Balance {
+    /// The order it was started for (`alloc_order`).
+    pub alloc_order: u8,
+    /// `sc.order`: drops to 0 once `compact_gap(order)` pages are reclaimed.
+    pub order: u8,
+    /// `highest_zoneidx`.
+    pub highest: ZoneType,
+    /// `sc.priority`.
+    pub priority: i32,
+    /// Boost pages still to reclaim (`nr_boost_reclaim`).
+    pub nr_boost_reclaim: u64,
+    /// The node's zones were boosted when it started.
+    pub boosted: bool,
+    /// `sc.nr_reclaimed` over the whole run.
+    pub nr_reclaimed: u64,
+}
+
+impl super::ReclaimState {
+    /// Node `node`'s kswapd.
+    pub fn kswapd_mut(&mut self, node: NodeId) -> &mut Kswapd {
+        &mut self.kswapd[node.0 as usize]
+    }
+}
+
+impl Machine {
+    /// The zones of `node` up to `highest`, populated ones.
+    fn node_zones_upto(&self, node: NodeId, highest: ZoneType) -> Vec<ZoneIdx> {
+        ZoneType::ALL
+            .into_iter()
+            .filter(|zt| *zt <= highest)
+            .map(|zt| self.zone_of(node, zt))
+            .filter(|zi| self.zone(*zi).managed_pages > 0)
+            .collect()
+    }
+
+    /// Mirrors `pgdat_balanced()`: some zone up to `highest` passes its high watermark
+    /// (with its boost) at `order`.
+    pub fn pgdat_balanced(&self, node: NodeId, order: u8, highest: ZoneType) -> bool {
+        let zones = self.node_zones_upto(node, highest);
+        if zones.is_empty() {
+            return true;
+        }
+        zones.iter().any(|zi| {
+            let z = self.zone(*zi);
+            zone_watermark_ok(
+                z,
+                Order(order),
+                z.high_wmark_pages(),
+                highest,
+                AllocFlags::default(),
+                self.config.config_cma,
+            )
+        })
+    }
+
+    /// Mirrors `pgdat_watermark_boosted()`.
+    fn pgdat_watermark_boosted(&self, node: NodeId, highest: ZoneType) -> bool {
+        self.node_zones_upto(node, highest)
+            .iter()
+            .any(|zi| self.zone(*zi).watermark_boost > 0)
+    }
+
+    /// True if kswapd of `node` has anything it could reclaim.
+    fn node_has_reclaimable(&self, node: NodeId) -> bool {
+        self.zones
+            .iter()
+            .enumerate()
+            .filter(|(_, z)| z.node == node)
+            .any(|(i, _)| self.zone_reclaimable_pages(ZoneIdx(i as u8)) > 0)
+    }
+
+    /// Mirrors `wakeup_kswapd()`: records the order and zone kswapd of the zone's node
+    /// should work for and wakes it — unless the node is hopeless (16 fruitless runs) or
+    /// already balanced and not boosted, when a caller that cannot reclaim directly wakes
+    /// kcompactd instead.
+    pub fn wakeup_kswapd(&mut self, zi: ZoneIdx, gfp: Gfp, order: u8, highest: ZoneType) {
+        if self.zone(zi).managed_pages == 0 {
+            return;
+        }
+        let node = self.zone(zi).node;
+        let k = self.reclaim.kswapd_mut(node);
+        if k.highest.is_none_or(|h| h < highest) {
+            k.highest = Some(highest);
+        }
+        k.order = k.order.max(order);
+        if k.awake {
+            return;
+        }
+        let failures = k.failures;
+        if failures >= MAX_RECLAIM_RETRIES
+            || (self.pgdat_balanced(node, order, highest)
+                && !self.pgdat_watermark_boosted(node, highest))
+        {
+            if !gfp.contains(Gfp::DIRECT_RECLAIM) {
+                self.wakeup_kcompactd(node, order as i32, highest);
+            }
+            return;
+        }
+        self.vmstat.kswapd_wake += 1;
+        if !self.node_has_reclaimable(node) {
+            // Nothing to reclaim: balance_pgdat() would reclaim nothing and, boosted, take
+            // the boosts back and wake kcompactd at pageblock order. Done at once so a
+            // machine without page cache or swap needs no clock for it.
+            // DEVIATION(linux): this shortcut does not count a kswapd failure, so boosts
+            // keep being taken back on a machine with nothing reclaimable.
+            self.kswapd_finish_boost(node, highest);
+            let k = self.reclaim.kswapd_mut(node);
+            k.order = 0;
+            k.highest = None;
+            return;
+        }
+        self.reclaim.kswapd_mut(node).awake = true;
+    }
+
+    /// The end of a boosted `balance_pgdat()`: boosts of the zones up to `highest` are
+    /// cleared and kcompactd is woken at pageblock order.
+    fn kswapd_finish_boost(&mut self, node: NodeId, highest: ZoneType) {
+        if !self.pgdat_watermark_boosted(node, highest) {
+            return;
+        }
+        for zi in self.node_zones_upto(node, highest) {
+            self.zones[zi.idx()].watermark_boost = 0;
+        }
+        let pb = self.pageblock_order().0 as i32;
+        self.wakeup_kcompactd(node, pb, highest);
+    }
+
+    /// True if kswapd of `node` has work to do.
+    pub fn kswapd_runnable(&self, node: NodeId) -> bool {
+        self.reclaim.kswapd[node.0 as usize].awake
+    }
+
+    /// One pass of kswapd on `node` (one iteration of `balance_pgdat()`'s priority loop,
+    /// starting a run when none is in progress). Returns false once kswapd went back to
+    /// sleep.
+    pub fn kswapd_step(&mut self, node: NodeId) -> bool {
+        let k = *self.reclaim.kswapd_mut(node);
+        if !k.awake {
+            return false;
+        }
+        let mut b = match k.run {
+            Some(b) => b,
+            None => {
+                let highest = k.highest.unwrap_or(ZoneType::Device);
+                let order = k.order;
+                let boost: u64 = self
+                    .node_zones_upto(node, highest)
+                    .iter()
+                    .map(|zi| self.zone(*zi).watermark_boost)
+                    .sum();
+                let k = self.reclaim.kswapd_mut(node);
+                k.order = 0;
+                k.highest = None;
+                self.vmstat.pageoutrun += 1;
+                Balance {
+                    alloc_order: order,
+                    order,
+                    highest,
+                    priority: DEF_PRIORITY,
+                    nr_boost_reclaim: boost,
+                    boosted: boost > 0,
+                    nr_reclaimed: 0,
+                }
+            }
+        };
+        let done = self.balance_pgdat_pass(node, &mut b);
+        if !done {
+            self.reclaim.kswapd_mut(node).run = Some(b);
+            return true;
+        }
+        // The end of balance_pgdat(), then kswapd_try_to_sleep().
+        if b.nr_reclaimed == 0 {
+            self.reclaim.kswapd_mut(node).failures += 1;
+        }
+        if b.boosted {
+            self.kswapd_finish_boost(node, b.highest);
+        }
+        let k = self.reclaim.kswapd_mut(node);
+        k.run = None;
+        if k.highest.is_some() {
+            // Woken again meanwhile for another order or zone: run again.
+            return true;
+        }
+        k.awake = false;
+        if self.pgdat_balanced(node, b.order, b.highest) {
+            // prepare_kswapd_sleep() at the order reclaim ended with succeeded: reset the
+            // skip hints and let kcompactd make the order kswapd was woken for.
+            for zi in self.node_zones_upto(node, b.highest) {
+                self.reset_isolation_suitable_zone(zi);
+            }
+            self.wakeup_kcompactd(node, b.alloc_order as i32, b.highest);
+        }
+        false
+    }
+
+    /// One iteration of `balance_pgdat()`'s loop; true when the run is over.
+    fn balance_pgdat_pass(&mut self, node: NodeId, b: &mut Balance) -> bool {
+        if b.priority < 1 {
+            return true;
+        }
+        let balanced = self.pgdat_balanced(node, b.order, b.highest);
+        if !balanced && b.nr_boost_reclaim > 0 {
+            // Boosting is best effort: reclaim for the watermark itself instead.
+            b.nr_boost_reclaim = 0;
+            b.priority = DEF_PRIORITY;
+            return false;
+        }
+        if b.nr_boost_reclaim == 0 && balanced {
+            return true;
+        }
+        let mut sc = ScanControl {
+            nr_to_reclaim: 0,
+            order: b.order,
+            priority: b.priority,
+            reclaim_idx: b.highest,
+            gfp: Gfp::GFP_KERNEL,
+            may_writepage: b.nr_boost_reclaim == 0,
+            may_unmap: true,
+            may_swap: b.nr_boost_reclaim == 0,
+            is_kswapd: true,
+            compaction_ready: false,
+            nr_scanned: 0,
+            nr_reclaimed: 0,
+        };
+        // kswapd_shrink_node(): reclaim up to the high watermarks of the zones.
+        sc.nr_to_reclaim = self
+            .node_zones_upto(node, b.highest)
+            .iter()
+            .map(|zi| self.zone(*zi).high_wmark_pages().max(SWAP_CLUSTER_MAX))
+            .sum();
+        // kswapd_age_node(): age the anonymous list when its inactive part is low.
+        let was = self.pf_memalloc;
+        self.pf_memalloc = true;
+        self.shrink_node(node, &mut sc);
+        self.pf_memalloc = was;
+        let mut raise_priority = true;
+        if sc.nr_scanned >= sc.nr_to_reclaim {
+            raise_priority = false;
+        }
+        if b.order > 0 && sc.nr_reclaimed >= crate::compaction::compact_gap(b.order as i32) {
+            b.order = 0;
+        }
+        b.nr_reclaimed += sc.nr_reclaimed;
+        b.nr_boost_reclaim -= b.nr_boost_reclaim.min(sc.nr_reclaimed);
+        if b.nr_boost_reclaim > 0 && sc.nr_reclaimed == 0 {
+            return true;
+        }
+        if raise_priority || sc.nr_reclaimed == 0 {
+            b.priority -= 1;
+        }
+        b.priority < 1
+    }
+}

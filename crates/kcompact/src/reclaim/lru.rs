@@ -1,0 +1,224 @@
+//! The LRU lists: inactive and active anonymous and file lists and the unevictable list,
+//! per node, with per-zone page counts.
+//!
+//! Mirrors `struct lruvec` (one per node: no memory cgroups), `folio_lru_list()`,
+//! `lruvec_add_folio()` / `lruvec_del_folio()` and the `NR_ZONE_*_ANON/FILE` and
+//! `NR_ZONE_UNEVICTABLE` counters. A list holds `(folio, seq)` entries; a folio's record
+//! keeps the seq of its one live entry, and an entry whose folio is gone, was re-queued, is
+//! off the LRU, or now belongs on another list is stale and skipped (dropped when met). So
+//! taking a folio off its list is O(1) — the flag and the counters change — and the list
+//! is swept of stale entries when they outnumber the live ones.
+//!
+//! DEVIATION(linux): classic two-list LRU, not MGLRU (the default of some distributions);
+//! the model keeps one list set per node (no memory cgroups).
+
+use crate::machine::Machine;
+use crate::memmap::PageFlags;
+use crate::owners::FolioId;
+use crate::units::{NodeId, Pfn};
+use std::collections::VecDeque;
+
+/// Mirrors `enum lru_list`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum LruList {
+    /// LRU_INACTIVE_ANON.
+    InactiveAnon = 0,
+    /// LRU_ACTIVE_ANON.
+    ActiveAnon = 1,
+    /// LRU_INACTIVE_FILE.
+    InactiveFile = 2,
+    /// LRU_ACTIVE_FILE.
+    ActiveFile = 3,
+    /// LRU_UNEVICTABLE.
+    Unevictable = 4,
+}
+
+/// `NR_LRU_LISTS`.
+pub const NR_LRU_LISTS: usize = 5;
+
+impl LruList {
+    /// Every list, in the kernel's order.
+    pub const ALL: [LruList; NR_LRU_LISTS] = [
+        LruList::InactiveAnon,
+        LruList::ActiveAnon,
+        LruList::InactiveFile,
+        LruList::ActiveFile,
+        LruList::Unevictable,
+    ];
+
+    /// The array index.
+    #[inline]
+    pub fn idx(self) -> usize {
+        self as usize
+    }
+
+    /// `is_file_lru()`.
+    pub fn is_file(self) -> bool {
+        matches!(self, LruList::InactiveFile | LruList::ActiveFile)
+    }
+
+    /// `is_active_lru()`.
+    pub fn is_active(self) -> bool {
+        matches!(self, LruList::ActiveAnon | LruList::ActiveFile)
+    }
+
+    /// The `nr_zone_*` name zoneinfo prints.
+    pub fn zoneinfo_name(self) -> &'static str {
+        match self {
+            LruList::InactiveAnon => "nr_zone_inactive_anon",
+            LruList::ActiveAnon => "nr_zone_active_anon",
+            LruList::InactiveFile => "nr_zone_inactive_file",
+            LruList::ActiveFile => "nr_zone_active_file",
+            LruList::Unevictable => "nr_zone_unevictable",
+        }
+    }
+}
+
+/// Mirrors `folio_lru_list()`: the list a folio with these head flags is on, if any.
+#[inline]
+pub fn lru_list_of(f: PageFlags) -> Option<LruList> {
+    if !f.contains(PageFlags::LRU) {
+        return None;
+    }
+    if f.contains(PageFlags::UNEVICTABLE) {
+        return Some(LruList::Unevictable);
+    }
+    let file = !f.contains(PageFlags::SWAPBACKED);
+    let active = f.contains(PageFlags::ACTIVE);
+    Some(match (file, active) {
+        (false, false) => LruList::InactiveAnon,
+        (false, true) => LruList::ActiveAnon,
+        (true, false) => LruList::InactiveFile,
+        (true, true) => LruList::ActiveFile,
+    })
+}
+
+/// Mirrors `struct lruvec`: one node's lists, head at the front, tail at the back.
+#[derive(Clone, Debug, Default)]
+pub struct Lruvec {
+    /// `lists[lru]`: `(folio, seq)` entries.
+    pub lists: [VecDeque<(FolioId, u32)>; NR_LRU_LISTS],
+}
+
+impl Machine {
+    /// True if the list entry `(id, seq)` of `lru` is the folio's live entry.
+    #[inline]
+    pub(crate) fn lru_entry_live(&self, lru: LruList, id: FolioId, seq: u32) -> bool {
+        match self.owners.get(id) {
+            Some(rec) => rec.lru_seq == seq && lru_list_of(self.mem.flags(rec.pfn)) == Some(lru),
+            None => false,
+        }
+    }
+
+    /// Moves the per-zone LRU counts of a folio of `nr` pages at `pfn` whose head flags
+    /// change from `old` to `new` (`update_lru_size()`).
+    pub(crate) fn lru_count(&mut self, pfn: Pfn, nr: u64, old: PageFlags, new: PageFlags) {
+        let (a, b) = (lru_list_of(old), lru_list_of(new));
+        if a == b {
+            return;
+        }
+        let zi = self.page_zone(pfn).expect("an LRU folio lies in a zone");
+        let z = &mut self.zones[zi.idx()];
+        if let Some(a) = a {
+            z.nr_lru[a.idx()] = z.nr_lru[a.idx()]
+                .checked_sub(nr)
+                .expect("LRU page count went negative");
+        }
+        if let Some(b) = b {
+            z.nr_lru[b.idx()] += nr;
+        }
+    }
+
+    /// Queues folio `id` on the list its flags name, at the head (`lruvec_add_folio()`)
+    /// or at the tail (`lruvec_add_folio_tail()`); its earlier entry goes stale.
+    pub(crate) fn lru_push(&mut self, id: FolioId, tail: bool) {
+        let pfn = self.owners.folio(id).pfn;
+        let Some(lru) = lru_list_of(self.mem.flags(pfn)) else {
+            return;
+        };
+        let node = self
+            .zone(self.page_zone(pfn).expect("LRU folio in a zone"))
+            .node;
+        self.reclaim.lru_seq = self.reclaim.lru_seq.wrapping_add(1);
+        let seq = self.reclaim.lru_seq;
+        self.owners.folio_mut(id).lru_seq = seq;
+        let list = &mut self.reclaim.lruvecs[node.0 as usize].lists[lru.idx()];
+        if tail {
+            list.push_back((id, seq));
+        } else {
+            list.push_front((id, seq));
+        }
+        if list.len() > 4096 && list.len() > 2 * self.node_lru_pages(node, lru) as usize {
+            self.sweep_lru(node, lru);
+        }
+    }
+
+    /// Drops the stale entries of one list.
+    fn sweep_lru(&mut self, node: NodeId, lru: LruList) {
+        let mut list = std::mem::take(&mut self.reclaim.lruvecs[node.0 as usize].lists[lru.idx()]);
+        list.retain(|(id, seq)| self.lru_entry_live(lru, *id, *seq));
+        self.reclaim.lruvecs[node.0 as usize].lists[lru.idx()] = list;
+    }
+
+    /// Sets a folio's head flags, moving it between lists as they say: the counts follow,
+    /// and a folio that lands on another list is queued at its head.
+    pub(crate) fn folio_set_lru_flags(&mut self, id: FolioId, new: PageFlags) {
+        let rec = *self.owners.folio(id);
+        let old = self.mem.flags(rec.pfn);
+        self.mem.set_flags(rec.pfn, new);
+        self.lru_count(rec.pfn, rec.order.nr_pages(), old, new);
+        if lru_list_of(old) != lru_list_of(new) {
+            self.lru_push(id, false);
+        }
+    }
+
+    /// Pages on list `lru` of `node` in zones up to the node's highest
+    /// (`lruvec_lru_size()` with every zone).
+    pub fn node_lru_pages(&self, node: NodeId, lru: LruList) -> u64 {
+        self.zones
+            .iter()
+            .filter(|z| z.node == node)
+            .map(|z| z.nr_lru[lru.idx()])
+            .sum()
+    }
+
+    /// Pages on list `lru` of `node` in zones up to `highest` (`lruvec_lru_size()`).
+    pub fn lruvec_lru_size(
+        &self,
+        node: NodeId,
+        lru: LruList,
+        highest: crate::layout::ZoneType,
+    ) -> u64 {
+        self.zones
+            .iter()
+            .filter(|z| z.node == node && z.zone_type <= highest)
+            .map(|z| z.nr_lru[lru.idx()])
+            .sum()
+    }
+
+    /// A process touches the page at `vpn`: the mapping's accessed bit is set (the PTE
+    /// young bit, which `folio_referenced()` reads and clears).
+    pub fn touch(&mut self, pid: u32, vpn: u64) {
+        if let Some((_, id)) = self.lookup(pid, vpn) {
+            let pfn = self.owners.folio(id).pfn;
+            self.mem.set_flag(pfn, PageFlags::YOUNG);
+        }
+    }
+
+    /// Mirrors `folio_mark_accessed()` for a read through the page cache: a referenced
+    /// inactive folio is activated, an unreferenced one gets PG_referenced.
+    pub fn folio_mark_accessed(&mut self, id: FolioId) {
+        let pfn = self.owners.folio(id).pfn;
+        let f = self.mem.flags(pfn);
+        if !f.contains(PageFlags::REFERENCED) {
+            self.mem.set_flag(pfn, PageFlags::REFERENCED);
+        } else if f.contains(PageFlags::LRU)
+            && !f.intersects(PageFlags::ACTIVE | PageFlags::UNEVICTABLE)
+        {
+            self.folio_set_lru_flags(id, f.without(PageFlags::REFERENCED).with(PageFlags::ACTIVE));
+            self.vmstat.pgactivate += self.owners.folio(id).order.nr_pages();
+        } else {
+            // Active or isolated already: folio_activate() has nothing to do.
+        }
+    }
+}

@@ -1,0 +1,680 @@
+//! Page reclaim: the LRU lists, `shrink_node()` and its parts, direct reclaim, kswapd,
+//! swap for anonymous memory, and `drop_caches`.
+//!
+//! Mirrors mm/vmscan.c (classic LRU): [`Machine::shrink_node`] splits the work over the
+//! lists (`get_scan_count()`), ages the active lists (`shrink_active_list()`) and frees
+//! from the tails of the inactive lists (`shrink_inactive_list()` →
+//! `shrink_folio_list()`): referenced folios are kept or activated, dirty file folios are
+//! written back first, anonymous folios go to swap when there is swap, mapped folios are
+//! unmapped, and a folio is freed only when nothing but its owner's references remain.
+//! Reclaim frees real owners' pages: page cache leaves its file, anonymous memory leaves
+//! its process for a swap entry the process faults back in (with its data).
+//!
+//! - [`lru`]: the lists and their counts.
+//! - [`kswapd`]: the per-node daemon (`wakeup_kswapd()`, `balance_pgdat()`).
+//! - [`swap`]: swap entries, `add_to_swap()`, swap-in.
+//! - this file: the scan control, `shrink_node()`, `try_to_free_pages()`, `drop_caches`.
+
+pub mod kswapd;
+pub mod lru;
+pub mod swap;
+
+use crate::gfp::Gfp;
+use crate::layout::ZoneType;
+use crate::machine::Machine;
+use crate::memmap::PageFlags;
+use crate::owners::{FolioId, FolioKind};
+use crate::units::{NodeId, ZoneIdx};
+use lru::{LruList, Lruvec};
+use std::collections::BTreeMap;
+
+/// `SWAP_CLUSTER_MAX`: the reclaim batch.
+pub const SWAP_CLUSTER_MAX: u64 = 32;
+/// `DEF_PRIORITY`: scan `1/2^12` of each list first.
+pub const DEF_PRIORITY: i32 = 12;
+/// `MAX_RECLAIM_RETRIES`.
+pub const MAX_RECLAIM_RETRIES: u32 = 16;
+
+/// Reclaim's machine-wide state: the lists, kswapd, swap.
+#[derive(Clone, Debug, Default)]
+pub struct ReclaimState {
+    /// One lruvec per node.
+    pub lruvecs: Vec<Lruvec>,
+    /// The last list-entry sequence number handed out.
+    pub lru_seq: u32,
+    /// Each node's kswapd.
+    pub kswapd: Vec<kswapd::Kswapd>,
+    /// Swap slots in use (pages).
+    pub swap_used: u64,
+    /// Swap entries: (process, first virtual page) → what was swapped out.
+    pub swap: BTreeMap<(u32, u64), swap::SwapEntry>,
+}
+
+/// Mirrors `struct scan_control`.
+#[derive(Clone, Copy, Debug)]
+pub struct ScanControl {
+    /// `nr_to_reclaim`.
+    pub nr_to_reclaim: u64,
+    /// `order`: the allocation order reclaim works for.
+    pub order: u8,
+    /// `priority`: scan `1/2^priority` of each list.
+    pub priority: i32,
+    /// `reclaim_idx`: the highest zone whose pages are worth freeing.
+    pub reclaim_idx: ZoneType,
+    /// `gfp_mask`.
+    pub gfp: Gfp,
+    /// `may_writepage`.
+    pub may_writepage: bool,
+    /// `may_unmap`.
+    pub may_unmap: bool,
+    /// `may_swap`.
+    pub may_swap: bool,
+    /// kswapd rather than direct reclaim (`current_is_kswapd()`).
+    pub is_kswapd: bool,
+    /// `compaction_ready`: a costly request's zone is ready for compaction.
+    pub compaction_ready: bool,
+    /// `nr_scanned`.
+    pub nr_scanned: u64,
+    /// `nr_reclaimed`.
+    pub nr_reclaimed: u64,
+}
+
+impl ScanControl {
+    /// A scan control for direct reclaim (`try_to_free_pages()`).
+    pub fn direct(gfp: Gfp, order: u8, reclaim_idx: ZoneType) -> ScanControl {
+        ScanControl {
+            nr_to_reclaim: SWAP_CLUSTER_MAX,
+            order,
+            priority: DEF_PRIORITY,
+            reclaim_idx,
+            gfp,
+            may_writepage: true,
+            may_unmap: true,
+            may_swap: true,
+            is_kswapd: false,
+            compaction_ready: false,
+            nr_scanned: 0,
+            nr_reclaimed: 0,
+        }
+    }
+}
+
+/// What `folio_check_references()` decides.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum FolioRef {
+    Activate,
+    Keep,
+    Reclaim,
+    ReclaimClean,
+}
+
+/// The four evictable lists in `get_scan_count()`'s order.
+const EVICTABLE: [LruList; 4] = [
+    LruList::InactiveAnon,
+    LruList::ActiveAnon,
+    LruList::InactiveFile,
+    LruList::ActiveFile,
+];
+
+impl Machine {
+    /// Mirrors `can_reclaim_anon_pages()`: anonymous memory can go only where there is swap.
+    pub fn can_reclaim_anon_pages(&self) -> bool {
+        self.swap_free_pages() > 0
+    }
+
+    /// Mirrors `zone_reclaimable_pages()`: file LRU pages, and anonymous ones with swap.
+    pub fn zone_reclaimable_pages(&self, zi: ZoneIdx) -> u64 {
+        let z = self.zone(zi);
+        let mut n = z.nr_lru[LruList::InactiveFile.idx()] + z.nr_lru[LruList::ActiveFile.idx()];
+        if self.can_reclaim_anon_pages() {
+            n += z.nr_lru[LruList::InactiveAnon.idx()] + z.nr_lru[LruList::ActiveAnon.idx()];
+        }
+        n
+    }
+
+    /// Mirrors `inactive_is_low()`: the inactive list is smaller than the active one by
+    /// more than `sqrt(10 × size in GiB)`.
+    pub fn inactive_is_low(&self, node: NodeId, inactive: LruList, reclaim_idx: ZoneType) -> bool {
+        let active = if inactive.is_file() {
+            LruList::ActiveFile
+        } else {
+            LruList::ActiveAnon
+        };
+        let i = self.lruvec_lru_size(node, inactive, reclaim_idx);
+        let a = self.lruvec_lru_size(node, active, reclaim_idx);
+        let gb = (i + a) >> (30 - crate::units::PAGE_SHIFT);
+        let ratio = if gb > 0 {
+            crate::buddy::watermark::int_sqrt(10 * gb)
+        } else {
+            1
+        };
+        i * ratio < a
+    }
+
+    /// Mirrors `get_scan_count()`: how many pages of each evictable list to scan at this
+    /// priority — file only without swap or while inactive file pages are plentiful
+    /// (`cache_trim_mode`), otherwise split by `vm.swappiness`.
+    ///
+    /// DEVIATION(linux): the anon/file split is swappiness alone; Linux also weighs the
+    /// recent cost of refaults and rotations per list (`lruvec->anon_cost/file_cost`).
+    fn get_scan_count(&self, node: NodeId, sc: &ScanControl) -> [u64; 4] {
+        let can_anon = sc.may_swap && self.can_reclaim_anon_pages();
+        let inactive_file = self.lruvec_lru_size(node, LruList::InactiveFile, sc.reclaim_idx);
+        let cache_trim = (inactive_file >> sc.priority) > 0
+            && !self.inactive_is_low(node, LruList::InactiveFile, sc.reclaim_idx);
+        let swappiness = self.config.swappiness as u64;
+        let (ap, fp) = if !can_anon || cache_trim || swappiness == 0 {
+            (0, 1)
+        } else {
+            (swappiness, 200 - swappiness)
+        };
+        let mut out = [0u64; 4];
+        for (i, lru) in EVICTABLE.iter().enumerate() {
+            let size = self.lruvec_lru_size(node, *lru, sc.reclaim_idx);
+            let mut scan = size >> sc.priority;
+            if scan == 0 && sc.priority == 0 {
+                scan = size;
+            }
+            let share = if lru.is_file() { fp } else { ap };
+            out[i] = (scan * share).div_ceil(ap + fp);
+        }
+        out
+    }
+
+    /// Mirrors `shrink_node()` → `shrink_lruvec()`: scans the lists in batches of
+    /// `SWAP_CLUSTER_MAX` until the targets are scanned or enough is reclaimed, then ages
+    /// the anonymous active list if its inactive list is low.
+    ///
+    /// DEVIATION(linux): no proportional rescaling of the remaining targets after
+    /// `nr_to_reclaim` is met (global reclaim stops there), no slab shrinkers.
+    pub fn shrink_node(&mut self, node: NodeId, sc: &mut ScanControl) {
+        let before = sc.nr_reclaimed;
+        let mut nr = self.get_scan_count(node, sc);
+        while nr[0] > 0 || nr[2] > 0 || nr[3] > 0 {
+            for (i, lru) in EVICTABLE.iter().enumerate() {
+                if nr[i] == 0 {
+                    continue;
+                }
+                let n = nr[i].min(SWAP_CLUSTER_MAX);
+                nr[i] -= n;
+                self.shrink_list(node, *lru, n, sc);
+            }
+            if sc.nr_reclaimed >= sc.nr_to_reclaim {
+                break;
+            }
+        }
+        if sc.may_swap
+            && self.can_reclaim_anon_pages()
+            && self.inactive_is_low(node, LruList::InactiveAnon, sc.reclaim_idx)
+        {
+            self.shrink_active_list(node, LruList::ActiveAnon, SWAP_CLUSTER_MAX, sc);
+        }
+        if sc.nr_reclaimed > before {
+            self.reclaim.kswapd_mut(node).failures = 0;
+        }
+    }
+
+    /// Mirrors `shrink_list()`: an active list is aged only when its inactive list is low.
+    fn shrink_list(&mut self, node: NodeId, lru: LruList, n: u64, sc: &mut ScanControl) {
+        if lru.is_active() {
+            let inactive = if lru.is_file() {
+                LruList::InactiveFile
+            } else {
+                LruList::InactiveAnon
+            };
+            if self.inactive_is_low(node, inactive, sc.reclaim_idx) {
+                self.shrink_active_list(node, lru, n, sc);
+            }
+            return;
+        }
+        self.shrink_inactive_list(node, lru, n, sc);
+    }
+
+    /// Takes live entries from the tail of `lru` until `n` pages are taken; folios of
+    /// zones above `reclaim_idx` are skipped (requeued at the head), like
+    /// `isolate_lru_folios()`. Returns the folios and the pages scanned.
+    fn take_from_tail(
+        &mut self,
+        node: NodeId,
+        lru: LruList,
+        n: u64,
+        reclaim_idx: ZoneType,
+    ) -> (Vec<FolioId>, u64) {
+        let mut taken = Vec::new();
+        let mut skipped = Vec::new();
+        let mut scanned = 0;
+        let mut budget = n * 4 + 64;
+        while scanned < n && budget > 0 {
+            budget -= 1;
+            let Some((id, seq)) = self.reclaim.lruvecs[node.0 as usize].lists[lru.idx()].pop_back()
+            else {
+                break;
+            };
+            if !self.lru_entry_live(lru, id, seq) {
+                budget += 1;
+                continue;
+            }
+            let rec = *self.owners.folio(id);
+            let zi = self.page_zone(rec.pfn).expect("LRU folio in a zone");
+            if self.zone(zi).zone_type > reclaim_idx {
+                skipped.push((id, seq));
+                continue;
+            }
+            scanned += rec.order.nr_pages();
+            taken.push(id);
+        }
+        let list = &mut self.reclaim.lruvecs[node.0 as usize].lists[lru.idx()];
+        for e in skipped.into_iter().rev() {
+            list.push_front(e);
+        }
+        (taken, scanned)
+    }
+
+    /// Mirrors `shrink_active_list()`: folios from the tail of an active list move to the
+    /// head of the inactive list, their accessed bits cleared.
+    ///
+    /// DEVIATION(linux): the model has no VM_EXEC mappings, which Linux keeps active.
+    fn shrink_active_list(&mut self, node: NodeId, lru: LruList, n: u64, sc: &mut ScanControl) {
+        let (taken, scanned) = self.take_from_tail(node, lru, n, sc.reclaim_idx);
+        self.vmstat.pgrefill += scanned;
+        for id in taken {
+            let rec = *self.owners.folio(id);
+            let f = self.mem.flags(rec.pfn);
+            self.folio_set_lru_flags(id, f.without(PageFlags::ACTIVE | PageFlags::YOUNG));
+            self.vmstat.pgdeactivate += rec.order.nr_pages();
+        }
+    }
+
+    /// Mirrors `shrink_inactive_list()`: isolates a batch from the tail, runs
+    /// `shrink_folio_list()` on it and puts the survivors back (activated ones on the
+    /// active list).
+    fn shrink_inactive_list(&mut self, node: NodeId, lru: LruList, n: u64, sc: &mut ScanControl) {
+        let (taken, scanned) = self.take_from_tail(node, lru, n, sc.reclaim_idx);
+        for id in &taken {
+            let ok = self.folio_isolate_lru(*id);
+            debug_assert!(ok, "a live LRU entry isolates");
+        }
+        sc.nr_scanned += scanned;
+        if sc.is_kswapd {
+            self.vmstat.pgscan_kswapd += scanned;
+        } else {
+            self.vmstat.pgscan_direct += scanned;
+        }
+        if lru.is_file() {
+            self.vmstat.pgscan_file += scanned;
+        } else {
+            self.vmstat.pgscan_anon += scanned;
+        }
+        let reclaimed = self.shrink_folio_list(taken, sc);
+        sc.nr_reclaimed += reclaimed;
+        if sc.is_kswapd {
+            self.vmstat.pgsteal_kswapd += reclaimed;
+        } else {
+            self.vmstat.pgsteal_direct += reclaimed;
+        }
+        if lru.is_file() {
+            self.vmstat.pgsteal_file += reclaimed;
+        } else {
+            self.vmstat.pgsteal_anon += reclaimed;
+        }
+    }
+
+    /// Mirrors `folio_check_references()`: a folio mapped with its accessed bit set is
+    /// kept once (and marked referenced) and activated the second time or when several
+    /// mappings used it; an unmapped file folio with PG_referenced is reclaimed if clean.
+    fn folio_check_references(&mut self, id: FolioId) -> FolioRef {
+        let rec = *self.owners.folio(id);
+        let f = self.mem.flags(rec.pfn);
+        let mapped = self.mem.mapcount(rec.pfn) > 0;
+        let referenced_ptes = if mapped && f.contains(PageFlags::YOUNG) {
+            self.owners.mappers(id).count() as u32
+        } else {
+            0
+        };
+        let referenced_folio = f.contains(PageFlags::REFERENCED);
+        self.mem
+            .clear_flag(rec.pfn, PageFlags::YOUNG | PageFlags::REFERENCED);
+        if f.contains(PageFlags::MLOCKED) {
+            return FolioRef::Activate;
+        }
+        if referenced_ptes > 0 {
+            self.mem.set_flag(rec.pfn, PageFlags::REFERENCED);
+            if referenced_folio || referenced_ptes > 1 {
+                return FolioRef::Activate;
+            }
+            return FolioRef::Keep;
+        }
+        if referenced_folio && !f.contains(PageFlags::SWAPBACKED) {
+            return FolioRef::ReclaimClean;
+        }
+        FolioRef::Reclaim
+    }
+
+    /// Mirrors `shrink_folio_list()` on isolated folios: returns the pages freed; every
+    /// folio not freed is put back on its LRU list (activated where the rules say so).
+    ///
+    /// DEVIATION(linux): dirty file folios are handed to writeback at once (the flusher
+    /// `wakeup_flusher_threads()` would start) and complete after the cost model's I/O
+    /// time; writeback by direct reclaim itself is, as in Linux, never done. Shmem is not
+    /// swapped, and an anonymous folio mapped by more than one process stays (Linux swaps
+    /// it, leaving a swap entry in each).
+    fn shrink_folio_list(&mut self, list: Vec<FolioId>, sc: &mut ScanControl) -> u64 {
+        let mut reclaimed = 0;
+        for id in list {
+            let rec = *self.owners.folio(id);
+            let nr = rec.order.nr_pages();
+            let f = self.mem.flags(rec.pfn);
+            let keep = |m: &mut Machine, activate: bool| {
+                if activate {
+                    m.mem.set_flag(rec.pfn, PageFlags::ACTIVE);
+                    m.vmstat.pgactivate += nr;
+                }
+                m.folio_putback_lru(id);
+            };
+            if f.contains(PageFlags::LOCKED) {
+                keep(self, false);
+                continue;
+            }
+            if f.intersects(PageFlags::UNEVICTABLE | PageFlags::MLOCKED) {
+                keep(self, false);
+                continue;
+            }
+            let mapped = self.mem.mapcount(rec.pfn) > 0;
+            if !sc.may_unmap && mapped {
+                keep(self, false);
+                continue;
+            }
+            if f.contains(PageFlags::WRITEBACK) {
+                // Case 2/3 of shrink_folio_list(): mark it for immediate reclaim when
+                // the write completes, and move on.
+                if sc.is_kswapd && f.contains(PageFlags::RECLAIM) {
+                    self.vmstat.nr_vmscan_immediate_reclaim += nr;
+                }
+                self.mem.set_flag(rec.pfn, PageFlags::RECLAIM);
+                keep(self, false);
+                continue;
+            }
+            let refs = self.folio_check_references(id);
+            match refs {
+                FolioRef::Activate => {
+                    keep(self, true);
+                    continue;
+                }
+                FolioRef::Keep => {
+                    keep(self, false);
+                    continue;
+                }
+                FolioRef::Reclaim | FolioRef::ReclaimClean => {}
+            }
+            let anon = rec.kind == FolioKind::Anon;
+            if anon && !f.contains(PageFlags::SWAPCACHE) {
+                let shared = self.owners.mappers(id).count() > 1;
+                if shared || !sc.may_swap || !self.add_to_swap(id) {
+                    keep(self, true);
+                    continue;
+                }
+            }
+            if rec.kind == FolioKind::Shmem {
+                keep(self, true);
+                continue;
+            }
+            // try_to_unmap(): every mapping goes (anonymous ones leave swap entries).
+            if self.mem.mapcount(rec.pfn) > 0 {
+                self.try_to_unmap(id);
+            }
+            let f = self.mem.flags(rec.pfn);
+            if f.contains(PageFlags::DIRTY) {
+                if refs == FolioRef::ReclaimClean || !sc.may_writepage {
+                    keep(self, false);
+                    continue;
+                }
+                self.mem.set_flag(rec.pfn, PageFlags::RECLAIM);
+                self.start_writeback(id);
+                if anon {
+                    self.vmstat.pswpout += nr;
+                    keep(self, false);
+                } else if sc.is_kswapd {
+                    self.vmstat.nr_vmscan_write += nr;
+                    keep(self, false);
+                } else {
+                    keep(self, true);
+                }
+                continue;
+            }
+            if self.remove_mapping(id) {
+                reclaimed += nr;
+            } else {
+                keep(self, false);
+            }
+        }
+        reclaimed
+    }
+
+    /// Mirrors `try_to_unmap()` for reclaim: removes every mapping of the folio; an
+    /// anonymous folio in the swap cache leaves a swap entry in the process.
+    fn try_to_unmap(&mut self, id: FolioId) {
+        let mappers: Vec<(u32, u64)> = self.owners.mappers(id).collect();
+        let rec = *self.owners.folio(id);
+        for (pid, vpn) in mappers {
+            if rec.kind == FolioKind::Anon {
+                // The only mapper (shared folios are not swapped) owns the swap entry;
+                // after a fork and the parent's unmap it may not be the faulting process.
+                let r = self.owners.folio_mut(id);
+                r.owner = pid;
+                r.index = vpn;
+                self.reclaim.swap.insert(
+                    (pid, vpn),
+                    swap::SwapEntry {
+                        order: rec.order,
+                        stamp: rec.stamp,
+                        stamp_offset: rec.stamp_offset,
+                        cached: Some(id),
+                    },
+                );
+            }
+            self.unmap_folio(pid, vpn);
+        }
+    }
+
+    /// Mirrors `__remove_mapping()` after `filemap_release_folio()`: a clean, unmapped
+    /// folio holding only its cache references and our isolation reference leaves the
+    /// page cache or swap cache and is freed. False if someone else holds it (a pin, a
+    /// speculative reference).
+    fn remove_mapping(&mut self, id: FolioId) -> bool {
+        let rec = *self.owners.folio(id);
+        let nr = rec.order.nr_pages();
+        let f = self.mem.flags(rec.pfn);
+        debug_assert!(f.contains(PageFlags::ISOLATED));
+        let in_swapcache = f.contains(PageFlags::SWAPCACHE);
+        let cache_refs = if (rec.kind.in_page_cache() && !rec.orphan) || in_swapcache {
+            nr as u32
+        } else {
+            0
+        };
+        let private = f.contains(PageFlags::PRIVATE) as u32;
+        if self.mem.mapcount(rec.pfn) > 0 || self.mem.refcount(rec.pfn) != 1 + cache_refs + private
+        {
+            return false;
+        }
+        if private == 1 {
+            self.mem.clear_flag(rec.pfn, PageFlags::PRIVATE);
+        }
+        if rec.kind.in_page_cache() && !rec.orphan {
+            self.owners.files[rec.owner as usize]
+                .pages
+                .remove(&rec.index);
+        }
+        if in_swapcache {
+            self.swap_cache_forget(id);
+            self.mem.clear_flag(rec.pfn, PageFlags::SWAPCACHE);
+        }
+        self.owners.folio_mut(id).orphan = true;
+        // The cache's and the buffers' references, then our isolation reference: freed.
+        self.mem
+            .set_refcount(rec.pfn, self.mem.refcount(rec.pfn) - cache_refs - private);
+        self.account_isolated(rec.pfn, -(nr as i64));
+        self.mem.clear_flag(rec.pfn, PageFlags::ISOLATED);
+        self.folio_put_refs(id, 1);
+        true
+    }
+
+    /// Mirrors `try_to_free_pages()` → `do_try_to_free_pages()`: direct reclaim of
+    /// `SWAP_CLUSTER_MAX` pages over the request's zones, at rising priority; for a costly
+    /// order a zone ready for compaction stops it (`compaction_ready()`). Returns the
+    /// progress (pages freed, or 1 if it stopped for compaction).
+    pub fn try_to_free_pages(
+        &mut self,
+        zonelist: &[ZoneIdx],
+        order: u8,
+        gfp: Gfp,
+        highest: ZoneType,
+    ) -> u64 {
+        let mut sc = ScanControl::direct(gfp, order, highest);
+        self.vmstat.allocstall += 1;
+        if let Some(t) = &mut self.trace {
+            t.push(format!(
+                "mm_vmscan_direct_reclaim_begin: order={order} gfp_flags={}",
+                gfp.symbolic()
+            ));
+        }
+        let was = self.pf_memalloc;
+        self.pf_memalloc = true;
+        loop {
+            sc.nr_scanned = 0;
+            self.shrink_zones(zonelist, &mut sc);
+            if sc.nr_reclaimed >= sc.nr_to_reclaim || sc.compaction_ready {
+                break;
+            }
+            if sc.priority == 0 {
+                break;
+            }
+            // consider_reclaim_throttle(): no progress by priority 1 — wait for writes.
+            if sc.priority == 1 && sc.nr_reclaimed == 0 {
+                self.reclaim_throttle_writeback();
+            }
+            sc.priority -= 1;
+        }
+        self.pf_memalloc = was;
+        if let Some(t) = &mut self.trace {
+            t.push(format!(
+                "mm_vmscan_direct_reclaim_end: nr_reclaimed={}",
+                sc.nr_reclaimed
+            ));
+        }
+        if sc.nr_reclaimed > 0 {
+            return sc.nr_reclaimed;
+        }
+        sc.compaction_ready as u64
+    }
+
+    /// Mirrors `shrink_zones()`: each node of the zonelist once; a costly request skips a
+    /// zone ready for compaction.
+    fn shrink_zones(&mut self, zonelist: &[ZoneIdx], sc: &mut ScanControl) {
+        let mut last: Option<NodeId> = None;
+        for &zi in zonelist {
+            if self.zone(zi).zone_type > sc.reclaim_idx {
+                continue;
+            }
+            if self.config.compaction
+                && sc.order > crate::units::PAGE_ALLOC_COSTLY_ORDER
+                && self.compaction_ready(zi, sc)
+            {
+                sc.compaction_ready = true;
+                continue;
+            }
+            let node = self.zone(zi).node;
+            if last == Some(node) {
+                continue;
+            }
+            last = Some(node);
+            self.shrink_node(node, sc);
+        }
+    }
+
+    /// Mirrors `compaction_ready()`: the allocation already passes MIN, or compaction is
+    /// suitable and order-0 free pages exceed HIGH plus the compaction gap.
+    fn compaction_ready(&mut self, zi: ZoneIdx, sc: &ScanControl) -> bool {
+        use crate::buddy::watermark::zone_watermark_ok;
+        use crate::gfp::AllocFlags;
+        let order = crate::units::Order(sc.order);
+        let cma = self.config.config_cma;
+        let z = self.zone(zi);
+        if zone_watermark_ok(
+            z,
+            order,
+            z.min_wmark_pages(),
+            sc.reclaim_idx,
+            AllocFlags::default(),
+            cma,
+        ) {
+            return true;
+        }
+        let min = z.min_wmark_pages();
+        if !self.compaction_suitable(zi, sc.order as i32, min, sc.reclaim_idx) {
+            return false;
+        }
+        let z = self.zone(zi);
+        let mark = z.high_wmark_pages() + crate::compaction::compact_gap(sc.order as i32);
+        zone_watermark_ok(
+            z,
+            crate::units::Order(0),
+            mark,
+            sc.reclaim_idx,
+            AllocFlags::default(),
+            cma,
+        )
+    }
+
+    /// Mirrors a write to `/proc/sys/vm/drop_caches`: bit 1 drops clean, unmapped,
+    /// unlocked page cache of every file (`drop_pagecache_sb()` →
+    /// `invalidate_mapping_pages()`); dirty, under-writeback, mapped, locked and pinned
+    /// folios and anonymous memory stay. Returns the pages freed.
+    ///
+    /// DEVIATION(linux): bit 2 (slab: dentries and inodes) frees nothing — slab objects in
+    /// the model have no shrinker.
+    pub fn drop_caches(&mut self, what: u32) -> u64 {
+        if what & 1 == 0 {
+            if what & 2 != 0 {
+                self.vmstat.drop_slab += 1;
+            }
+            return 0;
+        }
+        self.vmstat.drop_pagecache += 1;
+        if what & 2 != 0 {
+            self.vmstat.drop_slab += 1;
+        }
+        let mut freed = 0;
+        for fid in 0..self.owners.files.len() {
+            let ids: Vec<FolioId> = self.owners.files[fid].pages.values().copied().collect();
+            for id in ids {
+                freed += self.mapping_evict_folio(id);
+            }
+        }
+        freed
+    }
+
+    /// Mirrors `mapping_evict_folio()` (with the folio trylock of
+    /// `mapping_try_invalidate()`): a clean, unmapped, unlocked cached folio that only
+    /// the cache (and its buffers) holds leaves the cache and is freed.
+    fn mapping_evict_folio(&mut self, id: FolioId) -> u64 {
+        let rec = *self.owners.folio(id);
+        let f = self.mem.flags(rec.pfn);
+        if f.intersects(
+            PageFlags::DIRTY
+                | PageFlags::WRITEBACK
+                | PageFlags::LOCKED
+                | PageFlags::ISOLATED
+                | PageFlags::SWAPBACKED,
+        ) || self.mem.mapcount(rec.pfn) > 0
+        {
+            return 0;
+        }
+        let nr = rec.order.nr_pages();
+        let private = f.contains(PageFlags::PRIVATE) as u32;
+        if self.mem.refcount(rec.pfn) != nr as u32 + private {
+            return 0;
+        }
+        self.file_remove(rec.owner, rec.index);
+        nr
+    }
+}

@@ -1,0 +1,635 @@
+//! Reclaim, kswapd, the slow path's order of reclaim and compaction, huge page requests
+//! and simulated time (issue 5), with the full-state checker after the steps.
+
+mod common;
+
+use common::*;
+use kcompact::compaction::CompactResult;
+use kcompact::gfp::Gfp;
+use kcompact::hugepage::{vma_thp_gfp_mask, ThpDefrag};
+use kcompact::layout::ZoneType;
+use kcompact::memmap::PageFlags;
+use kcompact::units::{NodeId, Order};
+use kcompact::workload::{fragment_with_files, FileHoles};
+use kcompact::{Machine, VmConfig};
+
+fn normal(m: &Machine) -> kcompact::units::ZoneIdx {
+    m.zone_of(NodeId(0), ZoneType::Normal)
+}
+
+fn free(m: &Machine) -> u64 {
+    m.zone(normal(m)).nr_free_pages
+}
+
+/// A Normal zone of `blocks` pageblocks filled to `fill_pct` with clean page cache of one
+/// file, written in order.
+fn with_page_cache(blocks: u64, fill_pct: u64, cfg: VmConfig) -> (Machine, u32) {
+    let mut m = small_machine(0, blocks, cfg);
+    m.enable_contents(false);
+    let f = m.new_file(false, true, false);
+    let target = m.managed_pages() * fill_pct / 100;
+    for i in 0..target {
+        m.file_add(f, i, Order(0), false)
+            .expect("room for page cache");
+    }
+    check(&m);
+    (m, f)
+}
+
+/// The seed-003 pattern: clean page cache interleaved over 16 files, every second file
+/// deleted — free memory in order-0 holes between reclaimable, movable pages.
+fn file_holes(blocks: u64, cfg: VmConfig) -> Machine {
+    let mut m = small_machine(0, blocks, cfg);
+    m.enable_contents(false);
+    // Written down to just above the high watermark: kswapd is never woken.
+    let z = m.zone(normal(&m));
+    let pages = z.nr_free_pages - z.high_wmark_pages() - 16;
+    let r = fragment_with_files(
+        &mut m,
+        &FileHoles {
+            pages,
+            ..FileHoles::default()
+        },
+    );
+    assert_eq!(r.written, pages, "the pattern fits");
+    assert!(!m.kswapd_runnable(NodeId(0)));
+    take_blocks_from(&mut m, 5);
+    m.vmstat = Default::default();
+    m.clock.latency = Default::default();
+    check(&m);
+    m
+}
+
+/// What stayed free in blocks of `min_order` or more goes to the kernel, so only smaller
+/// free blocks are left.
+fn take_blocks_from(m: &mut Machine, min_order: u8) {
+    for o in (min_order..=10u8).rev() {
+        while m.zone(normal(m)).free_area[o as usize].nr_free > 0 {
+            m.alloc_kernel(Order(o), 0)
+                .expect("a free block of this order");
+        }
+    }
+}
+
+fn order9_free(m: &Machine) -> u64 {
+    let z = m.zone(normal(m));
+    z.free_area[9].nr_free + 2 * z.free_area[10].nr_free
+}
+
+#[test]
+fn kswapd_wakes_at_low_and_stops_at_high() {
+    let (mut m, f) = with_page_cache(64, 50, VmConfig::default());
+    let zi = normal(&m);
+    let (low, high) = (m.zone(zi).low_wmark_pages(), m.zone(zi).high_wmark_pages());
+    let mut index = 1 << 20;
+    // Down to just above the low watermark: kswapd sleeps.
+    while free(&m) > low + 1 {
+        m.file_add(f, index, Order(0), false).expect("above low");
+        index += 1;
+    }
+    assert_eq!(
+        m.vmstat.kswapd_wake, 0,
+        "no wake-up above the low watermark"
+    );
+    assert!(!m.kswapd_runnable(NodeId(0)));
+    // Below it: the next allocation misses the fast path and wakes kswapd.
+    while free(&m) > low - 1 {
+        m.file_add(f, index, Order(0), false).expect("above min");
+        index += 1;
+    }
+    assert_eq!(m.vmstat.kswapd_wake, 1);
+    assert!(m.kswapd_runnable(NodeId(0)));
+    assert_eq!(m.vmstat.allocstall, 0, "kswapd's job, not the task's");
+    let t = m.settle();
+    check(&m);
+    assert!(!m.kswapd_runnable(NodeId(0)), "kswapd went back to sleep");
+    assert!(
+        free(&m) >= high,
+        "reclaimed to high: free {} high {high}",
+        free(&m)
+    );
+    assert!(
+        m.vmstat.pgsteal_kswapd >= high - low,
+        "{:?}",
+        m.vmstat.pgsteal_kswapd
+    );
+    assert!(
+        free(&m) < high + 2 * kcompact::reclaim::SWAP_CLUSTER_MAX * 4,
+        "kswapd stops soon after high: free {} high {high}",
+        free(&m)
+    );
+    assert!(
+        t > 0 && m.clock.cpu.kswapd_ns[0] > 0,
+        "kswapd's work took time"
+    );
+}
+
+#[test]
+fn drop_caches_frees_clean_page_cache_only() {
+    let mut m = small_machine(0, 16, VmConfig::default());
+    m.enable_contents(false);
+    let p = m.new_process();
+    let f = m.new_file(false, true, true);
+    let clean: Vec<_> = (0..64)
+        .map(|i| m.file_add(f, i, Order(0), false).unwrap())
+        .collect();
+    let dirty: Vec<_> = (64..96)
+        .map(|i| m.file_add(f, i, Order(0), true).unwrap())
+        .collect();
+    let mapped: Vec<_> = (96..112)
+        .map(|i| {
+            let id = m.file_add(f, i, Order(0), false).unwrap();
+            m.file_mmap(p, 0x1000 + i, f, i).unwrap();
+            id
+        })
+        .collect();
+    // Mapped and mlocked.
+    for i in 112..120 {
+        m.file_add(f, i, Order(0), false).unwrap();
+        m.file_mmap(p, 0x1000 + i, f, i).unwrap();
+    }
+    m.mlock(p, 0x1000 + 112, 8, true);
+    let wb = m.file_add(f, 120, Order(0), true).unwrap();
+    assert!(m.folio_start_writeback(wb));
+    let anon: Vec<_> = (0..32)
+        .map(|v| m.fault_anon(p, v, Order(0)).unwrap())
+        .collect();
+    let shmem = m.new_file(true, true, false);
+    m.file_add(shmem, 0, Order(0), false).unwrap();
+    check(&m);
+    let freed = m.drop_caches(3);
+    check(&m);
+    assert_eq!(freed, 64, "exactly the clean, unmapped page cache");
+    for (i, _) in clean.iter().enumerate() {
+        assert!(
+            m.file_lookup(f, i as u64).is_none(),
+            "clean page {i} dropped"
+        );
+    }
+    for i in 64..121 {
+        assert!(m.file_lookup(f, i).is_some(), "page {i} stays");
+    }
+    assert!(
+        m.file_lookup(shmem, 0).is_some(),
+        "shmem is not page cache to drop"
+    );
+    for id in dirty.iter().chain(&mapped).chain(&anon) {
+        assert!(m.owners.get(*id).is_some());
+    }
+    assert_eq!((m.vmstat.drop_pagecache, m.vmstat.drop_slab), (1, 1));
+}
+
+#[test]
+fn order9_request_compacts_before_it_reclaims() {
+    let mut m = file_holes(64, VmConfig::default());
+    assert_eq!(order9_free(&m), 0, "no free huge page to start with");
+    m.trace = Some(Vec::new());
+    let gfp = vma_thp_gfp_mask(ThpDefrag::Always, true);
+    let p = m
+        .alloc_pages(gfp, Order(9), NodeId(0))
+        .expect("compaction makes one");
+    check(&m);
+    let trace = m.trace.take().unwrap();
+    assert!(
+        trace[0].starts_with("mm_compaction_try_to_compact_pages"),
+        "{}",
+        trace[0]
+    );
+    assert!(
+        trace[0].contains("priority=2"),
+        "the first attempt is async: {}",
+        trace[0]
+    );
+    // Async compaction's free scanner steps 32 pages at a time (stride), so it misses
+    // holes at odd pfns — as the kernel does; one round of reclaim follows, then
+    // SYNC_LIGHT compaction succeeds.
+    let reclaim = trace
+        .iter()
+        .position(|l| l.starts_with("mm_vmscan_direct_reclaim_begin"))
+        .expect("reclaim after the async attempt");
+    let sync = trace
+        .iter()
+        .rposition(|l| l.contains("try_to_compact_pages") && l.contains("priority=1"))
+        .expect("then sync-light compaction");
+    assert!(
+        0 < reclaim && reclaim < sync,
+        "compaction, reclaim, compaction"
+    );
+    assert_eq!((m.vmstat.compact_stall, m.vmstat.compact_success), (2, 1));
+    assert_eq!(m.vmstat.allocstall, 1);
+    m.free_pages(p, Order(9));
+    check(&m);
+}
+
+#[test]
+fn order9_request_reclaims_when_compaction_lacks_free_pages() {
+    // Nearly full of page cache: compaction is skipped (too few free pages) until direct
+    // reclaim frees some; then it compacts.
+    let (mut m, _) = with_page_cache(32, 100, VmConfig::default());
+    let zi = normal(&m);
+    assert!(free(&m) < m.zone(zi).low_wmark_pages());
+    // A THP fault's mask reclaims one round and gives up (costly, no RETRY_MAYFAIL);
+    // hugetlb's mask goes on while compaction is skipped but would be suitable after
+    // reclaim (should_compact_retry() on COMPACT_SKIPPED).
+    let before = m.vmstat.clone();
+    let thp = vma_thp_gfp_mask(ThpDefrag::Always, true);
+    assert_eq!(m.alloc_pages(thp, Order(9), NodeId(0)), None);
+    assert_eq!(m.vmstat.allocstall - before.allocstall, 1);
+    let gfp = Gfp::GFP_HIGHUSER_MOVABLE | Gfp::COMP | Gfp::RETRY_MAYFAIL;
+    let got = m.alloc_pages(gfp, Order(9), NodeId(0));
+    check(&m);
+    assert!(
+        m.vmstat.allocstall - before.allocstall > 1,
+        "several rounds of reclaim"
+    );
+    assert!(m.vmstat.pgsteal_direct > before.pgsteal_direct);
+    assert!(
+        got.is_some(),
+        "reclaim then compaction made an order-9 block"
+    );
+}
+
+#[test]
+fn noretry_thp_gives_up_after_deferral() {
+    let mut m = file_holes(64, VmConfig::default());
+    let zi = normal(&m);
+    // Earlier failures deferred compaction for order 9.
+    for _ in 0..3 {
+        m.defer_compaction(zi, 9);
+    }
+    let gfp = vma_thp_gfp_mask(ThpDefrag::Always, false);
+    assert!(gfp.contains(Gfp::NORETRY) && gfp.contains(Gfp::DIRECT_RECLAIM));
+    let before = m.vmstat.clone();
+    assert_eq!(m.alloc_pages(gfp, Order(9), NodeId(0)), None);
+    check(&m);
+    assert_eq!(
+        m.vmstat.compact_stall, before.compact_stall,
+        "deferred: no stall"
+    );
+    assert_eq!(m.vmstat.allocstall, 0, "and no reclaim");
+    assert_eq!(
+        m.vmstat.compact_migrate_scanned,
+        before.compact_migrate_scanned
+    );
+    // The same request from a madvised VMA (no __GFP_NORETRY) reclaims, but SYNC_LIGHT
+    // compaction honours the deferral too, and a costly request without
+    // __GFP_RETRY_MAYFAIL does not retry: it fails after one round.
+    let gfp = vma_thp_gfp_mask(ThpDefrag::Always, true);
+    assert_eq!(m.alloc_pages(gfp, Order(9), NodeId(0)), None);
+    assert_eq!(m.vmstat.allocstall, 1, "one round of direct reclaim");
+    assert_eq!(
+        m.vmstat.compact_stall, before.compact_stall,
+        "still deferred"
+    );
+    // Costly orders never escalate to SYNC_FULL (the only priority that ignores
+    // deferral), so even __GFP_RETRY_MAYFAIL fails while deferred; every attempt counts
+    // towards the end of the deferral (2^3 considered), after which compaction runs.
+    let gfp = Gfp::GFP_HIGHUSER_MOVABLE | Gfp::COMP | Gfp::RETRY_MAYFAIL;
+    let mut attempts = 0;
+    while m.alloc_pages(gfp, Order(9), NodeId(0)).is_none() {
+        attempts += 1;
+        assert!(attempts < 8, "the deferral ends");
+    }
+    assert!(
+        attempts >= 1,
+        "the first __GFP_RETRY_MAYFAIL attempt was still deferred"
+    );
+    assert!(m.vmstat.compact_stall > before.compact_stall);
+    check(&m);
+}
+
+#[test]
+fn noretry_thp_fails_when_compaction_is_skipped() {
+    let (mut m, _) = with_page_cache(32, 100, VmConfig::default());
+    let before = m.vmstat.clone();
+    let gfp = vma_thp_gfp_mask(ThpDefrag::Always, false);
+    assert_eq!(m.alloc_pages(gfp, Order(9), NodeId(0)), None);
+    assert_eq!(
+        m.vmstat.allocstall, before.allocstall,
+        "a costly NORETRY request does not reclaim"
+    );
+    assert_eq!(
+        m.vmstat.compact_stall, before.compact_stall,
+        "skipped compaction is no stall"
+    );
+    assert!(m.kswapd_runnable(NodeId(0)), "but kswapd was woken");
+}
+
+#[test]
+fn compaction_result_order_matches_the_kernel() {
+    assert!(CompactResult::Skipped < CompactResult::Deferred);
+    assert!(CompactResult::Complete < CompactResult::Success);
+}
+
+#[test]
+fn thp_gfp_masks_follow_the_defrag_setting() {
+    let cases = [
+        (ThpDefrag::Always, false, true, false, true),
+        (ThpDefrag::Always, true, true, false, false),
+        (ThpDefrag::Defer, false, false, true, false),
+        (ThpDefrag::Defer, true, false, true, false),
+        (ThpDefrag::DeferMadvise, false, false, true, false),
+        (ThpDefrag::DeferMadvise, true, true, false, false),
+        (ThpDefrag::Madvise, false, false, false, false),
+        (ThpDefrag::Madvise, true, true, false, false),
+        (ThpDefrag::Never, true, false, false, false),
+    ];
+    for (d, madv, direct, kswapd, noretry) in cases {
+        let g = vma_thp_gfp_mask(d, madv);
+        assert_eq!(
+            (
+                g.contains(Gfp::DIRECT_RECLAIM),
+                g.contains(Gfp::KSWAPD_RECLAIM),
+                g.contains(Gfp::NORETRY)
+            ),
+            (direct, kswapd, noretry),
+            "{} madvised={madv}: {}",
+            d.name(),
+            g.symbolic()
+        );
+        assert!(g.contains(Gfp::COMP) && g.contains(Gfp::NOMEMALLOC) && g.contains(Gfp::MOVABLE));
+        assert_eq!(ThpDefrag::parse(d.name()), Some(d));
+    }
+}
+
+#[test]
+fn thp_faults_under_each_defrag_setting() {
+    for (defrag, madvised, want_thp, want_stall, want_kcompactd) in [
+        (ThpDefrag::Never, true, false, false, false),
+        (ThpDefrag::Madvise, false, false, false, false),
+        (ThpDefrag::Defer, false, false, false, true),
+        (ThpDefrag::Madvise, true, true, true, false),
+        (ThpDefrag::Always, true, true, true, false),
+    ] {
+        let mut m = file_holes(
+            64,
+            VmConfig {
+                thp_defrag: defrag,
+                ..VmConfig::default()
+            },
+        );
+        let p = m.new_process();
+        let id = m
+            .thp_fault(p, 0x200, madvised)
+            .expect("a fault gets some page");
+        check(&m);
+        let order = m.owners.folio(id).order.0;
+        let what = format!("{} madvised={madvised}", defrag.name());
+        assert_eq!(order == 9, want_thp, "{what}: order {order}");
+        assert_eq!(m.vmstat.thp_fault_alloc, want_thp as u64, "{what}");
+        assert_eq!(m.vmstat.thp_fault_fallback, !want_thp as u64, "{what}");
+        assert_eq!(m.vmstat.compact_stall > 0, want_stall, "{what}");
+        // defer: kswapd was woken for order 9; it reclaims and, going back to sleep,
+        // wakes kcompactd for the order. (Others may wake kswapd for order 0 when a
+        // fallback boosts the watermark.)
+        let k = m.reclaim.kswapd[0];
+        assert_eq!(k.awake && k.order == 9, want_kcompactd, "{what}: {k:?}");
+        if want_kcompactd {
+            m.settle();
+            check(&m);
+            assert!(m.vmstat.pgsteal_kswapd > 0, "{what}");
+            // kswapd sleeps once the node is balanced for order 9; it wakes kcompactd
+            // unless its reclaim already freed an order-9 block (then kcompactd is not
+            // suitable: the allocation would succeed).
+            assert!(
+                m.vmstat.compact_daemon_wake > 0 || order9_free(&m) > 0,
+                "{what}: the daemons made an order-9 block or tried"
+            );
+        }
+    }
+}
+
+#[test]
+fn mthp_fault_falls_back_through_the_enabled_orders() {
+    let mut m = small_machine(
+        0,
+        16,
+        VmConfig {
+            thp_orders: (1 << 9) | (1 << 4) | (1 << 2),
+            ..VmConfig::default()
+        },
+    );
+    // Memory in order-2 kernel blocks, every second one freed: order-2 holes only.
+    let mut blocks = Vec::new();
+    while let Some(id) = m.alloc_kernel_gfp(Gfp::GFP_KERNEL | Gfp::NORETRY, Order(2), 0) {
+        blocks.push(id);
+    }
+    for id in blocks {
+        if (m.owners.folio(id).pfn.0 >> 2).is_multiple_of(2) {
+            m.free_kernel(id);
+        }
+    }
+    take_blocks_from(&mut m, 3);
+    check(&m);
+    let p = m.new_process();
+    let id = m
+        .thp_fault(p, 0x400, false)
+        .expect("a fault gets some page");
+    check(&m);
+    assert_eq!(
+        m.owners.folio(id).order,
+        Order(2),
+        "order 9 and 4 failed, 2 fit"
+    );
+    assert_eq!(m.vmstat.thp_fault_fallback, 1);
+}
+
+#[test]
+fn dirty_page_cache_is_written_back_before_it_is_freed() {
+    let mut m = small_machine(0, 32, VmConfig::default());
+    m.enable_contents(false);
+    let f = m.new_file(false, true, false);
+    let target = m.managed_pages();
+    let mut i = 0;
+    while i < target {
+        if m.file_add(f, i, Order(0), true).is_err() {
+            break;
+        }
+        i += 1;
+    }
+    check(&m);
+    // Direct reclaim found only dirty pages: it started writeback and freed nothing yet.
+    let wb_started = (0..i)
+        .filter_map(|x| m.file_lookup(f, x))
+        .filter(|(_, id)| {
+            m.mem
+                .flags(m.owners.folio(*id).pfn)
+                .contains(PageFlags::WRITEBACK)
+        })
+        .count();
+    assert!(
+        wb_started > 0 || m.clock.writeback_in_flight() > 0,
+        "writeback was started"
+    );
+    let stolen = m.vmstat.pgsteal_direct + m.vmstat.pgsteal_kswapd;
+    // Time passes: the writes complete, kswapd frees the written pages.
+    let t0 = m.clock.now_ns;
+    m.settle();
+    check(&m);
+    assert!(m.clock.now_ns > t0, "writeback took time");
+    let steal_after = m.vmstat.pgsteal_direct + m.vmstat.pgsteal_kswapd;
+    assert!(
+        m.vmstat.pgrotated > 0,
+        "written folios rotated to the inactive tail"
+    );
+    assert!(steal_after > stolen || free(&m) >= m.zone(normal(&m)).high_wmark_pages());
+}
+
+#[test]
+fn anonymous_memory_goes_to_swap_and_comes_back_intact() {
+    let mut m = small_machine(
+        0,
+        16,
+        VmConfig {
+            swap_pages: 4 * 8192,
+            ..VmConfig::default()
+        },
+    );
+    m.enable_contents(false);
+    let p = m.new_process();
+    let n = m.managed_pages() * 3 / 2;
+    for v in 0..n {
+        m.fault_anon(p, v, Order(0)).expect("swap makes room");
+    }
+    m.settle();
+    check(&m);
+    assert!(m.vmstat.pswpout > 0, "pages were swapped out");
+    assert!(m.reclaim.swap_used > 0);
+    // Fault everything back in: data intact (the checker compares contents).
+    for v in 0..n {
+        m.fault_anon(p, v, Order(0)).ok();
+        m.touch(p, v);
+    }
+    m.settle();
+    check(&m);
+    assert!(m.vmstat.pswpin > 0 && m.vmstat.pgmajfault > 0);
+    m.exit_process(p);
+    check(&m);
+    assert_eq!(m.reclaim.swap_used, 0, "exit frees the swap entries");
+}
+
+#[test]
+fn oom_kills_the_largest_process_when_nothing_can_be_reclaimed() {
+    let mut m = small_machine(0, 16, VmConfig::default());
+    let small = m.new_process();
+    let big = m.new_process();
+    for v in 0..64 {
+        m.fault_anon(small, v, Order(0)).unwrap();
+    }
+    let mut v = 0;
+    while m.owners.processes[big as usize].alive {
+        let _ = m.fault_anon(big, v, Order(0));
+        v += 1;
+        assert!(v < 1 << 20);
+    }
+    check(&m);
+    assert_eq!(m.vmstat.oom_kill, 1);
+    assert!(
+        m.owners.processes[small as usize].alive,
+        "the small one lives"
+    );
+}
+
+#[test]
+fn nr_hugepages_gets_fewer_than_asked_and_more_with_compaction() {
+    let run = |compaction: bool| {
+        let mut m = file_holes(
+            128,
+            VmConfig {
+                compaction,
+                ..VmConfig::default()
+            },
+        );
+        let asked = m.managed_pages() / 512;
+        let got = m.set_nr_hugepages(asked);
+        check(&m);
+        (asked, got, m.vmstat.clone())
+    };
+    let (asked, on, v_on) = run(true);
+    let (_, off, v_off) = run(false);
+    assert!(on < asked, "fewer than asked: {on} of {asked}");
+    assert!(on > off, "compaction=on {on} > off {off}");
+    assert!(
+        v_on.compact_stall > 0 && v_on.compact_success > 0,
+        "{v_on:?}"
+    );
+    assert_eq!(v_off.compact_stall, 0);
+    assert!(
+        v_off.pgsteal_direct > 0,
+        "without compaction only reclaim helps"
+    );
+    assert_eq!(v_on.htlb_buddy_alloc_success, on);
+    assert!(
+        v_on.htlb_buddy_alloc_fail >= 1,
+        "it stops at the first failure"
+    );
+    println!(
+        "nr_hugepages={asked}: compaction=on got {on} (stalls {}, successes {}, reclaimed {}), off got {off} (reclaimed {})",
+        v_on.compact_stall, v_on.compact_success, v_on.pgsteal_direct + v_on.pgsteal_kswapd, v_off.pgsteal_direct + v_off.pgsteal_kswapd
+    );
+}
+
+#[test]
+fn slow_path_latency_and_cpu_time_are_accounted() {
+    let mut m = file_holes(64, VmConfig::default());
+    let gfp = vma_thp_gfp_mask(ThpDefrag::Always, true);
+    m.alloc_pages(gfp, Order(9), NodeId(0))
+        .expect("compaction makes one");
+    let l = &m.clock.latency;
+    assert_eq!((l.count[9], l.slow[9]), (1, 1));
+    let c = m.config.costs;
+    assert!(
+        l.max_ns[9] > c.alloc_ns + 100 * c.migrate_page_ns,
+        "{}",
+        l.max_ns[9]
+    );
+    assert_eq!(l.max_ns[9], c.alloc_ns + m.clock.cpu.direct_compact_ns);
+    assert!(m.clock.latency.max_ns[0] <= c.alloc_ns, "order-0 fast path");
+}
+
+#[test]
+fn nowait_high_order_request_wakes_kswapd_then_kcompactd() {
+    // Page cache and anonymous pages alternate pfn by pfn over the whole zone (placed):
+    // reclaiming the page cache leaves order-0 holes between anonymous pages (no swap),
+    // which only compaction can merge.
+    let mut m = small_machine(0, 64, VmConfig::default());
+    m.enable_contents(false);
+    let (f, p) = (m.new_file(false, true, false), m.new_process());
+    let zi = normal(&m);
+    let pages = m.zone(zi).managed_pages / 2;
+    for w in 0..pages.div_ceil(512) {
+        m.ensure_pgtable(p, w * 512).unwrap();
+    }
+    let z = m.zone(zi);
+    let (start, end) = (z.zone_start_pfn.0.next_multiple_of(512), z.end_pfn().0);
+    for (i, pfn) in (start..end).step_by(2).enumerate() {
+        let i = i as u64;
+        // (The page tables took a few pfns: those pairs are skipped.)
+        m.place_at = Some(kcompact::units::Pfn(pfn));
+        if m.file_add(f, i, Order(0), false).is_ok() {
+            m.place_at = Some(kcompact::units::Pfn(pfn + 1));
+            let _ = m.fault_anon(p, i, Order(0));
+        }
+        m.place_at = None;
+    }
+    take_blocks_from(&mut m, 2);
+    m.vmstat = Default::default();
+    check(&m);
+    assert_eq!(m.alloc_pages(Gfp::GFP_NOWAIT, Order(2), NodeId(0)), None);
+    let k = m.reclaim.kswapd[0];
+    assert!(k.awake && k.order == 2, "{k:?}");
+    m.settle();
+    check(&m);
+    // kswapd reclaimed compact_gap(2) pages, dropped to order 0, reclaimed on to the
+    // high watermark and, going to sleep, woke kcompactd for order 2, which compacted.
+    assert!(free(&m) >= m.zone(zi).high_wmark_pages());
+    assert_eq!(m.vmstat.compact_daemon_wake, 1);
+    assert!(m.vmstat.compact_daemon_migrate_scanned > 0);
+    assert!(
+        m.clock.cpu.kcompactd_ns[0] > 0,
+        "kcompactd's work took time"
+    );
+    assert!(m
+        .alloc_pages(Gfp::GFP_NOWAIT, Order(2), NodeId(0))
+        .is_some());
+}
