@@ -24,7 +24,7 @@ pub enum Command {
     Show(ShowArgs),
     /// Predict what an action does to a real machine captured in a snapshot directory.
     ///
-    /// Example: kcompact predict ../shared/data/realkernel/A2_g8_r1/before --action compact
+    /// Example: kcompact predict ../shared/data/realkernel/A2_g8_r1/before --action hugepages=4000
     Predict(PredictArgs),
     /// Huge pages obtainable now and after compaction, and what blocks the rest.
     ///
@@ -69,7 +69,9 @@ pub struct ShowArgs {
 pub struct PredictArgs {
     /// The snapshot directory (zoneinfo, kpageflags[.zst], meta.txt, ...).
     pub snapshot: PathBuf,
-    /// The action: `compact` (writing /proc/sys/vm/compact_memory).
+    /// The action: `compact` (writing /proc/sys/vm/compact_memory), `drop-caches`
+    /// (`echo 3 > /proc/sys/vm/drop_caches`) or `hugepages=N` (`echo N >
+    /// /proc/sys/vm/nr_hugepages`).
     #[arg(long)]
     pub action: String,
     /// Print JSON instead of text.

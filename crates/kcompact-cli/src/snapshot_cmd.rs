@@ -110,7 +110,7 @@ fn hugepages(m: &Machine) -> u64 {
         .sum()
 }
 
-const DELTA_KEYS: [&str; 12] = [
+const DELTA_KEYS: [&str; 23] = [
     "pgmigrate_success",
     "pgmigrate_fail",
     "thp_migration_success",
@@ -123,6 +123,17 @@ const DELTA_KEYS: [&str; 12] = [
     "compact_fail",
     "compact_success",
     "compact_daemon_wake",
+    "allocstall",
+    "pgscan_kswapd",
+    "pgscan_direct",
+    "pgsteal_kswapd",
+    "pgsteal_direct",
+    "drop_pagecache",
+    "drop_slab",
+    "htlb_buddy_alloc_success",
+    "htlb_buddy_alloc_fail",
+    "pgfree",
+    "oom_kill",
 ];
 
 fn vmstat_delta(before: &Machine, after: &Machine) -> Vec<(&'static str, i64)> {
@@ -139,46 +150,105 @@ fn vmstat_delta(before: &Machine, after: &Machine) -> Vec<(&'static str, i64)> {
         .collect()
 }
 
-/// `kcompact predict SNAPSHOT --action compact`.
-pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
-    if args.action != "compact" {
-        return usage(format!(
-            "--action {:?}: `compact` is the action there is today (drop-caches and hugepages=N come with reclaim)",
-            args.action
-        ));
+/// What `predict` does to the loaded machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    /// `echo 1 > /proc/sys/vm/compact_memory`.
+    Compact,
+    /// `echo 3 > /proc/sys/vm/drop_caches`.
+    DropCaches,
+    /// `echo N > /proc/sys/vm/nr_hugepages`.
+    Hugepages(u64),
+}
+
+fn parse_action(s: &str) -> anyhow::Result<Action> {
+    match s {
+        "compact" => Ok(Action::Compact),
+        "drop-caches" => Ok(Action::DropCaches),
+        _ => match s.strip_prefix("hugepages=").map(str::parse::<u64>) {
+            Some(Ok(n)) => Ok(Action::Hugepages(n)),
+            _ => usage(format!(
+                "--action {s:?}: valid actions are compact, drop-caches, hugepages=N"
+            )),
+        },
     }
+}
+
+/// `kcompact predict SNAPSHOT --action compact|drop-caches|hugepages=N`.
+pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    let action = parse_action(&args.action)?;
     let loaded = load_dir(&args.snapshot)?;
     let before = loaded.machine.clone();
     let mut m = loaded.machine;
-    // Writing /proc/sys/vm/compact_memory: sync, full compaction of every zone.
-    m.compact_memory();
+    let (what, mut extra) = match action {
+        Action::Compact => {
+            // Writing /proc/sys/vm/compact_memory: sync, full compaction of every zone.
+            m.compact_memory();
+            ("`echo 1 > /proc/sys/vm/compact_memory`".to_string(), vec![])
+        }
+        Action::DropCaches => {
+            // Clean, unmapped page cache of every file (and slab, which the model keeps).
+            let freed = m.drop_caches(3);
+            (
+                "`echo 3 > /proc/sys/vm/drop_caches`".to_string(),
+                vec![("pages_dropped", freed)],
+            )
+        }
+        Action::Hugepages(n) => {
+            // Writing nr_hugepages: the pool grows a page at a time, each allocation with
+            // hugetlb's mask (reclaim and compaction included), until one fails.
+            let got = m.set_nr_hugepages(n);
+            (
+                format!("`echo {n} > /proc/sys/vm/nr_hugepages`"),
+                vec![("hugepages_requested", n), ("hugepages_allocated", got)],
+            )
+        }
+    };
+    // kswapd and kcompactd finish what the action woke them for.
+    m.settle();
+    // Simulated CPU time of the work (the calibrated cost model), in ms: all of it, and
+    // the daemons' share.
+    let work = |x: &Machine| kcompact::clock::Work::of(&x.vmstat);
+    let ms = |ns: u64| ns / 1_000_000;
+    extra.push((
+        "simulated_cpu_ms",
+        ms(m.config.costs.cost(&work(&before), &work(&m))),
+    ));
+    extra.push(("kswapd_cpu_ms", ms(m.clock.cpu.kswapd_ns.iter().sum())));
+    extra.push((
+        "kcompactd_cpu_ms",
+        ms(m.clock.cpu.kcompactd_ns.iter().sum()),
+    ));
     let delta = vmstat_delta(&before, &m);
     if args.json {
         let d: serde_json::Map<String, serde_json::Value> = delta
             .iter()
             .map(|(k, v)| (k.to_string(), json!(v)))
             .collect();
-        let out = json!({
-            "action": "compact",
+        let mut out = json!({
+            "action": args.action,
             "before": {"zones": zones_json(&before), "hugepages": hugepages(&before)},
             "after": {"zones": zones_json(&m), "hugepages": hugepages(&m)},
             "vmstat_delta": d,
         });
+        for (k, v) in extra {
+            out[k] = json!(v);
+        }
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!(
-        "# {} — predicted effect of `echo 1 > /proc/sys/vm/compact_memory`",
-        args.snapshot.display()
-    );
+    println!("# {} — predicted effect of {what}", args.snapshot.display());
     println!("\n## buddyinfo before (as loaded)\n{}", buddyinfo(&before));
     println!("## buddyinfo after\n{}", buddyinfo(&m));
     println!(
-        "free order>=9 blocks (huge pages obtainable): {} -> {}\n",
+        "free order>=9 blocks (huge pages obtainable): {} -> {}",
         hugepages(&before),
         hugepages(&m)
     );
-    println!("## vmstat delta");
+    for (k, v) in extra {
+        println!("{k} {v}");
+    }
+    println!("\n## vmstat delta");
     for (k, v) in delta {
         println!("{k} {v}");
     }
@@ -192,6 +262,12 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let mut after = loaded.machine.clone();
     after.compact_memory();
     let after_compaction = hugepages(&after);
+    // Dropping clean caches and then compacting (`echo 3 > drop_caches; echo 1 >
+    // compact_memory`): what an operator gets who gives up the page cache too.
+    let mut dropped = loaded.machine.clone();
+    dropped.drop_caches(3);
+    dropped.compact_memory();
+    let after_drop_caches = hugepages(&dropped);
     // What keeps each pageblock that compaction could not free from being a huge page.
     let mut blockers: std::collections::BTreeMap<&'static str, u64> = Default::default();
     for z in after.zones.iter().filter(|z| z.is_populated()) {
@@ -236,6 +312,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             "zones": zones_json(&loaded.machine),
             "hugepages_now": now,
             "hugepages_after_compaction": after_compaction,
+            "hugepages_after_drop_caches": after_drop_caches,
             "blockers": ranked.iter().map(|(r, n)| json!({"reason": r, "pageblocks": n})).collect::<Vec<_>>(),
             "load": {"placed_by_class": PageClass::ALL.iter().zip(loaded.report.placed).map(|(c, n)| (c.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(), "unplaced": loaded.report.unplaced},
         });
@@ -252,6 +329,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     println!();
     println!("hugepages_now {now}");
     println!("hugepages_after_compaction {after_compaction}");
+    println!("hugepages_after_drop_caches {after_drop_caches}  (drop_caches 3, then compaction)");
     println!("\npageblocks that stay no huge page after compaction, by what blocks them:");
     for (r, n) in ranked {
         println!("{n:10}  {r}");

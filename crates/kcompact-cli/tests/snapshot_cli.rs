@@ -80,6 +80,11 @@ fn analyze_a_real_snapshot_names_its_blockers() {
     let v = json_ok(&["analyze", dir.join("before").to_str().unwrap(), "--json"]);
     let now = v["hugepages_now"].as_u64().unwrap();
     let after = v["hugepages_after_compaction"].as_u64().unwrap();
+    let dropped = v["hugepages_after_drop_caches"].as_u64().unwrap();
+    assert!(
+        dropped > after,
+        "dropping the page cache too frees more: {dropped} vs {after}"
+    );
     // buddyinfo, read just before the page arrays, says 5067; the machine moved a little.
     assert!(
         now.abs_diff(5067) <= 5,
@@ -108,6 +113,44 @@ fn analyze_a_real_snapshot_names_its_blockers() {
     let t = String::from_utf8_lossy(&text.stdout);
     assert!(t.contains("Node 0, zone   Normal"), "{t}");
     assert!(t.contains(&format!("hugepages_now {now}")), "{t}");
+}
+
+#[test]
+fn predict_drop_caches_and_hugepages_on_a_real_snapshot() {
+    let Some(dir) = case("A2_g8_r1") else {
+        eprintln!("skipped: ../shared/data/realkernel/A2_g8_r1 is not here");
+        return;
+    };
+    let before = dir.join("before");
+    let snap = before.to_str().unwrap();
+    // drop_caches: the clean page cache (about 4 GiB of files here) goes, and the holes
+    // it leaves merge with the free ones into huge pages, with no compaction at all.
+    let v = json_ok(&["predict", snap, "--action", "drop-caches", "--json"]);
+    let dropped = v["pages_dropped"].as_u64().unwrap();
+    assert!(dropped > 900_000, "dropped {dropped} pages");
+    assert!(o9(&v["after"]["zones"]) > o9(&v["before"]["zones"]) + 1000);
+    assert_eq!(v["vmstat_delta"]["drop_pagecache"], 1);
+    assert_eq!(v["vmstat_delta"]["compact_migrate_scanned"], 0);
+    // nr_hugepages past what is free: the rest comes from direct compaction (and some
+    // reclaim), up to about what compact_memory would have made; asking for more than
+    // that stops at the first failure.
+    let free = o9(&v["before"]["zones"]);
+    let v = json_ok(&["predict", snap, "--action", "hugepages=4000", "--json"]);
+    assert_eq!(v["hugepages_allocated"], 4000);
+    assert!(v["vmstat_delta"]["compact_success"].as_u64().unwrap() > 4000 - free - 50);
+    assert!(v["simulated_cpu_ms"].as_u64().unwrap() > 0);
+    let v = json_ok(&["predict", snap, "--action", "hugepages=9000", "--json"]);
+    let got = v["hugepages_allocated"].as_u64().unwrap();
+    assert!(got < 9000 && got > 4000, "got {got} of 9000");
+    assert_eq!(v["vmstat_delta"]["htlb_buddy_alloc_fail"], 1);
+    assert_eq!(
+        v["vmstat_delta"]["htlb_buddy_alloc_success"].as_u64(),
+        Some(got)
+    );
+    let text = kcompact(&["predict", snap, "--action", "hugepages=100"]);
+    let t = String::from_utf8_lossy(&text.stdout);
+    assert!(t.contains("echo 100 > /proc/sys/vm/nr_hugepages"), "{t}");
+    assert!(t.contains("hugepages_allocated 100"), "{t}");
 }
 
 #[test]
@@ -162,9 +205,15 @@ fn bad_snapshots_exit_2_naming_the_file() {
     )
     .unwrap();
     // An unknown action.
-    let o = kcompact(&["predict", dir, "--action", "explode"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--action"));
+    for bad in ["explode", "hugepages=", "hugepages=-3", "hugepages=x"] {
+        let o = kcompact(&["predict", dir, "--action", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            e.contains("compact, drop-caches, hugepages=N"),
+            "{bad}: {e}"
+        );
+    }
     // A well-formed tiny snapshot loads: two pages, one free.
     let mut flags = (1u64 << 10).to_le_bytes().to_vec();
     flags.extend((1u64 << 5).to_le_bytes());

@@ -192,6 +192,7 @@ impl Machine {
                 let entries: Vec<Pfn> = self.zones[zi.idx()].free_area[o as usize].free_list
                     [MigrateType::Movable.idx()]
                 .iter_rev(&self.mem)
+                .take(limit as usize)
                 .collect();
                 let mut last = None;
                 for fp in entries {

@@ -71,9 +71,11 @@ impl Machine {
             .sum()
     }
 
-    /// Mirrors `should_proactive_compact_node()` (kswapd is never running in the model).
+    /// Mirrors `should_proactive_compact_node()`: not while kswapd runs
+    /// (`kswapd_is_running()`: awake, in the model).
     pub fn should_proactive_compact_node(&self, node: NodeId) -> bool {
         self.config.compaction_proactiveness > 0
+            && !self.kswapd_runnable(node)
             && self.fragmentation_score_node(node) > self.fragmentation_score_wmark(false)
     }
 

@@ -108,8 +108,10 @@ impl Machine {
                 o -= 1;
                 continue;
             }
+            // The walk stops after `limit` entries in all: no more are read.
             let entries: Vec<Pfn> = area.free_list[MigrateType::Movable.idx()]
                 .iter(&self.mem)
+                .take((limit - nr_scanned + 1) as usize)
                 .collect();
             for fp in entries {
                 let scanned = nr_scanned;

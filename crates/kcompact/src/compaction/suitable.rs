@@ -183,6 +183,9 @@ impl Machine {
         }
         let mut ret;
         if cc.proactive_compaction {
+            if self.kswapd_runnable(self.zone(zi).node) {
+                return CompactResult::PartialSkipped;
+            }
             let low = self.fragmentation_score_wmark(true);
             ret = if self.fragmentation_score_zone(zi) > low {
                 CompactResult::Continue

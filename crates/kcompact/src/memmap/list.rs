@@ -3,7 +3,7 @@
 //! A page can be on at most one list at a time (as `page->lru` in Linux is shared by the
 //! buddy free lists and the LRU). Links live in the memory map's `a`/`b` words of the page,
 //! so a list costs two `u32`s for its ends and nothing per element beyond the page's own
-//! 16 bytes. Every operation is O(1) except [`PageList::iter`].
+//! 16 bytes. Every operation is O(1) except the iterators.
 
 use super::{MemMap, NIL};
 use crate::units::Pfn;
@@ -106,30 +106,37 @@ impl PageList {
     }
 
     /// Mirrors `move_freelist_head()`: the entries before `pfn` move, in order, to the tail,
-    /// so `pfn` becomes the first entry.
+    /// so `pfn` becomes the first entry. O(1), like the kernel's list splice.
     pub fn rotate_to_head(&mut self, mm: &mut MemMap, pfn: Pfn) {
-        while let Some(first) = self.first() {
-            if first == pfn {
-                break;
-            }
-            self.remove(mm, first);
-            self.push_tail(mm, first);
+        let p = pfn.0 as u32;
+        if self.head == NIL || self.head == p {
+            return;
         }
+        let prev = mm.prev(p);
+        debug_assert_ne!(prev, NIL, "{pfn:?} is not on this list");
+        mm.set_next(self.tail, self.head);
+        mm.set_prev(self.head, self.tail);
+        mm.set_prev(p, NIL);
+        mm.set_next(prev, NIL);
+        self.head = p;
+        self.tail = prev;
     }
 
     /// Mirrors `move_freelist_tail()`: the entries up to and including `pfn` move, in
-    /// order, to the tail.
+    /// order, to the tail. O(1).
     pub fn rotate_through_to_tail(&mut self, mm: &mut MemMap, pfn: Pfn) {
-        if self.last() == Some(pfn) {
+        let p = pfn.0 as u32;
+        if self.tail == NIL || self.tail == p {
             return;
         }
-        while let Some(first) = self.first() {
-            self.remove(mm, first);
-            self.push_tail(mm, first);
-            if first == pfn {
-                break;
-            }
-        }
+        let next = mm.next(p);
+        debug_assert_ne!(next, NIL, "{pfn:?} is not on this list");
+        mm.set_next(self.tail, self.head);
+        mm.set_prev(self.head, self.tail);
+        mm.set_prev(next, NIL);
+        mm.set_next(p, NIL);
+        self.head = next;
+        self.tail = p;
     }
 
     /// The entries from head to tail.
