@@ -26,6 +26,10 @@ pub enum Command {
     ///
     /// Example: kcompact predict ../shared/data/realkernel/A2_g8_r1/before --action hugepages=4000
     Predict(PredictArgs),
+    /// Capture this machine's memory state into a snapshot directory (Linux, root).
+    ///
+    /// Example: sudo kcompact capture /var/tmp/snap1
+    Capture(CaptureArgs),
     /// Huge pages obtainable now and after compaction, and what blocks the rest.
     ///
     /// Example: kcompact analyze ../shared/data/realkernel/A2_g8_r1/before
@@ -86,4 +90,16 @@ pub struct AnalyzeArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CaptureArgs {
+    /// The directory to write (created).
+    pub dir: PathBuf,
+    /// A label for meta.txt (default: the directory's name).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// zstd compression level (1..=19).
+    #[arg(long, default_value_t = 3)]
+    pub level: i32,
 }

@@ -4,6 +4,7 @@
 //! error, exit code 2) → run (the pure core) → print or write files. Only this crate does
 //! I/O, and only this crate uses `anyhow`.
 
+mod capture;
 mod cli;
 mod run;
 mod settings;
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         cli::Command::Show(a) => show::show(a),
         cli::Command::Predict(a) => snapshot_cmd::predict(a),
         cli::Command::Analyze(a) => snapshot_cmd::analyze(a),
+        cli::Command::Capture(a) => capture::capture(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,322 @@
+//! `kcompact capture DIR`: a snapshot of this machine's physical memory in the layout of
+//! ../shared/data/README.md, for `analyze`, `predict` and `validate`.
+//!
+//! The text files are read before the page arrays (`buddyinfo`, `vmstat`, `pagetypeinfo`,
+//! `zoneinfo`, `meminfo`) and the moving ones again after (`.post`), so the drift during
+//! the copy is bounded; `/proc/kpageflags` and `/proc/kpagecount` are copied over the
+//! populated pfn range (zones with present pages) and compressed with zstd as they are
+//! read. Linux only, as root.
+
+use crate::usage;
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use kcompact::snapshot::text::parse_zoneinfo;
+use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What a capture measured.
+pub struct Captured {
+    /// The snapshot directory.
+    pub dir: PathBuf,
+    /// Seconds spent copying /proc/kpageflags (read and compress; kpagecount is copied
+    /// at the same time).
+    pub kpageflags_s: f64,
+    /// Raw bytes of each page array.
+    pub raw_bytes: u64,
+    /// Seconds for the whole capture.
+    pub total_s: f64,
+}
+
+fn read_proc(path: &str) -> anyhow::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(t),
+        Err(e) => usage(format!("{path}: {e} (capture needs Linux and root)")),
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> anyhow::Result<()> {
+    let p = dir.join(name);
+    std::fs::write(&p, text).with_context(|| p.display().to_string())
+}
+
+/// The populated pfn range: [min start_pfn, max start_pfn + spanned) over zones with
+/// present pages, as capture.sh computes it.
+pub fn pfn_range(zoneinfo: &str) -> anyhow::Result<(u64, u64)> {
+    let zones = match parse_zoneinfo("/proc/zoneinfo", zoneinfo) {
+        Ok(z) => z,
+        Err(e) => return usage(format!("{e}")),
+    };
+    let populated: Vec<_> = zones.iter().filter(|z| z.present > 0).collect();
+    let (Some(lo), Some(hi)) = (
+        populated.iter().map(|z| z.start_pfn).min(),
+        populated.iter().map(|z| z.start_pfn + z.spanned).max(),
+    ) else {
+        return usage("/proc/zoneinfo: no zone with present pages");
+    };
+    Ok((lo, hi))
+}
+
+/// Copies `npfn` u64 entries of a /proc page array from `pfn_start`, zstd-compressed,
+/// in 4 MiB reads. Returns the compressed size.
+fn copy_array(
+    src: &str,
+    dst: &Path,
+    pfn_start: u64,
+    npfn: u64,
+    level: i32,
+    bar: Option<&ProgressBar>,
+) -> anyhow::Result<u64> {
+    let mut f = match std::fs::File::open(src) {
+        Ok(f) => f,
+        Err(e) => return usage(format!("{src}: {e} (capture needs Linux and root)")),
+    };
+    f.seek(SeekFrom::Start(pfn_start * 8))
+        .with_context(|| src.to_string())?;
+    let out = std::fs::File::create(dst).with_context(|| dst.display().to_string())?;
+    let mut enc = zstd::Encoder::new(std::io::BufWriter::new(out), level)?;
+    let mut left = npfn * 8;
+    let mut buf = vec![0u8; 4 << 20];
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        let n = f.read(&mut buf[..want]).with_context(|| src.to_string())?;
+        if n == 0 {
+            return usage(format!(
+                "{src}: ended {left} bytes early (pfn range from /proc/zoneinfo)"
+            ));
+        }
+        enc.write_all(&buf[..n])?;
+        left -= n as u64;
+        if let Some(b) = bar {
+            b.inc(n as u64);
+        }
+    }
+    enc.finish()?.flush()?;
+    Ok(std::fs::metadata(dst)?.len())
+}
+
+/// Captures this machine into `dir` (created) with `label`; zstd at `level`.
+pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Captured> {
+    let t0 = Instant::now();
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    for (src, name) in [
+        ("/proc/buddyinfo", "buddyinfo"),
+        ("/proc/vmstat", "vmstat"),
+        ("/proc/pagetypeinfo", "pagetypeinfo"),
+        ("/proc/zoneinfo", "zoneinfo"),
+        ("/proc/meminfo", "meminfo"),
+    ] {
+        write(dir, name, &read_proc(src)?)?;
+    }
+    let t1 = t0.elapsed().as_secs_f64();
+    let (pfn_start, pfn_end) = pfn_range(&std::fs::read_to_string(dir.join("zoneinfo"))?)?;
+    let npfn = pfn_end - pfn_start;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new(2 * npfn * 8);
+        if let Ok(s) = ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} page arrays",
+        ) {
+            b.set_style(s);
+        }
+        b
+    });
+    // Both arrays at once, one thread each: the kernel's read is the floor, and copying
+    // them together narrows the window in which the machine moves between them.
+    let (flags_res, count_res) = std::thread::scope(|s| {
+        let flags = s.spawn(|| {
+            let r = copy_array(
+                "/proc/kpageflags",
+                &dir.join("kpageflags.zst"),
+                pfn_start,
+                npfn,
+                level,
+                bar.as_ref(),
+            );
+            (r, t0.elapsed().as_secs_f64())
+        });
+        let count = s.spawn(|| {
+            let r = copy_array(
+                "/proc/kpagecount",
+                &dir.join("kpagecount.zst"),
+                pfn_start,
+                npfn,
+                level,
+                bar.as_ref(),
+            );
+            (r, t0.elapsed().as_secs_f64())
+        });
+        (
+            flags.join().expect("kpageflags reader"),
+            count.join().expect("kpagecount reader"),
+        )
+    });
+    let (flags_zst, t2) = (flags_res.0?, flags_res.1);
+    let (count_zst, t3) = (count_res.0?, count_res.1);
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let t3 = t3.max(t2);
+    for (src, name) in [
+        ("/proc/buddyinfo", "buddyinfo.post"),
+        ("/proc/vmstat", "vmstat.post"),
+        ("/proc/zoneinfo", "zoneinfo.post"),
+    ] {
+        write(dir, name, &read_proc(src)?)?;
+    }
+    let t4 = t0.elapsed().as_secs_f64();
+    if let Ok(t) = std::fs::read_to_string("/proc/slabinfo") {
+        write(dir, "slabinfo", &t)?;
+    }
+    write(dir, "sysctl_vm.txt", &sysctl_vm())?;
+    write(dir, "modparams.txt", &modparams())?;
+    write(dir, "thp.txt", &thp())?;
+    write(dir, "hugepages.txt", &hugepages())?;
+    let meta = [
+        format!("label={label}"),
+        format!("uname_r={}", one_line("/proc/sys/kernel/osrelease")),
+        format!("cmdline={}", one_line("/proc/cmdline")),
+        format!(
+            "uptime={}",
+            one_line("/proc/uptime")
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+        ),
+        format!("pfn_start={pfn_start}"),
+        format!("pfn_end={pfn_end}"),
+        "page_size=4096".to_string(),
+        format!("t_text_before_s={t1:.9}"),
+        format!("t_kpageflags_s={:.9}", t2 - t1),
+        format!("t_kpagecount_s={:.9}", t3 - t1),
+        format!("t_text_after_s={:.9}", t4 - t3),
+        format!("t_total_s={t4:.9}"),
+        format!("kpageflags_zst_bytes={flags_zst}"),
+        format!("kpagecount_zst_bytes={count_zst}"),
+        format!("raw_bytes_each={}", npfn * 8),
+        "captured_by=kcompact capture".to_string(),
+    ];
+    write(dir, "meta.txt", &(meta.join("\n") + "\n"))?;
+    Ok(Captured {
+        dir: dir.to_path_buf(),
+        kpageflags_s: t2 - t1,
+        raw_bytes: npfn * 8,
+        total_s: t4,
+    })
+}
+
+fn one_line(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim_end().replace('\n', " "))
+        .unwrap_or_default()
+}
+
+/// Every readable /proc/sys/vm file as `name=value` (the action files left out).
+fn sysctl_vm() -> String {
+    let mut names: Vec<String> = std::fs::read_dir("/proc/sys/vm")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut out = String::new();
+    for n in names {
+        if matches!(
+            n.as_str(),
+            "compact_memory" | "drop_caches" | "stat_refresh"
+        ) {
+            continue;
+        }
+        if let Ok(v) = std::fs::read_to_string(format!("/proc/sys/vm/{n}")) {
+            out += &format!("{n}={}\n", v.trim_end().replace(['\n', '\t'], " "));
+        }
+    }
+    out
+}
+
+fn modparams() -> String {
+    let mut out = String::new();
+    for m in [
+        "page_reporting",
+        "page_evacuate",
+        "compaction",
+        "page_alloc",
+    ] {
+        let Ok(d) = std::fs::read_dir(format!("/sys/module/{m}/parameters")) else {
+            continue;
+        };
+        let mut names: Vec<_> = d.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        names.sort();
+        for p in names {
+            if let Ok(v) = std::fs::read_to_string(&p) {
+                let n = p.file_name().unwrap_or_default().to_string_lossy();
+                out += &format!("{m}.{n}={}\n", v.trim_end());
+            }
+        }
+    }
+    out
+}
+
+fn thp() -> String {
+    ["enabled", "defrag", "khugepaged/defrag"]
+        .iter()
+        .map(|f| {
+            format!(
+                "{f}={}\n",
+                one_line(&format!("/sys/kernel/mm/transparent_hugepage/{f}"))
+            )
+        })
+        .collect()
+}
+
+fn hugepages() -> String {
+    let mut out = String::new();
+    let Ok(d) = std::fs::read_dir("/sys/kernel/mm/hugepages") else {
+        return out;
+    };
+    let mut sizes: Vec<_> = d.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    sizes.sort();
+    for s in sizes {
+        let Ok(files) = std::fs::read_dir(&s) else {
+            continue;
+        };
+        let mut files: Vec<_> = files.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        files.sort();
+        for f in files {
+            if let Ok(v) = std::fs::read_to_string(&f) {
+                out += &format!("{}:{}\n", f.display(), v.trim_end());
+            }
+        }
+    }
+    out
+}
+
+/// `kcompact capture DIR`.
+pub fn capture(args: crate::cli::CaptureArgs) -> anyhow::Result<()> {
+    if !Path::new("/proc/kpageflags").exists() {
+        return usage(
+            "/proc/kpageflags: not there (capture needs Linux with CONFIG_PROC_PAGE_MONITOR)",
+        );
+    }
+    if !(1..=19).contains(&args.level) {
+        return usage(format!("--level {}: zstd levels 1..=19", args.level));
+    }
+    let label = args.label.clone().unwrap_or_else(|| {
+        args.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let c = capture_to(&args.dir, &label, args.level)?;
+    let mb = c.raw_bytes as f64 / 1e6;
+    println!(
+        "captured {} in {:.2} s: kpageflags {:.1} MB in {:.3} s ({:.0} MB/s)",
+        c.dir.display(),
+        c.total_s,
+        mb,
+        c.kpageflags_s,
+        mb / c.kpageflags_s.max(1e-9)
+    );
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! `kcompact capture` on this machine (root and /proc/kpageflags needed; skipped with a
+//! printed reason elsewhere): the snapshot has the layout of ../shared/data and loads.
+
+mod common;
+
+use common::kcompact;
+
+fn can_capture() -> Option<&'static str> {
+    if std::fs::File::open("/proc/kpageflags").is_err() {
+        return Some("/proc/kpageflags is not readable (needs Linux and root)");
+    }
+    None
+}
+
+#[test]
+fn capture_writes_the_shared_layout_and_the_snapshot_loads() {
+    if let Some(why) = can_capture() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("kcompact-capture-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    let o = kcompact(&["capture", d, "--label", "test"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("MB/s"), "{out}");
+    for f in [
+        "buddyinfo",
+        "buddyinfo.post",
+        "vmstat",
+        "vmstat.post",
+        "zoneinfo",
+        "zoneinfo.post",
+        "pagetypeinfo",
+        "meminfo",
+        "kpageflags.zst",
+        "kpagecount.zst",
+        "sysctl_vm.txt",
+        "thp.txt",
+        "hugepages.txt",
+        "meta.txt",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} written");
+    }
+    let meta = std::fs::read_to_string(dir.join("meta.txt")).unwrap();
+    let get = |k: &str| -> u64 {
+        meta.lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{k} in meta.txt:\n{meta}"))
+    };
+    let (start, end) = (get("pfn_start"), get("pfn_end"));
+    assert!(end > start);
+    assert_eq!(get("raw_bytes_each"), (end - start) * 8);
+    let raw = zstd::decode_all(std::fs::File::open(dir.join("kpageflags.zst")).unwrap()).unwrap();
+    assert_eq!(raw.len() as u64, (end - start) * 8, "the whole pfn range");
+    assert!(meta.contains("label=test"));
+    let sysctl = std::fs::read_to_string(dir.join("sysctl_vm.txt")).unwrap();
+    assert!(sysctl.contains("min_free_kbytes="), "{sysctl}");
+    assert!(
+        !sysctl.contains("drop_caches="),
+        "action files are left out"
+    );
+    // It loads: the free huge pages the model sees are those buddyinfo showed, within
+    // what the machine moved during the copy.
+    let o = kcompact(&["analyze", d, "--json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let o9 = |text: &str| -> u64 {
+        text.lines()
+            .map(|l| {
+                let f: Vec<u64> = l
+                    .split_whitespace()
+                    .skip(4)
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                f.get(9).copied().unwrap_or(0) + 2 * f.get(10).copied().unwrap_or(0)
+            })
+            .sum()
+    };
+    let before = o9(&std::fs::read_to_string(dir.join("buddyinfo")).unwrap());
+    let after = o9(&std::fs::read_to_string(dir.join("buddyinfo.post")).unwrap());
+    let model = v["hugepages_now"].as_u64().unwrap();
+    let (lo, hi) = (before.min(after), before.max(after));
+    assert!(
+        model + 64 >= lo && model <= hi + 64,
+        "model {model}, buddyinfo {before} before and {after} after the copy"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn capture_refuses_a_bad_level() {
+    let o = kcompact(&["capture", "/tmp/kcompact-never", "--level", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("--level") || e.contains("kpageflags"), "{e}");
+}
