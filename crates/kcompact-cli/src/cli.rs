@@ -30,6 +30,11 @@ pub enum Command {
     ///
     /// Example: sudo kcompact capture /var/tmp/snap1
     Capture(CaptureArgs),
+    /// Validate the model against this machine's kernel: fragment, capture, predict,
+    /// compact, compare (Linux, root; cleans up after itself).
+    ///
+    /// Example: sudo kcompact validate --gib 4
+    Validate(ValidateArgs),
     /// Huge pages obtainable now and after compaction, and what blocks the rest.
     ///
     /// Example: kcompact analyze ../shared/data/realkernel/A2_g8_r1/before
@@ -102,4 +107,24 @@ pub struct CaptureArgs {
     /// zstd compression level (1..=19).
     #[arg(long, default_value_t = 3)]
     pub level: i32,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// GiB of files to write (1..=8); half of them are deleted again.
+    #[arg(long, default_value_t = 4)]
+    pub gib: u64,
+    /// Where to write the files (a disk-backed file system).
+    #[arg(long, default_value = "/var/tmp")]
+    pub dir: PathBuf,
+    /// Keep the snapshots and the comparison in this directory.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Fail (exit 1) if the model's gain in free order >= 9 blocks is off the kernel's
+    /// settled gain by more than this many percent.
+    #[arg(long, value_name = "PCT")]
+    pub check: Option<f64>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -10,6 +10,7 @@ mod run;
 mod settings;
 mod show;
 mod snapshot_cmd;
+mod validate;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         cli::Command::Predict(a) => snapshot_cmd::predict(a),
         cli::Command::Analyze(a) => snapshot_cmd::analyze(a),
         cli::Command::Capture(a) => capture::capture(a),
+        cli::Command::Validate(a) => validate::validate(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,8 +15,8 @@ use serde_json::json;
 use std::path::Path;
 
 /// A loaded snapshot.
-struct Loaded {
-    machine: Machine,
+pub(crate) struct Loaded {
+    pub(crate) machine: Machine,
     report: LoadReport,
     flags: Vec<u64>,
     pfn_start: u64,
@@ -53,7 +53,7 @@ fn meta_value(meta: &str, key: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
+pub(crate) fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
     if !dir.is_dir() {
         return usage(format!("{}: no such snapshot directory", dir.display()));
     }
@@ -103,7 +103,7 @@ fn zones_json(m: &Machine) -> serde_json::Value {
 }
 
 /// Free order >= 9 blocks: the huge pages obtainable now (an order-10 block holds two).
-fn hugepages(m: &Machine) -> u64 {
+pub(crate) fn hugepages(m: &Machine) -> u64 {
     m.zones
         .iter()
         .map(|z| z.free_area[9].nr_free + 2 * z.free_area[10].nr_free)

@@ -107,3 +107,13 @@ fn capture_refuses_a_bad_level() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("--level") || e.contains("kpageflags"), "{e}");
 }
+
+#[test]
+fn validate_refuses_bad_sizes() {
+    for gib in ["0", "9", "x"] {
+        let o = kcompact(&["validate", "--gib", gib]);
+        assert_eq!(o.status.code(), Some(2), "--gib {gib}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("gib") || e.contains("root"), "{e}");
+    }
+}

@@ -1,0 +1,383 @@
+//! `kcompact validate`: the model against the real kernel on this machine.
+//!
+//! Fragments memory the way seed 003 and ../shared/data/scripts/fragment.sh do (files of
+//! 512 KiB written by two writers, eight files open each, 4 KiB at a time round-robin, so
+//! consecutive pages belong to different files; then every second file deleted), lets the
+//! machine settle, captures a snapshot, predicts `compact_memory` on it in the model,
+//! writes `/proc/sys/vm/compact_memory`, reads what the kernel did, captures again, and
+//! prints predicted against actual: free blocks per order, free order ≥ 9 blocks and the
+//! gain, `compact_migrate_scanned`, `compact_free_scanned`, `compact_isolated`,
+//! `pgmigrate_success`. It cleans up after itself (files deleted, caches dropped) and
+//! changes no setting. Linux, root.
+
+use crate::capture::capture_to;
+use crate::snapshot_cmd::{hugepages, load_dir};
+use crate::usage;
+use anyhow::Context;
+use kcompact::snapshot::text::parse_buddyinfo;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const WRITERS: usize = 2;
+const OPEN_PER_WRITER: usize = 8;
+const FILE_PAGES: usize = 128;
+
+fn say(msg: &str) {
+    eprintln!("validate: {msg}");
+}
+
+fn write_sysctl(path: &str, value: &str) -> anyhow::Result<()> {
+    std::fs::write(path, value).with_context(|| format!("writing {value} to {path}"))
+}
+
+/// The seed-003 pattern: `gib` GiB of 512 KiB files written page-interleaved by two
+/// writers, synced, every second file (per writer) deleted. Returns the files kept.
+fn fragment(dir: &Path, gib: u64) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    let files_per_writer = (gib << 30) as usize / (4096 * FILE_PAGES) / WRITERS;
+    let page = vec![0x5au8; 4096];
+    let results: Vec<anyhow::Result<Vec<PathBuf>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let page = &page;
+                s.spawn(move || -> anyhow::Result<Vec<PathBuf>> {
+                    let mut paths = Vec::new();
+                    let mut k = 0;
+                    while k < files_per_writer {
+                        let batch: Vec<PathBuf> = (k..(k + OPEN_PER_WRITER).min(files_per_writer))
+                            .map(|i| dir.join(format!("w{w:03}_f{i:07}")))
+                            .collect();
+                        let mut open: Vec<std::fs::File> = batch
+                            .iter()
+                            .map(|p| {
+                                std::fs::File::create(p).with_context(|| p.display().to_string())
+                            })
+                            .collect::<anyhow::Result<_>>()?;
+                        for _ in 0..FILE_PAGES {
+                            for f in open.iter_mut() {
+                                f.write_all(page)?;
+                            }
+                        }
+                        k += batch.len();
+                        paths.extend(batch);
+                    }
+                    Ok(paths)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("writer"))
+            .collect()
+    });
+    let mut kept = Vec::new();
+    let mut all = Vec::new();
+    for r in results {
+        all.push(r?);
+    }
+    // sync(1): the files' pages become clean page cache.
+    let status = std::process::Command::new("sync").status();
+    if !status.map(|s| s.success()).unwrap_or(false) {
+        say("sync failed; dirty pages may remain");
+    }
+    for paths in all {
+        for (k, p) in paths.into_iter().enumerate() {
+            if k % 2 == 0 {
+                std::fs::remove_file(&p).with_context(|| p.display().to_string())?;
+            } else {
+                kept.push(p);
+            }
+        }
+    }
+    Ok(kept)
+}
+
+/// Free pages of every zone summed from /proc/zoneinfo.
+fn free_pages() -> u64 {
+    std::fs::read_to_string("/proc/zoneinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pages free"))
+        .filter_map(|v| v.trim().parse::<u64>().ok())
+        .sum()
+}
+
+/// Waits until the machine is quiet: per-cpu lists folded (a read of
+/// /proc/sys/vm/stat_refresh), and the free page count and the free blocks of order 0
+/// and of order ≥ 9 (buddyinfo) steady over four one-second samples — merging moves the
+/// blocks between orders without changing the total — at most `max_s` seconds.
+fn settle(max_s: u64) -> u64 {
+    let t0 = Instant::now();
+    let mut stable = 0;
+    let mut last: Option<[u64; 3]> = None;
+    while t0.elapsed().as_secs() < max_s && stable < 4 {
+        let _ = std::fs::read_to_string("/proc/sys/vm/stat_refresh");
+        let b = std::fs::read_to_string("/proc/buddyinfo")
+            .ok()
+            .and_then(|t| orders_of(&t).ok())
+            .unwrap_or([0; 11]);
+        let now = [free_pages(), b[0], o9(&b)];
+        let steady = |a: u64, b: u64, tol: u64| a.abs_diff(b) <= tol.max(a / 200);
+        stable = match last {
+            Some(l)
+                if steady(now[0], l[0], 1024)
+                    && steady(now[1], l[1], 1024)
+                    && steady(now[2], l[2], 2) =>
+            {
+                stable + 1
+            }
+            _ => 0,
+        };
+        last = Some(now);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    t0.elapsed().as_secs()
+}
+
+fn vmstat() -> Vec<(String, u64)> {
+    std::fs::read_to_string("/proc/vmstat")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+fn get(v: &[(String, u64)], k: &str) -> u64 {
+    v.iter().find(|(n, _)| n == k).map(|(_, x)| *x).unwrap_or(0)
+}
+
+/// Free blocks per order summed over zones, from buddyinfo text.
+fn orders_of(text: &str) -> anyhow::Result<[u64; 11]> {
+    let rows = match parse_buddyinfo("buddyinfo", text) {
+        Ok(r) => r,
+        Err(e) => return usage(format!("{e}")),
+    };
+    let mut out = [0u64; 11];
+    for r in rows {
+        for (o, n) in r.nr_free.iter().enumerate() {
+            out[o] += n;
+        }
+    }
+    Ok(out)
+}
+
+fn o9(c: &[u64; 11]) -> u64 {
+    c[9] + 2 * c[10]
+}
+
+fn pct(model: f64, kernel: f64) -> String {
+    if kernel == 0.0 {
+        return "—".into();
+    }
+    format!("{:+.1} %", 100.0 * (model - kernel) / kernel)
+}
+
+/// `kcompact validate`.
+pub fn validate(args: crate::cli::ValidateArgs) -> anyhow::Result<()> {
+    if std::fs::File::open("/proc/kpageflags").is_err() {
+        return usage("validate needs Linux and root: /proc/kpageflags is not readable");
+    }
+    if std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/sys/vm/compact_memory")
+        .is_err()
+    {
+        return usage("validate needs root: /proc/sys/vm/compact_memory is not writable");
+    }
+    if !(1..=8).contains(&args.gib) {
+        return usage(format!(
+            "--gib {}: 1..=8 (page cache is kept under 12 GiB)",
+            args.gib
+        ));
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("kcompact-validate-{}", std::process::id()))
+    });
+    let data = args
+        .dir
+        .join(format!("kcompact-validate-{}", std::process::id()));
+    let r = run(&args, &out, &data);
+    // Clean up whatever happened: the files, their page cache.
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = write_sysctl("/proc/sys/vm/drop_caches", "3");
+    if args.out.is_none() {
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    r
+}
+
+fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Result<()> {
+    say("clean start: sync, drop caches, settle");
+    let _ = std::process::Command::new("sync").status();
+    write_sysctl("/proc/sys/vm/drop_caches", "3")?;
+    let s0 = settle(60);
+    say(&format!(
+        "settled in {s0} s; fragmenting: {} GiB of 512 KiB files, 2 writers x 8 open, 4 KiB round-robin, every second file deleted",
+        args.gib
+    ));
+    let t = Instant::now();
+    let kept = fragment(data, args.gib)?;
+    say(&format!(
+        "{} files kept after {:.1} s; settling",
+        kept.len(),
+        t.elapsed().as_secs_f64()
+    ));
+    let s1 = settle(90);
+    say(&format!("settled in {s1} s; capturing before/"));
+    let before_dir = out.join("before");
+    let cap = capture_to(&before_dir, "validate-before", 3)?;
+    say(&format!(
+        "captured in {:.2} s (kpageflags {:.0} MB/s); predicting",
+        cap.total_s,
+        cap.raw_bytes as f64 / 1e6 / cap.kpageflags_s.max(1e-9)
+    ));
+    let t = Instant::now();
+    let loaded = load_dir(&before_dir)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let mut model = loaded.machine;
+    let model_before = model.clone();
+    let t = Instant::now();
+    model.compact_memory();
+    let model_s = t.elapsed().as_secs_f64();
+    say("writing 1 to /proc/sys/vm/compact_memory");
+    let v0 = vmstat();
+    // The kernel's state before: buddyinfo re-read right after the page arrays
+    // (`buddyinfo.post`), the reading closest to what the model loaded and to the write.
+    let b0 = orders_of(&std::fs::read_to_string(before_dir.join("buddyinfo.post"))?)?;
+    let t = Instant::now();
+    write_sysctl("/proc/sys/vm/compact_memory", "1")?;
+    let kernel_ms = t.elapsed().as_secs_f64() * 1e3;
+    let b1 = orders_of(&std::fs::read_to_string("/proc/buddyinfo")?)?;
+    let v1 = vmstat();
+    std::fs::write(
+        out.join("buddyinfo_post_immediate"),
+        std::fs::read_to_string("/proc/buddyinfo")?,
+    )?;
+    let s2 = settle(90);
+    let after = capture_to(&out.join("after"), "validate-after", 3)?;
+    let b2 = orders_of(&std::fs::read_to_string(after.dir.join("buddyinfo"))?)?;
+    let sum_orders = |m: &kcompact::Machine| -> [u64; 11] {
+        let mut o = [0u64; 11];
+        for z in &m.zones {
+            for (i, n) in z.free_by_order().iter().enumerate() {
+                o[i] += n;
+            }
+        }
+        o
+    };
+    let (mb, ma) = (sum_orders(&model_before), sum_orders(&model));
+    let mut text = String::new();
+    text += &format!(
+        "kcompact validate: {} GiB fragmented; kernel compact_memory {kernel_ms:.0} ms, model {:.0} ms (load {:.0} ms); settled {s2} s after\n\n",
+        args.gib,
+        model_s * 1e3,
+        load_s * 1e3
+    );
+    text += "free blocks per order (all zones)\n";
+    text += &format!("{:<28}", "");
+    for o in 0..11 {
+        text += &format!("{o:>9}");
+    }
+    text += "\n";
+    for (name, c) in [
+        ("kernel before (.post)", b0),
+        ("model before (loaded)", mb),
+        ("kernel right after", b1),
+        ("kernel settled after", b2),
+        ("model after", ma),
+    ] {
+        text += &format!("{name:<28}");
+        for n in c {
+            text += &format!("{n:>9}");
+        }
+        text += "\n";
+    }
+    let (kg, kg2, mg) = (
+        o9(&b1) as i64 - o9(&b0) as i64,
+        o9(&b2) as i64 - o9(&b0) as i64,
+        o9(&ma) as i64 - o9(&mb) as i64,
+    );
+    text += &format!(
+        "\nfree order>=9 blocks: kernel {} -> {} right after (+{kg}), {} settled (+{kg2}); model {} -> {} (+{mg}); gain error {} (vs settled {})\n\n",
+        o9(&b0),
+        o9(&b1),
+        o9(&b2),
+        hugepages(&model_before),
+        hugepages(&model),
+        pct(mg as f64, kg as f64),
+        pct(mg as f64, kg2 as f64)
+    );
+    text += &format!(
+        "{:<26}{:>14}{:>14}{:>10}\n",
+        "counter", "kernel", "model", "error"
+    );
+    let mut json_counters = serde_json::Map::new();
+    for k in [
+        "compact_migrate_scanned",
+        "compact_free_scanned",
+        "compact_isolated",
+        "pgmigrate_success",
+        "pgmigrate_fail",
+    ] {
+        let kernel = get(&v1, k) - get(&v0, k);
+        let m = model
+            .vmstat
+            .pairs()
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| *v)
+            .unwrap_or(0)
+            - model_before
+                .vmstat
+                .pairs()
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| *v)
+                .unwrap_or(0);
+        text += &format!(
+            "{k:<26}{kernel:>14}{m:>14}{:>10}\n",
+            pct(m as f64, kernel as f64)
+        );
+        json_counters.insert(
+            k.to_string(),
+            serde_json::json!({"kernel": kernel, "model": m}),
+        );
+    }
+    std::fs::write(out.join("validate.txt"), &text)?;
+    let verdict = args.check.map(|limit| {
+        let err = if kg2 == 0 {
+            f64::INFINITY
+        } else {
+            100.0 * (mg - kg2) as f64 / kg2 as f64
+        };
+        (err, limit, err.abs() <= limit)
+    });
+    if args.json {
+        let j = serde_json::json!({
+            "gib": args.gib,
+            "kernel_compact_memory_ms": kernel_ms,
+            "model_compact_memory_ms": model_s * 1e3,
+            "free_by_order": {"kernel_before": b0, "kernel_after": b1, "kernel_settled": b2, "model_before": mb, "model_after": ma},
+            "order9_gain": {"kernel": kg, "kernel_settled": kg2, "model": mg},
+            "counters": json_counters,
+        });
+        println!("{}", serde_json::to_string_pretty(&j)?);
+    } else {
+        print!("{text}");
+    }
+    if let Some((err, limit, ok)) = verdict {
+        if !ok {
+            anyhow::bail!(
+                "the model's gain in free order>=9 blocks is off the kernel's (settled) by {err:+.1} %, beyond --check {limit}"
+            );
+        }
+        say(&format!(
+            "check passed: gain error {err:+.1} % within {limit} %"
+        ));
+    }
+    Ok(())
+}
