@@ -5,8 +5,8 @@ use crate::cli::{AnalyzeArgs, PredictArgs};
 use crate::usage;
 use anyhow::Context;
 use kcompact::snapshot::kpageflags::{class_counts, PageClass};
-use kcompact::snapshot::load::{load, LoadReport};
-use kcompact::snapshot::text::parse_zoneinfo;
+use kcompact::snapshot::load::{load, reconcile_pageblock_types, LoadReport, ZoneReconcile};
+use kcompact::snapshot::text::{parse_pagetypeinfo, parse_zoneinfo};
 use kcompact::snapshot::u64_array;
 use kcompact::units::Pfn;
 use kcompact::views::procfs::buddyinfo;
@@ -18,6 +18,8 @@ use std::path::Path;
 pub(crate) struct Loaded {
     pub(crate) machine: Machine,
     report: LoadReport,
+    /// Pageblock types reconciled with the snapshot's pagetypeinfo (when it has one).
+    reconcile: Vec<ZoneReconcile>,
     flags: Vec<u64>,
     pfn_start: u64,
 }
@@ -81,13 +83,22 @@ pub(crate) fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
             ));
         }
     }
-    let (machine, report) = match load(&zones, &flags, pfn_start, VmConfig::default()) {
+    let (mut machine, report) = match load(&zones, &flags, pfn_start, VmConfig::default()) {
         Ok(x) => x,
         Err(e) => return usage(format!("{}: {e}", dir.display())),
+    };
+    let reconcile = if dir.join("pagetypeinfo").is_file() {
+        match parse_pagetypeinfo("pagetypeinfo", &read_text(dir, "pagetypeinfo")?) {
+            Ok(p) => reconcile_pageblock_types(&mut machine, &p),
+            Err(e) => return usage(format!("{}: {e}", dir.display())),
+        }
+    } else {
+        Vec::new()
     };
     Ok(Loaded {
         machine,
         report,
+        reconcile,
         flags,
         pfn_start,
     })
@@ -314,6 +325,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             "hugepages_after_compaction": after_compaction,
             "hugepages_after_drop_caches": after_drop_caches,
             "blockers": ranked.iter().map(|(r, n)| json!({"reason": r, "pageblocks": n})).collect::<Vec<_>>(),
+            "pageblock_types": loaded.reconcile.iter().map(|r| json!({"node": r.zone.0, "zone": r.zone.1, "inferred": r.inferred, "reconciled": r.reconciled, "kernel": r.kernel, "free_list_distance": [r.free_list_distance.0, r.free_list_distance.1]})).collect::<Vec<_>>(),
             "load": {"placed_by_class": PageClass::ALL.iter().zip(loaded.report.placed).map(|(c, n)| (c.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(), "unplaced": loaded.report.unplaced},
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -330,6 +342,20 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     println!("hugepages_now {now}");
     println!("hugepages_after_compaction {after_compaction}");
     println!("hugepages_after_drop_caches {after_drop_caches}  (drop_caches 3, then compaction)");
+    if !loaded.reconcile.is_empty() {
+        println!("\npageblock types UNMOVABLE / MOVABLE / RECLAIMABLE: inferred from the pages -> reconciled with pagetypeinfo (kernel)");
+        for r in &loaded.reconcile {
+            let f = |c: [u64; 3]| format!("{} / {} / {}", c[0], c[1], c[2]);
+            println!(
+                "Node {}, zone {:>8}  {} -> {} ({})",
+                r.zone.0,
+                r.zone.1,
+                f(r.inferred),
+                f(r.reconciled),
+                f(r.kernel)
+            );
+        }
+    }
     println!("\npageblocks that stay no huge page after compaction, by what blocks them:");
     for (r, n) in ranked {
         println!("{n:10}  {r}");

@@ -7,7 +7,7 @@
 use kcompact::rng::SimRng;
 use kcompact::snapshot::kpageflags::{kpf, rebuild_free_blocks};
 use kcompact::snapshot::load::load;
-use kcompact::snapshot::text::{parse_buddyinfo, parse_zoneinfo};
+use kcompact::snapshot::text::{parse_buddyinfo, parse_pagetypeinfo, parse_zoneinfo};
 use kcompact::snapshot::u64_array;
 use kcompact::VmConfig;
 
@@ -39,6 +39,18 @@ Node 0, zone   Normal
 
 const BUDDYINFO: &str = "Node 0, zone      DMA      0      0      0      0      0      0      0      0      1      1      3 
 Node 0, zone   Normal 516423   1038   1113    716    940    374    296     92     20      2   1776 
+";
+
+const PAGETYPEINFO: &str = "Page block order: 9
+Pages per block:  512
+
+Free pages count per migrate type at order       0      1      2      3      4      5      6      7      8      9     10 
+Node    0, zone      DMA, type    Unmovable      0      0      0      0      0      0      0      0      1      0      0 
+Node    0, zone   Normal, type      Movable >100000   1763     33      2      4      4      4      2      3      1    754 
+
+Number of blocks type     Unmovable      Movable  Reclaimable   HighAtomic      Isolate 
+Node 0, zone      DMA            1            7            0            0            0 
+Node 0, zone   Normal          128         5623          137            0            0 
 ";
 
 /// A copy of `text` with a few random byte edits (replace, delete, insert, duplicate).
@@ -85,6 +97,10 @@ fn text_parsers_never_panic_on_mutated_input() {
         let b = mutate(&mut rng, BUDDYINFO);
         if let Err(e) = parse_buddyinfo("buddyinfo", &b) {
             assert!(e.to_string().starts_with("buddyinfo: line "), "{e}");
+        }
+        let p = mutate(&mut rng, PAGETYPEINFO);
+        if let Err(e) = parse_pagetypeinfo("pagetypeinfo", &p) {
+            assert!(e.to_string().starts_with("pagetypeinfo: line "), "{e}");
         }
     }
     // Both outcomes happen, so the mutations reach the parsers' checks.

@@ -53,7 +53,7 @@ impl Machine {
 
     /// Finds a free block of order above pageblock order that covers `pfn`
     /// (`find_large_buddy()`).
-    fn find_large_buddy(&self, pfn: Pfn) -> Option<(Pfn, Order)> {
+    pub(crate) fn find_large_buddy(&self, pfn: Pfn) -> Option<(Pfn, Order)> {
         let pb = self.pageblock_order();
         for o in pb.0 + 1..=MAX_PAGE_ORDER {
             let start = pfn.align_down(Order(o));

@@ -303,3 +303,258 @@ pub fn load(
     }
     Ok((m, report))
 }
+
+/// What [`reconcile_pageblock_types`] did in one zone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZoneReconcile {
+    /// Node and zone name.
+    pub zone: (u32, String),
+    /// Pageblocks UNMOVABLE / MOVABLE / RECLAIMABLE inferred from the pages.
+    pub inferred: [u64; 3],
+    /// ... after reconciling.
+    pub reconciled: [u64; 3],
+    /// ... as pagetypeinfo counts them.
+    pub kernel: [u64; 3],
+    /// Free blocks on the UNMOVABLE and RECLAIMABLE lists that differ from pagetypeinfo's,
+    /// summed over orders (L1 distance), before and after.
+    pub free_list_distance: (u64, u64),
+}
+
+const RECONCILED: [MigrateType; 3] = [
+    MigrateType::Unmovable,
+    MigrateType::Movable,
+    MigrateType::Reclaimable,
+];
+
+/// Reconciles the pageblock types the loader inferred with the snapshot's
+/// `/proc/pagetypeinfo`: in each zone, as long as the kernel counts more UNMOVABLE
+/// (RECLAIMABLE) pageblocks than the pages showed, the block whose free chunks best fill
+/// what the kernel's UNMOVABLE (RECLAIMABLE) free lists hold and the model's lack is
+/// converted — first from the blocks guessed RECLAIMABLE (slab only) when the kernel has
+/// fewer of those, then from MOVABLE blocks, fewest LRU pages first on a tie; where the
+/// pages showed more UNMOVABLE or RECLAIMABLE blocks than the kernel counts and fewer
+/// MOVABLE, the extra ones become MOVABLE (their kernel pages were stolen into a movable
+/// block by a fallback), chosen the same way against the MOVABLE lists.
+///
+/// kpageflags cannot show a pageblock's type: a block the kernel claimed for unmovable
+/// allocations keeps its type after they are freed, and reclaimable slab looks like any
+/// slab. The free lists of each type, per order, are the evidence pagetypeinfo gives.
+pub fn reconcile_pageblock_types(
+    m: &mut Machine,
+    pti: &[super::text::PagetypeInfoRecord],
+) -> Vec<ZoneReconcile> {
+    let mut out = Vec::new();
+    for rec in pti {
+        let Some(zi) = (0..m.zones.len())
+            .map(|i| crate::units::ZoneIdx(i as u8))
+            .find(|zi| {
+                let z = m.zone(*zi);
+                z.node.0 as u32 == rec.node && z.name() == rec.name && z.is_populated()
+            })
+        else {
+            continue;
+        };
+        let blocks_of = |name: &str| {
+            rec.blocks
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0, |(_, c)| *c)
+        };
+        let kernel = [
+            blocks_of("Unmovable"),
+            blocks_of("Movable"),
+            blocks_of("Reclaimable"),
+        ];
+        let hist_of = |name: &str| {
+            rec.free
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, h)| *h)
+                .unwrap_or([Some(0); 11])
+        };
+        let targets = [
+            hist_of("Unmovable"),
+            hist_of("Movable"),
+            hist_of("Reclaimable"),
+        ];
+        let before = type_counts(m, zi);
+        let d0 = free_list_distance(m, zi, &targets);
+        // Step 1: slab-only blocks guessed RECLAIMABLE beyond the kernel's count.
+        let mut cur = type_counts(m, zi);
+        let n = cur[2]
+            .saturating_sub(kernel[2])
+            .min(kernel[0].saturating_sub(cur[0]));
+        convert_blocks(
+            m,
+            zi,
+            MigrateType::Reclaimable,
+            MigrateType::Unmovable,
+            n,
+            &targets[0],
+        );
+        cur = type_counts(m, zi);
+        // Step 2 and 3: MOVABLE blocks the kernel counts as the other types.
+        let n = kernel[0].saturating_sub(cur[0]);
+        convert_blocks(
+            m,
+            zi,
+            MigrateType::Movable,
+            MigrateType::Unmovable,
+            n,
+            &targets[0],
+        );
+        cur = type_counts(m, zi);
+        let n = kernel[2].saturating_sub(cur[2]);
+        convert_blocks(
+            m,
+            zi,
+            MigrateType::Movable,
+            MigrateType::Reclaimable,
+            n,
+            &targets[2],
+        );
+        // Step 4: more UNMOVABLE or RECLAIMABLE blocks than the kernel counts, and fewer
+        // MOVABLE: the extra kernel pages sit in MOVABLE blocks (stolen by a fallback),
+        // the blocks whose free chunks the MOVABLE lists need most go back.
+        for from in [MigrateType::Reclaimable, MigrateType::Unmovable] {
+            cur = type_counts(m, zi);
+            let i = RECONCILED.iter().position(|t| *t == from).expect("type");
+            let n = cur[i]
+                .saturating_sub(kernel[i])
+                .min(kernel[1].saturating_sub(cur[1]));
+            convert_blocks(m, zi, from, MigrateType::Movable, n, &targets[1]);
+        }
+        out.push(ZoneReconcile {
+            zone: (rec.node, rec.name.clone()),
+            inferred: before,
+            reconciled: type_counts(m, zi),
+            kernel,
+            free_list_distance: (d0, free_list_distance(m, zi, &targets)),
+        });
+    }
+    out
+}
+
+/// Pageblocks of the zone per reconciled type.
+fn type_counts(m: &Machine, zi: crate::units::ZoneIdx) -> [u64; 3] {
+    let mut c = [0u64; 3];
+    for b in zone_blocks(m, zi) {
+        if let Some(i) = RECONCILED.iter().position(|t| *t == m.migratetype(b)) {
+            c[i] += 1;
+        }
+    }
+    c
+}
+
+fn zone_blocks(m: &Machine, zi: crate::units::ZoneIdx) -> Vec<Pfn> {
+    let pb = m.pageblocks.nr_pages();
+    let z = m.zone(zi);
+    let mut v = Vec::new();
+    let mut b = z.zone_start_pfn.0 & !(pb - 1);
+    while b < z.end_pfn().0 {
+        if m.page_zone(Pfn(b)) == Some(zi) || m.page_zone(Pfn(b + pb - 1)) == Some(zi) {
+            v.push(Pfn(b));
+        }
+        b += pb;
+    }
+    v
+}
+
+/// Free blocks per order on the list of `mt`.
+fn list_hist(m: &Machine, zi: crate::units::ZoneIdx, mt: MigrateType) -> [u64; 11] {
+    let z = m.zone(zi);
+    std::array::from_fn(|o| z.free_area[o].free_list[mt.idx()].iter(&m.mem).count() as u64)
+}
+
+/// L1 distance between the model's UNMOVABLE and RECLAIMABLE free lists and the kernel's
+/// (orders the kernel did not count are left out).
+fn free_list_distance(
+    m: &Machine,
+    zi: crate::units::ZoneIdx,
+    targets: &[[Option<u64>; 11]; 3],
+) -> u64 {
+    [0usize, 2]
+        .iter()
+        .map(|&t| {
+            let h = list_hist(m, zi, RECONCILED[t]);
+            (0..11)
+                .filter_map(|o| targets[t][o].map(|k| k.abs_diff(h[o])))
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+/// Converts `n` blocks of type `from` to `to`, each time the one whose free chunks best
+/// fill the `to` list's shortfall against `target` (pages of chunks the list lacks, less
+/// pages of chunks it would then have too many of).
+fn convert_blocks(
+    m: &mut Machine,
+    zi: crate::units::ZoneIdx,
+    from: MigrateType,
+    to: MigrateType,
+    n: u64,
+    target: &[Option<u64>; 11],
+) {
+    if n == 0 {
+        return;
+    }
+    let pb = m.pageblock_order();
+    // Per candidate block: free chunks per order below pageblock order, and LRU pages.
+    // A block inside a free chunk larger than a pageblock is left alone: the chunk's
+    // type is that of all its blocks.
+    let mut cands: Vec<(Pfn, [u64; 11], u64)> = zone_blocks(m, zi)
+        .into_iter()
+        .filter(|b| m.migratetype(*b) == from && m.find_large_buddy(*b).is_none())
+        .map(|b| {
+            let mut chunks = [0u64; 11];
+            let mut lru = 0;
+            let mut p = b.0;
+            while p < b.0 + pb.nr_pages() {
+                let f = m.mem.flags(Pfn(p));
+                if m.mem.is_buddy(Pfn(p)) {
+                    let o = m.mem.buddy_order(Pfn(p)).0;
+                    chunks[o as usize] += 1;
+                    p += 1 << o;
+                    continue;
+                }
+                if f.contains(crate::memmap::PageFlags::LRU) {
+                    lru += 1;
+                }
+                p += 1;
+            }
+            (b, chunks, lru)
+        })
+        .collect();
+    let mut have = list_hist(m, zi, to);
+    for _ in 0..n {
+        let deficit: [u64; 11] =
+            std::array::from_fn(|o| target[o].map_or(0, |t| t.saturating_sub(have[o])));
+        let best = cands
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.1[9] + c.1[10] == 0)
+            .max_by_key(|(_, c)| {
+                // Chunks the list lacks count for, chunks beyond its count against (pages).
+                let fit: i64 = (0..11)
+                    .map(|o| {
+                        let hit = c.1[o].min(deficit[o]) as i64;
+                        let over = if target[o].is_some() {
+                            c.1[o] as i64 - hit
+                        } else {
+                            0
+                        };
+                        (hit - over) << o
+                    })
+                    .sum();
+                (fit, std::cmp::Reverse(c.2), std::cmp::Reverse(c.0))
+            })
+            .map(|(i, _)| i);
+        let Some(i) = best else { break };
+        let (b, chunks, _) = cands.swap_remove(i);
+        if m.move_freepages_block(zi, b, from, to).is_some() {
+            for o in 0..11 {
+                have[o] += chunks[o];
+            }
+        }
+    }
+}

@@ -169,6 +169,126 @@ pub fn parse_buddyinfo(file: &str, text: &str) -> Result<Vec<BuddyInfoRecord>, S
     Ok(out)
 }
 
+/// One zone of `/proc/pagetypeinfo`: free blocks per migratetype and order, and
+/// pageblocks per migratetype.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PagetypeInfoRecord {
+    /// Node id.
+    pub node: u32,
+    /// Zone name.
+    pub name: String,
+    /// Free blocks per order of each type's free list, by type name; `None` where the
+    /// kernel printed `>100000` (it stops counting there).
+    pub free: Vec<(String, [Option<u64>; MAX_PAGE_ORDER as usize + 1])>,
+    /// Pageblocks of each type ("Number of blocks type"), by type name.
+    pub blocks: Vec<(String, u64)>,
+}
+
+/// Parses `/proc/pagetypeinfo` (Linux 6.x layout, with or without a CMA column).
+pub fn parse_pagetypeinfo(
+    file: &str,
+    text: &str,
+) -> Result<Vec<PagetypeInfoRecord>, SnapshotError> {
+    let mut out: Vec<PagetypeInfoRecord> = Vec::new();
+    let mut block_types: Vec<String> = Vec::new();
+    let zone_of = |rest: &str, ln: usize| -> Result<(u32, String, String), SnapshotError> {
+        let (node, rest) = rest
+            .split_once(", zone")
+            .ok_or_else(|| line_err(file, ln, "`, zone` expected"))?;
+        let node = number(file, ln, Some(node.trim()), "node")? as u32;
+        let rest = rest.trim_start();
+        let (name, rest) = match rest.split_once(',') {
+            Some((n, r)) => (n.trim().to_string(), r.to_string()),
+            None => {
+                let mut w = rest.splitn(2, char::is_whitespace);
+                let n = w.next().unwrap_or("").to_string();
+                (n, w.next().unwrap_or("").to_string())
+            }
+        };
+        if name.is_empty() {
+            return Err(line_err(file, ln, "zone name missing"));
+        }
+        Ok((node, name, rest))
+    };
+    for (i, l) in text.lines().enumerate() {
+        let ln = i + 1;
+        if let Some(h) = l.strip_prefix("Number of blocks type") {
+            block_types = h.split_whitespace().map(str::to_string).collect();
+            continue;
+        }
+        let Some(rest) = l.strip_prefix("Node") else {
+            continue;
+        };
+        let (node, name, rest) = zone_of(rest, ln)?;
+        let idx = match out.iter().position(|r| r.node == node && r.name == name) {
+            Some(i) => i,
+            None => {
+                out.push(PagetypeInfoRecord {
+                    node,
+                    name,
+                    free: Vec::new(),
+                    blocks: Vec::new(),
+                });
+                out.len() - 1
+            }
+        };
+        if let Some(t) = rest.trim_start().strip_prefix("type") {
+            let mut words = t.split_whitespace();
+            let ty = words
+                .next()
+                .ok_or_else(|| line_err(file, ln, "migratetype name missing"))?
+                .to_string();
+            let counts: Vec<Option<u64>> = words
+                .map(|w| {
+                    if w.starts_with('>') {
+                        Ok(None)
+                    } else {
+                        number(file, ln, Some(w), "free count").map(Some)
+                    }
+                })
+                .collect::<Result<_, _>>()?;
+            if counts.len() != MAX_PAGE_ORDER as usize + 1 {
+                return Err(line_err(
+                    file,
+                    ln,
+                    format!("{} counts, {} expected", counts.len(), MAX_PAGE_ORDER + 1),
+                ));
+            }
+            let mut a = [None; MAX_PAGE_ORDER as usize + 1];
+            a.copy_from_slice(&counts);
+            out[idx].free.push((ty, a));
+        } else {
+            if block_types.is_empty() {
+                return Err(line_err(
+                    file,
+                    ln,
+                    "block counts before the `Number of blocks type` header",
+                ));
+            }
+            let counts: Vec<u64> = rest
+                .split_whitespace()
+                .map(|w| number(file, ln, Some(w), "block count"))
+                .collect::<Result<_, _>>()?;
+            if counts.len() != block_types.len() {
+                return Err(line_err(
+                    file,
+                    ln,
+                    format!(
+                        "{} block counts for {} types",
+                        counts.len(),
+                        block_types.len()
+                    ),
+                ));
+            }
+            out[idx].blocks = block_types.iter().cloned().zip(counts).collect();
+        }
+    }
+    if out.is_empty() {
+        return Err(line_err(file, 1, "no `Node N, zone NAME` line"));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +349,38 @@ Node 0, zone    DMA32
         );
         assert!(parse_zoneinfo("zoneinfo", "garbage\n").is_err());
         assert!(parse_zoneinfo("zoneinfo", "").is_err());
+    }
+
+    #[test]
+    fn pagetypeinfo_gives_free_lists_and_block_counts() {
+        let t = "Page block order: 9
+Pages per block:  512
+
+Free pages count per migrate type at order       0      1      2      3      4      5      6      7      8      9     10 
+Node    0, zone      DMA, type    Unmovable      0      0      0      0      0      0      0      0      1      0      0 
+Node    0, zone   Normal, type      Movable >100000   1763     33      2      4      4      4      2      3      1    754 
+Node    0, zone   Normal, type  Reclaimable      0      0      0      1      0      0      0      1      0      0      0 
+
+Number of blocks type     Unmovable      Movable  Reclaimable   HighAtomic      Isolate 
+Node 0, zone      DMA            1            7            0            0            0 
+Node 0, zone   Normal          128         5623          137            0            0 
+";
+        let p = parse_pagetypeinfo("pagetypeinfo", t).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[1].name, "Normal");
+        assert_eq!(p[1].free[0].0, "Movable");
+        assert_eq!(p[1].free[0].1[0], None, ">100000 is not a count");
+        assert_eq!(p[1].free[0].1[10], Some(754));
+        assert_eq!(p[1].blocks[0], ("Unmovable".to_string(), 128));
+        assert_eq!(p[1].blocks[2], ("Reclaimable".to_string(), 137));
+        let bad = t.replace("5623", "56x3");
+        assert_eq!(
+            parse_pagetypeinfo("pagetypeinfo", &bad)
+                .unwrap_err()
+                .to_string(),
+            "pagetypeinfo: line 11: block count: \"56x3\" is not a number"
+        );
+        assert!(parse_pagetypeinfo("pagetypeinfo", "garbage\n").is_err());
     }
 
     #[test]
