@@ -379,50 +379,29 @@ pub fn reconcile_pageblock_types(
         ];
         let before = type_counts(m, zi);
         let d0 = free_list_distance(m, zi, &targets);
-        // Step 1: slab-only blocks guessed RECLAIMABLE beyond the kernel's count.
-        let mut cur = type_counts(m, zi);
-        let n = cur[2]
-            .saturating_sub(kernel[2])
-            .min(kernel[0].saturating_sub(cur[0]));
-        convert_blocks(
-            m,
-            zi,
-            MigrateType::Reclaimable,
-            MigrateType::Unmovable,
-            n,
-            &targets[0],
-        );
-        cur = type_counts(m, zi);
-        // Step 2 and 3: MOVABLE blocks the kernel counts as the other types.
-        let n = kernel[0].saturating_sub(cur[0]);
-        convert_blocks(
-            m,
-            zi,
-            MigrateType::Movable,
-            MigrateType::Unmovable,
-            n,
-            &targets[0],
-        );
-        cur = type_counts(m, zi);
-        let n = kernel[2].saturating_sub(cur[2]);
-        convert_blocks(
-            m,
-            zi,
-            MigrateType::Movable,
-            MigrateType::Reclaimable,
-            n,
-            &targets[2],
-        );
-        // Step 4: more UNMOVABLE or RECLAIMABLE blocks than the kernel counts, and fewer
-        // MOVABLE: the extra kernel pages sit in MOVABLE blocks (stolen by a fallback),
-        // the blocks whose free chunks the MOVABLE lists need most go back.
-        for from in [MigrateType::Reclaimable, MigrateType::Unmovable] {
-            cur = type_counts(m, zi);
-            let i = RECONCILED.iter().position(|t| *t == from).expect("type");
-            let n = cur[i]
-                .saturating_sub(kernel[i])
-                .min(kernel[1].saturating_sub(cur[1]));
-            convert_blocks(m, zi, from, MigrateType::Movable, n, &targets[1]);
+        // In order: slab-only blocks guessed RECLAIMABLE beyond the kernel's count become
+        // UNMOVABLE; MOVABLE blocks become the UNMOVABLE and RECLAIMABLE ones the kernel
+        // counts beyond the pages' evidence; blocks with kernel pages beyond the kernel's
+        // counts become MOVABLE (a fallback stole them into a movable block). Each step
+        // moves as many blocks as the target type lacks and, but for the MOVABLE pool,
+        // the source type has to spare.
+        let at = |t: MigrateType| RECONCILED.iter().position(|x| *x == t).expect("type");
+        for (from, to) in [
+            (MigrateType::Reclaimable, MigrateType::Unmovable),
+            (MigrateType::Movable, MigrateType::Unmovable),
+            (MigrateType::Movable, MigrateType::Reclaimable),
+            (MigrateType::Reclaimable, MigrateType::Movable),
+            (MigrateType::Unmovable, MigrateType::Movable),
+        ] {
+            let cur = type_counts(m, zi);
+            let (f, t) = (at(from), at(to));
+            let spare = if from == MigrateType::Movable {
+                u64::MAX
+            } else {
+                cur[f].saturating_sub(kernel[f])
+            };
+            let n = kernel[t].saturating_sub(cur[t]).min(spare);
+            convert_blocks(m, zi, from, to, n, &targets[t]);
         }
         out.push(ZoneReconcile {
             zone: (rec.node, rec.name.clone()),
