@@ -6,7 +6,7 @@ use crate::usage;
 use anyhow::Context;
 use kcompact::snapshot::kpageflags::{class_counts, PageClass};
 use kcompact::snapshot::load::{load, reconcile_pageblock_types, LoadReport, ZoneReconcile};
-use kcompact::snapshot::text::{parse_pagetypeinfo, parse_zoneinfo};
+use kcompact::snapshot::text::{parse_buddyinfo, parse_pagetypeinfo, parse_zoneinfo};
 use kcompact::snapshot::u64_array;
 use kcompact::units::Pfn;
 use kcompact::views::procfs::buddyinfo;
@@ -266,9 +266,48 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The loaded free lists against the snapshot's buddyinfo, read before the page arrays,
+/// and `buddyinfo.post`, read after them: per zone, free pages and free blocks apart
+/// (summed over orders). A live machine moves while it is copied; the two readings bound
+/// the drift.
+fn buddyinfo_check(dir: &Path, m: &Machine) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut readings = Vec::new();
+    for name in ["buddyinfo", "buddyinfo.post"] {
+        if !dir.join(name).is_file() {
+            readings.push(None);
+            continue;
+        }
+        match parse_buddyinfo(name, &read_text(dir, name)?) {
+            Ok(r) => readings.push(Some(r)),
+            Err(e) => return usage(format!("{}: {e}", dir.display())),
+        }
+    }
+    let mut out = Vec::new();
+    for z in m.zones.iter().filter(|z| z.is_populated()) {
+        let model = z.free_by_order();
+        let pages = |c: &[u64; 11]| -> u64 { c.iter().enumerate().map(|(o, n)| n << o).sum() };
+        let mut row =
+            json!({"node": z.node.0, "zone": z.name(), "model_free_pages": pages(&model)});
+        for (key, r) in ["buddyinfo", "buddyinfo_post"].iter().zip(&readings) {
+            let Some(r) = r else { continue };
+            if let Some(b) = r
+                .iter()
+                .find(|b| b.node == z.node.0 as u32 && b.name == z.name())
+            {
+                let apart: u64 = (0..11).map(|o| model[o].abs_diff(b.nr_free[o])).sum();
+                row[format!("{key}_free_pages")] = json!(pages(&b.nr_free));
+                row[format!("{key}_blocks_apart")] = json!(apart);
+            }
+        }
+        out.push(row);
+    }
+    Ok(out)
+}
+
 /// `kcompact analyze SNAPSHOT`.
 pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let loaded = load_dir(&args.snapshot)?;
+    let check = buddyinfo_check(&args.snapshot, &loaded.machine)?;
     let now = hugepages(&loaded.machine);
     let mut after = loaded.machine.clone();
     after.compact_memory();
@@ -325,6 +364,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             "hugepages_after_compaction": after_compaction,
             "hugepages_after_drop_caches": after_drop_caches,
             "blockers": ranked.iter().map(|(r, n)| json!({"reason": r, "pageblocks": n})).collect::<Vec<_>>(),
+            "buddyinfo_check": check,
             "pageblock_types": loaded.reconcile.iter().map(|r| json!({"node": r.zone.0, "zone": r.zone.1, "inferred": r.inferred, "reconciled": r.reconciled, "kernel": r.kernel, "free_list_distance": [r.free_list_distance.0, r.free_list_distance.1]})).collect::<Vec<_>>(),
             "load": {"placed_by_class": PageClass::ALL.iter().zip(loaded.report.placed).map(|(c, n)| (c.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(), "unplaced": loaded.report.unplaced},
         });
@@ -342,6 +382,24 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     println!("hugepages_now {now}");
     println!("hugepages_after_compaction {after_compaction}");
     println!("hugepages_after_drop_caches {after_drop_caches}  (drop_caches 3, then compaction)");
+    println!("\nfree pages loaded vs buddyinfo before / after the page arrays were copied (free blocks apart over all orders):");
+    for c in &check {
+        let g = |k: &str| {
+            c.get(k)
+                .and_then(|v| v.as_u64())
+                .map_or("-".to_string(), |v| v.to_string())
+        };
+        println!(
+            "Node {}, zone {:>8}  model {}  buddyinfo {} ({} apart)  buddyinfo.post {} ({} apart)",
+            c["node"],
+            c["zone"].as_str().unwrap_or(""),
+            g("model_free_pages"),
+            g("buddyinfo_free_pages"),
+            g("buddyinfo_blocks_apart"),
+            g("buddyinfo_post_free_pages"),
+            g("buddyinfo_post_blocks_apart")
+        );
+    }
     if !loaded.reconcile.is_empty() {
         println!("\npageblock types UNMOVABLE / MOVABLE / RECLAIMABLE: inferred from the pages -> reconciled with pagetypeinfo (kernel)");
         for r in &loaded.reconcile {

@@ -91,6 +91,18 @@ fn analyze_a_real_snapshot_names_its_blockers() {
         "buddyinfo of the snapshot: 5067, loaded {now}"
     );
     assert!(after > now);
+    // The loaded free lists against buddyinfo read before and after the page arrays.
+    let check = v["buddyinfo_check"].as_array().unwrap();
+    let normal = check.iter().find(|c| c["zone"] == "Normal").unwrap();
+    let (m, b, p) = (
+        normal["model_free_pages"].as_u64().unwrap(),
+        normal["buddyinfo_free_pages"].as_u64().unwrap(),
+        normal["buddyinfo_post_free_pages"].as_u64().unwrap(),
+    );
+    assert!(
+        m + m / 100 >= b.min(p) && m <= b.max(p) + m / 100,
+        "model {m} free pages, buddyinfo {b} before and {p} after"
+    );
     let blockers = v["blockers"].as_array().unwrap();
     let reasons: Vec<&str> = blockers
         .iter()
