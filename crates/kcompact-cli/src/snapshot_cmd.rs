@@ -5,7 +5,9 @@ use crate::cli::{AnalyzeArgs, PredictArgs};
 use crate::usage;
 use anyhow::Context;
 use kcompact::snapshot::kpageflags::{class_counts, PageClass};
-use kcompact::snapshot::load::{load, reconcile_pageblock_types, LoadReport, ZoneReconcile};
+use kcompact::snapshot::load::{
+    load_with_counts, reconcile_pageblock_types, LoadReport, ZoneReconcile,
+};
 use kcompact::snapshot::text::{parse_buddyinfo, parse_pagetypeinfo, parse_zoneinfo};
 use kcompact::snapshot::u64_array;
 use kcompact::units::Pfn;
@@ -83,7 +85,24 @@ pub(crate) fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
             ));
         }
     }
-    let (mut machine, report) = match load(&zones, &flags, pfn_start, VmConfig::default()) {
+    // kpagecount (the map count) is optional: without it page cache loads unmapped.
+    let has_counts = dir.join("kpagecount.zst").is_file() || dir.join("kpagecount").is_file();
+    let counts = if has_counts {
+        match u64_array("kpagecount", &read_binary(dir, "kpagecount")?) {
+            Ok(c) => Some(c),
+            Err(e) => return usage(format!("{}: {e}", dir.display())),
+        }
+    } else {
+        None
+    };
+    let loaded = load_with_counts(
+        &zones,
+        &flags,
+        counts.as_deref(),
+        pfn_start,
+        VmConfig::default(),
+    );
+    let (mut machine, report) = match loaded {
         Ok(x) => x,
         Err(e) => return usage(format!("{}: {e}", dir.display())),
     };
@@ -366,7 +385,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             "blockers": ranked.iter().map(|(r, n)| json!({"reason": r, "pageblocks": n})).collect::<Vec<_>>(),
             "buddyinfo_check": check,
             "pageblock_types": loaded.reconcile.iter().map(|r| json!({"node": r.zone.0, "zone": r.zone.1, "inferred": r.inferred, "reconciled": r.reconciled, "kernel": r.kernel, "free_list_distance": [r.free_list_distance.0, r.free_list_distance.1]})).collect::<Vec<_>>(),
-            "load": {"placed_by_class": PageClass::ALL.iter().zip(loaded.report.placed).map(|(c, n)| (c.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(), "unplaced": loaded.report.unplaced},
+            "load": {"placed_by_class": PageClass::ALL.iter().zip(loaded.report.placed).map(|(c, n)| (c.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(), "unplaced": loaded.report.unplaced, "file_mappings": loaded.report.file_mappings, "pgtables_from_free": loaded.report.pgtables_from_free},
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());

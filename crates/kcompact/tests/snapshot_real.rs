@@ -437,3 +437,69 @@ fn long_term_pinned_buffer_never_moves_like_c_pin() {
         );
     }
 }
+
+/// kpagecount is the map count: page cache the kernel had mapped (KPF_MMAP) is mapped in
+/// the loaded model, so `drop_caches` leaves it as the kernel's would; the loaded LRU
+/// lists follow KPF_ACTIVE.
+#[test]
+fn kpagecount_maps_page_cache_that_drop_caches_then_keeps() {
+    use kcompact::snapshot::kpageflags::{has, kpf};
+    use kcompact::snapshot::load::load_with_counts;
+    let Some(root) = data_dir() else {
+        eprintln!("skipped: ../shared/data/realkernel is not here");
+        return;
+    };
+    let dir = root.join("A2_g4_r1").join("before");
+    let zones = parse_zoneinfo(
+        "zoneinfo",
+        &std::fs::read_to_string(dir.join("zoneinfo")).unwrap(),
+    )
+    .unwrap();
+    let flags = u64_array("kpageflags", &read_zst(&dir.join("kpageflags.zst"))).unwrap();
+    let counts = u64_array("kpagecount", &read_zst(&dir.join("kpagecount.zst"))).unwrap();
+    let start = meta(&dir, "pfn_start");
+    let (mut m, report) = load_with_counts(
+        &zones,
+        &flags,
+        Some(&counts),
+        start,
+        kcompact::VmConfig::default(),
+    )
+    .expect("loads");
+    kcompact::verify::verify(&m).unwrap_or_else(|e| panic!("{e}"));
+    let mapped_file: Vec<u64> = (0..flags.len())
+        .filter(|&i| {
+            let w = flags[i];
+            has(w, kpf::MMAP)
+                && has(w, kpf::LRU)
+                && !has(w, kpf::ANON)
+                && !has(w, kpf::COMPOUND_TAIL)
+        })
+        .map(|i| start + i as u64)
+        .collect();
+    assert!(!mapped_file.is_empty());
+    assert!(
+        report.file_mappings >= mapped_file.len() as u64 * 9 / 10,
+        "{report:?}"
+    );
+    let active = (0..flags.len())
+        .filter(|&i| has(flags[i], kpf::ACTIVE) && has(flags[i], kpf::LRU))
+        .count() as u64;
+    let model_active: u64 = m.zones.iter().map(|z| z.nr_lru[1] + z.nr_lru[3]).sum();
+    assert!(
+        model_active.abs_diff(active) * 20 <= active.max(1),
+        "active LRU pages: model {model_active}, kpageflags {active}"
+    );
+    let freed = m.drop_caches(1);
+    kcompact::verify::verify(&m).unwrap_or_else(|e| panic!("{e}"));
+    assert!(freed > 0);
+    let still = mapped_file
+        .iter()
+        .filter(|p| m.folio_of(kcompact::units::Pfn(**p)).is_some())
+        .count();
+    assert!(
+        still as u64 * 10 >= mapped_file.len() as u64 * 9,
+        "mapped page cache stays: {still} of {}",
+        mapped_file.len()
+    );
+}

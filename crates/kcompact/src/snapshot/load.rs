@@ -3,7 +3,10 @@
 //!
 //! What the files cannot show is assumed (docs/linux-map.md, "Snapshot loading"):
 //! - refcounts and pins: each folio holds its owner's references only (no pins);
-//!   kpagecount is the map count, and page cache is loaded unmapped;
+//!   kpagecount is the map count: page cache with KPF_MMAP is mapped that many times (at
+//!   most [`MAX_FILE_MAPS`]) into one process, without page-table pages of its own (the
+//!   snapshot's page-table pages, placed where they are, stand for them); KPF_ACTIVE and KPF_REFERENCED
+//!   carry over to the LRU flags, the PTE accessed bits (invisible) start clear;
 //! - pages with no flag at all are outside the buddy allocator (reserved): on this
 //!   kind of machine they are mostly memory `deferred_init` has not initialised yet, the
 //!   rest per-cpu list pages and kernel pages that set no flag; whole pageblocks of them
@@ -29,6 +32,8 @@ use crate::{Machine, VmConfig};
 pub struct LoadReport {
     /// Pages placed per class ([`PageClass::ALL`] order).
     pub placed: [u64; PageClass::ALL.len()],
+    /// Mappings of page cache made from kpagecount.
+    pub file_mappings: u64,
     /// Folios that could not be placed (their range was not free in the model).
     pub unplaced: u64,
     /// Compound runs that are no power of two of at most MAX_PAGE_ORDER (placed page by
@@ -70,12 +75,45 @@ fn runs(start: u64, end: u64, mut pred: impl FnMut(u64) -> bool) -> Vec<PfnRange
 
 /// Builds a machine from a snapshot's zoneinfo and kpageflags (`flags[i]` is pfn
 /// `pfn_start + i`).
+/// The most mappings a loaded page-cache folio gets from its kpagecount.
+pub const MAX_FILE_MAPS: u64 = 8;
+/// Where the loader maps page cache in its process: mapping `k` of the folio at pfn `p`
+/// sits at virtual page `(k + 1) * FILE_MAP_BASE + p`, far above the anonymous memory
+/// (virtual page = pfn).
+const FILE_MAP_BASE: u64 = 1 << 36;
+
+/// [`load_with_counts`] without `/proc/kpagecount`: page cache is loaded unmapped.
 pub fn load(
     zones: &[ZoneInfoRecord],
     flags: &[u64],
     pfn_start: u64,
     config: VmConfig,
 ) -> Result<(Machine, LoadReport), SnapshotError> {
+    load_with_counts(zones, flags, None, pfn_start, config)
+}
+
+/// Builds a machine from a snapshot's zones, `/proc/kpageflags` and, when given,
+/// `/proc/kpagecount` (the same pfn range); see the module documentation.
+pub fn load_with_counts(
+    zones: &[ZoneInfoRecord],
+    flags: &[u64],
+    counts: Option<&[u64]>,
+    pfn_start: u64,
+    config: VmConfig,
+) -> Result<(Machine, LoadReport), SnapshotError> {
+    if let Some(c) = counts {
+        if c.len() != flags.len() {
+            return Err(SnapshotError::File {
+                file: "kpagecount".into(),
+                msg: format!("{} pfns, but kpageflags has {}", c.len(), flags.len()),
+            });
+        }
+    }
+    let mapcount = |p: u64| -> u64 {
+        counts
+            .and_then(|c| c.get(p.wrapping_sub(pfn_start) as usize).copied())
+            .unwrap_or(0)
+    };
     let word = |p: u64| -> u64 {
         if p >= pfn_start && p - pfn_start < flags.len() as u64 {
             flags[(p - pfn_start) as usize]
@@ -150,6 +188,10 @@ pub fn load(
     let shmem = m.new_file(true, true, false);
     let mut table_slots: Vec<u64> = Vec::new();
     let mut anon: Vec<(u64, Order)> = Vec::new();
+    // Page cache to map: (file, pfn = index, mappings).
+    let mut mapped: Vec<(u32, u64, u64)> = Vec::new();
+    // LRU folios whose list position the flags give: (pfn, active, referenced).
+    let mut lru_state: Vec<(u64, bool, bool)> = Vec::new();
     // Pageblocks holding kernel pages: (block, holds page-table or other kernel pages).
     let mut kernel_blocks: Vec<(u64, bool)> = Vec::new();
 
@@ -194,6 +236,7 @@ pub fn load(
             let placed = match c {
                 PageClass::Anon => {
                     anon.push((p, order));
+                    lru_state.push((p, has(w, kpf::ACTIVE), has(w, kpf::REFERENCED)));
                     p += step;
                     continue;
                 }
@@ -202,6 +245,7 @@ pub fn load(
                     p += 1;
                     continue;
                 }
+
                 PageClass::File | PageClass::Shmem => {
                     let fid = if c == PageClass::Shmem {
                         shmem
@@ -217,6 +261,10 @@ pub fn load(
                             if has(w, kpf::WRITEBACK) {
                                 m.folio_start_writeback(id);
                             }
+                            if has(w, kpf::MMAP) && counts.is_some() {
+                                mapped.push((fid, p, mapcount(p).clamp(1, MAX_FILE_MAPS)));
+                            }
+                            lru_state.push((p, has(w, kpf::ACTIVE), has(w, kpf::REFERENCED)));
                             true
                         }
                         Err(_) => false,
@@ -263,6 +311,33 @@ pub fn load(
         } else {
             report.unplaced += 1;
         }
+    }
+    // Mapped page cache. The snapshot's page-table pages (placed as they are) stand for
+    // these mappings' tables: no page is taken for them, so the free lists stay the
+    // snapshot's.
+    for (fid, p, maps) in mapped {
+        let Some((_, id)) = m.file_lookup(fid, p) else {
+            continue;
+        };
+        for k in 0..maps {
+            m.map_folio(pid, (k + 1) * FILE_MAP_BASE + p, id);
+            report.file_mappings += 1;
+        }
+    }
+    // The LRU lists as the flags say: active or not, PG_referenced; no PTE accessed bit.
+    for (p, active, referenced) in lru_state {
+        let Some(id) = m.folio_of(Pfn(p)) else {
+            continue;
+        };
+        let f = m.mem.flags(Pfn(p));
+        let mut new = f.without(crate::memmap::PageFlags::YOUNG);
+        if active && !f.contains(crate::memmap::PageFlags::UNEVICTABLE) {
+            new = new.with(crate::memmap::PageFlags::ACTIVE);
+        }
+        if referenced {
+            new = new.with(crate::memmap::PageFlags::REFERENCED);
+        }
+        m.folio_set_lru_flags(id, new);
     }
     for p in table_slots {
         m.place_at = Some(Pfn(p));
