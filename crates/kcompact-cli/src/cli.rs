@@ -17,6 +17,12 @@ pub enum Command {
     ///
     /// Example: kcompact run --mem 4G --seed 7 --set steps=200000 --out /tmp/run1
     Run(RunArgs),
+    /// List the scenarios, one line each with its source.
+    Scenarios,
+    /// Run a scenario under two settings over several seeds and compare every metric.
+    ///
+    /// Example: kcompact ab file-holes --toggle compaction=on,off --seeds 5 --mem 1G
+    Ab(AbArgs),
     /// Print a view of a freshly booted model machine in the kernel's format.
     ///
     /// Views: buddyinfo, pagetypeinfo, zoneinfo, extfrag.
@@ -44,9 +50,10 @@ pub enum Command {
 /// The machine every command builds.
 #[derive(Args, Debug, Clone)]
 pub struct MachineArgs {
-    /// Memory size: a number with an optional unit K, M, G or T (binary), e.g. 24G.
-    #[arg(long, default_value = "4G")]
-    pub mem: String,
+    /// Memory size: a number with an optional unit K, M, G or T (binary), e.g. 24G
+    /// (default 4G; 1G for the scenarios of `run` and `ab`).
+    #[arg(long)]
+    pub mem: Option<String>,
     /// A setting as KEY=VALUE (repeatable); `kcompact run --set help=1` lists the keys.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -54,7 +61,7 @@ pub struct MachineArgs {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// The workload; until the seed scenarios land, `churn` (the default) is the one there is.
+    /// The scenario (`kcompact scenarios` lists them); default `highalloc`.
     pub scenario: Option<String>,
     #[command(flatten)]
     pub machine: MachineArgs,
@@ -125,6 +132,23 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "PCT")]
     pub check: Option<f64>,
     /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AbArgs {
+    /// The scenario.
+    pub scenario: String,
+    /// The setting to compare, as KEY=A,B (e.g. compaction=on,off).
+    #[arg(long)]
+    pub toggle: String,
+    /// Seeds per side (1..=1000).
+    #[arg(long, default_value_t = 5)]
+    pub seeds: u64,
+    #[command(flatten)]
+    pub machine: MachineArgs,
+    /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
 }

@@ -7,6 +7,7 @@
 mod capture;
 mod cli;
 mod run;
+mod scenario_cmd;
 mod settings;
 mod show;
 mod snapshot_cmd;
@@ -36,6 +37,8 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let result = match args.command {
         cli::Command::Run(a) => run::run(a),
+        cli::Command::Scenarios => scenario_cmd::scenarios(),
+        cli::Command::Ab(a) => scenario_cmd::ab(a),
         cli::Command::Show(a) => show::show(a),
         cli::Command::Predict(a) => snapshot_cmd::predict(a),
         cli::Command::Analyze(a) => snapshot_cmd::analyze(a),

@@ -2,7 +2,6 @@
 
 use crate::cli::RunArgs;
 use crate::settings::Settings;
-use crate::usage;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use kcompact::churn::{run_churn, ChurnReport};
@@ -18,12 +17,12 @@ use std::path::Path;
 const SCENARIOS: &[&str] = &["churn"];
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let scenario = args.scenario.clone().unwrap_or_else(|| "churn".to_string());
+    let scenario = args
+        .scenario
+        .clone()
+        .unwrap_or_else(|| "highalloc".to_string());
     if !SCENARIOS.contains(&scenario.as_str()) {
-        return usage(format!(
-            "unknown scenario '{scenario}' (available: {})",
-            SCENARIOS.join(", ")
-        ));
+        return crate::scenario_cmd::run(&args, &scenario);
     }
     let settings = Settings::parse(&args.machine)?;
     let mut m = settings.boot()?;
@@ -148,18 +147,8 @@ fn write_out(
     r: &ChurnReport,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let zones: Vec<_> = m
-        .zones
-        .iter()
-        .filter(|z| z.is_populated())
-        .map(|z| json!({"node": z.node.0, "name": z.name(), "free_by_order": z.free_by_order(), "managed_pages": z.managed_pages}))
-        .collect();
-    let vmstat: serde_json::Map<String, serde_json::Value> = m
-        .vmstat
-        .pairs()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
+    let zones = zones_json(m);
+    let vmstat = vmstat_json(m);
     let mut result = json!({
         "kcompact_version": env!("CARGO_PKG_VERSION"),
         "scenario": scenario,
@@ -197,14 +186,7 @@ fn write_out(
         std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
     };
     write("result.json", serde_json::to_string_pretty(&result)? + "\n")?;
-    write("buddyinfo", buddyinfo(m))?;
-    write("pagetypeinfo", pagetypeinfo(m))?;
-    write("zoneinfo", zoneinfo(m, 2))?;
-    let mut vm = format!("nr_free_pages {}\n", m.nr_free_pages());
-    for (k, v) in m.vmstat.pairs() {
-        let _ = writeln!(vm, "{k} {v}");
-    }
-    write("vmstat", vm)?;
+    write_kernel_files(dir, m)?;
     let mut csv = String::from("step,free_pages,free_order9_blocks,unusable_order9\n");
     for smp in &r.samples {
         let _ = writeln!(
@@ -215,4 +197,39 @@ fn write_out(
     }
     write("timeline.csv", csv)?;
     Ok(())
+}
+
+/// result.json's `zones`: every populated zone's free blocks per order and managed pages.
+pub(crate) fn zones_json(m: &Machine) -> serde_json::Value {
+    json!(m
+        .zones
+        .iter()
+        .filter(|z| z.is_populated())
+        .map(|z| json!({"node": z.node.0, "name": z.name(), "free_by_order": z.free_by_order(), "managed_pages": z.managed_pages}))
+        .collect::<Vec<_>>())
+}
+
+/// result.json's `vmstat`: every counter by its name.
+pub(crate) fn vmstat_json(m: &Machine) -> serde_json::Map<String, serde_json::Value> {
+    m.vmstat
+        .pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect()
+}
+
+/// The kernel-format files of `--out`: buddyinfo, pagetypeinfo, zoneinfo, vmstat.
+pub(crate) fn write_kernel_files(dir: &Path, m: &Machine) -> anyhow::Result<()> {
+    let write = |name: &str, text: String| -> anyhow::Result<()> {
+        let p = dir.join(name);
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
+    };
+    write("buddyinfo", buddyinfo(m))?;
+    write("pagetypeinfo", pagetypeinfo(m))?;
+    write("zoneinfo", zoneinfo(m, 2))?;
+    let mut vm = format!("nr_free_pages {}\n", m.nr_free_pages());
+    for (k, v) in m.vmstat.pairs() {
+        let _ = writeln!(vm, "{k} {v}");
+    }
+    write("vmstat", vm)
 }

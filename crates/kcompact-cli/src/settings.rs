@@ -62,6 +62,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("compaction_proactiveness", "vm.compaction_proactiveness (0..=100, default 20)"),
     ("extfrag_threshold", "vm.extfrag_threshold (0..=1000, default 500)"),
     ("compact_unevictable_allowed", "on|off: vm.compact_unevictable_allowed (default on)"),
+    ("swap", "swap space, e.g. 2G (default 0: no swap)"),
+    ("swappiness", "vm.swappiness (0..=200, default 60)"),
+    ("thp_defrag", "always|defer|defer+madvise|madvise|never: transparent_hugepage/defrag (default madvise)"),
     ("integrity", "off|stamps|bytes: track page contents, check every owner's data at the end (bytes: real 4 KiB pages, up to --mem 8G)"),
 ];
 
@@ -74,6 +77,8 @@ pub struct Settings {
     pub vm: VmConfig,
     pub churn: ChurnConfig,
     pub integrity: Integrity,
+    /// `--set` pairs that are the scenario's own parameters.
+    pub scenario_params: Vec<(String, String)>,
 }
 
 /// Content tracking asked for with `--set integrity=`.
@@ -104,22 +109,53 @@ fn onoff(key: &str, v: &str) -> anyhow::Result<bool> {
 impl Settings {
     /// Parses `--mem` and every `--set`.
     pub fn parse(args: &MachineArgs) -> anyhow::Result<Settings> {
-        let mem_bytes =
-            parse_size(&args.mem).or_else(|e| usage(format!("--mem {}: {e}", args.mem)))?;
+        Settings::parse_for(args, &[], "4G")
+    }
+
+    /// Parses `--mem` and every `--set`; keys in `scenario_keys` are kept for the
+    /// scenario (`scenario_params`).
+    /// `default_mem` is the size without `--mem`.
+    pub fn parse_for(
+        args: &MachineArgs,
+        scenario_keys: &[&str],
+        default_mem: &str,
+    ) -> anyhow::Result<Settings> {
+        let mem = args.mem.clone().unwrap_or_else(|| default_mem.to_string());
+        let mem_bytes = parse_size(&mem).or_else(|e| usage(format!("--mem {mem}: {e}")))?;
         let mut s = Settings {
-            mem_text: args.mem.clone(),
+            mem_text: mem,
             mem_bytes,
             nodes: 1,
             movable_bytes: 0,
             vm: VmConfig::default(),
             churn: ChurnConfig::default(),
             integrity: Integrity::Off,
+            scenario_params: Vec::new(),
         };
         for kv in &args.set {
             let Some((key, v)) = kv.split_once('=') else {
                 return usage(format!("--set {kv}: expected KEY=VALUE"));
             };
+            if scenario_keys.contains(&key) {
+                s.scenario_params.push((key.to_string(), v.to_string()));
+                continue;
+            }
             match key {
+                "swap" => s.vm.swap_pages = size(key, v)? >> 12,
+                "swappiness" => {
+                    let n = num(key, v)?;
+                    if n > 200 {
+                        return usage(format!("--set swappiness={v}: out of range 0..=200"));
+                    }
+                    s.vm.swappiness = n as u32;
+                }
+                "thp_defrag" => {
+                    s.vm.thp_defrag = kcompact::hugepage::ThpDefrag::parse(v).ok_or_else(|| {
+                        crate::Usage(format!(
+                            "--set thp_defrag={v}: expected always, defer, defer+madvise, madvise or never"
+                        ))
+                    })?
+                }
                 "help" => {
                     let list: Vec<String> =
                         KEYS.iter().map(|(k, d)| format!("  {k:<24} {d}")).collect();
@@ -231,7 +267,8 @@ impl Settings {
                     }
                 }
                 _ => {
-                    let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+                    let mut known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+                    known.extend(scenario_keys);
                     return usage(format!(
                         "--set {key}: unknown key (known: {})",
                         known.join(", ")

@@ -73,9 +73,9 @@ const BAD_INPUT: &[(&[&str], &str)] = &[
     (&["run", "--mem", "3X"], "3X"),
     (&["show", "nosuchview"], "nosuchview"),
     (&["run", "--set", "bogus=1"], "bogus"),
-    (&["run", "--set", "steps=abc"], "steps"),
-    (&["run", "--set", "fill_pct=99"], "fill_pct"),
-    (&["run", "--set", "mix=1,2"], "mix"),
+    (&["run", "churn", "--set", "steps=abc"], "steps"),
+    (&["run", "churn", "--set", "fill_pct=99"], "fill_pct"),
+    (&["run", "churn", "--set", "mix=1,2"], "mix"),
     (&["run", "nosuchscenario"], "nosuchscenario"),
     (
         &["show", "buddyinfo", "--mem", "1T", "--set", "nodes=0"],
@@ -121,7 +121,7 @@ fn bad_input_exits_2_with_one_line_naming_the_problem() {
 // run.
 // ---------------------------------------------------------------------------------------
 
-const RUN_SMALL: &[&str] = &["run", "--set", "steps=20000", "--mem", "1G"];
+const RUN_SMALL: &[&str] = &["run", "churn", "--set", "steps=20000", "--mem", "1G"];
 
 fn run_seed(seed: &str) -> String {
     let mut args = RUN_SMALL.to_vec();
@@ -179,6 +179,7 @@ fn run_out_writes_result_json_and_kernel_files() {
         .to_string();
     let out = ok(&[
         "run",
+        "churn",
         "--set",
         "steps=20000",
         "--mem",
@@ -312,7 +313,9 @@ fn show_buddyinfo_4g_has_three_zones() {
 
 #[test]
 fn help_has_examples() {
-    for cmd in ["run", "show"] {
+    for cmd in [
+        "run", "show", "ab", "predict", "analyze", "capture", "validate",
+    ] {
         let out = ok(&[cmd, "--help"]);
         assert!(
             out.contains("Example"),
@@ -330,6 +333,7 @@ fn integrity_bytes_checks_every_owner_and_reports_it() {
     let d = dir.to_str().expect("utf-8 temp dir");
     let out = ok(&[
         "run",
+        "churn",
         "--mem",
         "256M",
         "--set",

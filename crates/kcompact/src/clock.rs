@@ -20,8 +20,7 @@ use crate::event::VmStat;
 use crate::machine::Machine;
 use crate::owners::FolioId;
 use crate::units::{NodeId, NR_PAGE_ORDERS};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::VecDeque;
 
 /// What each kind of work costs, in nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,8 +136,11 @@ pub struct Clock {
     pub latency: Latency,
     /// The latency of the last allocation request.
     pub last_alloc_ns: u64,
-    /// Writes in flight: (completion time, folio, its content stamp).
-    writeback: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    /// Writes in flight in submission order: (completion time, folio, its content stamp).
+    /// The disk serves them one after another, so completion times never decrease.
+    writeback: VecDeque<(u64, u32, u32)>,
+    /// Dirty page-cache folios since the last `sync_all` (stale entries are skipped).
+    pub(crate) dirty: Vec<FolioId>,
     /// When the disk is free again.
     disk_busy_until: u64,
     /// When each node's kswapd can run its next step.
@@ -172,17 +174,17 @@ impl Machine {
         let start = c.disk_busy_until.max(c.now_ns);
         let done = start + rec.order.nr_pages() * self.config.costs.writeback_ns;
         c.disk_busy_until = done;
-        c.writeback.push(Reverse((done, id.0, rec.stamp)));
+        c.writeback.push_back((done, id.0, rec.stamp));
     }
 
     /// Completes every write due by `t` (`folio_end_writeback()`).
     fn complete_writeback(&mut self) {
         let now = self.clock.now_ns;
-        while let Some(Reverse((done, id, stamp))) = self.clock.writeback.peek().copied() {
+        while let Some((done, id, stamp)) = self.clock.writeback.front().copied() {
             if done > now {
                 break;
             }
-            self.clock.writeback.pop();
+            self.clock.writeback.pop_front();
             let id = FolioId(id);
             let live = self.owners.get(id).is_some_and(|r| r.stamp == stamp);
             if live
@@ -206,10 +208,9 @@ impl Machine {
             return 0;
         }
         let now = self.clock.now_ns;
-        let mut times: Vec<u64> = self.clock.writeback.iter().map(|Reverse(e)| e.0).collect();
-        let k = (crate::reclaim::SWAP_CLUSTER_MAX as usize).min(times.len()) - 1;
-        let (_, kth, _) = times.select_nth_unstable(k);
-        let target = (*kth).min(now + 100_000_000).max(now);
+        let k = (crate::reclaim::SWAP_CLUSTER_MAX as usize).min(self.clock.writeback.len()) - 1;
+        let kth = self.clock.writeback[k].0;
+        let target = kth.min(now + 100_000_000).max(now);
         self.clock.now_ns = target;
         self.complete_writeback();
         let waited = target - now;
@@ -219,14 +220,15 @@ impl Machine {
 
     /// Writes back every dirty page-cache folio and waits for it (`sync`).
     pub fn sync_all(&mut self) {
-        let ids: Vec<FolioId> = self
-            .owners
-            .files
-            .iter()
-            .flat_map(|f| f.pages.values().copied())
-            .collect();
+        let ids = std::mem::take(&mut self.clock.dirty);
         for id in ids {
-            self.start_writeback(id);
+            let Some(rec) = self.owners.get(id) else {
+                continue;
+            };
+            // Regular files only: shmem has no backing store to write to.
+            if rec.kind == crate::owners::FolioKind::File && !rec.orphan {
+                self.start_writeback(id);
+            }
         }
         let t = self.clock.disk_busy_until.max(self.clock.now_ns);
         self.advance_to(t);
@@ -253,7 +255,7 @@ impl Machine {
                     best = Some((at, a));
                 }
             };
-            if let Some(Reverse((done, _, _))) = self.clock.writeback.peek() {
+            if let Some((done, _, _)) = self.clock.writeback.front() {
                 consider(*done, Actor::Writeback);
             }
             for n in 0..nodes {

@@ -27,6 +27,7 @@ pub mod migrate;
 pub mod owners;
 pub mod reclaim;
 pub mod rng;
+pub mod scenario;
 pub mod size;
 pub mod slowpath;
 pub mod snapshot;

@@ -52,6 +52,16 @@ pub struct FileHolesResult {
 /// Writes `cfg.pages` pages of page cache interleaved over `cfg.open_files` files, then
 /// deletes every second file; see the module documentation.
 pub fn fragment_with_files(m: &mut Machine, cfg: &FileHoles) -> FileHolesResult {
+    fragment_with_files_rng(m, cfg, None)
+}
+
+/// [`fragment_with_files`] where, with `rng`, the writers' order changes every round, as
+/// parallel writers race.
+pub fn fragment_with_files_rng(
+    m: &mut Machine,
+    cfg: &FileHoles,
+    mut rng: Option<&mut crate::rng::SimRng>,
+) -> FileHolesResult {
     assert!(
         cfg.open_files > 0 && cfg.file_pages > 0,
         "empty file pattern"
@@ -69,7 +79,14 @@ pub fn fragment_with_files(m: &mut Machine, cfg: &FileHoles) -> FileHolesResult 
             files.extend(&batch);
             index = 0;
         }
-        for &f in &batch {
+        let mut order = batch.clone();
+        if let Some(r) = rng.as_deref_mut() {
+            for i in (1..order.len()).rev() {
+                let j = r.below(i as u64 + 1) as usize;
+                order.swap(i, j);
+            }
+        }
+        for &f in &order {
             if res.written >= cfg.pages {
                 break 'write;
             }

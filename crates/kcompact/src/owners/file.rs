@@ -98,6 +98,9 @@ impl Machine {
         };
         let id = self.own_folio(pfn, order, super::Holder(kind, fid, index), flags, refs);
         self.owners.files[fid as usize].pages.insert(index, id);
+        if dirty {
+            self.note_dirty(id);
+        }
         Ok(id)
     }
 
@@ -170,9 +173,29 @@ impl Machine {
         self.owners.files[fid as usize].alive = false;
     }
 
+    /// Remembers a newly dirty folio for the next `sync`; the list is swept of folios no
+    /// longer dirty when it outgrows the folio table.
+    fn note_dirty(&mut self, id: FolioId) {
+        self.clock.dirty.push(id);
+        if self.clock.dirty.len() > 4 * self.owners.len() + 1024 {
+            let mut d = std::mem::take(&mut self.clock.dirty);
+            d.retain(|i| {
+                self.owners
+                    .get(*i)
+                    .is_some_and(|r| self.mem.flags(r.pfn).contains(PageFlags::DIRTY))
+            });
+            d.sort_unstable();
+            d.dedup();
+            self.clock.dirty = d;
+        }
+    }
+
     /// Marks a cached folio dirty (`folio_mark_dirty()`).
     pub fn folio_mark_dirty(&mut self, id: FolioId) {
         let pfn = self.owners.folio(id).pfn;
+        if !self.mem.flags(pfn).contains(PageFlags::DIRTY) {
+            self.note_dirty(id);
+        }
         self.mem.set_flag(pfn, PageFlags::DIRTY);
     }
 

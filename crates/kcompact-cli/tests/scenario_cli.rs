@@ -1,0 +1,212 @@
+//! End-to-end tests of the scenarios: `kcompact scenarios`, `run SCENARIO` at 1G and 16G
+//! with the result files of SPEC.md's contract, determinism, `ab`, and bad input.
+
+mod common;
+
+use common::{kcompact, stderr, stdout};
+
+fn ok(args: &[&str]) -> String {
+    let o = kcompact(args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "kcompact {args:?}: {}",
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+const SCENARIOS: [&str; 3] = ["highalloc", "file-holes", "compaction-test"];
+
+#[test]
+fn scenarios_lists_each_with_its_source() {
+    let out = ok(&["scenarios"]);
+    for s in SCENARIOS {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(s))
+            .unwrap_or_else(|| panic!("{s} listed:\n{out}"));
+        assert!(
+            line.contains("seed 003") || line.contains("selftest"),
+            "{line}"
+        );
+    }
+}
+
+fn result(dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn every_scenario_runs_at_1g_and_16g_and_writes_the_contract_files() {
+    for mem in ["1G", "16G"] {
+        for s in SCENARIOS {
+            let dir =
+                std::env::temp_dir().join(format!("kcompact-sc-{}-{s}-{mem}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let mut args = vec!["run", s, "--mem", mem, "--out", dir.to_str().unwrap()];
+            if s == "highalloc" && mem == "16G" {
+                // A shorter request keeps the 16G run to seconds.
+                args.extend(["--set", "request_pct=20", "--set", "warmup_ops=2000"]);
+            }
+            let out = ok(&args);
+            assert!(out.contains("success_pct "), "{s} {mem}: {out}");
+            let r = result(&dir);
+            assert_eq!(r["scenario"], s);
+            assert_eq!(r["seed"], 1);
+            for k in ["kcompact_version", "config", "metrics", "vmstat", "zones"] {
+                assert!(!r[k].is_null(), "{s} {mem}: result.json has {k}");
+            }
+            let m = &r["metrics"];
+            let pct = m["success_pct"].as_f64().unwrap();
+            assert!((0.0..=100.0).contains(&pct), "{s}: success_pct {pct}");
+            assert!(m["pages_reclaimed"].is_u64(), "{s}: pages_reclaimed");
+            assert!(
+                m["hugepages_allocated"].as_u64().unwrap() > 0,
+                "{s} {mem}: some huge pages"
+            );
+            let z = r["zones"].as_array().unwrap();
+            assert!(z
+                .iter()
+                .all(|z| z["free_by_order"].as_array().unwrap().len() == 11));
+            assert!(r["vmstat"]["compact_migrate_scanned"].is_u64());
+            for f in [
+                "buddyinfo",
+                "pagetypeinfo",
+                "zoneinfo",
+                "vmstat",
+                "timeline.csv",
+            ] {
+                assert!(dir.join(f).is_file(), "{s}: {f}");
+            }
+            let csv = std::fs::read_to_string(dir.join("timeline.csv")).unwrap();
+            assert!(csv.starts_with(
+                "time_ns,phase,free_pages,free_order9_blocks,hugepages,pages_reclaimed\n"
+            ));
+            assert!(csv.lines().count() > 2, "{s}: a timeline");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_result_json_other_seed_differs() {
+    let run = |seed: &str| {
+        let dir = std::env::temp_dir().join(format!(
+            "kcompact-det-{}-{seed}-{}",
+            std::process::id(),
+            rand_tag()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        ok(&[
+            "run",
+            "highalloc",
+            "--seed",
+            seed,
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        let mut r = result(&dir);
+        r["kcompact_version"] = serde_json::Value::Null;
+        let _ = std::fs::remove_dir_all(&dir);
+        r.to_string()
+    };
+    let (a, b, c) = (run("7"), run("7"), run("8"));
+    assert_eq!(
+        a, b,
+        "same scenario, config and seed: identical result.json"
+    );
+    assert_ne!(a, c, "another seed gives another run");
+}
+
+fn rand_tag() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+#[test]
+fn seed_003_file_holes_compaction_gets_more_huge_pages() {
+    let out = ok(&[
+        "ab",
+        "file-holes",
+        "--toggle",
+        "compaction=on,off",
+        "--seeds",
+        "3",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let metric = |n: &str| {
+        v["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    let got = metric("hugepages_allocated");
+    assert!(
+        got["a"]["mean"].as_f64().unwrap() > 2.0 * got["b"]["mean"].as_f64().unwrap(),
+        "compaction=on gets far more huge pages: {got}"
+    );
+}
+
+#[test]
+fn seed_003_highalloc_compaction_raises_the_success_rate() {
+    let out = ok(&[
+        "ab",
+        "highalloc",
+        "--toggle",
+        "compaction=on,off",
+        "--seeds",
+        "3",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let m = v["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "success_pct")
+        .unwrap()
+        .clone();
+    let (on, off) = (
+        m["a"]["mean"].as_f64().unwrap(),
+        m["b"]["mean"].as_f64().unwrap(),
+    );
+    assert!(
+        on > 90.0,
+        "with compaction: {on} % (seed 003, x86-64: 98 %)"
+    );
+    assert!(
+        on > off,
+        "compaction raises the success rate: {on} vs {off}"
+    );
+}
+
+#[test]
+fn unknown_scenario_or_key_exits_2_with_the_valid_names() {
+    let o = kcompact(&["run", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    for s in SCENARIOS {
+        assert!(e.contains(s), "lists {s}: {e}");
+    }
+    let o = kcompact(&["run", "file-holes", "--set", "bogus=3"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("bogus") && e.contains("step_pct") && e.contains("compaction"),
+        "{e}"
+    );
+    let o = kcompact(&["run", "file-holes", "--set", "steps=0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("steps=0"), "{}", stderr(&o));
+    let o = kcompact(&["ab", "file-holes", "--toggle", "compaction"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = kcompact(&["ab", "nosuch", "--toggle", "compaction=on,off"]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -1,0 +1,253 @@
+//! Scenarios: the seeds' experiments as workloads on the model, each reporting the
+//! metrics its source reported.
+//!
+//! A scenario drives a booted machine through phases — filling memory the way its source
+//! did, then asking for huge pages the way its source did — on the simulated clock, with
+//! kswapd, kcompactd and the disk running between its steps. Parameters come as
+//! `key=value` strings (`--set` on the command line), checked against the scenario's
+//! own list; the machine's tunables (compaction on or off, swap, …) are the caller's.
+//!
+//! - [`file_holes`]: seed 003's first test.
+//! - [`highalloc`]: seed 003's third test (mmtests stress-highalloc).
+//! - [`compaction_test`]: the kernel selftest `tools/testing/selftests/mm/compaction_test.c`.
+
+pub mod compaction_test;
+pub mod file_holes;
+pub mod highalloc;
+
+use crate::machine::Machine;
+use crate::rng::SimRng;
+use std::collections::BTreeMap;
+use thiserror::Error;
+
+/// One scenario: its name, where it comes from, what it does, its A/B switch, and its
+/// parameters `(key, default, meaning)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScenarioInfo {
+    /// The name `kcompact run` takes.
+    pub name: &'static str,
+    /// The source: seed or test.
+    pub source: &'static str,
+    /// One line on the workload.
+    pub summary: &'static str,
+    /// The machine switch the source compared (`--toggle` of `kcompact ab`).
+    pub ab_key: &'static str,
+    /// `(key, default, meaning)` for every parameter.
+    pub params: &'static [(&'static str, &'static str, &'static str)],
+}
+
+/// Every scenario there is.
+pub const SCENARIOS: &[ScenarioInfo] = &[highalloc::INFO, file_holes::INFO, compaction_test::INFO];
+
+/// The scenario called `name`.
+pub fn find(name: &str) -> Option<&'static ScenarioInfo> {
+    SCENARIOS.iter().find(|s| s.name == name)
+}
+
+/// Why a scenario could not run.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ScenarioError {
+    /// No scenario of that name.
+    #[error("unknown scenario '{0}' (scenarios: {list})", list = names())]
+    Unknown(String),
+    /// A parameter the scenario does not take.
+    #[error("{scenario}: unknown parameter '{key}' (parameters: {known})")]
+    UnknownParam {
+        /// The scenario.
+        scenario: &'static str,
+        /// The key given.
+        key: String,
+        /// The keys it takes.
+        known: String,
+    },
+    /// A parameter value that does not parse or is out of range.
+    #[error("{scenario}: {key}={value}: {why}")]
+    BadValue {
+        /// The scenario.
+        scenario: &'static str,
+        /// The key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+fn names() -> String {
+    SCENARIOS
+        .iter()
+        .map(|s| s.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A scenario's parameters with their defaults filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Params {
+    info: &'static ScenarioInfo,
+    values: BTreeMap<&'static str, String>,
+}
+
+impl Params {
+    /// The defaults of `scenario`, overridden by `given` (`key`, `value`) pairs.
+    pub fn new(scenario: &str, given: &[(String, String)]) -> Result<Params, ScenarioError> {
+        let info = find(scenario).ok_or_else(|| ScenarioError::Unknown(scenario.to_string()))?;
+        let mut values: BTreeMap<&'static str, String> = info
+            .params
+            .iter()
+            .map(|(k, d, _)| (*k, d.to_string()))
+            .collect();
+        for (k, v) in given {
+            let Some((key, _, _)) = info.params.iter().find(|(p, _, _)| p == k) else {
+                return Err(ScenarioError::UnknownParam {
+                    scenario: info.name,
+                    key: k.clone(),
+                    known: info
+                        .params
+                        .iter()
+                        .map(|(k, _, _)| *k)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            };
+            values.insert(key, v.clone());
+        }
+        let p = Params { info, values };
+        for (k, _, _) in info.params {
+            p.num(k)?;
+        }
+        Ok(p)
+    }
+
+    /// The scenario these are for.
+    pub fn info(&self) -> &'static ScenarioInfo {
+        self.info
+    }
+
+    /// Every parameter with its value, in key order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.values.iter().map(|(k, v)| (*k, v.as_str()))
+    }
+
+    /// Parameter `key` as a whole number.
+    pub fn num(&self, key: &str) -> Result<u64, ScenarioError> {
+        let v = self.values.get(key).expect("a declared parameter");
+        v.parse::<u64>().map_err(|_| ScenarioError::BadValue {
+            scenario: self.info.name,
+            key: key.to_string(),
+            value: v.clone(),
+            why: "expected a whole number".into(),
+        })
+    }
+
+    /// Parameter `key` as a whole number in `lo..=hi`.
+    pub fn num_in(&self, key: &str, lo: u64, hi: u64) -> Result<u64, ScenarioError> {
+        let n = self.num(key)?;
+        if !(lo..=hi).contains(&n) {
+            return Err(ScenarioError::BadValue {
+                scenario: self.info.name,
+                key: key.to_string(),
+                value: n.to_string(),
+                why: format!("out of range {lo}..={hi}"),
+            });
+        }
+        Ok(n)
+    }
+}
+
+/// A metric's value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Metric {
+    /// A count.
+    Int(u64),
+    /// A rate or mean.
+    Float(f64),
+    /// A series (per step).
+    List(Vec<u64>),
+}
+
+/// One timeline row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tick {
+    /// Simulated time, ns.
+    pub time_ns: u64,
+    /// The scenario's phase.
+    pub phase: &'static str,
+    /// Free pages over all zones.
+    pub free_pages: u64,
+    /// Free blocks of order ≥ 9 (an order-10 block counts twice).
+    pub free_order9_blocks: u64,
+    /// Huge pages the scenario holds.
+    pub hugepages: u64,
+    /// Pages reclaimed so far.
+    pub pages_reclaimed: u64,
+}
+
+/// What a scenario measured.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outcome {
+    /// The metrics, named in snake_case with the unit last, in report order.
+    pub metrics: Vec<(&'static str, Metric)>,
+    /// The timeline.
+    pub timeline: Vec<Tick>,
+}
+
+impl Outcome {
+    /// The metric called `name`.
+    pub fn get(&self, name: &str) -> Option<&Metric> {
+        self.metrics
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, m)| m)
+    }
+}
+
+/// Pages reclaimed so far (kswapd and direct).
+pub fn pages_reclaimed(m: &Machine) -> u64 {
+    m.vmstat.pgsteal_kswapd + m.vmstat.pgsteal_direct
+}
+
+/// Free order ≥ 9 blocks over all zones (order 10 counts twice).
+pub fn free_order9_blocks(m: &Machine) -> u64 {
+    m.zones
+        .iter()
+        .map(|z| z.free_area[9].nr_free + 2 * z.free_area[10].nr_free)
+        .sum()
+}
+
+/// A timeline row now.
+pub fn tick(m: &Machine, phase: &'static str, hugepages: u64) -> Tick {
+    Tick {
+        time_ns: m.clock.now_ns,
+        phase,
+        free_pages: m.nr_free_pages(),
+        free_order9_blocks: free_order9_blocks(m),
+        hugepages,
+        pages_reclaimed: pages_reclaimed(m),
+    }
+}
+
+/// Runs scenario `p.info()` on `m` with `rng`, calling `progress(done, total)` now and
+/// then.
+pub fn run(
+    m: &mut Machine,
+    p: &Params,
+    rng: &mut SimRng,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Outcome, ScenarioError> {
+    match p.info().name {
+        "highalloc" => highalloc::run(m, p, rng, progress),
+        "file-holes" => file_holes::run(m, p, rng, progress),
+        "compaction-test" => compaction_test::run(m, p, rng, progress),
+        other => Err(ScenarioError::Unknown(other.to_string())),
+    }
+}
+
+/// `allocated / requested` in percent, two decimals.
+pub fn pct(allocated: u64, requested: u64) -> f64 {
+    if requested == 0 {
+        return 100.0;
+    }
+    (10_000.0 * allocated as f64 / requested as f64).round() / 100.0
+}
