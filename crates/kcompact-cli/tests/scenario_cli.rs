@@ -16,7 +16,7 @@ fn ok(args: &[&str]) -> String {
     stdout(&o)
 }
 
-const SCENARIOS: [&str; 3] = ["highalloc", "file-holes", "compaction-test"];
+const SCENARIOS: [&str; 4] = ["highalloc", "file-holes", "compaction-test", "thpscale"];
 
 #[test]
 fn scenarios_lists_each_with_its_source() {
@@ -27,7 +27,7 @@ fn scenarios_lists_each_with_its_source() {
             .find(|l| l.starts_with(s))
             .unwrap_or_else(|| panic!("{s} listed:\n{out}"));
         assert!(
-            line.contains("seed 003") || line.contains("selftest"),
+            line.contains("seed 003") || line.contains("selftest") || line.contains("mmtests"),
             "{line}"
         );
     }
@@ -209,4 +209,38 @@ fn unknown_scenario_or_key_exits_2_with_the_valid_names() {
     assert_eq!(o.status.code(), Some(2));
     let o = kcompact(&["ab", "nosuch", "--toggle", "compaction=on,off"]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn thpscale_compaction_makes_thp_faults_hit_at_a_latency() {
+    let run = |c: &str| -> serde_json::Value {
+        let dir = std::env::temp_dir().join(format!("kcompact-thps-{}-{c}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        ok(&[
+            "run",
+            "thpscale",
+            "--set",
+            &format!("compaction={c}"),
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        let r = result(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        r["metrics"].clone()
+    };
+    let (on, off) = (run("on"), run("off"));
+    let hit = |v: &serde_json::Value| v["thp_fault_hit_pct"].as_f64().unwrap();
+    let lat = |v: &serde_json::Value| v["fault_latency_us_mean"].as_f64().unwrap();
+    assert!(
+        hit(&on) > 2.0 * hit(&off),
+        "hits {} vs {}",
+        hit(&on),
+        hit(&off)
+    );
+    assert!(
+        lat(&on) > lat(&off),
+        "compaction costs fault latency: {} vs {}",
+        lat(&on),
+        lat(&off)
+    );
 }

@@ -10,10 +10,12 @@
 //! - [`file_holes`]: seed 003's first test.
 //! - [`highalloc`]: seed 003's third test (mmtests stress-highalloc).
 //! - [`compaction_test`]: the kernel selftest `tools/testing/selftests/mm/compaction_test.c`.
+//! - [`thpscale`]: mmtests thpscale.
 
 pub mod compaction_test;
 pub mod file_holes;
 pub mod highalloc;
+pub mod thpscale;
 
 use crate::machine::Machine;
 use crate::rng::SimRng;
@@ -37,7 +39,12 @@ pub struct ScenarioInfo {
 }
 
 /// Every scenario there is.
-pub const SCENARIOS: &[ScenarioInfo] = &[highalloc::INFO, file_holes::INFO, compaction_test::INFO];
+pub const SCENARIOS: &[ScenarioInfo] = &[
+    highalloc::INFO,
+    file_holes::INFO,
+    compaction_test::INFO,
+    thpscale::INFO,
+];
 
 /// The scenario called `name`.
 pub fn find(name: &str) -> Option<&'static ScenarioInfo> {
@@ -240,6 +247,7 @@ pub fn run(
         "highalloc" => highalloc::run(m, p, rng, progress),
         "file-holes" => file_holes::run(m, p, rng, progress),
         "compaction-test" => compaction_test::run(m, p, rng, progress),
+        "thpscale" => thpscale::run(m, p, rng, progress),
         other => Err(ScenarioError::Unknown(other.to_string())),
     }
 }
