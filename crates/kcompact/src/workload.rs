@@ -81,10 +81,7 @@ pub fn fragment_with_files_rng(
         }
         let mut order = batch.clone();
         if let Some(r) = rng.as_deref_mut() {
-            for i in (1..order.len()).rev() {
-                let j = r.below(i as u64 + 1) as usize;
-                order.swap(i, j);
-            }
+            r.shuffle(&mut order);
         }
         for &f in &order {
             if res.written >= cfg.pages {

@@ -61,10 +61,7 @@ pub fn run(
         cached += 1;
     }
     let mut idx: Vec<u64> = (0..cached).collect();
-    for i in (1..idx.len()).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        idx.swap(i, j);
-    }
+    rng.shuffle(&mut idx);
     for i in idx
         .into_iter()
         .take((cached * (100 - fill_pct) / 100) as usize)
