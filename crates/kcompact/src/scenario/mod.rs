@@ -11,11 +11,13 @@
 //! - [`highalloc`]: seed 003's third test (mmtests stress-highalloc).
 //! - [`compaction_test`]: the kernel selftest `tools/testing/selftests/mm/compaction_test.c`.
 //! - [`thpscale`]: mmtests thpscale.
+//! - [`vfio_pin`]: seeds 000/001, pinned guest memory.
 
 pub mod compaction_test;
 pub mod file_holes;
 pub mod highalloc;
 pub mod thpscale;
+pub mod vfio_pin;
 
 use crate::machine::Machine;
 use crate::rng::SimRng;
@@ -44,6 +46,7 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
     file_holes::INFO,
     compaction_test::INFO,
     thpscale::INFO,
+    vfio_pin::INFO,
 ];
 
 /// The scenario called `name`.
@@ -248,6 +251,7 @@ pub fn run(
         "file-holes" => file_holes::run(m, p, rng, progress),
         "compaction-test" => compaction_test::run(m, p, rng, progress),
         "thpscale" => thpscale::run(m, p, rng, progress),
+        "vfio-pin" => vfio_pin::run(m, p, rng, progress),
         other => Err(ScenarioError::Unknown(other.to_string())),
     }
 }
