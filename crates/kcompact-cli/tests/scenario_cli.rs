@@ -16,12 +16,13 @@ fn ok(args: &[&str]) -> String {
     stdout(&o)
 }
 
-const SCENARIOS: [&str; 5] = [
+const SCENARIOS: [&str; 6] = [
     "highalloc",
     "file-holes",
     "compaction-test",
     "thpscale",
     "vfio-pin",
+    "mthp",
 ];
 
 #[test]
@@ -298,4 +299,41 @@ fn seeds_000_001_extra_refs_stops_the_migration_failures_on_pinned_memfd() {
     // Anonymous guest memory: today's filter already skips pinned anonymous pages (C_pin).
     let anon = ab("0");
     assert_eq!(metric(&anon, "pgmigrate_fail"), (0.0, 0.0));
+}
+
+#[test]
+fn seed_002_per_order_folio_compaction_makes_order_9_where_split_fails() {
+    let out = ok(&[
+        "ab",
+        "mthp",
+        "--toggle",
+        "folio_compaction=per-order,split",
+        "--seeds",
+        "3",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let metric = |n: &str| -> (f64, f64) {
+        let m = v["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == n)
+            .unwrap()
+            .clone();
+        (
+            m["a"]["mean"].as_f64().unwrap(),
+            m["b"]["mean"].as_f64().unwrap(),
+        )
+    };
+    let (per_order, split) = metric("success_pct");
+    assert!(
+        per_order > split,
+        "per-order {per_order} % vs split {split} %"
+    );
+    let (moved, not_moved) = metric("pages_migrated");
+    assert!(
+        moved > 0.0 && not_moved < moved,
+        "large folios migrate whole: {moved} vs {not_moved}"
+    );
 }

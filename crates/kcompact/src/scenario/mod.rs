@@ -12,10 +12,12 @@
 //! - [`compaction_test`]: the kernel selftest `tools/testing/selftests/mm/compaction_test.c`.
 //! - [`thpscale`]: mmtests thpscale.
 //! - [`vfio_pin`]: seeds 000/001, pinned guest memory.
+//! - [`mthp`]: seed 002, compacting large folios.
 
 pub mod compaction_test;
 pub mod file_holes;
 pub mod highalloc;
+pub mod mthp;
 pub mod thpscale;
 pub mod vfio_pin;
 
@@ -47,6 +49,7 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
     compaction_test::INFO,
     thpscale::INFO,
     vfio_pin::INFO,
+    mthp::INFO,
 ];
 
 /// The scenario called `name`.
@@ -252,6 +255,7 @@ pub fn run(
         "compaction-test" => compaction_test::run(m, p, rng, progress),
         "thpscale" => thpscale::run(m, p, rng, progress),
         "vfio-pin" => vfio_pin::run(m, p, rng, progress),
+        "mthp" => mthp::run(m, p, rng, progress),
         other => Err(ScenarioError::Unknown(other.to_string())),
     }
 }
