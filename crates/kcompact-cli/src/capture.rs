@@ -122,34 +122,29 @@ pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Capture
     });
     // Both arrays at once, one thread each: the kernel's read is the floor, and copying
     // them together narrows the window in which the machine moves between them.
-    let (flags_res, count_res) = std::thread::scope(|s| {
-        let flags = s.spawn(|| {
-            let r = copy_array(
-                "/proc/kpageflags",
-                &dir.join("kpageflags.zst"),
-                pfn_start,
-                npfn,
-                level,
-                bar.as_ref(),
-            );
-            (r, t0.elapsed().as_secs_f64())
-        });
-        let count = s.spawn(|| {
-            let r = copy_array(
-                "/proc/kpagecount",
-                &dir.join("kpagecount.zst"),
-                pfn_start,
-                npfn,
-                level,
-                bar.as_ref(),
-            );
-            (r, t0.elapsed().as_secs_f64())
-        });
-        (
-            flags.join().expect("kpageflags reader"),
-            count.join().expect("kpagecount reader"),
-        )
+    let copied: Vec<(anyhow::Result<u64>, f64)> = std::thread::scope(|s| {
+        let readers: Vec<_> = ["kpageflags", "kpagecount"]
+            .into_iter()
+            .map(|name| {
+                let (dir, bar) = (&dir, bar.as_ref());
+                s.spawn(move || {
+                    let src = format!("/proc/{name}");
+                    let dst = dir.join(format!("{name}.zst"));
+                    let r = copy_array(&src, &dst, pfn_start, npfn, level, bar);
+                    (r, t0.elapsed().as_secs_f64())
+                })
+            })
+            .collect();
+        readers
+            .into_iter()
+            .map(|h| h.join().expect("page array reader"))
+            .collect()
     });
+    let mut copied = copied.into_iter();
+    let (flags_res, count_res) = (
+        copied.next().expect("flags"),
+        copied.next().expect("counts"),
+    );
     let (flags_zst, t2) = (flags_res.0?, flags_res.1);
     let (count_zst, t3) = (count_res.0?, count_res.1);
     if let Some(b) = bar {

@@ -4,6 +4,7 @@
 use crate::cli::{AnalyzeArgs, PredictArgs};
 use crate::usage;
 use anyhow::Context;
+use kcompact::scenario::free_order9_blocks;
 use kcompact::snapshot::kpageflags::{class_counts, PageClass};
 use kcompact::snapshot::load::{
     load_with_counts, reconcile_pageblock_types, LoadReport, ZoneReconcile,
@@ -123,23 +124,6 @@ pub(crate) fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
     })
 }
 
-fn zones_json(m: &Machine) -> serde_json::Value {
-    json!(m
-        .zones
-        .iter()
-        .filter(|z| z.is_populated())
-        .map(|z| json!({"node": z.node.0, "name": z.name(), "free_by_order": z.free_by_order(), "managed_pages": z.managed_pages}))
-        .collect::<Vec<_>>())
-}
-
-/// Free order >= 9 blocks: the huge pages obtainable now (an order-10 block holds two).
-pub(crate) fn hugepages(m: &Machine) -> u64 {
-    m.zones
-        .iter()
-        .map(|z| z.free_area[9].nr_free + 2 * z.free_area[10].nr_free)
-        .sum()
-}
-
 const DELTA_KEYS: [&str; 23] = [
     "pgmigrate_success",
     "pgmigrate_fail",
@@ -257,8 +241,8 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
             .collect();
         let mut out = json!({
             "action": args.action,
-            "before": {"zones": zones_json(&before), "hugepages": hugepages(&before)},
-            "after": {"zones": zones_json(&m), "hugepages": hugepages(&m)},
+            "before": {"zones": crate::run::zones_json(&before), "hugepages": free_order9_blocks(&before)},
+            "after": {"zones": crate::run::zones_json(&m), "hugepages": free_order9_blocks(&m)},
             "vmstat_delta": d,
         });
         for (k, v) in extra {
@@ -272,8 +256,8 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     println!("## buddyinfo after\n{}", buddyinfo(&m));
     println!(
         "free order>=9 blocks (huge pages obtainable): {} -> {}",
-        hugepages(&before),
-        hugepages(&m)
+        free_order9_blocks(&before),
+        free_order9_blocks(&m)
     );
     for (k, v) in extra {
         println!("{k} {v}");
@@ -327,16 +311,16 @@ fn buddyinfo_check(dir: &Path, m: &Machine) -> anyhow::Result<Vec<serde_json::Va
 pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let loaded = load_dir(&args.snapshot)?;
     let check = buddyinfo_check(&args.snapshot, &loaded.machine)?;
-    let now = hugepages(&loaded.machine);
+    let now = free_order9_blocks(&loaded.machine);
     let mut after = loaded.machine.clone();
     after.compact_memory();
-    let after_compaction = hugepages(&after);
+    let after_compaction = free_order9_blocks(&after);
     // Dropping clean caches and then compacting (`echo 3 > drop_caches; echo 1 >
     // compact_memory`): what an operator gets who gives up the page cache too.
     let mut dropped = loaded.machine.clone();
     dropped.drop_caches(3);
     dropped.compact_memory();
-    let after_drop_caches = hugepages(&dropped);
+    let after_drop_caches = free_order9_blocks(&dropped);
     // What keeps each pageblock that compaction could not free from being a huge page.
     let mut blockers: std::collections::BTreeMap<&'static str, u64> = Default::default();
     for z in after.zones.iter().filter(|z| z.is_populated()) {
@@ -378,7 +362,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     if args.json {
         let out = json!({
-            "zones": zones_json(&loaded.machine),
+            "zones": crate::run::zones_json(&loaded.machine),
             "hugepages_now": now,
             "hugepages_after_compaction": after_compaction,
             "hugepages_after_drop_caches": after_drop_caches,

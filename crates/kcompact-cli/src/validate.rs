@@ -11,9 +11,10 @@
 //! changes no setting. Linux, root.
 
 use crate::capture::capture_to;
-use crate::snapshot_cmd::{hugepages, load_dir};
+use crate::snapshot_cmd::load_dir;
 use crate::usage;
 use anyhow::Context;
+use kcompact::scenario::free_order9_blocks;
 use kcompact::snapshot::text::parse_buddyinfo;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -306,8 +307,8 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
         o9(&b0),
         o9(&b1),
         o9(&b2),
-        hugepages(&model_before),
-        hugepages(&model),
+        free_order9_blocks(&model_before),
+        free_order9_blocks(&model),
         pct(mg as f64, kg as f64),
         pct(mg as f64, kg2 as f64)
     );

@@ -138,57 +138,43 @@ fn rand_tag() -> u128 {
         .as_nanos()
 }
 
+/// `kcompact ab SCENARIO --toggle T --seeds N [extra...] --json`.
+fn ab(scenario: &str, toggle: &str, seeds: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "ab", scenario, "--toggle", toggle, "--seeds", seeds, "--json",
+    ];
+    args.extend(extra);
+    serde_json::from_str(&ok(&args)).unwrap()
+}
+
+/// A metric's mean under A and under B from `ab --json`.
+fn means(v: &serde_json::Value, name: &str) -> (f64, f64) {
+    let m = v["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("metric {name}"));
+    (
+        m["a"]["mean"].as_f64().unwrap(),
+        m["b"]["mean"].as_f64().unwrap(),
+    )
+}
+
 #[test]
 fn seed_003_file_holes_compaction_gets_more_huge_pages() {
-    let out = ok(&[
-        "ab",
-        "file-holes",
-        "--toggle",
-        "compaction=on,off",
-        "--seeds",
-        "3",
-        "--json",
-    ]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let metric = |n: &str| {
-        v["metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == n)
-            .unwrap()
-            .clone()
-    };
-    let got = metric("hugepages_allocated");
+    let v = ab("file-holes", "compaction=on,off", "3", &[]);
+    let (on, off) = means(&v, "hugepages_allocated");
     assert!(
-        got["a"]["mean"].as_f64().unwrap() > 2.0 * got["b"]["mean"].as_f64().unwrap(),
-        "compaction=on gets far more huge pages: {got}"
+        on > 2.0 * off,
+        "compaction=on gets far more huge pages: {on} vs {off}"
     );
 }
 
 #[test]
 fn seed_003_highalloc_compaction_raises_the_success_rate() {
-    let out = ok(&[
-        "ab",
-        "highalloc",
-        "--toggle",
-        "compaction=on,off",
-        "--seeds",
-        "3",
-        "--json",
-    ]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let m = v["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "success_pct")
-        .unwrap()
-        .clone();
-    let (on, off) = (
-        m["a"]["mean"].as_f64().unwrap(),
-        m["b"]["mean"].as_f64().unwrap(),
-    );
+    let v = ab("highalloc", "compaction=on,off", "3", &[]);
+    let (on, off) = means(&v, "success_pct");
     assert!(
         on > 90.0,
         "with compaction: {on} % (seed 003, x86-64: 98 %)"
@@ -259,79 +245,31 @@ fn thpscale_compaction_makes_thp_faults_hit_at_a_latency() {
 
 #[test]
 fn seeds_000_001_extra_refs_stops_the_migration_failures_on_pinned_memfd() {
-    let ab = |backing: &str| -> serde_json::Value {
-        let out = ok(&[
-            "ab",
-            "vfio-pin",
-            "--toggle",
-            "skip_pinned=anon-only,extra-refs",
-            "--seeds",
-            "2",
-            "--set",
-            &format!("guest_backing={backing}"),
-            "--json",
-        ]);
-        serde_json::from_str(&out).unwrap()
-    };
-    let metric = |v: &serde_json::Value, n: &str| -> (f64, f64) {
-        let m = v["metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == n)
-            .unwrap()
-            .clone();
-        (
-            m["a"]["mean"].as_f64().unwrap(),
-            m["b"]["mean"].as_f64().unwrap(),
-        )
-    };
+    let toggle = "skip_pinned=anon-only,extra-refs";
     // memfd-backed guest (the seed's): today's filter isolates the pinned pages and fails
     // to migrate them again and again; extra-refs skips them, and kcompactd works less.
-    let memfd = ab("1");
-    let (fail_today, fail_patch) = metric(&memfd, "pgmigrate_fail");
+    let memfd = ab("vfio-pin", toggle, "2", &["--set", "guest_backing=1"]);
+    let (fail_today, fail_patch) = means(&memfd, "pgmigrate_fail");
     assert!(
         fail_today > 100_000.0 && fail_patch == 0.0,
         "{fail_today} -> {fail_patch}"
     );
-    let (kc_today, kc_patch) = metric(&memfd, "kcompactd_cpu_ms");
+    let (kc_today, kc_patch) = means(&memfd, "kcompactd_cpu_ms");
     assert!(kc_today > kc_patch, "kcompactd {kc_today} -> {kc_patch} ms");
     // Anonymous guest memory: today's filter already skips pinned anonymous pages (C_pin).
-    let anon = ab("0");
-    assert_eq!(metric(&anon, "pgmigrate_fail"), (0.0, 0.0));
+    let anon = ab("vfio-pin", toggle, "2", &["--set", "guest_backing=0"]);
+    assert_eq!(means(&anon, "pgmigrate_fail"), (0.0, 0.0));
 }
 
 #[test]
 fn seed_002_per_order_folio_compaction_makes_order_9_where_split_fails() {
-    let out = ok(&[
-        "ab",
-        "mthp",
-        "--toggle",
-        "folio_compaction=per-order,split",
-        "--seeds",
-        "3",
-        "--json",
-    ]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let metric = |n: &str| -> (f64, f64) {
-        let m = v["metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == n)
-            .unwrap()
-            .clone();
-        (
-            m["a"]["mean"].as_f64().unwrap(),
-            m["b"]["mean"].as_f64().unwrap(),
-        )
-    };
-    let (per_order, split) = metric("success_pct");
+    let v = ab("mthp", "folio_compaction=per-order,split", "3", &[]);
+    let (per_order, split) = means(&v, "success_pct");
     assert!(
         per_order > split,
         "per-order {per_order} % vs split {split} %"
     );
-    let (moved, not_moved) = metric("pages_migrated");
+    let (moved, not_moved) = means(&v, "pages_migrated");
     assert!(
         moved > 0.0 && not_moved < moved,
         "large folios migrate whole: {moved} vs {not_moved}"

@@ -26,9 +26,18 @@ use crate::rng::SimRng;
 use std::collections::BTreeMap;
 use thiserror::Error;
 
-/// One scenario: its name, where it comes from, what it does, its A/B switch, and its
-/// parameters `(key, default, meaning)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A scenario's workload: runs it on the machine with the parameters and the generator,
+/// calling `progress(done, total)` now and then.
+pub type RunFn = fn(
+    &mut Machine,
+    &Params,
+    &mut SimRng,
+    &mut dyn FnMut(u64, u64),
+) -> Result<Outcome, ScenarioError>;
+
+/// One scenario: its name, where it comes from, what it does, its A/B switch, its
+/// parameters `(key, default, meaning)`, and its workload.
+#[derive(Clone, Copy, Debug)]
 pub struct ScenarioInfo {
     /// The name `kcompact run` takes.
     pub name: &'static str,
@@ -40,6 +49,8 @@ pub struct ScenarioInfo {
     pub ab_key: &'static str,
     /// `(key, default, meaning)` for every parameter.
     pub params: &'static [(&'static str, &'static str, &'static str)],
+    /// The workload.
+    pub run: RunFn,
 }
 
 /// Every scenario there is.
@@ -96,7 +107,7 @@ fn names() -> String {
 }
 
 /// A scenario's parameters with their defaults filled in.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Params {
     info: &'static ScenarioInfo,
     values: BTreeMap<&'static str, String>,
@@ -249,15 +260,7 @@ pub fn run(
     rng: &mut SimRng,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Outcome, ScenarioError> {
-    match p.info().name {
-        "highalloc" => highalloc::run(m, p, rng, progress),
-        "file-holes" => file_holes::run(m, p, rng, progress),
-        "compaction-test" => compaction_test::run(m, p, rng, progress),
-        "thpscale" => thpscale::run(m, p, rng, progress),
-        "vfio-pin" => vfio_pin::run(m, p, rng, progress),
-        "mthp" => mthp::run(m, p, rng, progress),
-        other => Err(ScenarioError::Unknown(other.to_string())),
-    }
+    (p.info().run)(m, p, rng, progress)
 }
 
 /// `allocated / requested` in percent, two decimals.
