@@ -26,6 +26,7 @@ pub mod memmap;
 pub mod migrate;
 pub mod owners;
 pub mod reclaim;
+pub mod replay;
 pub mod rng;
 pub mod scenario;
 pub mod size;
