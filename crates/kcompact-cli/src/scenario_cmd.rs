@@ -72,7 +72,7 @@ pub fn run(args: &RunArgs, name: &str) -> anyhow::Result<()> {
     let info =
         scenario::find(name).ok_or_else(|| scenario_error(ScenarioError::Unknown(name.into())))?;
     let keys: Vec<&str> = info.params.iter().map(|(k, _, _)| *k).collect();
-    let settings = Settings::parse_for(&args.machine, &keys, SCENARIO_MEM)?;
+    let settings = Settings::parse_for(&args.machine, &keys, info.machine, SCENARIO_MEM)?;
     let params = Params::new(name, &settings.scenario_params).map_err(scenario_error)?;
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = ProgressBar::new(1);
@@ -163,7 +163,8 @@ fn write_out(
         "min_free_kbytes": m.min_free_kbytes, "watermark_scale_factor": s.vm.watermark_scale_factor,
         "watermark_boost_factor": s.vm.watermark_boost_factor, "thp": s.vm.thp_enabled,
         "thp_defrag": s.vm.thp_defrag.name(), "compaction": s.vm.compaction,
-        "swap_pages": s.vm.swap_pages, "swappiness": s.vm.swappiness,
+        "swap_pages": s.vm.swap_pages, "zram": s.vm.zram, "swappiness": s.vm.swappiness,
+        "cma_pages": s.vm.cma_pages,
         "defrag_mode": s.vm.defrag_mode, "compaction_proactiveness": s.vm.compaction_proactiveness,
         "non_lru_movable": s.vm.non_lru_movable,
         "compact_unevictable_allowed": s.vm.compact_unevictable_allowed,
@@ -231,7 +232,7 @@ pub fn ab(args: AbArgs) -> anyhow::Result<()> {
     for v in [a, b] {
         let mut m = args.machine.clone();
         m.set.push(format!("{key}={v}"));
-        let s = Settings::parse_for(&m, &keys, SCENARIO_MEM)?;
+        let s = Settings::parse_for(&m, &keys, info.machine, SCENARIO_MEM)?;
         let p = Params::new(info.name, &s.scenario_params).map_err(scenario_error)?;
         settings.push((s, p));
     }

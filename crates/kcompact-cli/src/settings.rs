@@ -35,7 +35,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "cma",
-        "size of a CMA area (enables CONFIG_CMA in the views), default 0",
+        "size of a CMA area, or N% of --mem (enables CONFIG_CMA in the views), default 0",
     ),
     (
         "defrag_mode",
@@ -62,7 +62,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("compaction_proactiveness", "vm.compaction_proactiveness (0..=100, default 20)"),
     ("extfrag_threshold", "vm.extfrag_threshold (0..=1000, default 500)"),
     ("compact_unevictable_allowed", "on|off: vm.compact_unevictable_allowed (default on)"),
-    ("swap", "swap space, e.g. 2G (default 0: no swap)"),
+    ("swap", "swap space, e.g. 2G or 50% of --mem (default 0: no swap)"),
+    ("zram", "on|off: the swap device is zram, a zsmalloc pool in memory (default off: a disk)"),
     ("swappiness", "vm.swappiness (0..=200, default 60)"),
     ("thp_defrag", "always|defer|defer+madvise|madvise|never: transparent_hugepage/defrag (default madvise)"),
     ("integrity", "off|stamps|bytes: track page contents, check every owner's data at the end (bytes: real 4 KiB pages, up to --mem 8G)"),
@@ -98,6 +99,19 @@ fn size(key: &str, v: &str) -> anyhow::Result<u64> {
     parse_size(v).or_else(|e| usage(format!("--set {key}={v}: {e}")))
 }
 
+/// A size, or `N%` of the machine's memory.
+fn size_or_pct(key: &str, v: &str, mem: u64) -> anyhow::Result<u64> {
+    match v.strip_suffix('%') {
+        Some(p) => match p.parse::<u64>() {
+            Ok(p) if p <= 100 => Ok(mem / 100 * p),
+            _ => usage(format!(
+                "--set {key}={v}: expected a size or a percentage 0%..=100%"
+            )),
+        },
+        None => size(key, v),
+    }
+}
+
 fn onoff(key: &str, v: &str) -> anyhow::Result<bool> {
     match v {
         "on" | "1" | "true" | "yes" => Ok(true),
@@ -109,15 +123,17 @@ fn onoff(key: &str, v: &str) -> anyhow::Result<bool> {
 impl Settings {
     /// Parses `--mem` and every `--set`.
     pub fn parse(args: &MachineArgs) -> anyhow::Result<Settings> {
-        Settings::parse_for(args, &[], "4G")
+        Settings::parse_for(args, &[], &[], "4G")
     }
 
     /// Parses `--mem` and every `--set`; keys in `scenario_keys` are kept for the
     /// scenario (`scenario_params`).
-    /// `default_mem` is the size without `--mem`.
+    /// `machine_defaults` are `--set` pairs applied before the command line's (a
+    /// scenario's machine); `default_mem` is the size without `--mem`.
     pub fn parse_for(
         args: &MachineArgs,
         scenario_keys: &[&str],
+        machine_defaults: &[(&str, &str)],
         default_mem: &str,
     ) -> anyhow::Result<Settings> {
         let mem = args.mem.clone().unwrap_or_else(|| default_mem.to_string());
@@ -132,7 +148,9 @@ impl Settings {
             integrity: Integrity::Off,
             scenario_params: Vec::new(),
         };
-        for kv in &args.set {
+        let defaults = machine_defaults.iter().map(|(k, v)| format!("{k}={v}"));
+        for kv in defaults.chain(args.set.iter().cloned()) {
+            let kv = kv.as_str();
             let Some((key, v)) = kv.split_once('=') else {
                 return usage(format!("--set {kv}: expected KEY=VALUE"));
             };
@@ -141,7 +159,8 @@ impl Settings {
                 continue;
             }
             match key {
-                "swap" => s.vm.swap_pages = size(key, v)? >> 12,
+                "swap" => s.vm.swap_pages = size_or_pct(key, v, mem_bytes)? >> 12,
+                "zram" => s.vm.zram = onoff(key, v)?,
                 "swappiness" => {
                     let n = num(key, v)?;
                     if n > 200 {
@@ -172,7 +191,7 @@ impl Settings {
                 }
                 "thp" => s.vm.thp_enabled = onoff(key, v)?,
                 "cma" => {
-                    let b = size(key, v)?;
+                    let b = size_or_pct(key, v, mem_bytes)?;
                     s.vm.config_cma = b > 0;
                     s.vm.cma_pages = b >> 12;
                 }

@@ -56,6 +56,9 @@ pub struct VmConfig {
     pub swappiness: u32,
     /// Swap space in pages (0: no swap, the default).
     pub swap_pages: u64,
+    /// The swap device is zram (`swap_device=zram`): swapped pages are compressed into a
+    /// zsmalloc pool in memory, synchronously, instead of written to a disk.
+    pub zram: bool,
     /// The cost model that turns work into simulated time.
     pub costs: crate::clock::CostModel,
     /// `transparent_hugepage/defrag`.
@@ -111,6 +114,7 @@ impl Default for VmConfig {
             folio_compaction: FolioCompaction::PerOrder,
             swappiness: 60,
             swap_pages: 0,
+            zram: false,
             costs: crate::clock::CostModel::default(),
             thp_defrag: crate::hugepage::ThpDefrag::Madvise,
             thp_madvise_only: false,
@@ -132,6 +136,9 @@ pub enum ConfigError {
         /// The accepted range.
         range: &'static str,
     },
+    /// zram without a swap size (its disksize).
+    #[error("zram needs a swap size (its disksize)")]
+    Zram,
     /// CMA pages without CONFIG_CMA, or more than the zone holds.
     #[error("cma: {0}")]
     Cma(String),
@@ -162,6 +169,9 @@ impl VmConfig {
                 value: self.swappiness as u64,
                 range: "0..=200",
             });
+        }
+        if self.zram && self.swap_pages == 0 {
+            return Err(ConfigError::Zram);
         }
         if self.cma_pages > 0 && !self.config_cma {
             return Err(ConfigError::Cma("cma_pages needs config_cma".into()));
@@ -317,6 +327,10 @@ impl Machine {
             zonelists: Vec::new(),
         };
         m.reserve_cma(layout)?;
+        if m.config.zram {
+            let drv = m.driver_new(crate::owners::driver::DriverKind::Zsmalloc, true);
+            m.reclaim.zram = Some(drv);
+        }
         m.build_all_zonelists(layout);
         // memblock_free_all(): every free range in ascending pfn order.
         for (zi, spec) in layout.zones.iter().enumerate() {
@@ -359,15 +373,32 @@ impl Machine {
             })
             .ok_or_else(|| ConfigError::Cma("no zone to hold it".into()))?;
         let spec = &layout.zones[zi];
-        let top = spec
-            .reserved
-            .first()
-            .map(|r| r.start.0)
-            .unwrap_or(spec.end_pfn().0)
-            & !(pb - 1);
-        let start = top
-            .checked_sub(nr_blocks * pb)
-            .filter(|s| *s >= spec.start_pfn.0.next_multiple_of(pb));
+        // Top-down, as memblock places it: the highest aligned range of whole pageblocks
+        // inside one present range that overlaps no reserved range.
+        let len = nr_blocks * pb;
+        let lowest = spec.start_pfn.0.next_multiple_of(pb);
+        let mut start = None;
+        for r in spec.present.iter().rev() {
+            let mut top = r.end.0 & !(pb - 1);
+            while let Some(s) = top.checked_sub(len).filter(|s| *s >= r.start.0.max(lowest)) {
+                match spec
+                    .reserved
+                    .iter()
+                    .filter(|x| x.start.0 < s + len && x.end.0 > s)
+                    .map(|x| x.start.0)
+                    .min()
+                {
+                    None => {
+                        start = Some(s);
+                        break;
+                    }
+                    Some(x) => top = x & !(pb - 1),
+                }
+            }
+            if start.is_some() {
+                break;
+            }
+        }
         let start = start.ok_or_else(|| {
             ConfigError::Cma(format!(
                 "{pages} pages do not fit in zone {}",

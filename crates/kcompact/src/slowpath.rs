@@ -25,14 +25,13 @@ pub const MAX_COMPACT_RETRIES: u32 = 16;
 const NOFAIL_LOOPS: u32 = 64;
 
 impl Machine {
-    /// Mirrors `__gfp_pfmemalloc_flags()`: reserves for `__GFP_MEMALLOC`, none under
-    /// `__GFP_NOMEMALLOC`.
+    /// Mirrors `__gfp_pfmemalloc_flags()`: reserves for `__GFP_MEMALLOC` and for a task
+    /// in reclaim (PF_MEMALLOC), none under `__GFP_NOMEMALLOC`.
     fn gfp_pfmemalloc_flags(&self, gfp: Gfp) -> Option<AllocFlags> {
         if gfp.contains(Gfp::NOMEMALLOC) {
             return None;
         }
-        gfp.contains(Gfp::MEMALLOC)
-            .then_some(AllocFlags::NO_WATERMARKS)
+        (gfp.contains(Gfp::MEMALLOC) || self.pf_memalloc).then_some(AllocFlags::NO_WATERMARKS)
     }
 
     /// Mirrors `wake_all_kswapds()`: wakes kswapd of every node the request may use (once

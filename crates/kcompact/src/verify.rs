@@ -299,6 +299,30 @@ fn verify_reclaim(m: &Machine, errs: &mut Vec<String>) {
             m.reclaim.swap_used
         ));
     }
+    if let Some(drv) = m.reclaim.zram {
+        let objs: u64 = m.reclaim.zram_objs.values().map(|v| v.len() as u64).sum();
+        let stored: u64 = m.owners.drivers[drv as usize]
+            .zspages
+            .values()
+            .map(|z| u64::from(z.used))
+            .sum();
+        if objs != stored {
+            errs.push(format!(
+                "zram: swap entries hold {objs} objects but the pool stores {stored}"
+            ));
+        }
+        for (key, v) in &m.reclaim.zram_objs {
+            let pages = m.reclaim.swap.get(key).map(|e| e.order.nr_pages());
+            if pages != Some(v.len() as u64) {
+                errs.push(format!(
+                    "zram: objects of {key:?} ({}) do not match its swap entry ({pages:?} pages)",
+                    v.len()
+                ));
+            }
+        }
+    } else if !m.reclaim.zram_objs.is_empty() {
+        errs.push("zram objects without a zram device".into());
+    }
     for ((pid, vpn), e) in &m.reclaim.swap {
         if let Some(id) = e.cached {
             let ok = m.owners.get(id).is_some_and(|r| {
@@ -393,6 +417,23 @@ fn verify_owners(m: &Machine, errs: &mut Vec<String>) {
             {
                 errs.push(format!("driver {did}: zspage {zs} is inconsistent"));
             }
+            let class = (z.pages.len() as u32, z.capacity);
+            let listed = d.partial.get(&class).is_some_and(|p| p.contains(zs));
+            if listed != (z.used < z.capacity) {
+                errs.push(format!(
+                    "driver {did}: zspage {zs} with {}/{} objects {} the partial list",
+                    z.used,
+                    z.capacity,
+                    if listed { "on" } else { "missing from" }
+                ));
+            }
+        }
+        let partial: usize = d.partial.values().map(|p| p.len()).sum();
+        let want = d.zspages.values().filter(|z| z.used < z.capacity).count();
+        if partial != want {
+            errs.push(format!(
+                "driver {did}: {partial} zspages on partial lists, {want} have room"
+            ));
         }
     }
     for (cid, c) in o.caches.iter().enumerate() {

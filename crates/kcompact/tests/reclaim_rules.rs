@@ -8,7 +8,7 @@ use kcompact::compaction::CompactResult;
 use kcompact::gfp::Gfp;
 use kcompact::hugepage::{vma_thp_gfp_mask, ThpDefrag};
 use kcompact::layout::ZoneType;
-use kcompact::memmap::PageFlags;
+use kcompact::memmap::{MigrateType, PageFlags};
 use kcompact::units::{NodeId, Order};
 use kcompact::workload::{fragment_with_files, FileHoles};
 use kcompact::{Machine, VmConfig};
@@ -632,4 +632,96 @@ fn nowait_high_order_request_wakes_kswapd_then_kcompactd() {
     assert!(m
         .alloc_pages(Gfp::GFP_NOWAIT, Order(2), NodeId(0))
         .is_some());
+}
+
+/// Swap on zram (seed 004): reclaim compresses anonymous pages into the zsmalloc pool,
+/// synchronously; the data comes back intact; freeing the entries empties the pool. With
+/// `non_lru_movable` the pool's pages are movable and compaction moves them; without, they
+/// are unmovable and stay where they are.
+#[test]
+fn zram_swap_stores_pages_in_a_movable_pool() {
+    let run = |non_lru_movable: bool| {
+        let mut m = small_machine(
+            0,
+            16,
+            VmConfig {
+                swap_pages: 4 * 8192,
+                zram: true,
+                non_lru_movable,
+                ..VmConfig::default()
+            },
+        );
+        m.enable_contents(false);
+        let drv = m.reclaim.zram.expect("a zram pool");
+        let p = m.new_process();
+        let n = m.managed_pages() * 3 / 2;
+        for v in 0..n {
+            m.fault_anon(p, v, Order(0)).expect("zram makes room");
+        }
+        m.settle();
+        check(&m);
+        let pool = m.owners.drivers[drv as usize].pages.clone();
+        assert!(m.vmstat.pswpout > 0, "pages were swapped out");
+        assert_eq!(m.vmstat.nr_vmscan_write, 0, "zram never writes to a disk");
+        let stored: u64 = m.reclaim.zram_objs.values().map(|v| v.len() as u64).sum();
+        assert!(
+            stored > 0 && (pool.len() as u64) < stored / 2,
+            "{} pool pages hold {stored} compressed pages",
+            pool.len()
+        );
+        let in_movable = pool
+            .iter()
+            .filter(|id| m.migratetype(m.owners.folio(**id).pfn) == MigrateType::Movable)
+            .count();
+        if non_lru_movable {
+            // Movable requests fall back to other blocks only when movable ones are empty.
+            assert!(
+                in_movable * 100 >= pool.len() * 95,
+                "{in_movable} of {} movable pool pages in movable blocks",
+                pool.len()
+            );
+        } else {
+            assert!(
+                in_movable * 2 < pool.len(),
+                "{in_movable} of {} unmovable pool pages in movable blocks",
+                pool.len()
+            );
+        }
+        // Free a third of the process: holes that compaction fills with what it can move.
+        for v in (0..n).step_by(3) {
+            m.munmap(p, v, 1);
+        }
+        let pfns: Vec<_> = m.owners.drivers[drv as usize]
+            .pages
+            .iter()
+            .map(|id| (*id, m.owners.folio(*id).pfn))
+            .collect();
+        m.compact_memory();
+        check(&m);
+        let moved = pfns
+            .iter()
+            .filter(|(id, pfn)| m.owners.get(*id).is_some_and(|r| r.pfn != *pfn))
+            .count();
+        // Fault everything back in: data intact (the checker compares contents).
+        for v in 0..n {
+            m.fault_anon(p, v, Order(0)).ok();
+            m.touch(p, v);
+        }
+        m.settle();
+        check(&m);
+        assert!(m.vmstat.pswpin > 0);
+        m.exit_process(p);
+        check(&m);
+        assert_eq!(m.reclaim.swap_used, 0, "exit frees the swap entries");
+        assert!(m.reclaim.zram_objs.is_empty());
+        assert!(
+            m.owners.drivers[drv as usize].pages.is_empty(),
+            "the pool is empty"
+        );
+        moved
+    };
+    let on = run(true);
+    let off = run(false);
+    assert!(on > 0, "compaction moved no pool page");
+    assert_eq!(off, 0, "unmovable pool pages never move");
 }

@@ -88,6 +88,8 @@ pub struct Driver {
     pub isolated: BTreeSet<FolioId>,
     /// zsmalloc: zspages by id.
     pub zspages: BTreeMap<u32, ZsPage>,
+    /// zsmalloc: zspages with room, by size class (pages, objects it can hold).
+    pub partial: BTreeMap<(u32, u32), BTreeSet<u32>>,
     /// zsmalloc: page → its zspage.
     pub page_zspage: BTreeMap<FolioId, u32>,
     /// GPU: buffers the GPU is using (cannot be isolated).
@@ -152,6 +154,7 @@ impl Machine {
             pages: BTreeSet::new(),
             isolated: BTreeSet::new(),
             zspages: BTreeMap::new(),
+            partial: BTreeMap::new(),
             page_zspage: BTreeMap::new(),
             busy: BTreeSet::new(),
             faults: DriverFaults::default(),
@@ -160,13 +163,16 @@ impl Machine {
         self.owners.drivers.len() as u32 - 1
     }
 
-    fn driver_alloc(&mut self, drv: u32, order: Order, movable_gfp: Gfp) -> Option<FolioId> {
+    /// A page for driver `drv` allocated with `gfp` — without `__GFP_MOVABLE` when the
+    /// driver's pages are not movable (before Linux 4.8 the drivers passed the same flags
+    /// without it: "zram: use __GFP_MOVABLE for memory allocation" added it).
+    fn driver_alloc(&mut self, drv: u32, order: Order, gfp: Gfp) -> Option<FolioId> {
         let d = &self.owners.drivers[drv as usize];
         let (movable, kind) = (d.movable, d.kind);
         let mut gfp = if movable {
-            movable_gfp
+            gfp
         } else {
-            Gfp::GFP_KERNEL | Gfp::NOWARN
+            Gfp(gfp.0 & !Gfp::MOVABLE.0)
         };
         if order.0 > 0 {
             gfp = gfp | Gfp::COMP;
@@ -199,18 +205,29 @@ impl Machine {
     }
 
     /// `zs_malloc()`: stores an object of `size` bytes in pool `drv`; returns its zspage.
+    /// New pages come with zram's first-try mask (no direct reclaim).
     pub fn zs_malloc(&mut self, drv: u32, size: u32) -> Option<u32> {
+        let gfp = Gfp::KSWAPD_RECLAIM | Gfp::NOWARN | Gfp::HIGHMEM | Gfp::MOVABLE;
+        self.zs_malloc_gfp(drv, size, gfp)
+    }
+
+    /// [`Machine::zs_malloc`] with the mask the caller passes for new pages.
+    pub fn zs_malloc_gfp(&mut self, drv: u32, size: u32, gfp: Gfp) -> Option<u32> {
         let (pages, capacity) = zs_class(size);
         let d = &mut self.owners.drivers[drv as usize];
-        if let Some((&zs, z)) = d.zspages.iter_mut().find(|(_, z)| {
-            z.used < z.capacity && z.capacity == capacity && z.pages.len() as u32 == pages
-        }) {
+        if let Some(&zs) = d.partial.get(&(pages, capacity)).and_then(|p| p.first()) {
+            let z = d.zspages.get_mut(&zs).expect("a partial zspage is live");
             z.used += 1;
+            if z.used == z.capacity {
+                d.partial
+                    .get_mut(&(pages, capacity))
+                    .expect("class")
+                    .remove(&zs);
+            }
             return Some(zs);
         }
         let mut got = Vec::new();
         for _ in 0..pages {
-            let gfp = Gfp::KSWAPD_RECLAIM | Gfp::NOWARN | Gfp::HIGHMEM | Gfp::MOVABLE;
             match self.driver_alloc(drv, Order(0), gfp) {
                 Some(id) => got.push(id),
                 None => {
@@ -226,6 +243,9 @@ impl Machine {
         d.next_zspage += 1;
         for id in &got {
             d.page_zspage.insert(*id, zs);
+        }
+        if capacity > 1 {
+            d.partial.entry((pages, capacity)).or_default().insert(zs);
         }
         d.zspages.insert(
             zs,
@@ -243,8 +263,13 @@ impl Machine {
         let d = &mut self.owners.drivers[drv as usize];
         let z = d.zspages.get_mut(&zs).expect("live zspage");
         z.used -= 1;
+        let class = (z.pages.len() as u32, z.capacity);
         if z.used > 0 {
+            d.partial.entry(class).or_default().insert(zs);
             return;
+        }
+        if let Some(p) = d.partial.get_mut(&class) {
+            p.remove(&zs);
         }
         let z = d.zspages.remove(&zs).expect("live zspage");
         for id in z.pages {

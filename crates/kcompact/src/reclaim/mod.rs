@@ -48,6 +48,10 @@ pub struct ReclaimState {
     pub swap_used: u64,
     /// Swap entries: (process, first virtual page) → what was swapped out.
     pub swap: BTreeMap<(u32, u64), swap::SwapEntry>,
+    /// The zsmalloc pool (a driver) of the zram swap device, when swap is zram.
+    pub zram: Option<u32>,
+    /// zram: the zspage of each page's compressed object, per swap entry written.
+    pub zram_objs: BTreeMap<(u32, u64), Vec<u32>>,
 }
 
 /// Mirrors `struct scan_control`.
@@ -423,11 +427,21 @@ impl Machine {
                 self.try_to_unmap(id);
             }
             let f = self.mem.flags(rec.pfn);
-            if f.contains(PageFlags::DIRTY) {
-                if refs == FolioRef::ReclaimClean || !sc.may_writepage {
-                    keep(self, false);
+            if f.contains(PageFlags::DIRTY) && (refs == FolioRef::ReclaimClean || !sc.may_writepage)
+            {
+                keep(self, false);
+                continue;
+            }
+            if f.contains(PageFlags::DIRTY) && anon && self.reclaim.zram.is_some() {
+                // swap_writepage() to zram completes before it returns (a synchronous
+                // device): the folio is clean and freed below. A failed write (no memory
+                // for the compressed copy) leaves it dirty and activates it.
+                if !self.zram_write(id) {
+                    keep(self, true);
                     continue;
                 }
+                self.vmstat.pswpout += nr;
+            } else if f.contains(PageFlags::DIRTY) {
                 self.mem.set_flag(rec.pfn, PageFlags::RECLAIM);
                 self.start_writeback(id);
                 if anon {

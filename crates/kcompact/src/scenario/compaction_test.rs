@@ -19,6 +19,7 @@ pub const INFO: ScenarioInfo = ScenarioInfo {
         ("chunk_mib", "100", "size of each mapped chunk, MiB (the selftest's MAP_SIZE_MB; 1..=100000)"),
         ("request", "100000", "huge pages asked for (the selftest writes 100000)"),
     ],
+    machine: &[],
     run,
 };
 

@@ -21,6 +21,7 @@ pub const INFO: ScenarioInfo = ScenarioInfo {
         ("step_pct", "5", "each step asks for this much more of memory as huge pages (1..=100)"),
         ("steps", "20", "steps (1..=100)"),
     ],
+    machine: &[],
     run,
 };
 

@@ -27,6 +27,7 @@ pub const INFO: ScenarioInfo = ScenarioInfo {
         ("delay_ms", "10", "simulated delay between huge page attempts, ms"),
         ("heap_pct", "3", "largest compiler heap of one build, percent of memory (1..=50)"),
     ],
+    machine: &[],
     run,
 };
 

@@ -13,6 +13,7 @@
 //! - [`thpscale`]: mmtests thpscale.
 //! - [`vfio_pin`]: seeds 000/001, pinned guest memory.
 //! - [`mthp`]: seed 002, compacting large folios.
+//! - [`zram_gpu`]: seed 004, driver pages made movable.
 
 pub mod compaction_test;
 pub mod file_holes;
@@ -20,6 +21,7 @@ pub mod highalloc;
 pub mod mthp;
 pub mod thpscale;
 pub mod vfio_pin;
+pub mod zram_gpu;
 
 use crate::machine::Machine;
 use crate::rng::SimRng;
@@ -49,6 +51,9 @@ pub struct ScenarioInfo {
     pub ab_key: &'static str,
     /// `(key, default, meaning)` for every parameter.
     pub params: &'static [(&'static str, &'static str, &'static str)],
+    /// Machine settings (`--set` keys of the command line) the scenario's source ran
+    /// with; the caller applies them before its own.
+    pub machine: &'static [(&'static str, &'static str)],
     /// The workload.
     pub run: RunFn,
 }
@@ -61,6 +66,7 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
     thpscale::INFO,
     vfio_pin::INFO,
     mthp::INFO,
+    zram_gpu::INFO,
 ];
 
 /// The scenario called `name`.

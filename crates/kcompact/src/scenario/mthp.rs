@@ -20,6 +20,7 @@ pub const INFO: ScenarioInfo = ScenarioInfo {
         ("fill_pct", "90", "memory filled with mTHP folios, percent of free memory (1..=95)"),
         ("requests", "64", "order-9 requests (1..=100000)"),
     ],
+    machine: &[],
     run,
 };
 

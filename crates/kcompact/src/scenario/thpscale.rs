@@ -21,6 +21,7 @@ pub const INFO: ScenarioInfo = ScenarioInfo {
         ("madvise", "1", "1: the THP mapping is MADV_HUGEPAGE (0: not)"),
         ("thp_pct", "50", "the THP mapping, percent of the first region (1..=100)"),
     ],
+    machine: &[],
     run,
 };
 

@@ -27,6 +27,7 @@ pub const INFO: ScenarioInfo = ScenarioInfo {
         ("rounds", "50", "rounds of huge page requests, 100 ms apart (1..=100000)"),
         ("burst", "8", "huge page requests per round (1..=1000)"),
     ],
+    machine: &[],
     run,
 };
 

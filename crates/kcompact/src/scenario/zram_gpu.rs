@@ -1,0 +1,351 @@
+//! `zram-gpu`: seed 004 (Minchan Kim, "non-LRU movable page migration", Linux 4.8). A
+//! phone or TV: apps are launched and switched between while the low memory killer keeps
+//! a bounded number of them alive; their anonymous memory is swapped to zram (a zsmalloc
+//! pool in RAM), their GPU buffers (orders 0 to 3) come and go, and the system keeps
+//! forking, which needs order-2 and order-3 pages. Before 4.8 (`non_lru_movable=off`)
+//! zsmalloc and GPU pages were unmovable: spread over pageblocks by the churn, compaction
+//! could not move them, and the CMA area sat unused because only movable requests may
+//! take it.
+//!
+//! The machine: swap on zram with half of memory as its disksize, a CMA area of an
+//! eighth of memory (phones reserve hundreds of MiB for cameras and video decoders), and
+//! `vm.swappiness=100` (Android's setting); each can be changed with `--set`.
+//!
+//! A fork asks for what a 2016 arm64 kernel asked for: a 16 KiB kernel stack, an order-2
+//! `GFP_KERNEL` allocation that may reclaim and compact (`alloc_thread_stack_node()`),
+//! and a task_struct from its SLUB cache, whose new slab is first tried at order 3
+//! without reclaim (`allocate_slab()`: `__GFP_NORETRY`, `__GFP_RECLAIM` cleared) and
+//! falls back to order 1. A child lives for two rounds.
+
+use super::{pages_reclaimed, pct, tick, Metric, Outcome, Params, ScenarioError, ScenarioInfo};
+use crate::gfp::Gfp;
+use crate::machine::Machine;
+use crate::owners::driver::DriverKind;
+use crate::owners::FolioId;
+use crate::rng::SimRng;
+use crate::units::Order;
+use std::collections::VecDeque;
+
+/// The scenario's description.
+pub const INFO: ScenarioInfo = ScenarioInfo {
+    name: "zram-gpu",
+    source: "seed 004 (Minchan Kim, mm: migrate: support non-lru movable page migration, 2016)",
+    summary: "apps launched and switched under a low memory killer, anonymous memory swapped to zram, GPU buffers of orders 0-3; forks need order-2/3 pages",
+    ab_key: "non_lru_movable",
+    params: &[
+        ("rounds", "160", "app launches and switches (1..=100000)"),
+        ("max_apps", "10", "apps the low memory killer keeps alive (1..=1000)"),
+        ("app_pct", "8", "anonymous memory of one app, percent of memory (1..=50)"),
+        ("file_pct", "2", "page cache one app reads (code, assets), percent of memory (0..=50)"),
+        ("gpu_pct", "2", "GPU buffers of one app, percent of memory (0..=50)"),
+        ("forks", "4", "forks per round (0..=1000)"),
+    ],
+    machine: &[("swap", "50%"), ("zram", "on"), ("cma", "12%"), ("swappiness", "100")],
+    run,
+};
+
+/// `THREADINFO_GFP`: the kernel stack's mask.
+const STACK_GFP: Gfp = Gfp::GFP_KERNEL_ACCOUNT;
+/// SLUB's first try at a slab of the cache's preferred order: no reclaim, no retry, no
+/// reserves.
+const SLAB_HIGH_GFP: Gfp = Gfp((Gfp::GFP_KERNEL_ACCOUNT.0 & !Gfp::RECLAIM.0)
+    | Gfp::NOWARN.0
+    | Gfp::NORETRY.0
+    | Gfp::NOMEMALLOC.0);
+
+/// One app: its identity (and file), its process while it runs, its GPU buffers.
+struct App {
+    file: u32,
+    pid: Option<u32>,
+    gpu: Vec<FolioId>,
+}
+
+/// A forked child's kernel memory.
+struct Child {
+    stack: FolioId,
+    slab: FolioId,
+    born: u64,
+}
+
+/// What the run counts.
+#[derive(Default)]
+struct Counts {
+    forks: u64,
+    order2_ok: u64,
+    order3_ok: u64,
+    both_ok: u64,
+    gpu_fail: u64,
+    lmk_kills: u64,
+    launches: u64,
+    switches: u64,
+}
+
+struct World {
+    apps: Vec<App>,
+    /// Running apps, least recently used first.
+    lru: VecDeque<usize>,
+    gpu: u32,
+    foreground: Option<usize>,
+    app_pages: u64,
+    file_pages: u64,
+    gpu_pages: u64,
+    children: VecDeque<Child>,
+    counts: Counts,
+}
+
+impl World {
+    /// Ends app `a`: its process exits (anonymous memory and swap entries go), its GPU
+    /// buffers are freed; its files stay in the page cache.
+    fn kill(&mut self, m: &mut Machine, a: usize) {
+        if let Some(pid) = self.apps[a].pid.take() {
+            if m.owners.processes[pid as usize].alive {
+                m.exit_process(pid);
+            }
+        }
+        for id in std::mem::take(&mut self.apps[a].gpu) {
+            m.gpu_free(self.gpu, id);
+        }
+        self.lru.retain(|x| *x != a);
+        if self.foreground == Some(a) {
+            self.foreground = None;
+        }
+    }
+
+    /// The OOM killer may have taken apps: forget them as the low memory killer would.
+    fn reap(&mut self, m: &mut Machine) {
+        let dead: Vec<usize> = self
+            .lru
+            .iter()
+            .copied()
+            .filter(|a| {
+                self.apps[*a]
+                    .pid
+                    .is_some_and(|p| !m.owners.processes[p as usize].alive)
+            })
+            .collect();
+        for a in dead {
+            self.kill(m, a);
+        }
+    }
+
+    /// Starts app `a`: a process faults its anonymous memory, reads its files, allocates
+    /// its GPU buffers.
+    fn launch(&mut self, m: &mut Machine, rng: &mut SimRng, a: usize) {
+        let pid = m.new_process();
+        self.apps[a].pid = Some(pid);
+        self.lru.push_back(a);
+        self.counts.launches += 1;
+        for v in 0..self.app_pages {
+            if m.fault_anon(pid, v, Order(0)).is_err() || !m.owners.processes[pid as usize].alive {
+                break;
+            }
+        }
+        let f = self.apps[a].file;
+        for i in 0..self.file_pages {
+            if m.file_lookup(f, i).is_none() && m.file_add(f, i, Order(0), false).is_err() {
+                break;
+            }
+        }
+        let mut got = 0;
+        while got < self.gpu_pages {
+            let o = Order(rng.range(0, 3) as u8);
+            match m.gpu_alloc(self.gpu, o) {
+                Some(id) => {
+                    self.apps[a].gpu.push(id);
+                    got += o.nr_pages();
+                }
+                None => {
+                    self.counts.gpu_fail += 1;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Brings running app `a` to the foreground: it touches a quarter of its memory
+    /// (swapping in what zram holds) and its GPU buffers become busy.
+    fn switch_to(&mut self, m: &mut Machine, rng: &mut SimRng, a: usize) {
+        self.counts.switches += 1;
+        self.lru.retain(|x| *x != a);
+        self.lru.push_back(a);
+        let Some(pid) = self.apps[a].pid else { return };
+        let n = (self.app_pages / 4).max(1);
+        let start = rng.range(0, self.app_pages.saturating_sub(n));
+        for v in start..(start + n).min(self.app_pages) {
+            if !m.owners.processes[pid as usize].alive {
+                return;
+            }
+            if m.lookup(pid, v).is_none() && m.fault_anon(pid, v, Order(0)).is_err() {
+                break;
+            }
+            m.touch(pid, v);
+        }
+    }
+
+    /// The foreground app's GPU buffers are in use by the GPU; the others are idle.
+    fn set_foreground(&mut self, m: &mut Machine, a: usize) {
+        if let Some(old) = self.foreground {
+            for id in self.apps[old].gpu.clone() {
+                m.gpu_set_busy(self.gpu, id, false);
+            }
+        }
+        for id in self.apps[a].gpu.clone() {
+            m.gpu_set_busy(self.gpu, id, true);
+        }
+        self.foreground = Some(a);
+    }
+
+    /// One fork: the kernel stack (order 2, may reclaim and compact) and a task_struct
+    /// slab (order 3 without reclaim, else order 1).
+    fn fork(&mut self, m: &mut Machine, round: u64) {
+        self.counts.forks += 1;
+        let stack = m.alloc_kernel_gfp(STACK_GFP, Order(2), 2);
+        let slab = match m.alloc_kernel_gfp(SLAB_HIGH_GFP, Order(3), 3) {
+            Some(id) => {
+                self.counts.order3_ok += 1;
+                Some(id)
+            }
+            None => m.alloc_kernel_gfp(STACK_GFP, Order(1), 3),
+        };
+        let high = stack.is_some() && slab.is_some_and(|s| m.owners.folio(s).order == Order(3));
+        self.counts.order2_ok += stack.is_some() as u64;
+        self.counts.both_ok += high as u64;
+        match (stack, slab) {
+            (Some(stack), Some(slab)) => self.children.push_back(Child {
+                stack,
+                slab,
+                born: round,
+            }),
+            // fork() fails with -ENOMEM and frees what it got.
+            (Some(id), None) | (None, Some(id)) => m.free_kernel(id),
+            (None, None) => {}
+        }
+    }
+
+    /// Children older than two rounds exit.
+    fn reap_children(&mut self, m: &mut Machine, round: u64) {
+        while self.children.front().is_some_and(|c| c.born + 2 <= round) {
+            let c = self.children.pop_front().expect("a child");
+            m.free_kernel(c.stack);
+            m.free_kernel(c.slab);
+        }
+    }
+}
+
+/// CMA pages in use (allocated) over all zones.
+fn cma_used_pages(m: &Machine) -> u64 {
+    m.zones.iter().map(|z| z.cma_pages - z.nr_free_cma).sum()
+}
+
+/// Runs the scenario.
+pub fn run(
+    m: &mut Machine,
+    p: &Params,
+    rng: &mut SimRng,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Outcome, ScenarioError> {
+    let rounds = p.num_in("rounds", 1, 100_000)?;
+    let max_apps = p.num_in("max_apps", 1, 1000)? as usize;
+    let app_pct = p.num_in("app_pct", 1, 50)?;
+    let file_pct = p.num_in("file_pct", 0, 50)?;
+    let gpu_pct = p.num_in("gpu_pct", 0, 50)?;
+    let forks = p.num_in("forks", 0, 1000)?;
+    let managed = m.managed_pages();
+    let mut out = Outcome::default();
+    out.timeline.push(tick(m, "start", 0));
+    let gpu = m.driver_new(DriverKind::Gpu, true);
+    let apps = (0..2 * max_apps)
+        .map(|_| App {
+            file: m.new_file(false, true, false),
+            pid: None,
+            gpu: Vec::new(),
+        })
+        .collect();
+    let mut w = World {
+        apps,
+        lru: VecDeque::new(),
+        gpu,
+        foreground: None,
+        app_pages: managed * app_pct / 100,
+        file_pages: managed * file_pct / 100,
+        gpu_pages: managed * gpu_pct / 100,
+        children: VecDeque::new(),
+        counts: Counts::default(),
+    };
+    let before = m.vmstat.clone();
+    for round in 0..rounds {
+        w.reap(m);
+        let idle: Vec<usize> = (0..w.apps.len())
+            .filter(|a| w.apps[*a].pid.is_none())
+            .collect();
+        let a = if w.lru.is_empty() || rng.range(0, 1) == 0 {
+            let a = idle[rng.range(0, idle.len() as u64 - 1) as usize];
+            // lmkd: the least recently used app goes before a new one starts.
+            while w.lru.len() >= max_apps {
+                let victim = w.lru[0];
+                w.kill(m, victim);
+                w.counts.lmk_kills += 1;
+            }
+            w.launch(m, rng, a);
+            a
+        } else {
+            let a = w.lru[rng.range(0, w.lru.len() as u64 - 1) as usize];
+            w.switch_to(m, rng, a);
+            a
+        };
+        w.reap(m);
+        if w.apps[a].pid.is_some() {
+            w.set_foreground(m, a);
+        }
+        for _ in 0..forks {
+            w.fork(m, round);
+        }
+        w.reap_children(m, round);
+        let t = m.clock.now_ns + 100_000_000;
+        m.advance_to(t);
+        if round % 8 == 7 {
+            out.timeline.push(tick(m, "apps", w.counts.order3_ok));
+        }
+        progress(round + 1, rounds);
+    }
+    out.timeline.push(tick(m, "apps", w.counts.order3_ok));
+    let v = &m.vmstat;
+    let c = &w.counts;
+    let pool: u64 = m
+        .reclaim
+        .zram
+        .map(|d| m.owners.drivers[d as usize].pages.len() as u64)
+        .unwrap_or(0);
+    out.metrics = vec![
+        (
+            "order2_success_pct",
+            Metric::Float(pct(c.order2_ok, c.forks)),
+        ),
+        (
+            "order3_success_pct",
+            Metric::Float(pct(c.order3_ok, c.forks)),
+        ),
+        ("success_pct", Metric::Float(pct(c.both_ok, c.forks))),
+        ("forks", Metric::Int(c.forks)),
+        (
+            "pages_reclaimed",
+            Metric::Int(pages_reclaimed(m) - (before.pgsteal_kswapd + before.pgsteal_direct)),
+        ),
+        ("cma_used_pages", Metric::Int(cma_used_pages(m))),
+        ("zram_pool_pages", Metric::Int(pool)),
+        ("pswpout", Metric::Int(v.pswpout - before.pswpout)),
+        ("oom_kills", Metric::Int(v.oom_kill - before.oom_kill)),
+        ("lmk_kills", Metric::Int(c.lmk_kills)),
+        ("app_launches", Metric::Int(c.launches)),
+        ("gpu_alloc_fail", Metric::Int(c.gpu_fail)),
+        (
+            "compact_stall",
+            Metric::Int(v.compact_stall - before.compact_stall),
+        ),
+        (
+            "pages_migrated",
+            Metric::Int(v.pgmigrate_success - before.pgmigrate_success),
+        ),
+    ];
+    Ok(out)
+}
