@@ -303,6 +303,14 @@ pub fn capture(args: crate::cli::CaptureArgs) -> anyhow::Result<()> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
+    if let Some(secs) = args.trace {
+        return crate::trace_capture::capture_trace(
+            &args.dir,
+            secs,
+            args.trace_buffer_mb,
+            args.level,
+        );
+    }
     let c = capture_to(&args.dir, &label, args.level)?;
     let mb = c.raw_bytes as f64 / 1e6;
     println!(

@@ -45,6 +45,32 @@ pub enum Command {
     ///
     /// Example: kcompact analyze ../shared/data/realkernel/A2_g8_r1/before
     Analyze(AnalyzeArgs),
+    /// Replay a kmem/compaction trace (ftrace, trace-cmd or perf script text; .zst or
+    /// plain) on the model: at the recorded pfns (exact) or where the model's allocator
+    /// puts them (policy).
+    ///
+    /// Example: kcompact replay ../shared/data/trace/case0/trace.txt.zst --snapshot ../shared/data/trace/case0/start
+    Replay(ReplayArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The trace file (`trace.txt`, `trace.txt.zst`, `perf script` output).
+    pub trace: PathBuf,
+    /// Start from this snapshot's state (default: an empty model of `--mem`).
+    #[arg(long)]
+    pub snapshot: Option<PathBuf>,
+    /// exact: allocations at the recorded pfns; policy: the model chooses.
+    #[arg(long, default_value = "exact")]
+    pub mode: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Write result.json, buddyinfo and timeline.csv here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub machine: MachineArgs,
 }
 
 /// The machine every command builds.
@@ -114,6 +140,13 @@ pub struct CaptureArgs {
     /// zstd compression level (1..=19).
     #[arg(long, default_value_t = 3)]
     pub level: i32,
+    /// Record the kmem and compaction tracepoints for this many seconds, with snapshots
+    /// in DIR/start and DIR/end (the layout of ../shared/data/trace/case0).
+    #[arg(long, value_name = "SECONDS")]
+    pub trace: Option<u64>,
+    /// Ring buffer per CPU for --trace, MiB (a full buffer drops and counts events).
+    #[arg(long, default_value_t = 64)]
+    pub trace_buffer_mb: u64,
 }
 
 #[derive(Args, Debug)]

@@ -6,11 +6,13 @@
 
 mod capture;
 mod cli;
+mod replay_cmd;
 mod run;
 mod scenario_cmd;
 mod settings;
 mod show;
 mod snapshot_cmd;
+mod trace_capture;
 mod validate;
 
 use clap::Parser;
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         cli::Command::Analyze(a) => snapshot_cmd::analyze(a),
         cli::Command::Capture(a) => capture::capture(a),
         cli::Command::Validate(a) => validate::validate(a),
+        cli::Command::Replay(a) => replay_cmd::replay(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -68,6 +68,44 @@ gfp_bits! {
     ACCOUNT = 22, "__GFP_ACCOUNT";
 }
 
+// The names and order of `__def_gfpflag_names` (include/trace/events/mmflags.h).
+const SYMBOLIC_NAMES: &[(Gfp, &str)] = &[
+    (Gfp::GFP_TRANSHUGE, "GFP_TRANSHUGE"),
+    (Gfp::GFP_TRANSHUGE_LIGHT, "GFP_TRANSHUGE_LIGHT"),
+    (Gfp::GFP_HIGHUSER_MOVABLE, "GFP_HIGHUSER_MOVABLE"),
+    (Gfp::GFP_HIGHUSER, "GFP_HIGHUSER"),
+    (Gfp::GFP_USER, "GFP_USER"),
+    (Gfp::GFP_KERNEL_ACCOUNT, "GFP_KERNEL_ACCOUNT"),
+    (Gfp::GFP_KERNEL, "GFP_KERNEL"),
+    (Gfp::GFP_NOFS, "GFP_NOFS"),
+    (Gfp::GFP_ATOMIC, "GFP_ATOMIC"),
+    (Gfp::GFP_NOIO, "GFP_NOIO"),
+    (Gfp::GFP_NOWAIT, "GFP_NOWAIT"),
+    (Gfp::DMA, "GFP_DMA"),
+    (Gfp::HIGHMEM, "__GFP_HIGHMEM"),
+    (Gfp::DMA32, "GFP_DMA32"),
+    (Gfp::HIGH, "__GFP_HIGH"),
+    (Gfp::IO, "__GFP_IO"),
+    (Gfp::FS, "__GFP_FS"),
+    (Gfp::NOWARN, "__GFP_NOWARN"),
+    (Gfp::RETRY_MAYFAIL, "__GFP_RETRY_MAYFAIL"),
+    (Gfp::NOFAIL, "__GFP_NOFAIL"),
+    (Gfp::NORETRY, "__GFP_NORETRY"),
+    (Gfp::COMP, "__GFP_COMP"),
+    (Gfp::ZERO, "__GFP_ZERO"),
+    (Gfp::NOMEMALLOC, "__GFP_NOMEMALLOC"),
+    (Gfp::MEMALLOC, "__GFP_MEMALLOC"),
+    (Gfp::HARDWALL, "__GFP_HARDWALL"),
+    (Gfp::THISNODE, "__GFP_THISNODE"),
+    (Gfp::RECLAIMABLE, "__GFP_RECLAIMABLE"),
+    (Gfp::MOVABLE, "__GFP_MOVABLE"),
+    (Gfp::ACCOUNT, "__GFP_ACCOUNT"),
+    (Gfp::WRITE, "__GFP_WRITE"),
+    (Gfp::RECLAIM, "__GFP_RECLAIM"),
+    (Gfp::DIRECT_RECLAIM, "__GFP_DIRECT_RECLAIM"),
+    (Gfp::KSWAPD_RECLAIM, "__GFP_KSWAPD_RECLAIM"),
+];
+
 impl Gfp {
     /// No flags (GFP_NOWAIT without kswapd).
     pub const NONE: Gfp = Gfp(0);
@@ -150,52 +188,29 @@ impl Gfp {
         self.contains(Gfp::DIRECT_RECLAIM)
     }
 
+    /// Reads the symbolic form trace output prints (`GFP_KERNEL|__GFP_COMP`); names the
+    /// model does not know (`__GFP_NOLOCKDEP`, …) are returned apart. `none` is no flag.
+    pub fn parse_symbolic(text: &str) -> (Gfp, Vec<&str>) {
+        let mut g = 0;
+        let mut unknown = Vec::new();
+        for part in text.split('|').filter(|p| !p.is_empty() && *p != "none") {
+            match SYMBOLIC_NAMES.iter().find(|(_, n)| *n == part) {
+                Some((f, _)) => g |= f.0,
+                None => unknown.push(part),
+            }
+        }
+        (Gfp(g), unknown)
+    }
+
     /// The symbolic form trace output uses (`GFP_KERNEL|__GFP_COMP`), composite names first
     /// as `show_gfp_flags()` prints them.
     pub fn symbolic(self) -> String {
-        // The names and order of `__def_gfpflag_names` (include/trace/events/mmflags.h).
-        const NAMES: &[(Gfp, &str)] = &[
-            (Gfp::GFP_TRANSHUGE, "GFP_TRANSHUGE"),
-            (Gfp::GFP_TRANSHUGE_LIGHT, "GFP_TRANSHUGE_LIGHT"),
-            (Gfp::GFP_HIGHUSER_MOVABLE, "GFP_HIGHUSER_MOVABLE"),
-            (Gfp::GFP_HIGHUSER, "GFP_HIGHUSER"),
-            (Gfp::GFP_USER, "GFP_USER"),
-            (Gfp::GFP_KERNEL_ACCOUNT, "GFP_KERNEL_ACCOUNT"),
-            (Gfp::GFP_KERNEL, "GFP_KERNEL"),
-            (Gfp::GFP_NOFS, "GFP_NOFS"),
-            (Gfp::GFP_ATOMIC, "GFP_ATOMIC"),
-            (Gfp::GFP_NOIO, "GFP_NOIO"),
-            (Gfp::GFP_NOWAIT, "GFP_NOWAIT"),
-            (Gfp::DMA, "GFP_DMA"),
-            (Gfp::HIGHMEM, "__GFP_HIGHMEM"),
-            (Gfp::DMA32, "GFP_DMA32"),
-            (Gfp::HIGH, "__GFP_HIGH"),
-            (Gfp::IO, "__GFP_IO"),
-            (Gfp::FS, "__GFP_FS"),
-            (Gfp::NOWARN, "__GFP_NOWARN"),
-            (Gfp::RETRY_MAYFAIL, "__GFP_RETRY_MAYFAIL"),
-            (Gfp::NOFAIL, "__GFP_NOFAIL"),
-            (Gfp::NORETRY, "__GFP_NORETRY"),
-            (Gfp::COMP, "__GFP_COMP"),
-            (Gfp::ZERO, "__GFP_ZERO"),
-            (Gfp::NOMEMALLOC, "__GFP_NOMEMALLOC"),
-            (Gfp::MEMALLOC, "__GFP_MEMALLOC"),
-            (Gfp::HARDWALL, "__GFP_HARDWALL"),
-            (Gfp::THISNODE, "__GFP_THISNODE"),
-            (Gfp::RECLAIMABLE, "__GFP_RECLAIMABLE"),
-            (Gfp::MOVABLE, "__GFP_MOVABLE"),
-            (Gfp::ACCOUNT, "__GFP_ACCOUNT"),
-            (Gfp::WRITE, "__GFP_WRITE"),
-            (Gfp::RECLAIM, "__GFP_RECLAIM"),
-            (Gfp::DIRECT_RECLAIM, "__GFP_DIRECT_RECLAIM"),
-            (Gfp::KSWAPD_RECLAIM, "__GFP_KSWAPD_RECLAIM"),
-        ];
         if self.0 == 0 {
             return "none".to_string();
         }
         let mut rest = self.0;
         let mut parts = Vec::new();
-        for (g, name) in NAMES {
+        for (g, name) in SYMBOLIC_NAMES {
             if rest & g.0 == g.0 {
                 parts.push(*name);
                 rest &= !g.0;

@@ -432,6 +432,28 @@ impl Machine {
         }
     }
 
+    /// Mirrors `free_reserved_page()`: a reserved page of a zone is given to the buddy
+    /// allocator and the zone's managed pages grow by one (`adjust_managed_page_count()`).
+    /// False if `pfn` is not a reserved page of a zone. The trace replay gives the
+    /// allocator the pages a snapshot could not place (count 0, no flags: on a per-CPU
+    /// list or in flight when it was captured) once the trace shows them in its hands.
+    pub fn free_reserved_page(&mut self, pfn: Pfn) -> bool {
+        let Some(zi) = self.page_zone(pfn) else {
+            return false;
+        };
+        if !self
+            .mem
+            .flags(pfn)
+            .contains(crate::memmap::PageFlags::RESERVED)
+        {
+            return false;
+        }
+        self.zones[zi.idx()].managed_pages += 1;
+        self.mem.clear_block(pfn, Order(0));
+        self.free_one_page(zi, pfn, Order(0), FreeFlags::NONE);
+        true
+    }
+
     /// Mirrors `page_zone()`: the zone holding `pfn`, if it is present memory.
     #[inline]
     pub fn page_zone(&self, pfn: Pfn) -> Option<ZoneIdx> {

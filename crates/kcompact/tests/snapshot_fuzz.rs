@@ -4,19 +4,15 @@
 //! the full-state checker. Longer runs: `KCOMPACT_FUZZ_ITERS=1000000 cargo test --release
 //! -p kcompact --test snapshot_fuzz` (the default is a bounded run for CI).
 
+mod common;
+
+use common::{iters, mutate_text};
 use kcompact::rng::SimRng;
 use kcompact::snapshot::kpageflags::{kpf, rebuild_free_blocks};
 use kcompact::snapshot::load::load;
 use kcompact::snapshot::text::{parse_buddyinfo, parse_pagetypeinfo, parse_zoneinfo};
 use kcompact::snapshot::u64_array;
 use kcompact::VmConfig;
-
-fn iters(default: u64) -> u64 {
-    std::env::var("KCOMPACT_FUZZ_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 const ZONEINFO: &str = "Node 0, zone      DMA
   pages free     3840
@@ -53,29 +49,9 @@ Node 0, zone      DMA            1            7            0            0       
 Node 0, zone   Normal          128         5623          137            0            0 
 ";
 
-/// A copy of `text` with a few random byte edits (replace, delete, insert, duplicate).
+/// A copy of `text` with a few random byte edits.
 fn mutate(rng: &mut SimRng, text: &str) -> String {
-    let mut b = text.as_bytes().to_vec();
-    let alphabet = b"0123456789 ,()-:\nNodezoneabcxyz\t\xff";
-    for _ in 0..rng.range(1, 6) {
-        if b.is_empty() {
-            break;
-        }
-        let i = rng.below(b.len() as u64) as usize;
-        match rng.below(4) {
-            0 => b[i] = alphabet[rng.below(alphabet.len() as u64) as usize],
-            1 => {
-                b.remove(i);
-            }
-            2 => b.insert(i, alphabet[rng.below(alphabet.len() as u64) as usize]),
-            _ => {
-                let j = (i + rng.range(1, 40) as usize).min(b.len());
-                let piece = b[i..j].to_vec();
-                b.splice(i..i, piece);
-            }
-        }
-    }
-    String::from_utf8_lossy(&b).into_owned()
+    mutate_text(rng, text, b"0123456789 ,()-:\nNodezoneabcxyz\t\xff", 5)
 }
 
 #[test]

@@ -1,5 +1,556 @@
 //! Trace replay (issue 9): real kmem allocation traces driving the model.
 //!
 //! - [`parse`]: ftrace / trace-cmd / perf script text to events.
+//!
+//! Two modes:
+//! - **exact** places every `mm_page_alloc` at the pfn the trace recorded and frees what
+//!   each `mm_page_free` names, from a snapshot's state (or an empty machine), counting
+//!   every event the model's state contradicts;
+//! - **policy** lets the model's allocator choose the pfns for the same sequence of
+//!   requests (order, migratetype, gfp) and frees, following each kernel pfn to the model
+//!   folio that stands for it.
+//!
+//! Where the trace shows the kernel compacting a zone (`mm_compaction_begin`), the model
+//! compacts the same zone the same way (a `compact_memory` run is SYNC over the whole
+//! zone), and the report sets the model's scanners and migrations next to the kernel's
+//! (summed from `mm_compaction_isolate_*` and `mm_compaction_migratepages`).
+//!
+//! What the events cannot tell the model, and how it decides:
+//! - Which kind of memory a page is. A movable request (`migratetype=1`) becomes clean
+//!   page cache of one replay file, which compaction can move and reclaim can drop; other
+//!   requests become kernel memory. DEVIATION(linux): anonymous memory is page cache here.
+//! - Per-CPU lists. `mm_page_free` is the free of a block (`free_pages_prepare()`, every
+//!   free path); the model returns it to the buddy lists at once, so its free lists hold
+//!   what the kernel's per-CPU lists hold (about 11,500 pages in the Normal zone of
+//!   case0). `mm_page_free_batched` repeats a free already seen and changes nothing;
+//!   `mm_page_alloc_zone_locked` and `mm_page_pcpu_drain` are buddy-side views of the
+//!   same allocations and are counted only.
+//! - Where compaction put a page: compaction takes free pages without `mm_page_alloc`, so
+//!   a migration source freed inside a compaction window is left to the model's own
+//!   compaction (counted as `compaction_sources`), and a later free of a page the kernel
+//!   filled by migration is an inconsistency of its own kind.
 
 pub mod parse;
+
+use crate::compaction::CompactControl;
+use crate::gfp::Gfp;
+use crate::machine::Machine;
+use crate::memmap::{MigrateType, PageFlags};
+use crate::migrate::MigrateMode;
+use crate::owners::{FolioId, FolioKind};
+use crate::units::{Order, Pfn, ZoneIdx, NR_PAGE_ORDERS};
+use parse::{Event, Trace};
+use std::collections::HashMap;
+
+/// How pfns are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// At the pfn the trace recorded.
+    Exact,
+    /// Where the model's allocator puts them.
+    Policy,
+}
+
+impl Mode {
+    /// `exact` or `policy`.
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "exact" => Some(Mode::Exact),
+            "policy" => Some(Mode::Policy),
+            _ => None,
+        }
+    }
+
+    /// The mode's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Exact => "exact",
+            Mode::Policy => "policy",
+        }
+    }
+}
+
+/// Events the model's state contradicts, by kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Inconsistencies {
+    /// exact: an allocation at a pfn the model does not have free.
+    pub alloc_not_free: u64,
+    /// exact: an allocation outside every zone of the model.
+    pub alloc_outside: u64,
+    /// A free of a page the model has free.
+    pub free_not_allocated: u64,
+    /// A free of a block whose model folio has another order or head.
+    pub free_order_mismatch: u64,
+    /// A free of a page the model holds as something the replay cannot free (a page
+    /// table) or outside every zone.
+    pub free_untracked: u64,
+    /// A free of a page the kernel's compaction had filled (a migration target).
+    pub free_after_migration: u64,
+    /// policy: an allocation the model could not satisfy.
+    pub policy_alloc_failed: u64,
+    /// policy: a free of a kernel pfn the replay never allocated (allocated before the
+    /// trace began).
+    pub policy_free_unknown: u64,
+}
+
+impl Inconsistencies {
+    /// Every kind with its count, in report order.
+    pub fn pairs(&self) -> [(&'static str, u64); 8] {
+        [
+            ("alloc_not_free", self.alloc_not_free),
+            ("alloc_outside", self.alloc_outside),
+            ("free_not_allocated", self.free_not_allocated),
+            ("free_order_mismatch", self.free_order_mismatch),
+            ("free_untracked", self.free_untracked),
+            ("free_after_migration", self.free_after_migration),
+            ("policy_alloc_failed", self.policy_alloc_failed),
+            ("policy_free_unknown", self.policy_free_unknown),
+        ]
+    }
+
+    /// All of them.
+    pub fn total(&self) -> u64 {
+        self.pairs().iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// One timeline row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// Events replayed so far.
+    pub events: u64,
+    /// Trace time since the first event, ns.
+    pub time_ns: u64,
+    /// Free pages of every zone by order.
+    pub free_by_order: [u64; NR_PAGE_ORDERS],
+    /// Free pages.
+    pub free_pages: u64,
+    /// Free order ≥ 9 blocks (order 10 counts twice).
+    pub free_order9_blocks: u64,
+}
+
+/// Compaction work, the kernel's (from its events) or the model's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompactWork {
+    /// Pages the migrate scanner scanned.
+    pub migrate_scanned: u64,
+    /// Pages the free scanner scanned.
+    pub free_scanned: u64,
+    /// Pages isolated for migration.
+    pub isolated: u64,
+    /// Pages migrated.
+    pub migrated: u64,
+    /// Pages that failed to migrate.
+    pub failed: u64,
+}
+
+/// One compaction run of the trace and the model's run of the same zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompactionRun {
+    /// `zone_start` of the trace.
+    pub zone_start: u64,
+    /// `zone_end`.
+    pub zone_end: u64,
+    /// The kernel's mode.
+    pub mode: String,
+    /// The kernel's status at `mm_compaction_end`.
+    pub status: String,
+    /// The kernel's work.
+    pub kernel: CompactWork,
+    /// The model's work on the same zone.
+    pub model: CompactWork,
+}
+
+/// What a replay found.
+#[derive(Clone, Debug)]
+pub struct ReplayReport {
+    /// The mode.
+    pub mode: Mode,
+    /// Events replayed (every understood event).
+    pub events: u64,
+    /// Allocations and frees applied to the model.
+    pub applied: u64,
+    /// Inconsistencies.
+    pub inconsistencies: Inconsistencies,
+    /// Frees of migration sources inside a kernel compaction window, left to the model.
+    pub compaction_sources: u64,
+    /// Pages the start snapshot left out of the allocator (count 0, no flags) that the
+    /// trace allocated or freed, given to the model's allocator then.
+    pub adopted: u64,
+    /// Frees of blocks the model had already reclaimed (policy mode).
+    pub freed_by_model_first: u64,
+    /// Fallbacks the kernel reported (`mm_page_alloc_extfrag`).
+    pub kernel_extfrag: u64,
+    /// gfp flag names the model does not know, with their count.
+    pub unknown_gfp: Vec<(String, u64)>,
+    /// The timeline.
+    pub timeline: Vec<Row>,
+    /// Compaction runs.
+    pub compactions: Vec<CompactionRun>,
+}
+
+/// Rows in the timeline, about.
+const TIMELINE_ROWS: u64 = 200;
+
+fn row(m: &Machine, events: u64, time_ns: u64) -> Row {
+    let mut free_by_order = [0u64; NR_PAGE_ORDERS];
+    for z in &m.zones {
+        for (o, a) in z.free_area.iter().enumerate() {
+            free_by_order[o] += a.nr_free;
+        }
+    }
+    Row {
+        events,
+        time_ns,
+        free_by_order,
+        free_pages: m.nr_free_pages(),
+        free_order9_blocks: free_by_order[9] + 2 * free_by_order[10],
+    }
+}
+
+/// The replay's state.
+struct Replayer<'a> {
+    m: &'a mut Machine,
+    mode: Mode,
+    file: u32,
+    next_index: u64,
+    /// Kernel pfn → the model folio standing for the block allocated there, with its
+    /// content stamp (a folio id is reused once freed).
+    held: HashMap<u64, (FolioId, u32)>,
+    /// Pfns filled by the kernel's compaction windows (inside the free scanner's ranges).
+    migrated_to: Vec<(u64, u64)>,
+    in_compaction: Option<usize>,
+    report: ReplayReport,
+    unknown_gfp: HashMap<String, u64>,
+}
+
+impl Replayer<'_> {
+    /// A new folio for a request: page cache for movable requests, kernel memory else;
+    /// at `at` in exact mode.
+    fn allocate(&mut self, at: Option<Pfn>, order: Order, mt: i32, gfp: Gfp) -> Option<FolioId> {
+        self.m.place_at = at;
+        let id = if mt == MigrateType::Movable as i32 {
+            let idx = self.next_index.next_multiple_of(order.nr_pages());
+            self.next_index = idx + order.nr_pages();
+            self.m.file_add(self.file, idx, order, false).ok()
+        } else {
+            let gfp = if gfp.0 == 0 { Gfp::GFP_KERNEL } else { gfp };
+            self.m
+                .alloc_kernel_gfp(Gfp(gfp.0 & !Gfp::MOVABLE.0), order, REPLAY_TAG)
+        };
+        self.m.place_at = None;
+        id
+    }
+
+    /// Frees the model folio `id` by what it is; false if the replay cannot free it.
+    fn release(&mut self, id: FolioId) -> bool {
+        let rec = *self.m.owners.folio(id);
+        match rec.kind {
+            FolioKind::Kernel => {
+                self.m.free_kernel(id);
+                true
+            }
+            FolioKind::File | FolioKind::Shmem => self.m.file_remove(rec.owner, rec.index),
+            FolioKind::Anon => {
+                self.m.munmap(rec.owner, rec.index, rec.order.nr_pages());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn alloc(&mut self, pfn: Option<u64>, order: u8, mt: i32, gfp_text: &str) {
+        let (gfp, unknown) = Gfp::parse_symbolic(gfp_text);
+        for u in unknown {
+            *self.unknown_gfp.entry(u.to_string()).or_default() += 1;
+        }
+        let order = Order(order);
+        match (self.mode, pfn) {
+            (Mode::Exact, Some(p)) => {
+                if self.m.page_zone(Pfn(p)).is_none()
+                    || self.m.page_zone(Pfn(p + order.nr_pages() - 1)).is_none()
+                {
+                    self.report.inconsistencies.alloc_outside += 1;
+                    return;
+                }
+                self.adopt(p, order);
+                match self.allocate(Some(Pfn(p)), order, mt, gfp) {
+                    Some(id) => {
+                        self.held.insert(p, (id, self.m.owners.folio(id).stamp));
+                        self.report.applied += 1;
+                    }
+                    None => self.report.inconsistencies.alloc_not_free += 1,
+                }
+            }
+            (Mode::Exact, None) => self.report.inconsistencies.alloc_outside += 1,
+            (Mode::Policy, p) => match self.allocate(None, order, mt, gfp) {
+                Some(id) => {
+                    if let Some(p) = p {
+                        self.held.insert(p, (id, self.m.owners.folio(id).stamp));
+                    }
+                    self.report.applied += 1;
+                }
+                None => self.report.inconsistencies.policy_alloc_failed += 1,
+            },
+        }
+    }
+
+    fn free(&mut self, pfn: u64, order: u8) {
+        let order = Order(order);
+        if let Some((id, stamp)) = self.held.remove(&pfn) {
+            if self.in_compaction.is_some() {
+                // A migration source: the kernel moved it; the model's compaction decides
+                // where the model's copy goes.
+                self.report.compaction_sources += 1;
+                self.held.insert(pfn, (id, stamp));
+                return;
+            }
+            match self
+                .m
+                .owners
+                .get(id)
+                .copied()
+                .filter(|r| r.stamp == stamp && !r.orphan)
+            {
+                // The model reclaimed it already (policy mode runs reclaim).
+                None => self.report.freed_by_model_first += 1,
+                Some(r) if r.order == order && self.release(id) => self.report.applied += 1,
+                Some(_) => self.report.inconsistencies.free_order_mismatch += 1,
+            }
+            return;
+        }
+        if self.mode == Mode::Policy {
+            // A block allocated before the trace began sits where the snapshot put it,
+            // unless the replay's own folio is there now.
+            let snapshot_folio = self.m.folio_of(Pfn(pfn)).filter(|id| {
+                let r = self.m.owners.folio(*id);
+                r.pfn == Pfn(pfn)
+                    && r.order == order
+                    && !(r.kind == FolioKind::Kernel && r.owner == REPLAY_TAG)
+                    && !(r.kind == FolioKind::File && r.owner == self.file)
+            });
+            match snapshot_folio {
+                Some(id) if self.release(id) => self.report.applied += 1,
+                _ => self.report.inconsistencies.policy_free_unknown += 1,
+            }
+            return;
+        }
+        if self.in_compaction.is_some() {
+            self.report.compaction_sources += 1;
+            return;
+        }
+        let p = Pfn(pfn);
+        if self.m.page_zone(p).is_none() {
+            self.report.inconsistencies.free_untracked += 1;
+            return;
+        }
+        if self.adopt(pfn, order) > 0 {
+            // The allocator had it: it is free now.
+            self.report.applied += 1;
+            return;
+        }
+        let inc = &mut self.report.inconsistencies;
+        if self
+            .migrated_to
+            .iter()
+            .any(|(a, b)| (*a..*b).contains(&pfn))
+        {
+            inc.free_after_migration += 1;
+            return;
+        }
+        match self.m.folio_of(p) {
+            None => inc.free_not_allocated += 1,
+            Some(id) => {
+                let rec = *self.m.owners.folio(id);
+                if rec.pfn != p || rec.order != order {
+                    inc.free_order_mismatch += 1;
+                } else if self.release(id) {
+                    self.report.applied += 1;
+                } else {
+                    self.report.inconsistencies.free_untracked += 1;
+                }
+            }
+        }
+    }
+
+    /// Pages of `[pfn, pfn + 2^order)` the model holds reserved but the trace shows in
+    /// the allocator's hands (an allocation or a free of them) are given to the buddy
+    /// allocator first ([`Machine::free_reserved_page`]); returns how many.
+    fn adopt(&mut self, pfn: u64, order: Order) -> u64 {
+        let mut n = 0;
+        for p in pfn..pfn + order.nr_pages() {
+            if self.m.mem.flags(Pfn(p)).contains(PageFlags::RESERVED)
+                && self.m.free_reserved_page(Pfn(p))
+            {
+                n += 1;
+            }
+        }
+        self.report.adopted += n;
+        n
+    }
+
+    /// The model compacts the zone the kernel compacts, in its mode: a whole-zone run as
+    /// `compact_memory` does, or kcompactd's proactive run (stopping when the zone's
+    /// fragmentation score is low enough) when kcompactd ran it.
+    fn compact(&mut self, zone_start: u64, mode: &str, kcompactd: bool) -> CompactWork {
+        let Some(zi) = self.m.page_zone(Pfn(zone_start)) else {
+            return CompactWork::default();
+        };
+        if !self.m.config.compaction {
+            return CompactWork::default();
+        }
+        let mode = match mode {
+            "async" => MigrateMode::Async,
+            "sync_light" => MigrateMode::SyncLight,
+            _ => MigrateMode::Sync,
+        };
+        let before = self.m.vmstat.clone();
+        let mut cc = CompactControl::new(zi, -1, Gfp::GFP_KERNEL, mode);
+        cc.ignore_skip_hint = true;
+        cc.whole_zone = true;
+        cc.proactive_compaction = kcompactd;
+        cc.zone = zi;
+        self.m.compact_zone(&mut cc);
+        let v = &self.m.vmstat;
+        CompactWork {
+            migrate_scanned: v.compact_migrate_scanned - before.compact_migrate_scanned,
+            free_scanned: v.compact_free_scanned - before.compact_free_scanned,
+            isolated: v.compact_isolated - before.compact_isolated,
+            migrated: v.pgmigrate_success - before.pgmigrate_success,
+            failed: v.pgmigrate_fail - before.pgmigrate_fail,
+        }
+    }
+}
+
+/// The tag of kernel memory the replay allocates.
+pub const REPLAY_TAG: u32 = 0x7265;
+
+/// Replays `trace` on `m` in `mode`, calling `progress(done, total)` now and then; see
+/// the module documentation.
+pub fn replay(
+    m: &mut Machine,
+    trace: &Trace,
+    mode: Mode,
+    progress: &mut dyn FnMut(u64, u64),
+) -> ReplayReport {
+    let file = m.new_file(false, true, false);
+    let total = trace.records.len() as u64;
+    let every = (total / TIMELINE_ROWS).max(1);
+    let t0 = trace.records.first().map(|r| r.ts_ns).unwrap_or(0);
+    let mut r = Replayer {
+        m,
+        mode,
+        file,
+        next_index: 0,
+        held: HashMap::new(),
+        migrated_to: Vec::new(),
+        in_compaction: None,
+        report: ReplayReport {
+            mode,
+            events: 0,
+            applied: 0,
+            inconsistencies: Inconsistencies::default(),
+            compaction_sources: 0,
+            adopted: 0,
+            freed_by_model_first: 0,
+            kernel_extfrag: 0,
+            unknown_gfp: Vec::new(),
+            timeline: Vec::new(),
+            compactions: Vec::new(),
+        },
+        unknown_gfp: HashMap::new(),
+    };
+    let clock0 = r.m.clock.now_ns;
+    r.report.timeline.push(row(r.m, 0, 0));
+    for (i, rec) in trace.records.iter().enumerate() {
+        let since = rec.ts_ns.saturating_sub(t0);
+        if mode == Mode::Policy && clock0 + since > r.m.clock.now_ns + 1_000_000 {
+            // The daemons run on the trace's clock.
+            r.m.advance_to(clock0 + since);
+        }
+        match &rec.event {
+            Event::PageAlloc {
+                pfn,
+                order,
+                migratetype,
+                gfp,
+            } => r.alloc(*pfn, *order, *migratetype, gfp),
+            Event::PageFree { pfn, order } => r.free(*pfn, *order),
+            Event::AllocExtfrag { .. } => r.report.kernel_extfrag += 1,
+            Event::CompactionRun {
+                end: false,
+                zone_start,
+                zone_end,
+                mode,
+                ..
+            } => {
+                let model = r.compact(*zone_start, mode, rec.kcompactd);
+                r.report.compactions.push(CompactionRun {
+                    zone_start: *zone_start,
+                    zone_end: *zone_end,
+                    mode: mode.clone(),
+                    status: String::new(),
+                    kernel: CompactWork::default(),
+                    model,
+                });
+                r.in_compaction = Some(r.report.compactions.len() - 1);
+            }
+            Event::CompactionRun {
+                end: true, status, ..
+            } => {
+                if let Some(c) = r.in_compaction.take() {
+                    r.report.compactions[c].status = status.clone().unwrap_or_default();
+                }
+            }
+            Event::CompactionIsolate {
+                free,
+                start_pfn,
+                end_pfn,
+                nr_scanned,
+                nr_taken,
+            } => {
+                if let Some(c) = r.in_compaction {
+                    let k = &mut r.report.compactions[c].kernel;
+                    if *free {
+                        k.free_scanned += nr_scanned;
+                        if *nr_taken > 0 {
+                            r.migrated_to.push((*start_pfn, *end_pfn));
+                        }
+                    } else {
+                        k.migrate_scanned += nr_scanned;
+                        k.isolated += nr_taken;
+                    }
+                }
+            }
+            Event::CompactionMigrate {
+                nr_migrated,
+                nr_failed,
+            } => {
+                if let Some(c) = r.in_compaction {
+                    let k = &mut r.report.compactions[c].kernel;
+                    k.migrated += nr_migrated;
+                    k.failed += nr_failed;
+                }
+            }
+            Event::PageFreeBatched { .. }
+            | Event::AllocZoneLocked { .. }
+            | Event::PcpuDrain { .. }
+            | Event::CompactionOther(_) => {}
+        }
+        r.report.events += 1;
+        if (i as u64 + 1).is_multiple_of(every) || i + 1 == trace.records.len() {
+            let t = rec.ts_ns.saturating_sub(t0);
+            r.report.timeline.push(row(r.m, i as u64 + 1, t));
+            progress(i as u64 + 1, total);
+        }
+    }
+    let mut unknown: Vec<(String, u64)> = r.unknown_gfp.into_iter().collect();
+    unknown.sort();
+    r.report.unknown_gfp = unknown;
+    r.report
+}
+
+/// The zone of the model holding `pfn`, for callers comparing per-zone results.
+pub fn zone_of_pfn(m: &Machine, pfn: u64) -> Option<ZoneIdx> {
+    m.page_zone(Pfn(pfn))
+}

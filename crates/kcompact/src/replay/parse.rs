@@ -119,6 +119,8 @@ pub struct Record {
     pub ts_ns: u64,
     /// The CPU.
     pub cpu: u32,
+    /// The task was a kcompactd thread (its compaction is proactive or for a wake-up).
+    pub kcompactd: bool,
     /// The event.
     pub event: Event,
 }
@@ -331,10 +333,12 @@ fn parse_line<'a>(
     // The fields start after the event word.
     let start = t.find(words[ti + 1]).expect("a word of the line") + words[ti + 1].len();
     let event = event(name, &t[start..]).map_err(|m| err(format!("{name}: {m}")))?;
+    let kcompactd = words[0].starts_with("kcompactd");
     Ok(Some(Record {
         line: no,
         ts_ns,
         cpu,
+        kcompactd,
         event,
     }))
 }

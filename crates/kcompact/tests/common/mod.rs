@@ -171,3 +171,41 @@ pub fn from_picture(pic: &str) -> Machine {
     check(&m);
     m
 }
+
+/// Fuzz iterations: `KCOMPACT_FUZZ_ITERS` or `default` (a bounded run for CI).
+pub fn iters(default: u64) -> u64 {
+    std::env::var("KCOMPACT_FUZZ_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A copy of `text` with 1 to `max_edits` random byte edits drawn from `alphabet`:
+/// replace, delete, insert, or duplicate a run.
+pub fn mutate_text(
+    rng: &mut kcompact::rng::SimRng,
+    text: &str,
+    alphabet: &[u8],
+    max_edits: u64,
+) -> String {
+    let mut b = text.as_bytes().to_vec();
+    for _ in 0..rng.range(1, max_edits) {
+        if b.is_empty() {
+            break;
+        }
+        let i = rng.below(b.len() as u64) as usize;
+        match rng.below(4) {
+            0 => b[i] = alphabet[rng.below(alphabet.len() as u64) as usize],
+            1 => {
+                b.remove(i);
+            }
+            2 => b.insert(i, alphabet[rng.below(alphabet.len() as u64) as usize]),
+            _ => {
+                let j = (i + rng.range(1, 40) as usize).min(b.len());
+                let piece = b[i..j].to_vec();
+                b.splice(i..i, piece);
+            }
+        }
+    }
+    String::from_utf8_lossy(&b).into_owned()
+}

@@ -1,0 +1,345 @@
+//! `kcompact replay TRACE`: a kmem/compaction trace driving the model (issue 9).
+
+use crate::cli::ReplayArgs;
+use crate::run::zones_json;
+use crate::settings::Settings;
+use crate::snapshot_cmd::load_dir;
+use crate::usage;
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use kcompact::replay::parse::{parse_trace, Trace};
+use kcompact::replay::{replay as run_replay, Mode, ReplayReport};
+use kcompact::snapshot::text::parse_buddyinfo;
+use kcompact::views::procfs::buddyinfo;
+use kcompact::Machine;
+use serde_json::json;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::Path;
+
+/// The trace's text: zstd (by its magic number) or plain.
+fn read_trace(path: &Path) -> anyhow::Result<String> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return usage(format!("{}: {e}", path.display())),
+    };
+    let bytes = if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        match zstd::decode_all(&bytes[..]) {
+            Ok(b) => b,
+            Err(e) => return usage(format!("{}: bad zstd data: {e}", path.display())),
+        }
+    } else {
+        bytes
+    };
+    match String::from_utf8(bytes) {
+        Ok(t) => Ok(t),
+        Err(e) => usage(format!(
+            "{}: not text (invalid UTF-8 at byte {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )),
+    }
+}
+
+/// Free blocks per zone: `(zone name, count per order)`.
+type ZoneFree = Vec<(String, Vec<u64>)>;
+
+/// The kernel's free pages by order at the end, from `buddyinfo_end_immediate` beside
+/// the trace: `(zone name, counts)`.
+fn kernel_end(trace: &Path) -> anyhow::Result<Option<ZoneFree>> {
+    let Some(dir) = trace.parent() else {
+        return Ok(None);
+    };
+    let p = dir.join("buddyinfo_end_immediate");
+    if !p.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&p).with_context(|| p.display().to_string())?;
+    match parse_buddyinfo("buddyinfo_end_immediate", &text) {
+        Ok(rows) => Ok(Some(
+            rows.into_iter()
+                .map(|r| (r.name.clone(), r.nr_free.to_vec()))
+                .collect(),
+        )),
+        Err(e) => usage(format!("{}: {e}", p.display())),
+    }
+}
+
+/// The model's free blocks per zone and order.
+fn model_free(m: &Machine) -> ZoneFree {
+    m.zones
+        .iter()
+        .filter(|z| z.is_populated())
+        .map(|z| {
+            (
+                z.name().to_string(),
+                z.free_area.iter().map(|a| a.nr_free).collect(),
+            )
+        })
+        .collect()
+}
+
+fn text_report(
+    args: &ReplayArgs,
+    trace: &Trace,
+    r: &ReplayReport,
+    m: &Machine,
+    kernel: &Option<ZoneFree>,
+) -> String {
+    let mut o = String::new();
+    let from = match &args.snapshot {
+        Some(s) => format!("snapshot {}", s.display()),
+        None => "an empty model".to_string(),
+    };
+    let _ = writeln!(
+        o,
+        "kcompact {} — replay {} ({} mode, from {from})",
+        env!("CARGO_PKG_VERSION"),
+        args.trace.display(),
+        r.mode.name()
+    );
+    let known: Vec<String> = trace
+        .known
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    let _ = writeln!(o, "events {}: {}", r.events, known.join(", "));
+    let unknown: Vec<String> = trace
+        .unknown
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    let _ = writeln!(
+        o,
+        "skipped unknown events: {}",
+        if unknown.is_empty() {
+            "none".to_string()
+        } else {
+            unknown.join(", ")
+        }
+    );
+    let _ = writeln!(o, "malformed lines {}", trace.nr_malformed);
+    for e in trace.malformed.iter().take(5) {
+        let _ = writeln!(o, "  {e}");
+    }
+    let _ = writeln!(o, "applied {} allocations and frees", r.applied);
+    let kinds: Vec<String> = r
+        .inconsistencies
+        .pairs()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    let _ = writeln!(
+        o,
+        "inconsistencies {}{}",
+        r.inconsistencies.total(),
+        if kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", kinds.join(", "))
+        }
+    );
+    let _ = writeln!(
+        o,
+        "pages the snapshot left out of the allocator, adopted when the trace used them {}; compaction sources freed in a kernel compaction window {}; blocks the model had reclaimed first {}; kernel fallbacks (mm_page_alloc_extfrag) {}",
+        r.adopted, r.compaction_sources, r.freed_by_model_first, r.kernel_extfrag
+    );
+    if !r.unknown_gfp.is_empty() {
+        let u: Vec<String> = r
+            .unknown_gfp
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let _ = writeln!(o, "gfp flags the model ignores: {}", u.join(", "));
+    }
+    if !r.compactions.is_empty() {
+        let _ = writeln!(
+            o,
+            "\ncompaction (kernel | model): migrate_scanned free_scanned isolated migrated failed"
+        );
+        for c in &r.compactions {
+            let k = &c.kernel;
+            let md = &c.model;
+            let _ = writeln!(
+                o,
+                "  zone {:#x}-{:#x} {} {}: {} {} {} {} {} | {} {} {} {} {}",
+                c.zone_start,
+                c.zone_end,
+                c.mode,
+                c.status,
+                k.migrate_scanned,
+                k.free_scanned,
+                k.isolated,
+                k.migrated,
+                k.failed,
+                md.migrate_scanned,
+                md.free_scanned,
+                md.isolated,
+                md.migrated,
+                md.failed
+            );
+        }
+    }
+    let _ = writeln!(o, "\nthe model's free pages by order at the end:");
+    o.push_str(&buddyinfo(m));
+    if let Some(k) = kernel {
+        let _ = writeln!(
+            o,
+            "\nkernel's buddyinfo_end_immediate minus the model, per zone and order:"
+        );
+        let model = model_free(m);
+        for (zone, kc) in k {
+            let Some((_, mc)) = model.iter().find(|(z, _)| z == zone) else {
+                continue;
+            };
+            let d: Vec<String> = kc
+                .iter()
+                .zip(mc)
+                .map(|(a, b)| format!("{:>6}", *a as i64 - *b as i64))
+                .collect();
+            let _ = writeln!(o, "  {zone:<8}{}", d.join(" "));
+        }
+    }
+    o
+}
+
+fn report_json(
+    args: &ReplayArgs,
+    trace: &Trace,
+    r: &ReplayReport,
+    m: &Machine,
+    kernel: &Option<ZoneFree>,
+) -> serde_json::Value {
+    let inc: serde_json::Map<String, serde_json::Value> = r
+        .inconsistencies
+        .pairs()
+        .iter()
+        .map(|(k, n)| (k.to_string(), json!(n)))
+        .collect();
+    let work = |w: &kcompact::replay::CompactWork| {
+        json!({"migrate_scanned": w.migrate_scanned, "free_scanned": w.free_scanned,
+               "isolated": w.isolated, "migrated": w.migrated, "failed": w.failed})
+    };
+    json!({
+        "kcompact_version": env!("CARGO_PKG_VERSION"),
+        "trace": args.trace.display().to_string(),
+        "snapshot": args.snapshot.as_ref().map(|s| s.display().to_string()),
+        "mode": r.mode.name(),
+        "events": r.events,
+        "known": trace.known,
+        "unknown": trace.unknown,
+        "malformed": trace.nr_malformed,
+        "applied": r.applied,
+        "inconsistencies": r.inconsistencies.total(),
+        "inconsistency_kinds": inc,
+        "compaction_sources": r.compaction_sources,
+        "adopted": r.adopted,
+        "freed_by_model_first": r.freed_by_model_first,
+        "kernel_extfrag": r.kernel_extfrag,
+        "compactions": r.compactions.iter().map(|c| json!({
+            "zone_start": c.zone_start, "zone_end": c.zone_end, "mode": c.mode,
+            "status": c.status, "kernel": work(&c.kernel), "model": work(&c.model)})).collect::<Vec<_>>(),
+        "zones": zones_json(m),
+        "kernel_end": kernel.as_ref().map(|k| k.iter().map(|(z, f)| json!({"zone": z, "free_by_order": f})).collect::<Vec<_>>()),
+        "timeline": r.timeline.iter().map(|t| json!({
+            "events": t.events, "time_ns": t.time_ns, "free_pages": t.free_pages,
+            "free_order9_blocks": t.free_order9_blocks, "free_by_order": t.free_by_order})).collect::<Vec<_>>(),
+    })
+}
+
+fn timeline_csv(r: &ReplayReport) -> String {
+    let mut o = String::from("events,time_ns,free_pages,free_order9_blocks");
+    for i in 0..11 {
+        let _ = write!(o, ",free_o{i}");
+    }
+    o.push('\n');
+    for t in &r.timeline {
+        let _ = write!(
+            o,
+            "{},{},{},{}",
+            t.events, t.time_ns, t.free_pages, t.free_order9_blocks
+        );
+        for n in t.free_by_order {
+            let _ = write!(o, ",{n}");
+        }
+        o.push('\n');
+    }
+    o
+}
+
+/// `kcompact replay`.
+pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let Some(mode) = Mode::parse(&args.mode) else {
+        return usage(format!("--mode {}: expected exact or policy", args.mode));
+    };
+    let text = read_trace(&args.trace)?;
+    let trace = parse_trace(&text);
+    drop(text);
+    if trace.records.is_empty() {
+        return usage(format!(
+            "{}: no kmem or compaction events ({} malformed lines{})",
+            args.trace.display(),
+            trace.nr_malformed,
+            trace
+                .malformed
+                .first()
+                .map(|e| format!(", first: {e}"))
+                .unwrap_or_default()
+        ));
+    }
+    let kernel = kernel_end(&args.trace)?;
+    let settings = Settings::parse(&args.machine)?;
+    let mut m = match &args.snapshot {
+        Some(dir) => {
+            // A snapshot brings its own memory; the run-time tunables of `--set` apply.
+            let mut m = load_dir(dir)?.machine;
+            let (c, s) = (&mut m.config, &settings.vm);
+            c.compaction = s.compaction;
+            c.compaction_proactiveness = s.compaction_proactiveness;
+            c.extfrag_threshold = s.extfrag_threshold;
+            c.compact_unevictable_allowed = s.compact_unevictable_allowed;
+            c.skip_pinned = s.skip_pinned;
+            c.folio_compaction = s.folio_compaction;
+            m
+        }
+        None => settings.boot()?,
+    };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new(trace.records.len() as u64);
+        if let Ok(s) = ProgressStyle::with_template("{bar:40} {percent}% {elapsed} replay") {
+            b.set_style(s);
+        }
+        b
+    });
+    let r = run_replay(&mut m, &trace, mode, &mut |done, _| {
+        if let Some(b) = &bar {
+            b.set_position(done);
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    kcompact::verify::verify(&m)
+        .map_err(|e| anyhow::anyhow!("the model's state is inconsistent after the replay:\n{e}"))?;
+    let j = report_json(&args, &trace, &r, &m, &kernel);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&j)?);
+    } else {
+        print!("{}", text_report(&args, &trace, &r, &m, &kernel));
+    }
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+        let write = |name: &str, text: String| -> anyhow::Result<()> {
+            let p = dir.join(name);
+            std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
+        };
+        write("result.json", serde_json::to_string_pretty(&j)? + "\n")?;
+        write("buddyinfo", buddyinfo(&m))?;
+        write("timeline.csv", timeline_csv(&r))?;
+        if !args.json {
+            println!("\nwrote {}", dir.display());
+        }
+    }
+    Ok(())
+}

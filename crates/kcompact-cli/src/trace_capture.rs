@@ -1,0 +1,159 @@
+//! `kcompact capture --trace SECONDS DIR`: records the kmem and compaction tracepoints of
+//! this machine through a private tracefs instance, bounded in time and buffer size, with
+//! snapshots at its start and end — the layout of `../shared/data/trace/case0`:
+//! `start/`, `trace.txt.zst`, `ringbuffer_stats.txt` (lost events), `buddyinfo_end_immediate`
+//! (read as tracing stops), `end/`.
+
+use crate::capture::capture_to;
+use crate::usage;
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// The events recorded (`system/event`, or `system` for all of it).
+pub const EVENTS: &[&str] = &[
+    "kmem/mm_page_alloc",
+    "kmem/mm_page_free",
+    "kmem/mm_page_free_batched",
+    "kmem/mm_page_alloc_extfrag",
+    "kmem/mm_page_alloc_zone_locked",
+    "kmem/mm_page_pcpu_drain",
+    "migrate/mm_migrate_pages",
+    "compaction",
+];
+
+/// A tracefs instance, removed when dropped.
+struct Instance {
+    dir: PathBuf,
+}
+
+impl Instance {
+    fn create() -> anyhow::Result<Instance> {
+        let root = Path::new(TRACEFS);
+        if !root.join("instances").is_dir() {
+            // Mount tracefs where the kernel expects it.
+            let _ = std::process::Command::new("mount")
+                .args(["-t", "tracefs", "nodev", TRACEFS])
+                .status();
+        }
+        if !root.join("instances").is_dir() {
+            return usage(format!(
+                "{TRACEFS}/instances: no tracefs (needs root and CONFIG_TRACING)"
+            ));
+        }
+        let dir = root
+            .join("instances")
+            .join(format!("kcompact-{}", std::process::id()));
+        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Instance { dir })
+    }
+
+    fn write(&self, file: &str, value: &str) -> anyhow::Result<()> {
+        let p = self.dir.join(file);
+        std::fs::write(&p, value).with_context(|| format!("writing {value} to {}", p.display()))
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.dir.join("tracing_on"), "0");
+        for e in EVENTS {
+            let _ = std::fs::write(self.dir.join("events").join(e).join("enable"), "0");
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Records `seconds` of events into `dir` with `buffer_mb` MiB of ring buffer per CPU.
+pub fn capture_trace(dir: &Path, seconds: u64, buffer_mb: u64, level: i32) -> anyhow::Result<()> {
+    if !(1..=3600).contains(&seconds) {
+        return usage(format!("--trace {seconds}: 1..=3600 seconds"));
+    }
+    if !(1..=4096).contains(&buffer_mb) {
+        return usage(format!("--trace-buffer-mb {buffer_mb}: 1..=4096"));
+    }
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    let inst = Instance::create()?;
+    inst.write("tracing_on", "0")?;
+    inst.write("buffer_size_kb", &(buffer_mb * 1024).to_string())?;
+    // Overwrite off: a full buffer drops new events (counted) rather than old ones.
+    inst.write("options/overwrite", "0")?;
+    for e in EVENTS {
+        inst.write(&format!("events/{e}/enable"), "1")?;
+    }
+    inst.write("tracing_on", "1")?;
+    let t0 = Instant::now();
+    capture_to(&dir.join("start"), "start", level)?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new(seconds);
+        if let Ok(s) = ProgressStyle::with_template("{bar:40} {pos}/{len} s tracing") {
+            b.set_style(s);
+        }
+        b
+    });
+    while t0.elapsed() < Duration::from_secs(seconds) {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(b) = &bar {
+            b.set_position(t0.elapsed().as_secs().min(seconds));
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    inst.write("tracing_on", "0")?;
+    std::fs::write(
+        dir.join("buddyinfo_end_immediate"),
+        std::fs::read_to_string("/proc/buddyinfo")?,
+    )?;
+    let mut stats = String::new();
+    let per_cpu = inst.dir.join("per_cpu");
+    let mut cpus: Vec<PathBuf> = std::fs::read_dir(&per_cpu)
+        .with_context(|| per_cpu.display().to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    cpus.sort();
+    let mut dropped = 0u64;
+    for c in cpus {
+        if let Ok(t) = std::fs::read_to_string(c.join("stats")) {
+            for l in t.lines() {
+                if let Some(n) = l.strip_prefix("dropped events:") {
+                    dropped += n.trim().parse::<u64>().unwrap_or(0);
+                }
+                if let Some(n) = l.strip_prefix("overrun:") {
+                    dropped += n.trim().parse::<u64>().unwrap_or(0);
+                }
+            }
+            stats.push_str(&t);
+        }
+    }
+    std::fs::write(dir.join("ringbuffer_stats.txt"), &stats)?;
+    // The buffer's text, compressed as it is read.
+    let src = inst.dir.join("trace");
+    let dst = dir.join("trace.txt.zst");
+    let bytes = {
+        let mut input = std::fs::File::open(&src).with_context(|| src.display().to_string())?;
+        let out = std::fs::File::create(&dst).with_context(|| dst.display().to_string())?;
+        let mut enc = zstd::Encoder::new(out, level)?;
+        let n = std::io::copy(&mut input, &mut enc).with_context(|| src.display().to_string())?;
+        enc.finish()?.flush()?;
+        n
+    };
+    // The instance goes once nothing holds its files open.
+    drop(inst);
+    capture_to(&dir.join("end"), "end", level)?;
+    println!(
+        "traced {seconds} s into {}: {:.1} MB of trace text, {dropped} events lost{}",
+        dir.display(),
+        bytes as f64 / 1e6,
+        if dropped > 0 {
+            " (raise --trace-buffer-mb)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
