@@ -51,6 +51,11 @@ pub enum Command {
     ///
     /// Example: kcompact replay ../shared/data/trace/case0/trace.txt.zst --snapshot ../shared/data/trace/case0/start
     Replay(ReplayArgs),
+    /// Write report.html: a self-contained page with the memory map, plots and the
+    /// kernel-format tables of an --out directory or of a snapshot.
+    ///
+    /// Example: kcompact report ../shared/data/realkernel/A_g8_r1/before --out /tmp/a.html
+    Report(ReportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -101,7 +106,8 @@ pub struct RunArgs {
 
 #[derive(Args, Debug)]
 pub struct ShowArgs {
-    /// The view: buddyinfo, pagetypeinfo, zoneinfo or extfrag.
+    /// The view: buddyinfo, pagetypeinfo, zoneinfo, extfrag or map (one glyph per
+    /// pageblock).
     pub view: String,
     #[command(flatten)]
     pub machine: MachineArgs,
@@ -128,6 +134,19 @@ pub struct AnalyzeArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also draw the memory map, one glyph per pageblock, as loaded and after compaction.
+    #[arg(long)]
+    pub map: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// A directory `--out` wrote (its report.json is rendered again) or a snapshot
+    /// directory (analyzed, with the map before and after `compact_memory`).
+    pub dir: PathBuf,
+    /// The HTML file to write (default: DIR/report.html).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -184,4 +203,7 @@ pub struct AbArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Write ab.json and report.html (the A/B charts) here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }

@@ -7,6 +7,7 @@
 mod capture;
 mod cli;
 mod replay_cmd;
+mod report;
 mod run;
 mod scenario_cmd;
 mod settings;
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
         cli::Command::Capture(a) => capture::capture(a),
         cli::Command::Validate(a) => validate::validate(a),
         cli::Command::Replay(a) => replay_cmd::replay(a),
+        cli::Command::Report(a) => report::report_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

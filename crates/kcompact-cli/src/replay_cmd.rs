@@ -268,6 +268,137 @@ fn timeline_csv(r: &ReplayReport) -> String {
     o
 }
 
+/// The report of a replay: its fragmentation timeline, the map at the end, the
+/// compaction runs, the inconsistencies and the kernel-format tables.
+fn replay_report(
+    args: &ReplayArgs,
+    r: &ReplayReport,
+    m: &Machine,
+    j: &serde_json::Value,
+) -> crate::report::Report {
+    use crate::report::{
+        free_by_order_chart, kernel_views, kv_table, map_section, Report, Section, Series,
+    };
+    let secs = |t: &kcompact::replay::Row| t.time_ns as f64 / 1e9;
+    let mut sections = vec![
+        kv_table(
+            "Replay",
+            vec![
+                ("mode".into(), r.mode.name().into()),
+                ("events".into(), r.events.to_string()),
+                ("applied".into(), r.applied.to_string()),
+                (
+                    "inconsistencies".into(),
+                    r.inconsistencies.total().to_string(),
+                ),
+                ("adopted".into(), r.adopted.to_string()),
+                (
+                    "compaction_sources".into(),
+                    r.compaction_sources.to_string(),
+                ),
+                ("kernel_extfrag".into(), r.kernel_extfrag.to_string()),
+            ],
+        ),
+        kv_table(
+            "Inconsistencies by kind",
+            r.inconsistencies
+                .pairs()
+                .iter()
+                .map(|(k, n)| (k.to_string(), n.to_string()))
+                .collect(),
+        ),
+        free_by_order_chart(
+            "Fragmentation over the trace: free pages by order",
+            "trace time (s)",
+            &r.timeline
+                .iter()
+                .map(|t| (secs(t), t.free_by_order))
+                .collect::<Vec<_>>(),
+        ),
+        Section::Chart {
+            title: "Free order-9 blocks over the trace".into(),
+            x_label: "trace time (s)".into(),
+            y_label: "blocks".into(),
+            series: vec![Series {
+                name: "free order >= 9 blocks".into(),
+                points: r
+                    .timeline
+                    .iter()
+                    .map(|t| (secs(t), t.free_order9_blocks as f64))
+                    .collect(),
+            }],
+        },
+        Section::Table {
+            title: "Compaction runs: the kernel's (from its events) and the model's".into(),
+            headers: [
+                "zone",
+                "mode",
+                "status",
+                "side",
+                "migrate_scanned",
+                "free_scanned",
+                "isolated",
+                "migrated",
+                "failed",
+            ]
+            .iter()
+            .map(|h| h.to_string())
+            .collect(),
+            rows: r
+                .compactions
+                .iter()
+                .flat_map(|c| {
+                    [("kernel", &c.kernel), ("model", &c.model)].map(|(side, w)| {
+                        vec![
+                            format!("{:#x}-{:#x}", c.zone_start, c.zone_end),
+                            c.mode.clone(),
+                            c.status.clone(),
+                            side.to_string(),
+                            w.migrate_scanned.to_string(),
+                            w.free_scanned.to_string(),
+                            w.isolated.to_string(),
+                            w.migrated.to_string(),
+                            w.failed.to_string(),
+                        ]
+                    })
+                })
+                .collect(),
+        },
+        map_section("Physical memory at the end of the replay", m),
+    ];
+    sections.extend(kernel_views(m));
+    if let Some(k) = j["kernel_end"].as_array() {
+        sections.push(Section::Pre {
+            title: "The kernel's buddyinfo_end_immediate".into(),
+            text: k
+                .iter()
+                .map(|z| {
+                    format!(
+                        "{} {}",
+                        z["zone"].as_str().unwrap_or(""),
+                        z["free_by_order"]
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        });
+    }
+    Report {
+        title: format!("kcompact replay {}", args.trace.display()),
+        subtitle: format!(
+            "{} mode, from {}",
+            r.mode.name(),
+            args.snapshot
+                .as_ref()
+                .map_or("an empty model".to_string(), |s| format!(
+                    "snapshot {}",
+                    s.display()
+                ))
+        ),
+        sections,
+    }
+}
+
 /// `kcompact replay`.
 pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let Some(mode) = Mode::parse(&args.mode) else {
@@ -337,6 +468,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         write("result.json", serde_json::to_string_pretty(&j)? + "\n")?;
         write("buddyinfo", buddyinfo(&m))?;
         write("timeline.csv", timeline_csv(&r))?;
+        crate::report::write_report(dir, &replay_report(&args, &r, &m, &j))?;
         if !args.json {
             println!("\nwrote {}", dir.display());
         }

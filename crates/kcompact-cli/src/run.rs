@@ -196,7 +196,46 @@ fn write_out(
         );
     }
     write("timeline.csv", csv)?;
-    Ok(())
+    use crate::report::{
+        kernel_views, kv_table, map_section, vmstat_table, Report, Section, Series,
+    };
+    let flat = crate::report::flat_json;
+    let line = |name: &str, f: &dyn Fn(&kcompact::churn::ChurnSample) -> u64| Series {
+        name: name.to_string(),
+        points: r
+            .samples
+            .iter()
+            .map(|x| (x.step as f64, f(x) as f64))
+            .collect(),
+    };
+    let mut sections = vec![
+        kv_table("Metrics", flat(&result["metrics"])),
+        kv_table("Configuration and seed", {
+            let mut c = vec![("seed".to_string(), seed.to_string())];
+            c.extend(flat(&result["config"]));
+            c
+        }),
+        map_section("Physical memory at the end of the run", m),
+        Section::Chart {
+            title: "Free pages and free order-9 blocks over the run".into(),
+            x_label: "step".into(),
+            y_label: "count".into(),
+            series: vec![
+                line("free pages", &|x| x.free_pages),
+                line("free order >= 9 blocks", &|x| x.free_order9_blocks),
+            ],
+        },
+    ];
+    sections.extend(kernel_views(m));
+    sections.push(vmstat_table("/proc/vmstat (non-zero counters)", m));
+    crate::report::write_report(
+        dir,
+        &Report {
+            title: format!("kcompact run {scenario}"),
+            subtitle: format!("the allocate/free churn workload — seed {seed}"),
+            sections,
+        },
+    )
 }
 
 /// result.json's `zones`: every populated zone's free blocks per order and managed pages.

@@ -188,16 +188,91 @@ fn write_out(
     write("result.json", serde_json::to_string_pretty(&result)? + "\n")?;
     crate::run::write_kernel_files(dir, m)?;
     let mut csv =
-        String::from("time_ns,phase,free_pages,free_order9_blocks,hugepages,pages_reclaimed\n");
+        String::from("time_ns,phase,free_pages,free_order9_blocks,hugepages,pages_reclaimed");
+    for o in 0..kcompact::units::NR_PAGE_ORDERS {
+        let _ = write!(csv, ",free_o{o}");
+    }
+    csv.push('\n');
     for t in &out.timeline {
-        let _ = writeln!(
+        let _ = write!(
             csv,
             "{},{},{},{},{},{}",
             t.time_ns, t.phase, t.free_pages, t.free_order9_blocks, t.hugepages, t.pages_reclaimed
         );
+        for n in t.free_by_order {
+            let _ = write!(csv, ",{n}");
+        }
+        csv.push('\n');
     }
     write("timeline.csv", csv)?;
+    crate::report::write_report(dir, &scenario_report(m, p, seed, &result, out))?;
     Ok(())
+}
+
+/// The report of a scenario run.
+fn scenario_report(
+    m: &Machine,
+    p: &Params,
+    seed: u64,
+    result: &serde_json::Value,
+    out: &Outcome,
+) -> crate::report::Report {
+    use crate::report::{
+        free_by_order_chart, kernel_views, kv_table, map_section, Section, Series,
+    };
+    let flat = crate::report::flat_json;
+    let secs = |t: &kcompact::scenario::Tick| t.time_ns as f64 / 1e9;
+    let line = |name: &str, f: &dyn Fn(&kcompact::scenario::Tick) -> u64| Series {
+        name: name.to_string(),
+        points: out
+            .timeline
+            .iter()
+            .map(|t| (secs(t), f(t) as f64))
+            .collect(),
+    };
+    let mut config = vec![("seed".to_string(), seed.to_string())];
+    config.extend(flat(&result["config"]));
+    let mut sections = vec![
+        kv_table("Metrics", flat(&result["metrics"])),
+        kv_table("Configuration and seed", config),
+        map_section("Physical memory at the end of the run", m),
+        free_by_order_chart(
+            "Free pages by order over time",
+            "simulated time (s)",
+            &out.timeline
+                .iter()
+                .map(|t| (secs(t), t.free_by_order))
+                .collect::<Vec<_>>(),
+        ),
+        Section::Chart {
+            title: "Huge pages obtained and free order-9 blocks".into(),
+            x_label: "simulated time (s)".into(),
+            y_label: "count".into(),
+            series: vec![
+                line("huge pages held", &|t| t.hugepages),
+                line("free order >= 9 blocks", &|t| t.free_order9_blocks),
+            ],
+        },
+        Section::Chart {
+            title: "Free pages and pages reclaimed".into(),
+            x_label: "simulated time (s)".into(),
+            y_label: "pages".into(),
+            series: vec![
+                line("free pages", &|t| t.free_pages),
+                line("pages reclaimed", &|t| t.pages_reclaimed),
+            ],
+        },
+    ];
+    sections.extend(kernel_views(m));
+    sections.push(crate::report::vmstat_table(
+        "/proc/vmstat (non-zero counters since boot)",
+        m,
+    ));
+    crate::report::Report {
+        title: format!("kcompact run {}", p.info().name),
+        subtitle: format!("{} — seed {seed}", p.info().source),
+        sections,
+    }
 }
 
 /// Mean and sample standard deviation.
@@ -302,11 +377,59 @@ pub fn ab(args: AbArgs) -> anyhow::Result<()> {
         };
         rows.push((n.to_string(), ma, sa, mb, sb, change));
     }
+    let j = json!({
+        "scenario": info.name, "toggle": {"key": key, "a": a, "b": b}, "seeds": args.seeds,
+        "metrics": rows.iter().map(|(n, ma, sa, mb, sb, c)| json!({"name": n, "a": {"mean": ma, "sd": sa}, "b": {"mean": mb, "sd": sb}, "change_pct": c})).collect::<Vec<_>>(),
+    });
+    if let Some(dir) = &args.out {
+        use crate::report::{AbRow, Report, Section};
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let p = dir.join("ab.json");
+        std::fs::write(&p, serde_json::to_string_pretty(&j)? + "\n")
+            .with_context(|| format!("writing {}", p.display()))?;
+        let (la, lb) = (format!("{key}={a}"), format!("{key}={b}"));
+        let report = Report {
+            title: format!("kcompact ab {} — {la} vs {lb}", info.name),
+            subtitle: format!(
+                "{}; seeds 1..={}; mean ± sample sd",
+                info.source, args.seeds
+            ),
+            sections: vec![
+                Section::Bars {
+                    title: "Every metric under A and under B".into(),
+                    a_label: la.clone(),
+                    b_label: lb.clone(),
+                    rows: rows
+                        .iter()
+                        .map(|(n, ma, sa, mb, sb, _)| AbRow {
+                            metric: n.clone(),
+                            a: *ma,
+                            a_sd: *sa,
+                            b: *mb,
+                            b_sd: *sb,
+                        })
+                        .collect(),
+                },
+                Section::Table {
+                    title: "The numbers".into(),
+                    headers: vec!["metric".into(), la, lb, "change".into()],
+                    rows: rows
+                        .iter()
+                        .map(|(n, ma, sa, mb, sb, c)| {
+                            vec![
+                                n.clone(),
+                                format!("{ma:.2} ± {sa:.2}"),
+                                format!("{mb:.2} ± {sb:.2}"),
+                                format!("{c:+.1}%"),
+                            ]
+                        })
+                        .collect(),
+                },
+            ],
+        };
+        crate::report::write_report(dir, &report)?;
+    }
     if args.json {
-        let j = json!({
-            "scenario": info.name, "toggle": {"key": key, "a": a, "b": b}, "seeds": args.seeds,
-            "metrics": rows.iter().map(|(n, ma, sa, mb, sb, c)| json!({"name": n, "a": {"mean": ma, "sd": sa}, "b": {"mean": mb, "sd": sb}, "change_pct": c})).collect::<Vec<_>>(),
-        });
         println!("{}", serde_json::to_string_pretty(&j)?);
         return Ok(());
     }

@@ -308,9 +308,21 @@ fn buddyinfo_check(dir: &Path, m: &Machine) -> anyhow::Result<Vec<serde_json::Va
 }
 
 /// `kcompact analyze SNAPSHOT`.
-pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
-    let loaded = load_dir(&args.snapshot)?;
-    let check = buddyinfo_check(&args.snapshot, &loaded.machine)?;
+/// What `analyze` finds in a loaded snapshot.
+pub(crate) struct Analysis {
+    pub(crate) now: u64,
+    /// The machine after `compact_memory`.
+    pub(crate) after: Machine,
+    pub(crate) after_compaction: u64,
+    pub(crate) after_drop_caches: u64,
+    /// What blocks the pageblocks that stay no huge page, most first.
+    pub(crate) ranked: Vec<(&'static str, u64)>,
+    check: Vec<serde_json::Value>,
+}
+
+/// Huge pages now, after compaction, after dropping caches, and the blockers.
+pub(crate) fn analysis(dir: &Path, loaded: &Loaded) -> anyhow::Result<Analysis> {
+    let check = buddyinfo_check(dir, &loaded.machine)?;
     let now = free_order9_blocks(&loaded.machine);
     let mut after = loaded.machine.clone();
     after.compact_memory();
@@ -358,8 +370,24 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             b += 512;
         }
     }
-    let mut ranked: Vec<(&str, u64)> = blockers.into_iter().collect();
+    let mut ranked: Vec<(&'static str, u64)> = blockers.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    Ok(Analysis {
+        now,
+        after,
+        after_compaction,
+        after_drop_caches,
+        ranked,
+        check,
+    })
+}
+
+pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
+    let loaded = load_dir(&args.snapshot)?;
+    let a = analysis(&args.snapshot, &loaded)?;
+    let (now, after_compaction, after_drop_caches) =
+        (a.now, a.after_compaction, a.after_drop_caches);
+    let (after, ranked, check) = (a.after, a.ranked, a.check);
     if args.json {
         let out = json!({
             "zones": crate::run::zones_json(&loaded.machine),
@@ -421,5 +449,77 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     for (r, n) in ranked {
         println!("{n:10}  {r}");
     }
+    if args.map {
+        use kcompact::views::mapdata::{memory_map, pageblock_map};
+        use kcompact::views::TERMINAL_MAP_CELLS;
+        println!("\nthe memory map as loaded:");
+        print!(
+            "{}",
+            pageblock_map(&memory_map(&loaded.machine, TERMINAL_MAP_CELLS))
+        );
+        println!("\nthe memory map after compact_memory:");
+        print!("{}", pageblock_map(&memory_map(&after, TERMINAL_MAP_CELLS)));
+    }
     Ok(())
+}
+
+/// The report of a snapshot: `analyze`'s results, the map as loaded and after
+/// `compact_memory`, buddyinfo before and after, the vmstat deltas of the compaction.
+pub(crate) fn snapshot_report(dir: &Path) -> anyhow::Result<crate::report::Report> {
+    use crate::report::{kernel_views, kv_table, map_section, Report, Section};
+    let loaded = load_dir(dir)?;
+    let a = analysis(dir, &loaded)?;
+    let mut sections = vec![
+        kv_table(
+            "Huge pages (free order-9 blocks, order 10 counting twice)",
+            vec![
+                ("hugepages_now".into(), a.now.to_string()),
+                (
+                    "hugepages_after_compaction".into(),
+                    a.after_compaction.to_string(),
+                ),
+                (
+                    "hugepages_after_drop_caches (drop_caches 3, then compaction)".into(),
+                    a.after_drop_caches.to_string(),
+                ),
+            ],
+        ),
+        Section::Table {
+            title: "Pageblocks that stay no huge page after compaction, by what blocks them".into(),
+            headers: vec!["reason".into(), "pageblocks".into()],
+            rows: a
+                .ranked
+                .iter()
+                .map(|(r, n)| vec![r.to_string(), n.to_string()])
+                .collect(),
+        },
+        map_section("Physical memory as captured", &loaded.machine),
+        map_section("Physical memory after compact_memory (predicted)", &a.after),
+    ];
+    for mut v in kernel_views(&loaded.machine) {
+        if let Section::Pre { title, .. } = &mut v {
+            *title = format!("{title} (as loaded)");
+        }
+        sections.push(v);
+    }
+    sections.push(Section::Pre {
+        title: "/proc/buddyinfo after compact_memory (predicted)".into(),
+        text: buddyinfo(&a.after),
+    });
+    sections.push(kv_table(
+        "vmstat deltas of compact_memory (predicted)",
+        vmstat_delta(&loaded.machine, &a.after)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    ));
+    Ok(Report {
+        title: format!("kcompact report — snapshot {}", dir.display()),
+        subtitle: format!(
+            "{} pfns from {:#x}; analyze and predict --action compact",
+            loaded.flags.len(),
+            loaded.pfn_start
+        ),
+        sections,
+    })
 }

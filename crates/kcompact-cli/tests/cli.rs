@@ -367,3 +367,60 @@ fn integrity_bytes_checks_every_owner_and_reports_it() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("integrity"));
 }
+
+/// `kcompact show map`: the terminal picture, one glyph per pageblock, with its legend.
+#[test]
+fn show_map_draws_one_glyph_per_pageblock() {
+    let o = kcompact(&["show", "map", "--mem", "1G"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert!(
+        out.contains("Node 0, zone DMA32 (pfn 0x1000-0x40000, 504 cells of 1 pageblock)"),
+        "{out}"
+    );
+    let glyphs: usize = out
+        .lines()
+        .filter(|l| l.starts_with("  0x"))
+        .map(|l| l.split_whitespace().nth(1).map_or(0, |g| g.chars().count()))
+        .sum();
+    assert_eq!(glyphs, 8 + 504, "DMA's 8 pageblocks and DMA32's 504");
+    assert!(out.contains("legend: . free"));
+}
+
+/// `kcompact report` on something that is neither an --out directory nor a snapshot.
+#[test]
+fn report_of_a_wrong_directory_exits_2() {
+    let dir = std::env::temp_dir().join(format!("kcompact-report-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = kcompact(&["report", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("neither an --out directory"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(dir.join("report.json"), "{not json").unwrap();
+    let o = kcompact(&["report", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("report.json"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `kcompact analyze --map` on the project's own snapshot: the map as loaded and after
+/// compaction, one glyph per pageblock.
+#[test]
+fn analyze_map_draws_the_snapshot_before_and_after_compaction() {
+    let snap = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/trace_thp/start");
+    let o = kcompact(&["analyze", snap.to_str().unwrap(), "--map"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("the memory map as loaded:")
+            && out.contains("the memory map after compact_memory:")
+    );
+    assert_eq!(out.matches("legend: . free").count(), 2);
+    assert!(
+        out.contains("Node 0, zone Normal (pfn 0x100000-0x248000, 2624 cells of 1 pageblock)"),
+        "{out}"
+    );
+}

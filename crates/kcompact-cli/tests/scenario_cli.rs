@@ -107,8 +107,9 @@ fn every_scenario_runs_at_1g_and_16g_and_writes_the_contract_files() {
             }
             let csv = std::fs::read_to_string(dir.join("timeline.csv")).unwrap();
             assert!(csv.starts_with(
-                "time_ns,phase,free_pages,free_order9_blocks,hugepages,pages_reclaimed\n"
+                "time_ns,phase,free_pages,free_order9_blocks,hugepages,pages_reclaimed,free_o0,"
             ));
+            assert!(dir.join("report.html").is_file(), "{s}: report.html");
             assert!(csv.lines().count() > 2, "{s}: a timeline");
             let _ = std::fs::remove_dir_all(&dir);
         }

@@ -212,6 +212,8 @@ pub struct Tick {
     pub hugepages: u64,
     /// Pages reclaimed so far.
     pub pages_reclaimed: u64,
+    /// Free blocks of each order over all zones.
+    pub free_by_order: [u64; crate::units::NR_PAGE_ORDERS],
 }
 
 /// What a scenario measured.
@@ -255,6 +257,9 @@ pub fn tick(m: &Machine, phase: &'static str, hugepages: u64) -> Tick {
         free_order9_blocks: free_order9_blocks(m),
         hugepages,
         pages_reclaimed: pages_reclaimed(m),
+        free_by_order: std::array::from_fn(|o| {
+            m.zones.iter().map(|z| z.free_area[o].nr_free).sum()
+        }),
     }
 }
 

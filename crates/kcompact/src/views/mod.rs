@@ -10,7 +10,11 @@
 
 pub mod extfrag;
 pub mod map;
+pub mod mapdata;
 pub mod procfs;
+
+/// Cells the terminal map holds at most before pageblocks are grouped.
+pub const TERMINAL_MAP_CELLS: usize = 8192;
 
 pub use extfrag::{
     extfrag_index, fragmentation_index, unusable_free_index, unusable_index, ContigPageInfo,
@@ -28,15 +32,18 @@ pub enum View {
     Zoneinfo,
     /// extfrag/unusable_index followed by extfrag/extfrag_index.
     Extfrag,
+    /// The pageblock map ([`mapdata::pageblock_map`]), not a kernel file.
+    Map,
 }
 
 impl View {
     /// Every view with its name.
-    pub const ALL: [(View, &'static str); 4] = [
+    pub const ALL: [(View, &'static str); 5] = [
         (View::Buddyinfo, "buddyinfo"),
         (View::Pagetypeinfo, "pagetypeinfo"),
         (View::Zoneinfo, "zoneinfo"),
         (View::Extfrag, "extfrag"),
+        (View::Map, "map"),
     ];
 
     /// The view named `name`.
@@ -55,6 +62,7 @@ impl View {
                 unusable_index(m),
                 extfrag_index(m)
             ),
+            View::Map => mapdata::pageblock_map(&mapdata::memory_map(m, TERMINAL_MAP_CELLS)),
         }
     }
 }
