@@ -361,7 +361,11 @@ function draw(cv){var d=JSON.parse(document.getElementById(cv.id+'-data').textCo
    '\nfree '+d.free[hit]+'  anon '+d.anon[hit]+'  file '+d.file[hit]+'\nkernel '+d.kernel[hit]+'  driver '+d.driver[hit]+'  hugetlb '+d.hugetlb[hit]+
    '\nreserved '+d.reserved[hit]+'  pinned '+d.pinned[hit]+'  hole '+d.hole[hit];
   tip.style.left=(ev.clientX+12)+'px';tip.style.top=(ev.clientY+12)+'px';tip.style.display='block';});
- cv.addEventListener('mouseleave',function(){tip.style.display='none';});}
+ cv.addEventListener('mouseleave',function(){tip.style.display='none';});
+ // Self-check: hovering the first cell shows its pfns (read by the browser test).
+ var f=pos.findIndex(function(p){return !!p;});
+ if(f>=0){var b=cv.getBoundingClientRect();cv.dispatchEvent(new MouseEvent('mousemove',{clientX:b.left+pos[f][0]+1,clientY:b.top+pos[f][1]+1}));
+  cv.setAttribute('data-hover',tip.textContent.indexOf('pfn 0x'+d.pfn[f].toString(16))==0?'ok':'fail');tip.style.display='none';}}
 document.querySelectorAll('canvas.map').forEach(draw);
 document.body.setAttribute('data-load-ms',Math.round(performance.now()));
 document.body.setAttribute('data-ready','1');

@@ -1,7 +1,8 @@
 //! The HTML reports in a real browser (issue 8): Debian's headless Chromium opens the
 //! reports of a scenario run, an A/B comparison, a trace replay and a snapshot from disk,
 //! and the test fails on any console or script error, on a map without one cell per
-//! pageblock (or per documented group), or on a plot without data. Screenshots go to
+//! pageblock (or per documented group), on a map whose first cell does not show its pfns
+//! when hovered (the page's own self-check), or on a plot without data. Screenshots go to
 //! `target/report-screenshots/`.
 //!
 //! Skipped with a printed reason where Chromium is missing, unless
@@ -124,6 +125,11 @@ fn check_report(bin: &Path, html: &Path, name: &str, maps: usize, min_charts: us
     let want = expected_cells(&html.with_file_name("report.json"));
     assert_eq!(drawn.len(), maps, "{name}: maps drawn");
     assert_eq!(drawn, want, "{name}: one cell per pageblock or per group");
+    let hover = attrs(&dom, "data-hover");
+    assert!(
+        hover.len() == maps && hover.iter().all(|h| *h == "ok"),
+        "{name}: hovering a cell shows its pfns: {hover:?}"
+    );
     let points: Vec<u64> = attrs(&dom, "data-points")
         .iter()
         .map(|v| v.parse().unwrap())

@@ -53,11 +53,6 @@ fn every_scenario_runs_at_1g_and_16g_and_writes_the_contract_files() {
                 std::env::temp_dir().join(format!("kcompact-sc-{}-{s}-{mem}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             let mut args = vec!["run", s, "--mem", mem, "--out", dir.to_str().unwrap()];
-            if s == "vfio-pin" && mem == "16G" {
-                // Compaction failing on millions of pinned pages is slow at 16G: the
-                // 16G run of this scenario is left to the command line.
-                continue;
-            }
             if s == "highalloc" && mem == "16G" {
                 // A shorter request keeps the 16G run to seconds.
                 args.extend(["--set", "request_pct=20", "--set", "warmup_ops=2000"]);

@@ -45,13 +45,17 @@ pub fn run(
     let mut out = Outcome::default();
     out.timeline.push(tick(m, "start", 0));
     let guest_pages = m.managed_pages() * guest_pct / 100;
-    // The guest's memory is faulted in while the host's page cache grows alongside (one
-    // host page per guest page), then the host's cache is dropped: the pinned guest pages
-    // end up scattered with holes between them.
+    // The guest's memory is faulted in while the host's page cache grows alongside, then
+    // the host's cache is dropped: the pinned guest pages end up scattered with holes
+    // between them.
     let guest = m.new_file(true, true, false);
     let vm = m.new_process();
     let host = m.new_file(false, true, false);
     let mut pinned = 0u64;
+    // Host pages between the guest's, as many as leave the guest's share of memory (one
+    // each at 50 %), so that the guest spreads over all of memory at any size.
+    let host_per_guest = (guest_pct.min(100 - guest_pct), guest_pct);
+    let mut host_next = 0u64;
     for i in 0..guest_pages {
         let id = if memfd {
             m.file_add(guest, i, Order(0), false).ok()
@@ -61,15 +65,22 @@ pub fn run(
         let Some(id) = id else { break };
         m.pin_folio(id, true);
         pinned += 1;
-        if rng.chance(3, 4) {
-            let _ = m.file_add(host, i, Order(0), false);
+        // 0, 1 or 2 host pages, as many as `host_per_guest` on average.
+        for _ in 0..2 {
+            if rng.chance(host_per_guest.0, 2 * host_per_guest.1) {
+                host_next += 1;
+                let _ = m.file_add(host, host_next, Order(0), false);
+            }
         }
     }
     // The host's cache fills the rest of memory too, so that once it is dropped every
     // free page lies between pinned ones.
+    // At most as many pages as are free now: on a large machine reclaim starts in one zone
+    // while another still has room (lowmem_reserve), and from then on more adding only
+    // churns the cache.
     let high: u64 = m.zones.iter().map(|z| z.high_wmark_pages()).sum();
-    let mut i = guest_pages;
-    while m.nr_free_pages() > high + 64 && m.file_add(host, i, Order(0), false).is_ok() {
+    let (mut i, end) = (host_next + 1, host_next + 1 + m.nr_free_pages());
+    while i < end && m.nr_free_pages() > high + 64 && m.file_add(host, i, Order(0), false).is_ok() {
         i += 1;
     }
     m.drop_caches(1);
