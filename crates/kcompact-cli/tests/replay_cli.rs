@@ -117,6 +117,12 @@ fn issue_9_case0_policy_mode_gives_a_fragmentation_timeline() {
     assert!(csv.starts_with("events,time_ns,free_pages,free_order9_blocks,free_o0,"));
     assert_eq!(csv.lines().count(), tl.len() + 1);
     assert!(dir.join("buddyinfo").is_file() && dir.join("result.json").is_file());
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("Fragmentation over the trace: free pages by order"),
+        "the report holds the policy-mode timeline"
+    );
+    assert!(!html.contains("data-points=\"0\""), "every plot has data");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
