@@ -9,9 +9,9 @@
 
 use crate::usage;
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use kcompact::snapshot::text::parse_zoneinfo;
-use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -111,15 +111,10 @@ pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Capture
     let t1 = t0.elapsed().as_secs_f64();
     let (pfn_start, pfn_end) = pfn_range(&std::fs::read_to_string(dir.join("zoneinfo"))?)?;
     let npfn = pfn_end - pfn_start;
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let b = ProgressBar::new(2 * npfn * 8);
-        if let Ok(s) = ProgressStyle::with_template(
-            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} page arrays",
-        ) {
-            b.set_style(s);
-        }
-        b
-    });
+    let bar = crate::progress_bar(
+        2 * npfn * 8,
+        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} page arrays",
+    );
     // Both arrays at once, one thread each: the kernel's read is the floor, and copying
     // them together narrows the window in which the machine moves between them.
     let copied: Vec<(anyhow::Result<u64>, f64)> = std::thread::scope(|s| {

@@ -32,6 +32,20 @@ impl std::fmt::Display for Usage {
 impl std::error::Error for Usage {}
 
 /// Shorthand for returning a [`Usage`] error.
+/// A progress bar of `len` steps drawn with `template`, on a terminal only (nothing of it
+/// when stderr is piped).
+pub fn progress_bar(len: u64, template: &str) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new(len);
+    if let Ok(s) = indicatif::ProgressStyle::with_template(template) {
+        b.set_style(s);
+    }
+    Some(b)
+}
+
 pub fn usage<T>(msg: impl Into<String>) -> anyhow::Result<T> {
     Err(Usage(msg.into()).into())
 }

@@ -6,7 +6,6 @@ use crate::settings::Settings;
 use crate::snapshot_cmd::load_dir;
 use crate::usage;
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use kcompact::replay::parse::{parse_trace, Trace};
 use kcompact::replay::{replay as run_replay, Mode, ReplayReport};
 use kcompact::snapshot::text::parse_buddyinfo;
@@ -14,7 +13,6 @@ use kcompact::views::procfs::buddyinfo;
 use kcompact::Machine;
 use serde_json::json;
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::path::Path;
 
 /// The trace's text: zstd (by its magic number) or plain.
@@ -70,12 +68,7 @@ fn model_free(m: &Machine) -> ZoneFree {
     m.zones
         .iter()
         .filter(|z| z.is_populated())
-        .map(|z| {
-            (
-                z.name().to_string(),
-                z.free_area.iter().map(|a| a.nr_free).collect(),
-            )
-        })
+        .map(|z| (z.name().to_string(), z.free_by_order().to_vec()))
         .collect()
 }
 
@@ -436,13 +429,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         }
         None => settings.boot()?,
     };
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let b = ProgressBar::new(trace.records.len() as u64);
-        if let Ok(s) = ProgressStyle::with_template("{bar:40} {percent}% {elapsed} replay") {
-            b.set_style(s);
-        }
-        b
-    });
+    let bar = crate::progress_bar(
+        trace.records.len() as u64,
+        "{bar:40} {percent}% {elapsed} replay",
+    );
     let r = run_replay(&mut m, &trace, mode, &mut |done, _| {
         if let Some(b) = &bar {
             b.set_position(done);

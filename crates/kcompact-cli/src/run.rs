@@ -3,14 +3,12 @@
 use crate::cli::RunArgs;
 use crate::settings::Settings;
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use kcompact::churn::{run_churn, ChurnReport};
 use kcompact::rng::SimRng;
 use kcompact::views::{buddyinfo, pagetypeinfo, unusable_index, zoneinfo};
 use kcompact::Machine;
 use serde_json::json;
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::path::Path;
 
 /// The workloads `run` knows.
@@ -27,7 +25,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let settings = Settings::parse(&args.machine)?;
     let mut m = settings.boot()?;
     let mut rng = SimRng::new(args.seed);
-    let bar = progress_bar(settings.churn.steps);
+    let bar = crate::progress_bar(settings.churn.steps, "{bar:40} {pos}/{len} steps {elapsed}");
     let report = run_churn(&mut m, &settings.churn, &mut rng, |step| {
         if let Some(b) = &bar {
             b.set_position(step);
@@ -50,15 +48,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn progress_bar(len: u64) -> Option<ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let b = ProgressBar::new(len);
-    b.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed}").ok()?);
-    Some(b)
 }
 
 fn success_pct(r: &ChurnReport) -> f64 {

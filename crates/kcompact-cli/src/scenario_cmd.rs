@@ -5,14 +5,12 @@ use crate::cli::{AbArgs, RunArgs};
 use crate::settings::Settings;
 use crate::usage;
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use kcompact::rng::SimRng;
 use kcompact::scenario::{self, Metric, Outcome, Params, ScenarioError};
 use kcompact::views::buddyinfo;
 use kcompact::Machine;
 use serde_json::json;
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::path::Path;
 
 /// The model's memory when `--mem` is not given: small enough that the default
@@ -74,14 +72,10 @@ pub fn run(args: &RunArgs, name: &str) -> anyhow::Result<()> {
     let keys: Vec<&str> = info.params.iter().map(|(k, _, _)| *k).collect();
     let settings = Settings::parse_for(&args.machine, &keys, info.machine, SCENARIO_MEM)?;
     let params = Params::new(name, &settings.scenario_params).map_err(scenario_error)?;
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let b = ProgressBar::new(1);
-        if let Ok(s) = ProgressStyle::with_template("{bar:40} {percent}% {elapsed} {msg}") {
-            b.set_style(s);
-        }
+    let bar = crate::progress_bar(1, "{bar:40} {percent}% {elapsed} {msg}");
+    if let Some(b) = &bar {
         b.set_message(name.to_string());
-        b
-    });
+    }
     let (m, out) = run_one(&settings, &params, args.seed, &mut |done, total| {
         if let Some(b) = &bar {
             b.set_length(total.max(1));

@@ -7,8 +7,7 @@
 use crate::capture::capture_to;
 use crate::usage;
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
-use std::io::{IsTerminal, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -88,13 +87,7 @@ pub fn capture_trace(dir: &Path, seconds: u64, buffer_mb: u64, level: i32) -> an
     inst.write("tracing_on", "1")?;
     let t0 = Instant::now();
     capture_to(&dir.join("start"), "start", level)?;
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let b = ProgressBar::new(seconds);
-        if let Ok(s) = ProgressStyle::with_template("{bar:40} {pos}/{len} s tracing") {
-            b.set_style(s);
-        }
-        b
-    });
+    let bar = crate::progress_bar(seconds, "{bar:40} {pos}/{len} s tracing");
     while t0.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(Duration::from_millis(100));
         if let Some(b) = &bar {

@@ -12,23 +12,34 @@ fn can_capture() -> Option<&'static str> {
     None
 }
 
-#[test]
-fn capture_writes_the_shared_layout_and_the_snapshot_loads() {
-    if let Some(why) = can_capture() {
-        eprintln!("skipped: {why}");
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("kcompact-capture-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let d = dir.to_str().unwrap();
-    let o = kcompact(&["capture", d, "--label", "test"]);
+/// The command's stdout, after checking it exited 0 (its stderr in the message if not).
+fn stdout_ok(o: &std::process::Output) -> String {
     assert_eq!(
         o.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let out = String::from_utf8_lossy(&o.stdout);
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// An empty temporary directory named for this test run.
+fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kcompact-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn capture_writes_the_shared_layout_and_the_snapshot_loads() {
+    if let Some(why) = can_capture() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = fresh_dir("capture");
+    let d = dir.to_str().unwrap();
+    let o = kcompact(&["capture", d, "--label", "test"]);
+    let out = stdout_ok(&o);
     assert!(out.contains("MB/s"), "{out}");
     for f in [
         "buddyinfo",
@@ -128,8 +139,7 @@ fn capture_trace_records_a_replayable_trace_and_removes_its_instance() {
         return;
     }
     let tracefs = std::path::Path::new("/sys/kernel/tracing");
-    let dir = std::env::temp_dir().join(format!("kcompact-trace-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir("trace");
     let d = dir.to_str().unwrap();
     let o = kcompact(&["capture", "--trace", "1", d]);
     if o.status.code() == Some(2) && !tracefs.join("instances").is_dir() {
@@ -139,13 +149,7 @@ fn capture_trace_records_a_replayable_trace_and_removes_its_instance() {
         );
         return;
     }
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let out = String::from_utf8_lossy(&o.stdout);
+    let out = stdout_ok(&o);
     assert!(out.contains("events lost"), "{out}");
     for f in [
         "trace.txt.zst",

@@ -454,6 +454,11 @@ impl Machine {
         true
     }
 
+    /// Free blocks of each order over every zone (`Zone::free_by_order` summed).
+    pub fn free_by_order(&self) -> [u64; crate::units::NR_PAGE_ORDERS] {
+        std::array::from_fn(|o| self.zones.iter().map(|z| z.free_area[o].nr_free).sum())
+    }
+
     /// Mirrors `page_zone()`: the zone holding `pfn`, if it is present memory.
     #[inline]
     pub fn page_zone(&self, pfn: Pfn) -> Option<ZoneIdx> {

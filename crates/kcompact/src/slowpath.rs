@@ -27,6 +27,9 @@ const NOFAIL_LOOPS: u32 = 64;
 impl Machine {
     /// Mirrors `__gfp_pfmemalloc_flags()`: reserves for `__GFP_MEMALLOC` and for a task
     /// in reclaim (PF_MEMALLOC), none under `__GFP_NOMEMALLOC`.
+    ///
+    /// DEVIATION(linux): no ALLOC_OOM for an OOM victim (the model's victims exit at once)
+    /// and no interrupt context (`in_serving_softirq()`, `in_interrupt()`).
     fn gfp_pfmemalloc_flags(&self, gfp: Gfp) -> Option<AllocFlags> {
         if gfp.contains(Gfp::NOMEMALLOC) {
             return None;

@@ -11,7 +11,11 @@
 //! pages when `non_lru_movable` is on, seed 004) and completes at once; freeing a swap
 //! entry (`zram_slot_free_notify()`) or reading it back frees the objects. The pool's
 //! pages are allocated by the reclaiming task (PF_MEMALLOC: reserves, no recursion into
-//! reclaim) with zram's mask, `GFP_NOIO | __GFP_HIGHMEM | __GFP_MOVABLE`.
+//! reclaim) with zram's mask, `GFP_NOIO | __GFP_HIGHMEM | __GFP_MOVABLE` (earlier
+//! `zram_write_page()`s first tried `__GFP_KSWAPD_RECLAIM | __GFP_NOWARN | __GFP_HIGHMEM |
+//! __GFP_MOVABLE` and then that mask; under PF_MEMALLOC neither reclaims, so one attempt
+//! stands for both). Same-filled pages (`ZRAM_SAME`) and incompressible ones stored
+//! whole are not told apart: every page gets an object.
 //!
 //! DEVIATION(linux): a page's compressed size is not computed from its data: it is drawn
 //! from its content stamp, uniform in 256..=3072 bytes (mean 1664, a 2.5:1 ratio, in the

@@ -38,7 +38,7 @@ use crate::machine::Machine;
 use crate::memmap::{MigrateType, PageFlags};
 use crate::migrate::MigrateMode;
 use crate::owners::{FolioId, FolioKind};
-use crate::units::{Order, Pfn, ZoneIdx, NR_PAGE_ORDERS};
+use crate::units::{Order, Pfn, NR_PAGE_ORDERS};
 use parse::{Event, Trace};
 use std::collections::HashMap;
 
@@ -193,18 +193,12 @@ pub struct ReplayReport {
 const TIMELINE_ROWS: u64 = 200;
 
 fn row(m: &Machine, events: u64, time_ns: u64) -> Row {
-    let mut free_by_order = [0u64; NR_PAGE_ORDERS];
-    for z in &m.zones {
-        for (o, a) in z.free_area.iter().enumerate() {
-            free_by_order[o] += a.nr_free;
-        }
-    }
     Row {
         events,
         time_ns,
-        free_by_order,
+        free_by_order: m.free_by_order(),
         free_pages: m.nr_free_pages(),
-        free_order9_blocks: free_by_order[9] + 2 * free_by_order[10],
+        free_order9_blocks: crate::scenario::free_order9_blocks(m),
     }
 }
 
@@ -548,9 +542,4 @@ pub fn replay(
     unknown.sort();
     r.report.unknown_gfp = unknown;
     r.report
-}
-
-/// The zone of the model holding `pfn`, for callers comparing per-zone results.
-pub fn zone_of_pfn(m: &Machine, pfn: u64) -> Option<ZoneIdx> {
-    m.page_zone(Pfn(pfn))
 }

@@ -242,10 +242,8 @@ pub fn pages_reclaimed(m: &Machine) -> u64 {
 
 /// Free order ≥ 9 blocks over all zones (order 10 counts twice).
 pub fn free_order9_blocks(m: &Machine) -> u64 {
-    m.zones
-        .iter()
-        .map(|z| z.free_area[9].nr_free + 2 * z.free_area[10].nr_free)
-        .sum()
+    let f = m.free_by_order();
+    f[9] + 2 * f[10]
 }
 
 /// A timeline row now.
@@ -257,9 +255,7 @@ pub fn tick(m: &Machine, phase: &'static str, hugepages: u64) -> Tick {
         free_order9_blocks: free_order9_blocks(m),
         hugepages,
         pages_reclaimed: pages_reclaimed(m),
-        free_by_order: std::array::from_fn(|o| {
-            m.zones.iter().map(|z| z.free_area[o].nr_free).sum()
-        }),
+        free_by_order: m.free_by_order(),
     }
 }
 

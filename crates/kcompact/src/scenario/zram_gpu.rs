@@ -11,11 +11,14 @@
 //! eighth of memory (phones reserve hundreds of MiB for cameras and video decoders), and
 //! `vm.swappiness=100` (Android's setting); each can be changed with `--set`.
 //!
-//! A fork asks for what a 2016 arm64 kernel asked for: a 16 KiB kernel stack, an order-2
-//! `GFP_KERNEL` allocation that may reclaim and compact (`alloc_thread_stack_node()`),
-//! and a task_struct from its SLUB cache, whose new slab is first tried at order 3
-//! without reclaim (`allocate_slab()`: `__GFP_NORETRY`, `__GFP_RECLAIM` cleared) and
-//! falls back to order 1. A child lives for two rounds.
+//! A fork asks for a 16 KiB kernel stack, an order-2 `GFP_KERNEL` allocation that may
+//! reclaim and compact (`alloc_thread_stack_node()` of arm64 without CONFIG_VMAP_STACK,
+//! as on the seed's 2016 phones), and a task_struct from its SLUB cache, whose new slab
+//! today's `allocate_slab()` first tries at order 3 with `__GFP_NORETRY | __GFP_NOWARN |
+//! __GFP_NOMEMALLOC` and `__GFP_RECLAIM` cleared, falling back to the cache's minimum
+//! order (1 here). DEVIATION(linux): in 2016 that first try could still reclaim
+//! (`__GFP_NORETRY` only); the model runs today's allocator. A child lives for two
+//! rounds.
 
 use super::{pages_reclaimed, pct, tick, Metric, Outcome, Params, ScenarioError, ScenarioInfo};
 use crate::gfp::Gfp;
