@@ -644,16 +644,12 @@ impl Machine {
         let f = self.mem.flags(rec.pfn);
         let mapping = rec.kind.in_page_cache() && !rec.orphan;
         let fallback = mapping && !self.owners.files[rec.owner as usize].has_migrate_folio;
-        if fallback && !f.contains(PageFlags::DIRTY) && f.contains(PageFlags::PRIVATE) {
-            // fallback_migrate_folio(): clean buffers are released first
-            // (filemap_release_folio()).
-            self.mem.clear_flag(rec.pfn, PageFlags::PRIVATE);
-            self.mem
-                .set_refcount(rec.pfn, self.mem.refcount(rec.pfn) - 1);
-        }
         let result = if fallback && f.contains(PageFlags::DIRTY) {
             // fallback_migrate_folio(): no writeout any more; dirty folios stay.
             Err(MigrateError::Busy)
+        } else if fallback && !self.filemap_release_folio(rec.pfn) {
+            // fallback_migrate_folio(): buffers that cannot be released.
+            Err(MigrateError::Again)
         } else if self.mem.refcount(rec.pfn) != self.folio_expected_ref_count(u.src) + 1 {
             Err(MigrateError::Again)
         } else {
@@ -779,6 +775,26 @@ impl Machine {
         self.free_pages(src, rec.order);
     }
 
+    /// Mirrors `filemap_release_folio()` as `try_to_free_buffers()` decides it: a folio
+    /// without private data needs nothing; one under writeback, or whose buffers are dirty
+    /// (`buffer_busy()`; a dirty page cache folio has dirty buffers), keeps them and the
+    /// call fails; otherwise the buffers and their folio reference are dropped.
+    ///
+    /// DEVIATION(linux): buffers are not modelled one by one; a dirty folio is taken to
+    /// have a dirty buffer and a clean one none busy.
+    pub fn filemap_release_folio(&mut self, head: Pfn) -> bool {
+        let f = self.mem.flags(head);
+        if !f.contains(PageFlags::PRIVATE) || f.contains(PageFlags::ANON) {
+            return true;
+        }
+        if f.contains(PageFlags::WRITEBACK) || f.contains(PageFlags::DIRTY) {
+            return false;
+        }
+        self.mem.clear_flag(head, PageFlags::PRIVATE);
+        self.mem.set_refcount(head, self.mem.refcount(head) - 1);
+        true
+    }
+
     /// Mirrors `split_folio_to_list()` for an isolated large folio: every page becomes an
     /// order-0 folio with its share of the references, mappings and cache slots; the pieces
     /// go on `list`, still isolated. Fails (false) if the folio holds references its owners
@@ -800,10 +816,10 @@ impl Machine {
             }
             return false;
         }
-        // filemap_release_folio(): buffers are dropped before a split.
-        if self.mem.flags(head).contains(PageFlags::PRIVATE) {
-            self.mem.clear_flag(head, PageFlags::PRIVATE);
-            self.mem.set_refcount(head, self.mem.refcount(head) - 1);
+        // A page cache folio's buffers must go before a split; dirty ones cannot
+        // (split_huge_page_to_list_to_order(): -EBUSY).
+        if !self.filemap_release_folio(head) {
+            return false;
         }
         let nr = rec.order.nr_pages();
         let hf = self.mem.flags(head);

@@ -335,6 +335,61 @@ fn a_large_folio_is_split_on_enomem_and_its_pieces_migrate() {
     assert_eq!(m.owners.folio(id).order, Order(9));
 }
 
+/// Issue 7 (A_g4_r1): splitting a page cache folio first releases its buffers
+/// (`filemap_release_folio()`), which `try_to_free_buffers()` refuses while a buffer is
+/// dirty; so a dirty ext4 large folio with no destination of its order is not split, the
+/// batch ends with -ENOMEM and compaction ends COMPACT_CONTENDED. A clean one splits.
+#[test]
+fn issue7_a_dirty_page_cache_folio_with_buffers_is_not_split_on_enomem() {
+    for dirty in [true, false] {
+        let mut m = machine();
+        let f = m.new_file(false, true, true);
+        let id = m.file_add(f, 0, Order(3), dirty).expect("folio");
+        let pfn = m.owners.folio(id).pfn;
+        assert!(m.mem.flags(pfn).contains(PageFlags::PRIVATE));
+        isolate(&mut m, id);
+        let r = m.migrate_pages(
+            vec![id],
+            &mut SmallOnly,
+            MigrateMode::Sync,
+            MigrateReason::Compaction,
+        );
+        if dirty {
+            assert_eq!(r.rc, Err(MigrateError::NoMemory), "no order-3 destination");
+            assert_eq!((r.stats.nr_split, r.stats.nr_succeeded), (0, 0));
+            m.putback_movable_pages(r.ret);
+            check(&m);
+            assert_eq!(m.owners.folio(id).order, Order(3), "still one folio");
+            assert_eq!(m.owners.folio(id).pfn, pfn, "not moved");
+            assert!(m
+                .mem
+                .flags(pfn)
+                .contains(PageFlags::PRIVATE | PageFlags::DIRTY));
+        } else {
+            assert_eq!(r.rc, Ok(0));
+            assert_eq!((r.stats.nr_split, r.stats.nr_succeeded), (1, 8));
+            m.putback_movable_pages(r.ret);
+            check(&m);
+            let (_, piece) = m.file_lookup(f, 5).expect("cached");
+            assert_eq!(m.owners.folio(piece).order, Order(0));
+        }
+    }
+    // The rule itself: buffers go unless dirty or under writeback.
+    let mut m = machine();
+    let f = m.new_file(false, true, true);
+    let id = m.file_add(f, 0, Order(0), true).expect("folio");
+    let pfn = m.owners.folio(id).pfn;
+    assert!(!m.filemap_release_folio(pfn), "dirty buffers");
+    assert!(m.folio_start_writeback(id));
+    assert!(!m.filemap_release_folio(pfn), "under writeback");
+    m.folio_end_writeback(id);
+    let rc = m.mem.refcount(pfn);
+    assert!(m.filemap_release_folio(pfn));
+    assert!(!m.mem.flags(pfn).contains(PageFlags::PRIVATE));
+    assert_eq!(m.mem.refcount(pfn), rc - 1, "the buffers' reference");
+    check(&m);
+}
+
 #[test]
 fn a_pinned_large_folio_cannot_be_split() {
     let mut m = machine();

@@ -453,7 +453,9 @@ impl Swarm {
         use kcompact::layout::ZoneType;
         self.stats.compactions += 1;
         match self.rng.below(5) {
-            0 => self.m.compact_memory(),
+            0 => {
+                self.m.compact_memory();
+            }
             4 => {
                 // kcompactd: a wake-up for a random order (as kswapd would after
                 // balancing), then simulated time moves on and proactive compaction may run.

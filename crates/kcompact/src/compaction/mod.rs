@@ -54,6 +54,24 @@ pub enum CompactResult {
     Success,
 }
 
+/// How one zone's compaction ended, as the `mm_compaction_end` tracepoint reports it, with
+/// the scanners' work (`compact_migrate_scanned` / `compact_free_scanned` for the zone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompactEnd {
+    /// The zone compacted.
+    pub zone: ZoneIdx,
+    /// The status (`complete`, `contended`, ...).
+    pub status: CompactResult,
+    /// Where the migrate scanner stopped.
+    pub migrate_pfn: Pfn,
+    /// Where the free scanner stopped.
+    pub free_pfn: Pfn,
+    /// Pages the migrate scanner looked at.
+    pub migrate_scanned: u64,
+    /// Pages the free scanner looked at.
+    pub free_scanned: u64,
+}
+
 impl CompactResult {
     /// The name trace output uses.
     pub fn name(self) -> &'static str {
@@ -558,10 +576,11 @@ impl Machine {
 
     /// Mirrors `compact_node()`: every populated zone of `node` compacted as
     /// `/proc/sys/vm/compact_memory` does (order −1, SYNC, whole zone, skip hints ignored),
-    /// or as proactive compaction does (SYNC_LIGHT).
-    pub fn compact_node(&mut self, node: crate::units::NodeId, proactive: bool) {
+    /// or as proactive compaction does (SYNC_LIGHT). Returns each zone's end.
+    pub fn compact_node(&mut self, node: crate::units::NodeId, proactive: bool) -> Vec<CompactEnd> {
+        let mut ends = Vec::new();
         if !self.config.compaction {
-            return;
+            return ends;
         }
         let mode = if proactive {
             MigrateMode::SyncLight
@@ -579,18 +598,30 @@ impl Machine {
                 continue;
             }
             cc.zone = zi;
-            self.compact_zone(&mut cc);
+            let status = self.compact_zone(&mut cc);
             if proactive {
                 self.vmstat.compact_daemon_migrate_scanned += cc.total_migrate_scanned;
                 self.vmstat.compact_daemon_free_scanned += cc.total_free_scanned;
             }
+            ends.push(CompactEnd {
+                zone: zi,
+                status,
+                migrate_pfn: cc.migrate_pfn,
+                free_pfn: cc.free_pfn,
+                migrate_scanned: cc.total_migrate_scanned,
+                free_scanned: cc.total_free_scanned,
+            });
         }
+        ends
     }
 
-    /// Mirrors a write of 1 to `/proc/sys/vm/compact_memory` (`compact_nodes()`).
-    pub fn compact_memory(&mut self) {
+    /// Mirrors a write of 1 to `/proc/sys/vm/compact_memory` (`compact_nodes()`). Returns
+    /// each compacted zone's end.
+    pub fn compact_memory(&mut self) -> Vec<CompactEnd> {
+        let mut ends = Vec::new();
         for n in 0..self.nr_nodes() {
-            self.compact_node(crate::units::NodeId(n as u8), false);
+            ends.extend(self.compact_node(crate::units::NodeId(n as u8), false));
         }
+        ends
     }
 }
