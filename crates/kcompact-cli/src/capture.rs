@@ -15,6 +15,9 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// The file listing the capturing process's own anonymous pages (hex pfns, one a line).
+pub const CAPTURE_PFNS: &str = "capture_pfns.txt";
+
 /// What a capture measured.
 pub struct Captured {
     /// The snapshot directory.
@@ -57,6 +60,54 @@ pub fn pfn_range(zoneinfo: &str) -> anyhow::Result<(u64, u64)> {
     Ok((lo, hi))
 }
 
+/// The pfns of this process's own anonymous pages now (`/proc/self/maps` and
+/// `/proc/self/pagemap`: present entries of private mappings that are not file pages).
+/// Needs root for the pfns; empty where pagemap hides them.
+pub fn own_anon_pfns() -> Vec<u64> {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return Vec::new();
+    };
+    let Ok(mut pm) = std::fs::File::open("/proc/self/pagemap") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut entries = Vec::new();
+    for line in maps.lines() {
+        let mut w = line.split_whitespace();
+        let (Some(range), Some(perms)) = (w.next(), w.next()) else {
+            continue;
+        };
+        let path = line.split_whitespace().nth(5).unwrap_or("");
+        if !perms.ends_with('p') || perms.starts_with("---") || path == "[vsyscall]" {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+            continue;
+        };
+        let pages = ((b - a) / 4096) as usize;
+        entries.resize(pages * 8, 0u8);
+        if pm.seek(SeekFrom::Start(a / 4096 * 8)).is_err() || pm.read_exact(&mut entries).is_err() {
+            continue;
+        }
+        for e in entries.chunks_exact(8) {
+            let v = u64::from_le_bytes(e.try_into().expect("8 bytes"));
+            // Bit 63: present; bit 61: a file page or shared anonymous memory.
+            let pfn = v & ((1 << 55) - 1);
+            if v >> 63 & 1 == 1 && v >> 61 & 1 == 0 && pfn != 0 {
+                out.push(pfn);
+            }
+        }
+    }
+    out
+}
+
+/// A page array copied: its compressed size and this process's own anonymous pfns at the
+/// end of the read.
+type Copied = (u64, Vec<u64>);
+
 /// Copies `npfn` u64 entries of a /proc page array from `pfn_start`, zstd-compressed,
 /// in 4 MiB reads. Returns the compressed size.
 fn copy_array(
@@ -66,7 +117,7 @@ fn copy_array(
     npfn: u64,
     level: i32,
     bar: Option<&ProgressBar>,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Copied> {
     let mut f = match std::fs::File::open(src) {
         Ok(f) => f,
         Err(e) => return usage(format!("{src}: {e} (capture needs Linux and root)")),
@@ -91,8 +142,10 @@ fn copy_array(
             b.inc(n as u64);
         }
     }
+    // This process's own memory (the read buffers, the encoders) while it is all there.
+    let own = own_anon_pfns();
     enc.finish()?.flush()?;
-    Ok(std::fs::metadata(dst)?.len())
+    Ok((std::fs::metadata(dst)?.len(), own))
 }
 
 /// Captures this machine into `dir` (created) with `label`; zstd at `level`.
@@ -117,7 +170,7 @@ pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Capture
     );
     // Both arrays at once, one thread each: the kernel's read is the floor, and copying
     // them together narrows the window in which the machine moves between them.
-    let copied: Vec<(anyhow::Result<u64>, f64)> = std::thread::scope(|s| {
+    let copied: Vec<(anyhow::Result<Copied>, f64)> = std::thread::scope(|s| {
         let readers: Vec<_> = ["kpageflags", "kpagecount"]
             .into_iter()
             .map(|name| {
@@ -140,8 +193,17 @@ pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Capture
         copied.next().expect("flags"),
         copied.next().expect("counts"),
     );
-    let (flags_zst, t2) = (flags_res.0?, flags_res.1);
-    let (count_zst, t3) = (count_res.0?, count_res.1);
+    let ((flags_zst, mut own), t2) = (flags_res.0?, flags_res.1);
+    let ((count_zst, own2), t3) = (count_res.0?, count_res.1);
+    // Freed when the capture is done: `capture_pfns.txt` lets a loader give them back.
+    own.extend(own2);
+    own.sort_unstable();
+    own.dedup();
+    write(
+        dir,
+        CAPTURE_PFNS,
+        &own.iter().map(|p| format!("{p:x}\n")).collect::<String>(),
+    )?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

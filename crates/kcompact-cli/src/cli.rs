@@ -179,8 +179,10 @@ pub struct ValidateArgs {
     /// Keep the snapshots and the comparison in this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Fail (exit 1) if the model's gain in free order >= 9 blocks is off the kernel's
-    /// settled gain by more than this many percent.
+    /// Fail (exit 1) if the model's gain in free order >= 9 blocks is off the kernel's by
+    /// more than this many percent: off the interval between the kernel's reading right
+    /// after `compact_memory` and its settled reading (0 inside it), relative to the
+    /// nearer end.
     #[arg(long, value_name = "PCT")]
     pub check: Option<f64>,
     /// Print JSON instead of text.

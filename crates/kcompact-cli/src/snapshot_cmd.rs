@@ -4,6 +4,7 @@
 use crate::cli::{AnalyzeArgs, PredictArgs};
 use crate::usage;
 use anyhow::Context;
+use kcompact::compaction::CompactEnd;
 use kcompact::scenario::free_order9_blocks;
 use kcompact::snapshot::kpageflags::{class_counts, PageClass};
 use kcompact::snapshot::load::{
@@ -25,6 +26,8 @@ pub(crate) struct Loaded {
     reconcile: Vec<ZoneReconcile>,
     flags: Vec<u64>,
     pfn_start: u64,
+    /// Pages of the capturing process freed (`capture_pfns.txt`), when listed.
+    capture_pages_released: Option<u64>,
 }
 
 fn read_text(dir: &Path, name: &str) -> anyhow::Result<String> {
@@ -115,12 +118,37 @@ pub(crate) fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
     } else {
         Vec::new()
     };
+    // The capture's own memory, freed once it was done (kcompact capture lists it).
+    let capture_pages_released = if dir.join(crate::capture::CAPTURE_PFNS).is_file() {
+        let name = crate::capture::CAPTURE_PFNS;
+        let text = read_text(dir, name)?;
+        let mut pfns = Vec::new();
+        for (i, l) in text.lines().enumerate() {
+            match u64::from_str_radix(l.trim(), 16) {
+                Ok(p) => pfns.push(p),
+                Err(_) => {
+                    return usage(format!(
+                        "{}: line {}: {l:?} is not a hex pfn",
+                        dir.join(name).display(),
+                        i + 1
+                    ))
+                }
+            }
+        }
+        Some(kcompact::snapshot::load::release_capture_pages(
+            &mut machine,
+            &pfns,
+        ))
+    } else {
+        None
+    };
     Ok(Loaded {
         machine,
         report,
         reconcile,
         flags,
         pfn_start,
+        capture_pages_released,
     })
 }
 
@@ -194,10 +222,11 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let loaded = load_dir(&args.snapshot)?;
     let before = loaded.machine.clone();
     let mut m = loaded.machine;
+    let mut ends = Vec::new();
     let (what, mut extra) = match action {
         Action::Compact => {
             // Writing /proc/sys/vm/compact_memory: sync, full compaction of every zone.
-            m.compact_memory();
+            ends = m.compact_memory();
             ("`echo 1 > /proc/sys/vm/compact_memory`".to_string(), vec![])
         }
         Action::DropCaches => {
@@ -245,6 +274,9 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
             "after": {"zones": crate::run::zones_json(&m), "hugepages": free_order9_blocks(&m)},
             "vmstat_delta": d,
         });
+        if !ends.is_empty() {
+            out["compaction"] = compact_ends_json(&m, &ends);
+        }
         for (k, v) in extra {
             out[k] = json!(v);
         }
@@ -262,11 +294,52 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     for (k, v) in extra {
         println!("{k} {v}");
     }
+    if !ends.is_empty() {
+        println!("\n## how each zone's compaction ended (mm_compaction_end)");
+        print!("{}", compact_ends_text(&m, &ends));
+    }
     println!("\n## vmstat delta");
     for (k, v) in delta {
         println!("{k} {v}");
     }
     Ok(())
+}
+
+/// Each zone's compaction end as `mm_compaction_end` prints it, one line per zone.
+pub fn compact_ends_text(m: &Machine, ends: &[CompactEnd]) -> String {
+    let mut s = String::new();
+    for e in ends {
+        let z = m.zone(e.zone);
+        s += &format!(
+            "Node {}, zone {:>8} status={} migrate_pfn=0x{:x} free_pfn=0x{:x} migrate_scanned={} free_scanned={}\n",
+            z.node.0,
+            z.name(),
+            e.status.name(),
+            e.migrate_pfn.0,
+            e.free_pfn.0,
+            e.migrate_scanned,
+            e.free_scanned
+        );
+    }
+    s
+}
+
+/// The same as JSON objects.
+pub fn compact_ends_json(m: &Machine, ends: &[CompactEnd]) -> serde_json::Value {
+    ends.iter()
+        .map(|e| {
+            let z = m.zone(e.zone);
+            json!({
+                "node": z.node.0,
+                "zone": z.name(),
+                "status": e.status.name(),
+                "migrate_pfn": e.migrate_pfn.0,
+                "free_pfn": e.free_pfn.0,
+                "migrate_scanned": e.migrate_scanned,
+                "free_scanned": e.free_scanned,
+            })
+        })
+        .collect()
 }
 
 /// The loaded free lists against the snapshot's buddyinfo, read before the page arrays,
@@ -397,7 +470,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             "blockers": ranked.iter().map(|(r, n)| json!({"reason": r, "pageblocks": n})).collect::<Vec<_>>(),
             "buddyinfo_check": check,
             "pageblock_types": loaded.reconcile.iter().map(|r| json!({"node": r.zone.0, "zone": r.zone.1, "inferred": r.inferred, "reconciled": r.reconciled, "kernel": r.kernel, "free_list_distance": [r.free_list_distance.0, r.free_list_distance.1]})).collect::<Vec<_>>(),
-            "load": {"placed_by_class": PageClass::ALL.iter().zip(loaded.report.placed).map(|(c, n)| (c.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(), "unplaced": loaded.report.unplaced, "file_mappings": loaded.report.file_mappings, "pgtables_from_free": loaded.report.pgtables_from_free},
+            "load": {"placed_by_class": PageClass::ALL.iter().zip(loaded.report.placed).map(|(c, n)| (c.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(), "unplaced": loaded.report.unplaced, "file_mappings": loaded.report.file_mappings, "pgtables_from_free": loaded.report.pgtables_from_free, "capture_pages_released": loaded.capture_pages_released},
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -413,6 +486,9 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     println!("hugepages_now {now}");
     println!("hugepages_after_compaction {after_compaction}");
     println!("hugepages_after_drop_caches {after_drop_caches}  (drop_caches 3, then compaction)");
+    if let Some(n) = loaded.capture_pages_released {
+        println!("\nthe capture's own anonymous pages, free again once it was done: {n} pages given back to the model's allocator ({})", crate::capture::CAPTURE_PFNS);
+    }
     println!("\nfree pages loaded vs buddyinfo before / after the page arrays were copied (free blocks apart over all orders):");
     for c in &check {
         let g = |k: &str| {

@@ -25,13 +25,17 @@ pub const EVENTS: &[&str] = &[
     "compaction",
 ];
 
-/// A tracefs instance, removed when dropped.
-struct Instance {
+/// A private tracefs instance with some events enabled, removed when dropped.
+pub struct Instance {
     dir: PathBuf,
+    events: Vec<String>,
 }
 
 impl Instance {
-    fn create() -> anyhow::Result<Instance> {
+    /// Creates the instance (mounting tracefs if needed) with `buffer_mb` MiB of ring
+    /// buffer per CPU, overwrite off (a full buffer drops new events, counted), and
+    /// `events` (`system/event` or `system`) enabled; tracing starts at once.
+    pub fn start(events: &[&str], buffer_mb: u64) -> anyhow::Result<Instance> {
         let root = Path::new(TRACEFS);
         if !root.join("instances").is_dir() {
             // Mount tracefs where the kernel expects it.
@@ -48,19 +52,72 @@ impl Instance {
             .join("instances")
             .join(format!("kcompact-{}", std::process::id()));
         std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(Instance { dir })
+        let inst = Instance {
+            dir,
+            events: events.iter().map(|e| e.to_string()).collect(),
+        };
+        inst.write("tracing_on", "0")?;
+        inst.write("buffer_size_kb", &(buffer_mb * 1024).to_string())?;
+        inst.write("options/overwrite", "0")?;
+        for e in events {
+            inst.write(&format!("events/{e}/enable"), "1")?;
+        }
+        inst.write("tracing_on", "1")?;
+        Ok(inst)
     }
 
     fn write(&self, file: &str, value: &str) -> anyhow::Result<()> {
         let p = self.dir.join(file);
         std::fs::write(&p, value).with_context(|| format!("writing {value} to {}", p.display()))
     }
+
+    /// Stops recording (the buffer keeps what it has).
+    pub fn stop(&self) -> anyhow::Result<()> {
+        self.write("tracing_on", "0")
+    }
+
+    /// Events lost to a full buffer, summed over CPUs, and the per-CPU stats text.
+    pub fn lost_events(&self) -> anyhow::Result<(u64, String)> {
+        let mut stats = String::new();
+        let per_cpu = self.dir.join("per_cpu");
+        let mut cpus: Vec<PathBuf> = std::fs::read_dir(&per_cpu)
+            .with_context(|| per_cpu.display().to_string())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        cpus.sort();
+        let mut dropped = 0u64;
+        for c in cpus {
+            if let Ok(t) = std::fs::read_to_string(c.join("stats")) {
+                for l in t.lines() {
+                    if let Some(n) = l.strip_prefix("dropped events:") {
+                        dropped += n.trim().parse::<u64>().unwrap_or(0);
+                    }
+                    if let Some(n) = l.strip_prefix("overrun:") {
+                        dropped += n.trim().parse::<u64>().unwrap_or(0);
+                    }
+                }
+                stats.push_str(&t);
+            }
+        }
+        Ok((dropped, stats))
+    }
+
+    /// Writes the buffer's text to `dst`, zstd-compressed as it is read; returns its size.
+    pub fn save_text(&self, dst: &Path, level: i32) -> anyhow::Result<u64> {
+        let src = self.dir.join("trace");
+        let mut input = std::fs::File::open(&src).with_context(|| src.display().to_string())?;
+        let out = std::fs::File::create(dst).with_context(|| dst.display().to_string())?;
+        let mut enc = zstd::Encoder::new(out, level)?;
+        let n = std::io::copy(&mut input, &mut enc).with_context(|| src.display().to_string())?;
+        enc.finish()?.flush()?;
+        Ok(n)
+    }
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
         let _ = std::fs::write(self.dir.join("tracing_on"), "0");
-        for e in EVENTS {
+        for e in &self.events {
             let _ = std::fs::write(self.dir.join("events").join(e).join("enable"), "0");
         }
         let _ = std::fs::remove_dir(&self.dir);
@@ -76,15 +133,7 @@ pub fn capture_trace(dir: &Path, seconds: u64, buffer_mb: u64, level: i32) -> an
         return usage(format!("--trace-buffer-mb {buffer_mb}: 1..=4096"));
     }
     std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
-    let inst = Instance::create()?;
-    inst.write("tracing_on", "0")?;
-    inst.write("buffer_size_kb", &(buffer_mb * 1024).to_string())?;
-    // Overwrite off: a full buffer drops new events (counted) rather than old ones.
-    inst.write("options/overwrite", "0")?;
-    for e in EVENTS {
-        inst.write(&format!("events/{e}/enable"), "1")?;
-    }
-    inst.write("tracing_on", "1")?;
+    let inst = Instance::start(EVENTS, buffer_mb)?;
     let t0 = Instant::now();
     capture_to(&dir.join("start"), "start", level)?;
     let bar = crate::progress_bar(seconds, "{bar:40} {pos}/{len} s tracing");
@@ -97,44 +146,14 @@ pub fn capture_trace(dir: &Path, seconds: u64, buffer_mb: u64, level: i32) -> an
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    inst.write("tracing_on", "0")?;
+    inst.stop()?;
     std::fs::write(
         dir.join("buddyinfo_end_immediate"),
         std::fs::read_to_string("/proc/buddyinfo")?,
     )?;
-    let mut stats = String::new();
-    let per_cpu = inst.dir.join("per_cpu");
-    let mut cpus: Vec<PathBuf> = std::fs::read_dir(&per_cpu)
-        .with_context(|| per_cpu.display().to_string())?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    cpus.sort();
-    let mut dropped = 0u64;
-    for c in cpus {
-        if let Ok(t) = std::fs::read_to_string(c.join("stats")) {
-            for l in t.lines() {
-                if let Some(n) = l.strip_prefix("dropped events:") {
-                    dropped += n.trim().parse::<u64>().unwrap_or(0);
-                }
-                if let Some(n) = l.strip_prefix("overrun:") {
-                    dropped += n.trim().parse::<u64>().unwrap_or(0);
-                }
-            }
-            stats.push_str(&t);
-        }
-    }
+    let (dropped, stats) = inst.lost_events()?;
     std::fs::write(dir.join("ringbuffer_stats.txt"), &stats)?;
-    // The buffer's text, compressed as it is read.
-    let src = inst.dir.join("trace");
-    let dst = dir.join("trace.txt.zst");
-    let bytes = {
-        let mut input = std::fs::File::open(&src).with_context(|| src.display().to_string())?;
-        let out = std::fs::File::create(&dst).with_context(|| dst.display().to_string())?;
-        let mut enc = zstd::Encoder::new(out, level)?;
-        let n = std::io::copy(&mut input, &mut enc).with_context(|| src.display().to_string())?;
-        enc.finish()?.flush()?;
-        n
-    };
+    let bytes = inst.save_text(&dir.join("trace.txt.zst"), level)?;
     // The instance goes once nothing holds its files open.
     drop(inst);
     capture_to(&dir.join("end"), "end", level)?;

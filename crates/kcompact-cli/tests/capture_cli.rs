@@ -108,6 +108,16 @@ fn capture_writes_the_shared_layout_and_the_snapshot_loads() {
         model + 64 >= lo && model <= hi + 64,
         "model {model}, buddyinfo {before} before and {after} after the copy"
     );
+    // The capture's own memory (its read buffers: 4 MiB for each array at least) is
+    // listed, and the loader gives most of it back.
+    let own = std::fs::read_to_string(dir.join("capture_pfns.txt")).unwrap();
+    assert!(own.lines().count() >= 2048, "{} pfns", own.lines().count());
+    let released = v["load"]["capture_pages_released"].as_u64().unwrap();
+    assert!(
+        released * 2 >= own.lines().count() as u64,
+        "{released} of {} released",
+        own.lines().count()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -33,11 +33,12 @@ fn o9(zones: &serde_json::Value) -> u64 {
         .sum()
 }
 
-#[test]
-fn predict_compact_on_a_real_snapshot_gains_like_the_kernel() {
-    let Some(dir) = case("A_g8_r1") else {
-        eprintln!("skipped: ../shared/data/realkernel/A_g8_r1 is not here");
-        return;
+/// `kcompact predict CASE/before --action compact --json` on a real case, with the case's
+/// `before/` path; None (and a printed reason) where the case is not here.
+fn predict_compact(name: &str) -> Option<(std::path::PathBuf, serde_json::Value)> {
+    let Some(dir) = case(name) else {
+        eprintln!("skipped: ../shared/data/realkernel/{name} is not here");
+        return None;
     };
     let before = dir.join("before");
     let v = json_ok(&[
@@ -47,6 +48,14 @@ fn predict_compact_on_a_real_snapshot_gains_like_the_kernel() {
         "compact",
         "--json",
     ]);
+    Some((before, v))
+}
+
+#[test]
+fn predict_compact_on_a_real_snapshot_gains_like_the_kernel() {
+    let Some((_, v)) = predict_compact("A_g8_r1") else {
+        return;
+    };
     assert_eq!(v["action"], "compact");
     let (b, a) = (o9(&v["before"]["zones"]), o9(&v["after"]["zones"]));
     assert_eq!(b, v["before"]["hugepages"].as_u64().unwrap());
@@ -61,13 +70,7 @@ fn predict_compact_on_a_real_snapshot_gains_like_the_kernel() {
     assert!(d["pgmigrate_success"].as_u64().unwrap() > 400_000);
     assert!(d["compact_migrate_scanned"].as_u64().unwrap() > 0);
     // Same snapshot, same output.
-    let again = json_ok(&[
-        "predict",
-        before.to_str().unwrap(),
-        "--action",
-        "compact",
-        "--json",
-    ]);
+    let (_, again) = predict_compact("A_g8_r1").expect("still here");
     assert_eq!(v, again);
 }
 
@@ -238,5 +241,58 @@ fn bad_snapshots_exit_2_naming_the_file() {
         v["load"]["placed_by_class"]["file"], 1,
         "pfn 2 is page cache"
     );
+    // The capture's own pages (capture_pfns.txt): a bad line names the file and line; an
+    // anonymous page listed there is free again, a page cache page is left alone.
+    std::fs::write(tmp.join("capture_pfns.txt"), "2\nzz\n").unwrap();
+    let o = kcompact(&["analyze", dir]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("capture_pfns.txt: line 2"), "{e}");
+    std::fs::write(tmp.join("capture_pfns.txt"), "2\n").unwrap();
+    let v = json_ok(&["analyze", dir, "--json"]);
+    assert_eq!(v["load"]["capture_pages_released"], 0, "page cache stays");
+    // Four pages: free, anonymous (LRU|MMAP|ANON), a page table, free.
+    let flags: Vec<u8> = [1u64 << 10, 1 << 5 | 1 << 11 | 1 << 12, 1 << 26, 1 << 10]
+        .iter()
+        .flat_map(|f| f.to_le_bytes())
+        .collect();
+    std::fs::write(tmp.join("kpageflags"), flags).unwrap();
+    std::fs::write(tmp.join("meta.txt"), "pfn_start=1\npfn_end=5\n").unwrap();
+    std::fs::write(
+        tmp.join("zoneinfo"),
+        "Node 0, zone DMA\n  spanned  4\n  present  4\n  managed 4\n  start_pfn: 1\n",
+    )
+    .unwrap();
+    let v = json_ok(&["analyze", dir, "--json"]);
+    assert_eq!(v["load"]["placed_by_class"]["anon"], 1);
+    assert_eq!(v["load"]["capture_pages_released"], 1);
+    assert_eq!(
+        v["zones"][0]["free_by_order"][0], 3,
+        "the capture's page is free"
+    );
+    std::fs::remove_file(tmp.join("capture_pfns.txt")).unwrap();
+    let v = json_ok(&["analyze", dir, "--json"]);
+    assert_eq!(v["zones"][0]["free_by_order"][0], 2, "without the list");
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Issue 7: on A_g4_r1 the kernel's sync compaction of Normal ended `contended` with the
+/// migrate scanner at 0x322a00 (an order-3 dirty ext4 folio with buffers found no order-3
+/// destination and could not be split); `predict` reports the same end.
+#[test]
+fn issue7_predict_ends_a_g4_r1_contended_where_the_kernel_did() {
+    let Some((before, v)) = predict_compact("A_g4_r1") else {
+        return;
+    };
+    let ends = v["compaction"].as_array().expect("compaction ends");
+    let status: Vec<&str> = ends.iter().map(|e| e["status"].as_str().unwrap()).collect();
+    assert_eq!(status, ["complete", "complete", "contended"]);
+    assert_eq!(ends[2]["zone"], "Normal");
+    assert_eq!(ends[2]["migrate_pfn"], 0x322a00);
+    let text = kcompact(&["predict", before.to_str().unwrap(), "--action", "compact"]);
+    let out = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        out.contains("zone   Normal status=contended migrate_pfn=0x322a00"),
+        "{out}"
+    );
 }

@@ -612,3 +612,24 @@ fn convert_blocks(
         }
     }
 }
+
+/// Frees the capturing process's own anonymous pages, listed by `kcompact capture` in
+/// `capture_pfns.txt`: its read buffers and encoders were in use while the page arrays
+/// were read, so the snapshot shows them as anonymous memory, but the process frees them
+/// as soon as the capture is done — before any action the snapshot is used to predict.
+/// Only pfns the model holds as anonymous folios are freed (a pfn that changed hands
+/// while the arrays were read is left alone). Returns the pages freed.
+pub fn release_capture_pages(m: &mut Machine, pfns: &[u64]) -> u64 {
+    use crate::owners::FolioKind;
+    let before = m.vmstat.pgfree;
+    for &p in pfns {
+        let Some(id) = m.folio_of(Pfn(p)) else {
+            continue;
+        };
+        let rec = *m.owners.folio(id);
+        if rec.kind == FolioKind::Anon {
+            m.munmap(rec.owner, rec.index, rec.order.nr_pages());
+        }
+    }
+    m.vmstat.pgfree - before
+}
