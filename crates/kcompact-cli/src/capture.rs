@@ -5,7 +5,9 @@
 //! `zoneinfo`, `meminfo`) and the moving ones again after (`.post`), so the drift during
 //! the copy is bounded; `/proc/kpageflags` and `/proc/kpagecount` are copied over the
 //! populated pfn range (zones with present pages) and compressed with zstd as they are
-//! read. Linux only, as root.
+//! read. The process lists its own anonymous pages (`capture_pfns.txt`), and once done
+//! writes its files back and drops their page cache, so what it leaves in the machine is
+//! not mistaken for the machine's state. Linux only, as root.
 
 use crate::usage;
 use anyhow::Context;
@@ -104,15 +106,15 @@ pub fn own_anon_pfns() -> Vec<u64> {
     out
 }
 
-/// A page array copied: its compressed size and this process's own anonymous pfns at the
+/// A page array copied: its zstd stream and this process's own anonymous pfns at the
 /// end of the read.
-type Copied = (u64, Vec<u64>);
+type Copied = (Vec<u8>, Vec<u64>);
 
-/// Copies `npfn` u64 entries of a /proc page array from `pfn_start`, zstd-compressed,
-/// in 4 MiB reads. Returns the compressed size.
+/// Copies `npfn` u64 entries of a /proc page array from `pfn_start`, zstd-compressed
+/// into memory, in 4 MiB reads. The file is written only after every array is read: a
+/// file written during the read would be page cache the read may or may not see.
 fn copy_array(
     src: &str,
-    dst: &Path,
     pfn_start: u64,
     npfn: u64,
     level: i32,
@@ -124,8 +126,7 @@ fn copy_array(
     };
     f.seek(SeekFrom::Start(pfn_start * 8))
         .with_context(|| src.to_string())?;
-    let out = std::fs::File::create(dst).with_context(|| dst.display().to_string())?;
-    let mut enc = zstd::Encoder::new(std::io::BufWriter::new(out), level)?;
+    let mut enc = zstd::Encoder::new(Vec::new(), level)?;
     let mut left = npfn * 8;
     let mut buf = vec![0u8; 4 << 20];
     while left > 0 {
@@ -144,14 +145,15 @@ fn copy_array(
     }
     // This process's own memory (the read buffers, the encoders) while it is all there.
     let own = own_anon_pfns();
-    enc.finish()?.flush()?;
-    Ok((std::fs::metadata(dst)?.len(), own))
+    Ok((enc.finish()?, own))
 }
 
 /// Captures this machine into `dir` (created) with `label`; zstd at `level`.
 pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Captured> {
     let t0 = Instant::now();
     std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    // Read now, written once the page arrays are read (see copy_array).
+    let mut texts = Vec::new();
     for (src, name) in [
         ("/proc/buddyinfo", "buddyinfo"),
         ("/proc/vmstat", "vmstat"),
@@ -159,10 +161,15 @@ pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Capture
         ("/proc/zoneinfo", "zoneinfo"),
         ("/proc/meminfo", "meminfo"),
     ] {
-        write(dir, name, &read_proc(src)?)?;
+        texts.push((name, read_proc(src)?));
     }
     let t1 = t0.elapsed().as_secs_f64();
-    let (pfn_start, pfn_end) = pfn_range(&std::fs::read_to_string(dir.join("zoneinfo"))?)?;
+    let zoneinfo = &texts
+        .iter()
+        .find(|(n, _)| *n == "zoneinfo")
+        .expect("read")
+        .1;
+    let (pfn_start, pfn_end) = pfn_range(zoneinfo)?;
     let npfn = pfn_end - pfn_start;
     let bar = crate::progress_bar(
         2 * npfn * 8,
@@ -174,11 +181,10 @@ pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Capture
         let readers: Vec<_> = ["kpageflags", "kpagecount"]
             .into_iter()
             .map(|name| {
-                let (dir, bar) = (&dir, bar.as_ref());
+                let bar = bar.as_ref();
                 s.spawn(move || {
                     let src = format!("/proc/{name}");
-                    let dst = dir.join(format!("{name}.zst"));
-                    let r = copy_array(&src, &dst, pfn_start, npfn, level, bar);
+                    let r = copy_array(&src, pfn_start, npfn, level, bar);
                     (r, t0.elapsed().as_secs_f64())
                 })
             })
@@ -195,6 +201,16 @@ pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Capture
     );
     let ((flags_zst, mut own), t2) = (flags_res.0?, flags_res.1);
     let ((count_zst, own2), t3) = (count_res.0?, count_res.1);
+    for (name, data) in [
+        ("kpageflags.zst", &flags_zst),
+        ("kpagecount.zst", &count_zst),
+    ] {
+        let p = dir.join(name);
+        std::fs::write(&p, data).with_context(|| p.display().to_string())?;
+    }
+    for (name, text) in &texts {
+        write(dir, name, text)?;
+    }
     // Freed when the capture is done: `capture_pfns.txt` lets a loader give them back.
     own.extend(own2);
     own.sort_unstable();
@@ -242,12 +258,13 @@ pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Capture
         format!("t_kpagecount_s={:.9}", t3 - t1),
         format!("t_text_after_s={:.9}", t4 - t3),
         format!("t_total_s={t4:.9}"),
-        format!("kpageflags_zst_bytes={flags_zst}"),
-        format!("kpagecount_zst_bytes={count_zst}"),
+        format!("kpageflags_zst_bytes={}", flags_zst.len()),
+        format!("kpagecount_zst_bytes={}", count_zst.len()),
         format!("raw_bytes_each={}", npfn * 8),
         "captured_by=kcompact capture".to_string(),
     ];
     write(dir, "meta.txt", &(meta.join("\n") + "\n"))?;
+    release_own_files(dir)?;
     Ok(Captured {
         dir: dir.to_path_buf(),
         kpageflags_s: t2 - t1,
@@ -255,6 +272,38 @@ pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Capture
         total_s: t4,
     })
 }
+
+/// Writes the snapshot's own files back and drops them from the page cache. Left
+/// behind, they are page cache the snapshot does not show (most of it is written after
+/// the page arrays were read), and dirty: a dirty large folio keeps its buffer heads, so
+/// compaction can neither migrate it without a free page of its order nor split it, and
+/// `compact_memory` ends the zone `contended` there (seen live: an order-1 folio of these
+/// files ended Normal at migrate_pfn 0x149600 where the model, seeing free pages, ran on).
+fn release_own_files(dir: &Path) -> anyhow::Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| dir.display().to_string())? {
+        let p = e?.path();
+        if !p.is_file() {
+            continue;
+        }
+        let f = std::fs::File::open(&p).with_context(|| p.display().to_string())?;
+        f.sync_all().with_context(|| p.display().to_string())?;
+        drop_page_cache(&f);
+    }
+    Ok(())
+}
+
+/// `posix_fadvise(POSIX_FADV_DONTNEED)` over the whole of a written-back file: its clean
+/// page cache folios are freed. Advice only: a failure leaves them cached, nothing worse.
+#[cfg(target_os = "linux")]
+fn drop_page_cache(f: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: posix_fadvise takes only integers and touches no memory of this process;
+    // the descriptor stays open for the call, borrowed from `f`.
+    let _ = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn drop_page_cache(_: &std::fs::File) {}
 
 fn one_line(path: &str) -> String {
     std::fs::read_to_string(path)

@@ -41,6 +41,23 @@ fn capture_writes_the_shared_layout_and_the_snapshot_loads() {
     let o = kcompact(&["capture", d, "--label", "test"]);
     let out = stdout_ok(&o);
     assert!(out.contains("MB/s"), "{out}");
+    // The snapshot's own files leave no page cache behind (written back, then dropped):
+    // util-linux's fincore counts the pages still cached.
+    match std::process::Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "PAGES"])
+        .arg(dir.join("kpageflags.zst"))
+        .arg(dir.join("meta.txt"))
+        .output()
+    {
+        Ok(f) if f.status.success() => {
+            let pages: u64 = String::from_utf8_lossy(&f.stdout)
+                .split_whitespace()
+                .map(|n| n.parse::<u64>().expect("a page count"))
+                .sum();
+            assert_eq!(pages, 0, "page cache pages of the snapshot's files");
+        }
+        _ => eprintln!("not checked: fincore (util-linux) is not here"),
+    }
     for f in [
         "buddyinfo",
         "buddyinfo.post",
