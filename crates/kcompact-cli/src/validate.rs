@@ -234,8 +234,13 @@ pub fn validate(args: crate::cli::ValidateArgs) -> anyhow::Result<()> {
             args.gib
         ));
     }
+    // Snapshots go beside the files, on the disk-backed file system: on a tmpfs they
+    // would stay in memory as shmem while the kernel compacts.
     let out = args.out.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("kcompact-validate-{}", std::process::id()))
+        args.dir.join(format!(
+            "kcompact-validate-snapshots-{}",
+            std::process::id()
+        ))
     });
     let data = args
         .dir
