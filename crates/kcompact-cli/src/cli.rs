@@ -36,8 +36,9 @@ pub enum Command {
     ///
     /// Example: sudo kcompact capture /var/tmp/snap1
     Capture(CaptureArgs),
-    /// Validate the model against this machine's kernel: fragment, capture, predict,
-    /// compact, compare (Linux, root; cleans up after itself).
+    /// Validate the model against this machine's kernel: fragment, capture, compact,
+    /// capture, predict, compare; then drop caches and compare again (Linux, root; cleans
+    /// up after itself).
     ///
     /// Example: sudo kcompact validate --gib 4
     Validate(ValidateArgs),

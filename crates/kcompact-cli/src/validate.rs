@@ -9,8 +9,12 @@
 //! never lands in the machine it measures). It prints predicted against actual: free
 //! blocks per order, free order ≥ 9 blocks and the gain, `compact_migrate_scanned`,
 //! `compact_free_scanned`, `compact_isolated`, `pgmigrate_success`, and how each zone's
-//! compaction ended (status, where the scanners stopped). It cleans up after itself (files
-//! deleted, caches dropped, trace instance removed) and changes no setting. Linux, root.
+//! compaction ended (status, where the scanners stopped). Then it does what an operator
+//! does next — `sync; echo 3 > /proc/sys/vm/drop_caches` on the compacted machine, with a
+//! snapshot just before — and prints the model's drop_caches on that snapshot against it
+//! (free pages and free order ≥ 9 blocks; not part of `--check`: the model keeps slab and
+//! has no per-CPU lists, docs/results.md). It cleans up after itself (files deleted,
+//! caches dropped, trace instance removed) and changes no setting. Linux, root.
 
 use crate::capture::capture_to;
 use crate::snapshot_cmd::load_dir;
@@ -205,6 +209,22 @@ fn compaction_ends(text: &str) -> Vec<KernelEnd> {
         .collect()
 }
 
+/// Free blocks per order over every zone of a model machine.
+fn sum_orders(m: &kcompact::Machine) -> [u64; 11] {
+    let mut o = [0u64; 11];
+    for z in &m.zones {
+        for (i, n) in z.free_by_order().iter().enumerate() {
+            o[i] += n;
+        }
+    }
+    o
+}
+
+/// Free pages in a buddyinfo-like count per order.
+fn pages_of(c: &[u64; 11]) -> i64 {
+    c.iter().enumerate().map(|(o, n)| (n << o) as i64).sum()
+}
+
 fn o9(c: &[u64; 11]) -> u64 {
     c[9] + 2 * c[10]
 }
@@ -329,6 +349,18 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
     // The ring buffer's pages go only now, so the settled reading is not helped by them.
     drop(trace);
     let b2 = orders_of(&std::fs::read_to_string(after.dir.join("buddyinfo"))?)?;
+    // Then what an operator does next: `sync; echo 3 > drop_caches` on the compacted
+    // machine, against the model's drop_caches on a snapshot taken just before it.
+    say("sync; capturing before_drop/; writing 3 to /proc/sys/vm/drop_caches");
+    let _ = std::process::Command::new("sync").status();
+    let drop_dir = out.join("before_drop");
+    capture_to(&drop_dir, "validate-before-drop", 3)?;
+    let d0 = orders_of(&std::fs::read_to_string(drop_dir.join("buddyinfo.post"))?)?;
+    write_sysctl("/proc/sys/vm/drop_caches", "3")?;
+    let d1 = orders_of(&std::fs::read_to_string("/proc/buddyinfo")?)?;
+    let s3 = settle(60);
+    let d2 = orders_of(&std::fs::read_to_string("/proc/buddyinfo")?)?;
+    say(&format!("settled in {s3} s"));
     say("predicting compact_memory on before/ in the model");
     let t = Instant::now();
     let loaded = load_dir(&before_dir)?;
@@ -338,15 +370,6 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
     let t = Instant::now();
     let model_ends = model.compact_memory();
     let model_s = t.elapsed().as_secs_f64();
-    let sum_orders = |m: &kcompact::Machine| -> [u64; 11] {
-        let mut o = [0u64; 11];
-        for z in &m.zones {
-            for (i, n) in z.free_by_order().iter().enumerate() {
-                o[i] += n;
-            }
-        }
-        o
-    };
     let (mb, ma) = (sum_orders(&model_before), sum_orders(&model));
     let mut text = String::new();
     text += &format!(
@@ -392,7 +415,6 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
     // Between the two readings the machine moves on its own: free page reporting hands
     // back blocks it held right after (the first reading undercounts), and anything freed
     // while settling merges into blocks compaction did not make (the second overcounts).
-    let pages = |c: &[u64; 11]| -> i64 { c.iter().enumerate().map(|(o, n)| (n << o) as i64).sum() };
     let file_after = std::fs::read_to_string(after.dir.join("vmstat"))
         .map(|t| {
             t.lines()
@@ -403,7 +425,7 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
         .unwrap_or(0);
     text += &format!(
         "while settling: free pages {:+}, page cache {:+} pages; the kernel's gain lies between the two readings\n\n",
-        pages(&b2) - pages(&b1),
+        pages_of(&b2) - pages_of(&b1),
         file_after as i64 - get(&v1, "nr_file_pages") as i64
     );
     text += &format!(
@@ -472,6 +494,54 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
             "kernel": kernel.map(|k| serde_json::json!({"status": k.status, "migrate_pfn": k.migrate_pfn, "free_pfn": k.free_pfn})),
         }));
     }
+    // drop_caches: the model loads the snapshot taken just before the write (the compacted
+    // model's memory goes first: it would be in that snapshot's machine otherwise).
+    let ends_json = json_ends;
+    drop((model, model_before));
+    let mut dm = load_dir(&drop_dir)?.machine;
+    let dmb = sum_orders(&dm);
+    let dropped = dm.drop_caches(3);
+    let dma = sum_orders(&dm);
+    let drop_rows = [
+        ("kernel before (.post)", d0),
+        ("model before (loaded)", dmb),
+        ("kernel right after", d1),
+        ("kernel settled after", d2),
+        ("model after", dma),
+    ];
+    text += "\nthen `sync; echo 3 > /proc/sys/vm/drop_caches` (snapshot before_drop/)\n";
+    for (name, c) in drop_rows {
+        text += &format!("{name:<28}");
+        for n in c {
+            text += &format!("{n:>9}");
+        }
+        text += "\n";
+    }
+    let (kf, kf2, mf) = (
+        pages_of(&d1) - pages_of(&d0),
+        pages_of(&d2) - pages_of(&d0),
+        pages_of(&dma) - pages_of(&dmb),
+    );
+    let (kd, kd2, md) = (
+        o9(&d1) as i64 - o9(&d0) as i64,
+        o9(&d2) as i64 - o9(&d0) as i64,
+        o9(&dma) as i64 - o9(&dmb) as i64,
+    );
+    text += &format!(
+        "free pages: kernel {kf:+} right after, {kf2:+} settled; model {mf:+} ({dropped} page cache pages dropped; the model keeps slab); error {} (vs settled {})\n",
+        pct(mf as f64, kf as f64),
+        pct(mf as f64, kf2 as f64)
+    );
+    text += &format!(
+        "free order>=9 blocks: kernel {} -> {} right after ({kd:+}), {} settled ({kd2:+}); model {} -> {} ({md:+}); gain error {} (vs settled {})\n",
+        o9(&d0),
+        o9(&d1),
+        o9(&d2),
+        o9(&dmb),
+        o9(&dma),
+        pct(md as f64, kd as f64),
+        pct(md as f64, kd2 as f64)
+    );
     std::fs::write(out.join("validate.txt"), &text)?;
     let verdict = args.check.map(|limit| {
         // Off the interval the two readings bound, relative to its nearer end.
@@ -496,7 +566,13 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
             "free_by_order": {"kernel_before": b0, "kernel_after": b1, "kernel_settled": b2, "model_before": mb, "model_after": ma},
             "order9_gain": {"kernel": kg, "kernel_settled": kg2, "model": mg},
             "counters": json_counters,
-            "compaction": json_ends,
+            "compaction": ends_json,
+            "drop_caches": {
+                "free_by_order": {"kernel_before": d0, "kernel_after": d1, "kernel_settled": d2, "model_before": dmb, "model_after": dma},
+                "free_pages_gain": {"kernel": kf, "kernel_settled": kf2, "model": mf},
+                "order9_gain": {"kernel": kd, "kernel_settled": kd2, "model": md},
+                "model_pages_dropped": dropped,
+            },
         });
         println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
