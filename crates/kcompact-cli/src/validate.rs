@@ -20,7 +20,6 @@ use crate::capture::capture_to;
 use crate::snapshot_cmd::load_dir;
 use crate::usage;
 use anyhow::Context;
-use kcompact::scenario::free_order9_blocks;
 use kcompact::snapshot::text::parse_buddyinfo;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -220,6 +219,59 @@ fn sum_orders(m: &kcompact::Machine) -> [u64; 11] {
     o
 }
 
+/// The five readings of free blocks per order around one action: the kernel's before,
+/// right after and settled, the model's before and after.
+struct Readings {
+    kernel: [[u64; 11]; 3],
+    model: [[u64; 11]; 2],
+}
+
+impl Readings {
+    /// The table of free blocks per order, a row per reading.
+    fn table(&self) -> String {
+        let mut text = format!("{:<28}", "");
+        for o in 0..11 {
+            text += &format!("{o:>9}");
+        }
+        text += "\n";
+        let [k0, k1, k2] = self.kernel;
+        let [m0, m1] = self.model;
+        for (name, c) in [
+            ("kernel before (.post)", k0),
+            ("model before (loaded)", m0),
+            ("kernel right after", k1),
+            ("kernel settled after", k2),
+            ("model after", m1),
+        ] {
+            text += &format!("{name:<28}");
+            for n in c {
+                text += &format!("{n:>9}");
+            }
+            text += "\n";
+        }
+        text
+    }
+
+    /// The gain in free order >= 9 blocks: kernel right after, kernel settled, model.
+    fn o9_gains(&self) -> (i64, i64, i64) {
+        let [k0, k1, k2] = self.kernel.map(|c| o9(&c) as i64);
+        let [m0, m1] = self.model.map(|c| o9(&c) as i64);
+        (k1 - k0, k2 - k0, m1 - m0)
+    }
+
+    /// The line comparing the gains in free order >= 9 blocks.
+    fn o9_line(&self) -> String {
+        let [k0, k1, k2] = self.kernel.map(|c| o9(&c));
+        let [m0, m1] = self.model.map(|c| o9(&c));
+        let (kg, kg2, mg) = self.o9_gains();
+        format!(
+            "free order>=9 blocks: kernel {k0} -> {k1} right after ({kg:+}), {k2} settled ({kg2:+}); model {m0} -> {m1} ({mg:+}); gain error {} (vs settled {})\n",
+            pct(mg as f64, kg as f64),
+            pct(mg as f64, kg2 as f64)
+        )
+    }
+}
+
 /// Free pages in a buddyinfo-like count per order.
 fn pages_of(c: &[u64; 11]) -> i64 {
     c.iter().enumerate().map(|(o, n)| (n << o) as i64).sum()
@@ -378,40 +430,14 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
         model_s * 1e3,
         load_s * 1e3
     );
+    let compacted = Readings {
+        kernel: [b0, b1, b2],
+        model: [mb, ma],
+    };
     text += "free blocks per order (all zones)\n";
-    text += &format!("{:<28}", "");
-    for o in 0..11 {
-        text += &format!("{o:>9}");
-    }
-    text += "\n";
-    for (name, c) in [
-        ("kernel before (.post)", b0),
-        ("model before (loaded)", mb),
-        ("kernel right after", b1),
-        ("kernel settled after", b2),
-        ("model after", ma),
-    ] {
-        text += &format!("{name:<28}");
-        for n in c {
-            text += &format!("{n:>9}");
-        }
-        text += "\n";
-    }
-    let (kg, kg2, mg) = (
-        o9(&b1) as i64 - o9(&b0) as i64,
-        o9(&b2) as i64 - o9(&b0) as i64,
-        o9(&ma) as i64 - o9(&mb) as i64,
-    );
-    text += &format!(
-        "\nfree order>=9 blocks: kernel {} -> {} right after (+{kg}), {} settled (+{kg2}); model {} -> {} (+{mg}); gain error {} (vs settled {})\n\n",
-        o9(&b0),
-        o9(&b1),
-        o9(&b2),
-        free_order9_blocks(&model_before),
-        free_order9_blocks(&model),
-        pct(mg as f64, kg as f64),
-        pct(mg as f64, kg2 as f64)
-    );
+    text += &compacted.table();
+    let (kg, kg2, mg) = compacted.o9_gains();
+    text += &format!("\n{}\n", compacted.o9_line());
     // Between the two readings the machine moves on its own: free page reporting hands
     // back blocks it held right after (the first reading undercounts), and anything freed
     // while settling merges into blocks compaction did not make (the second overcounts).
@@ -502,46 +528,24 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
     let dmb = sum_orders(&dm);
     let dropped = dm.drop_caches(3);
     let dma = sum_orders(&dm);
-    let drop_rows = [
-        ("kernel before (.post)", d0),
-        ("model before (loaded)", dmb),
-        ("kernel right after", d1),
-        ("kernel settled after", d2),
-        ("model after", dma),
-    ];
+    let dropped_caches = Readings {
+        kernel: [d0, d1, d2],
+        model: [dmb, dma],
+    };
     text += "\nthen `sync; echo 3 > /proc/sys/vm/drop_caches` (snapshot before_drop/)\n";
-    for (name, c) in drop_rows {
-        text += &format!("{name:<28}");
-        for n in c {
-            text += &format!("{n:>9}");
-        }
-        text += "\n";
-    }
+    text += &dropped_caches.table();
     let (kf, kf2, mf) = (
         pages_of(&d1) - pages_of(&d0),
         pages_of(&d2) - pages_of(&d0),
         pages_of(&dma) - pages_of(&dmb),
     );
-    let (kd, kd2, md) = (
-        o9(&d1) as i64 - o9(&d0) as i64,
-        o9(&d2) as i64 - o9(&d0) as i64,
-        o9(&dma) as i64 - o9(&dmb) as i64,
-    );
+    let (kd, kd2, md) = dropped_caches.o9_gains();
     text += &format!(
         "free pages: kernel {kf:+} right after, {kf2:+} settled; model {mf:+} ({dropped} page cache pages dropped; the model keeps slab); error {} (vs settled {})\n",
         pct(mf as f64, kf as f64),
         pct(mf as f64, kf2 as f64)
     );
-    text += &format!(
-        "free order>=9 blocks: kernel {} -> {} right after ({kd:+}), {} settled ({kd2:+}); model {} -> {} ({md:+}); gain error {} (vs settled {})\n",
-        o9(&d0),
-        o9(&d1),
-        o9(&d2),
-        o9(&dmb),
-        o9(&dma),
-        pct(md as f64, kd as f64),
-        pct(md as f64, kd2 as f64)
-    );
+    text += &dropped_caches.o9_line();
     std::fs::write(out.join("validate.txt"), &text)?;
     let verdict = args.check.map(|limit| {
         // Off the interval the two readings bound, relative to its nearer end.
