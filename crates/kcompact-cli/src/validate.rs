@@ -272,6 +272,16 @@ impl Readings {
     }
 }
 
+/// Pages on the per-CPU lists of every zone: the sum of zoneinfo's pageset `count:`
+/// lines. They are free but off the buddy lists (the model has no per-CPU lists).
+fn pcp_pages(zoneinfo: &str) -> u64 {
+    zoneinfo
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("count:"))
+        .filter_map(|v| v.trim().parse::<u64>().ok())
+        .sum()
+}
+
 /// Free pages in a buddyinfo-like count per order.
 fn pages_of(c: &[u64; 11]) -> i64 {
     c.iter().enumerate().map(|(o, n)| (n << o) as i64).sum()
@@ -412,6 +422,7 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
     let d1 = orders_of(&std::fs::read_to_string("/proc/buddyinfo")?)?;
     let s3 = settle(60);
     let d2 = orders_of(&std::fs::read_to_string("/proc/buddyinfo")?)?;
+    let pcp_dropped = pcp_pages(&std::fs::read_to_string("/proc/zoneinfo")?);
     say(&format!("settled in {s3} s"));
     say("predicting compact_memory on before/ in the model");
     let t = Instant::now();
@@ -450,9 +461,21 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
         })
         .unwrap_or(0);
     text += &format!(
-        "while settling: free pages {:+}, page cache {:+} pages; the kernel's gain lies between the two readings\n\n",
+        "while settling: free pages {:+}, page cache {:+} pages; the kernel's gain lies between the two readings\n",
         pages_of(&b2) - pages_of(&b1),
         file_after as i64 - get(&v1, "nr_file_pages") as i64
+    );
+    let pcp = |dir: &Path, name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .map(|t| pcp_pages(&t))
+            .unwrap_or(0)
+    };
+    let (pcp_before, pcp_after) = (
+        pcp(&before_dir, "zoneinfo.post"),
+        pcp(&after.dir, "zoneinfo"),
+    );
+    text += &format!(
+        "free pages on the kernel's per-CPU lists (not in buddyinfo; the model has none): {pcp_before} before, {pcp_after} settled after\n\n"
     );
     text += &format!(
         "{:<26}{:>14}{:>14}{:>10}\n",
@@ -546,6 +569,10 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
         pct(mf as f64, kf2 as f64)
     );
     text += &dropped_caches.o9_line();
+    text += &format!(
+        "free pages on the kernel's per-CPU lists: {} before, {pcp_dropped} settled after\n",
+        pcp(&drop_dir, "zoneinfo.post")
+    );
     std::fs::write(out.join("validate.txt"), &text)?;
     let verdict = args.check.map(|limit| {
         // Off the interval the two readings bound, relative to its nearer end.
@@ -570,12 +597,14 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
             "free_by_order": {"kernel_before": b0, "kernel_after": b1, "kernel_settled": b2, "model_before": mb, "model_after": ma},
             "order9_gain": {"kernel": kg, "kernel_settled": kg2, "model": mg},
             "counters": json_counters,
+            "kernel_pcp_pages": {"before": pcp_before, "settled": pcp_after},
             "compaction": ends_json,
             "drop_caches": {
                 "free_by_order": {"kernel_before": d0, "kernel_after": d1, "kernel_settled": d2, "model_before": dmb, "model_after": dma},
                 "free_pages_gain": {"kernel": kf, "kernel_settled": kf2, "model": mf},
                 "order9_gain": {"kernel": kd, "kernel_settled": kd2, "model": md},
                 "model_pages_dropped": dropped,
+                "kernel_pcp_pages": {"before": pcp(&drop_dir, "zoneinfo.post"), "settled": pcp_dropped},
             },
         });
         println!("{}", serde_json::to_string_pretty(&j)?);
@@ -593,4 +622,31 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pcp_pages_sums_every_pageset_count() {
+        let zoneinfo = "Node 0, zone   Normal\n  pagesets\n    cpu: 0\n              count:    6295\n              high:     6295\n    cpu: 1\n              count:    5208\n              high:     6295\n  node_unreclaimable:  0\n";
+        assert_eq!(pcp_pages(zoneinfo), 6295 + 5208);
+        assert_eq!(pcp_pages("Node 0, zone DMA\n  pages free 3\n"), 0);
+    }
+
+    #[test]
+    fn readings_gain_counts_an_order_10_block_twice() {
+        let mut before = [0u64; 11];
+        before[9] = 1;
+        let mut after = before;
+        after[10] = 2;
+        let r = Readings {
+            kernel: [before, after, after],
+            model: [before, after],
+        };
+        assert_eq!(r.o9_gains(), (4, 4, 4));
+        assert!(r.o9_line().contains("kernel 1 -> 5 right after (+4)"));
+        assert_eq!(r.table().lines().count(), 6);
+    }
 }
