@@ -89,7 +89,10 @@ pub fn own_anon_pfns() -> Vec<u64> {
         let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
             continue;
         };
-        let pages = ((b - a) / 4096) as usize;
+        let Some(len) = b.checked_sub(a) else {
+            continue;
+        };
+        let pages = (len / 4096) as usize;
         entries.resize(pages * 8, 0u8);
         if pm.seek(SeekFrom::Start(a / 4096 * 8)).is_err() || pm.read_exact(&mut entries).is_err() {
             continue;

@@ -10,7 +10,9 @@ use kcompact::snapshot::kpageflags::{class_counts, PageClass};
 use kcompact::snapshot::load::{
     load_with_counts, reconcile_pageblock_types, LoadReport, ZoneReconcile,
 };
-use kcompact::snapshot::text::{parse_buddyinfo, parse_pagetypeinfo, parse_zoneinfo};
+use kcompact::snapshot::text::{
+    pages_in_orders, parse_buddyinfo, parse_pagetypeinfo, parse_zoneinfo,
+};
 use kcompact::snapshot::u64_array;
 use kcompact::units::Pfn;
 use kcompact::views::procfs::buddyinfo;
@@ -361,9 +363,7 @@ fn buddyinfo_check(dir: &Path, m: &Machine) -> anyhow::Result<Vec<serde_json::Va
     let mut out = Vec::new();
     for z in m.zones.iter().filter(|z| z.is_populated()) {
         let model = z.free_by_order();
-        let pages = |c: &[u64; 11]| -> u64 { c.iter().enumerate().map(|(o, n)| n << o).sum() };
-        let mut row =
-            json!({"node": z.node.0, "zone": z.name(), "model_free_pages": pages(&model)});
+        let mut row = json!({"node": z.node.0, "zone": z.name(), "model_free_pages": pages_in_orders(&model)});
         for (key, r) in ["buddyinfo", "buddyinfo_post"].iter().zip(&readings) {
             let Some(r) = r else { continue };
             if let Some(b) = r
@@ -371,7 +371,7 @@ fn buddyinfo_check(dir: &Path, m: &Machine) -> anyhow::Result<Vec<serde_json::Va
                 .find(|b| b.node == z.node.0 as u32 && b.name == z.name())
             {
                 let apart: u64 = (0..11).map(|o| model[o].abs_diff(b.nr_free[o])).sum();
-                row[format!("{key}_free_pages")] = json!(pages(&b.nr_free));
+                row[format!("{key}_free_pages")] = json!(pages_in_orders(&b.nr_free));
                 row[format!("{key}_blocks_apart")] = json!(apart);
             }
         }

@@ -171,43 +171,6 @@ fn orders_of(text: &str) -> anyhow::Result<[u64; 11]> {
     Ok(out)
 }
 
-/// A zone's `mm_compaction_end` as the kernel traced it.
-struct KernelEnd {
-    zone_start: u64,
-    zone_end: u64,
-    migrate_pfn: u64,
-    free_pfn: u64,
-    status: String,
-}
-
-/// The `mm_compaction_end` events of the write (not kcompactd's) in a trace's text.
-fn compaction_ends(text: &str) -> Vec<KernelEnd> {
-    use kcompact::replay::parse::{parse_trace, Event};
-    parse_trace(text)
-        .records
-        .into_iter()
-        .filter(|r| !r.kcompactd)
-        .filter_map(|r| match r.event {
-            Event::CompactionRun {
-                end: true,
-                zone_start,
-                zone_end,
-                migrate_pfn,
-                free_pfn,
-                status,
-                ..
-            } => Some(KernelEnd {
-                zone_start,
-                zone_end,
-                migrate_pfn,
-                free_pfn,
-                status: status.unwrap_or_default(),
-            }),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Free blocks per order over every zone of a model machine.
 fn sum_orders(m: &kcompact::Machine) -> [u64; 11] {
     let mut o = [0u64; 11];
@@ -282,9 +245,9 @@ fn pcp_pages(zoneinfo: &str) -> u64 {
         .sum()
 }
 
-/// Free pages in a buddyinfo-like count per order.
+/// Free pages in a buddyinfo-like count per order, signed for differences.
 fn pages_of(c: &[u64; 11]) -> i64 {
-    c.iter().enumerate().map(|(o, n)| (n << o) as i64).sum()
+    kcompact::snapshot::text::pages_in_orders(c) as i64
 }
 
 fn o9(c: &[u64; 11]) -> u64 {
@@ -402,7 +365,7 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
                     "{lost} trace events lost; the kernel's zone ends may be incomplete"
                 ));
             }
-            compaction_ends(&text)
+            kcompact::replay::parse::parse_trace(&text).compaction_ends()
         }
         None => Vec::new(),
     };
@@ -545,7 +508,6 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
     }
     // drop_caches: the model loads the snapshot taken just before the write (the compacted
     // model's memory goes first: it would be in that snapshot's machine otherwise).
-    let ends_json = json_ends;
     drop((model, model_before));
     let mut dm = load_dir(&drop_dir)?.machine;
     let dmb = sum_orders(&dm);
@@ -598,7 +560,7 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
             "order9_gain": {"kernel": kg, "kernel_settled": kg2, "model": mg},
             "counters": json_counters,
             "kernel_pcp_pages": {"before": pcp_before, "settled": pcp_after},
-            "compaction": ends_json,
+            "compaction": json_ends,
             "drop_caches": {
                 "free_by_order": {"kernel_before": d0, "kernel_after": d1, "kernel_settled": d2, "model_before": dmb, "model_after": dma},
                 "free_pages_gain": {"kernel": kf, "kernel_settled": kf2, "model": mf},

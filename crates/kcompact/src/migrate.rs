@@ -648,7 +648,9 @@ impl Machine {
             // fallback_migrate_folio(): no writeout any more; dirty folios stay.
             Err(MigrateError::Busy)
         } else if fallback && !self.filemap_release_folio(rec.pfn) {
-            // fallback_migrate_folio(): buffers that cannot be released.
+            // fallback_migrate_folio(): buffers that cannot be released give -EAGAIN to a
+            // SYNC caller, -EBUSY to the others. Only SYNC gets here with such a folio
+            // (clean, so under writeback): migrate_folio_unmap() turned the others away.
             Err(MigrateError::Again)
         } else if self.mem.refcount(rec.pfn) != self.folio_expected_ref_count(u.src) + 1 {
             Err(MigrateError::Again)
@@ -781,7 +783,8 @@ impl Machine {
     /// call fails; otherwise the buffers and their folio reference are dropped.
     ///
     /// DEVIATION(linux): buffers are not modelled one by one; a dirty folio is taken to
-    /// have a dirty buffer and a clean one none busy.
+    /// have a dirty buffer and a clean one none busy (no elevated `b_count`, no locked
+    /// buffer, and for ext4's `release_folio` none still held by a journal transaction).
     pub fn filemap_release_folio(&mut self, head: Pfn) -> bool {
         let f = self.mem.flags(head);
         if !f.contains(PageFlags::PRIVATE) || f.contains(PageFlags::ANON) {

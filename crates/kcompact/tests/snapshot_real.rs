@@ -278,33 +278,15 @@ fn loaded_cases_compact_like_the_kernel() {
         let trace = kcompact::replay::parse::parse_trace(
             &String::from_utf8(read_zst(&root.join(case).join("trace.txt.zst"))).unwrap(),
         );
-        let kernel_ends: Vec<_> = trace
-            .records
-            .iter()
-            .filter_map(|r| match &r.event {
-                kcompact::replay::parse::Event::CompactionRun {
-                    end: true,
-                    zone_start,
-                    zone_end,
-                    migrate_pfn,
-                    status,
-                    ..
-                } => Some((
-                    *zone_start,
-                    *zone_end,
-                    *migrate_pfn,
-                    status.clone().unwrap(),
-                )),
-                _ => None,
-            })
-            .collect();
+        let kernel_ends = trace.compaction_ends();
         assert_eq!(kernel_ends.len(), ends.len(), "{case}: zones compacted");
-        for ((zs, ze, kmig, kstatus), e) in kernel_ends.iter().zip(&ends) {
+        for (k, e) in kernel_ends.iter().zip(&ends) {
+            let (zs, ze, kmig, kstatus) = (k.zone_start, k.zone_end, k.migrate_pfn, &k.status);
             let z = m.zone(e.zone);
-            assert_eq!(z.zone_start_pfn.0.max(1), *zs, "{case}: zone order");
+            assert_eq!(z.zone_start_pfn.0.max(1), zs, "{case}: zone order");
             assert_eq!(e.status.name(), kstatus, "{case} {}: status", z.name());
             assert!(
-                e.migrate_pfn.0.abs_diff(*kmig) * 100 <= ze - zs,
+                e.migrate_pfn.0.abs_diff(kmig) * 100 <= ze - zs,
                 "{case} {}: migrate scanner stopped at {:#x}, the kernel's at {kmig:#x}",
                 z.name(),
                 e.migrate_pfn.0

@@ -150,6 +150,50 @@ pub struct Trace {
     pub known: BTreeMap<&'static str, u64>,
 }
 
+/// One zone's `mm_compaction_end` as a trace recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TracedEnd {
+    /// `zone_start`.
+    pub zone_start: u64,
+    /// `zone_end`.
+    pub zone_end: u64,
+    /// Where the migrate scanner stopped.
+    pub migrate_pfn: u64,
+    /// Where the free scanner stopped.
+    pub free_pfn: u64,
+    /// `status` (complete, contended, …; empty if the kernel printed none).
+    pub status: String,
+}
+
+impl Trace {
+    /// The `mm_compaction_end` events of compaction run by other tasks than kcompactd
+    /// (a write to `compact_memory`, direct compaction), in file order.
+    pub fn compaction_ends(&self) -> Vec<TracedEnd> {
+        self.records
+            .iter()
+            .filter(|r| !r.kcompactd)
+            .filter_map(|r| match &r.event {
+                Event::CompactionRun {
+                    end: true,
+                    zone_start,
+                    zone_end,
+                    migrate_pfn,
+                    free_pfn,
+                    status,
+                    ..
+                } => Some(TracedEnd {
+                    zone_start: *zone_start,
+                    zone_end: *zone_end,
+                    migrate_pfn: *migrate_pfn,
+                    free_pfn: *free_pfn,
+                    status: status.clone().unwrap_or_default(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 const KNOWN: &[&str] = &[
     "mm_page_alloc",
     "mm_page_free",
@@ -455,6 +499,25 @@ mod tests {
         assert_eq!(
             t.records[4].event,
             Event::CompactionOther("mm_compaction_finished".into())
+        );
+    }
+
+    #[test]
+    fn compaction_ends_leave_out_kcompactd() {
+        let text = "\
+ kcompactd0-60 [000] ..... 1.000001: mm_compaction_end: zone_start=0x100000 migrate_pfn=0x100200 free_pfn=0x3dfe00 zone_end=0x3e0000, mode=sync_light status=success
+ a-1 [001] ..... 2.000001: mm_compaction_end: zone_start=0x100000 migrate_pfn=0x322a00 free_pfn=0x38c4e9 zone_end=0x3e0000, mode=sync status=contended
+";
+        let ends = parse_trace(text).compaction_ends();
+        assert_eq!(
+            ends,
+            [TracedEnd {
+                zone_start: 0x100000,
+                zone_end: 0x3e0000,
+                migrate_pfn: 0x322a00,
+                free_pfn: 0x38c4e9,
+                status: "contended".into(),
+            }]
         );
     }
 

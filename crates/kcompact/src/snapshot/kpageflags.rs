@@ -238,8 +238,7 @@ mod tests {
         // 0x100 o8, 0x200 o9, 0x400 o7, 0x481 o0, 0x482 o1, 0x484 o2, 0x488 o3, 0x490 o4,
         // 0x4a0 o5, 0x4c0 o6.
         assert_eq!(c, [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]);
-        let pages: u64 = c.iter().enumerate().map(|(o, n)| n << o).sum();
-        assert_eq!(pages, 1023);
+        assert_eq!(crate::snapshot::text::pages_in_orders(&c), 1023);
     }
 
     #[test]
