@@ -13,7 +13,7 @@
 use crate::machine::Machine;
 use crate::memmap::PageFlags;
 use crate::owners::process::HPAGE_PMD_ORDER;
-use crate::owners::{FolioId, FolioKind, FolioRec};
+use crate::owners::table::{FolioId, FolioKind, FolioRec};
 use crate::units::{Order, Pfn};
 
 /// Mirrors `enum migrate_mode`.
@@ -98,7 +98,7 @@ pub enum Injection {
     /// Nothing.
     None,
     /// Someone takes a speculative reference on the source between unmap and move (it is
-    /// recorded in [`crate::owners::Owners::speculative`] and stays until its holder drops it).
+    /// recorded in [`crate::owners::table::Owners::speculative`] and stays until its holder drops it).
     SpeculativeRef,
 }
 
@@ -678,7 +678,7 @@ impl Machine {
         rec: FolioRec,
         target: &mut dyn MigrationTarget,
     ) -> Result<(), MigrateError> {
-        use crate::owners::driver::{DriverMigrate, MovableOps};
+        use crate::owners::table::{DriverMigrate, MovableOps};
         match self.owners.drivers[rec.owner as usize].migrate_page(u.src) {
             DriverMigrate::Done => {
                 // The driver copied the data and took a reference on the destination; the

@@ -254,7 +254,7 @@ pub fn verify(m: &Machine) -> Result<VerifyCounts, String> {
 
 /// Invariant 7: LRU counts and lists, swap entries.
 fn verify_reclaim(m: &Machine, errs: &mut Vec<String>) {
-    use crate::reclaim::lru::{lru_list_of, LruList, NR_LRU_LISTS};
+    use crate::mmzone::{lru_list_of, LruList, NR_LRU_LISTS};
     let mut counts = vec![[0u64; NR_LRU_LISTS]; m.zones.len()];
     let mut folios = vec![[0u64; NR_LRU_LISTS]; m.nr_nodes()];
     for (_, rec) in m.owners.iter() {
@@ -278,7 +278,7 @@ fn verify_reclaim(m: &Machine, errs: &mut Vec<String>) {
             ));
         }
     }
-    for (node, v) in m.reclaim.lruvecs.iter().enumerate() {
+    for (node, v) in m.nodes.iter().map(|p| &p.lruvec).enumerate() {
         for l in LruList::ALL {
             let live = v.lists[l.idx()]
                 .iter()
@@ -326,7 +326,7 @@ fn verify_reclaim(m: &Machine, errs: &mut Vec<String>) {
     for ((pid, vpn), e) in &m.reclaim.swap {
         if let Some(id) = e.cached {
             let ok = m.owners.get(id).is_some_and(|r| {
-                r.kind == crate::owners::FolioKind::Anon
+                r.kind == crate::owners::table::FolioKind::Anon
                     && r.owner == *pid
                     && r.index == *vpn
                     && m.mem.flags(r.pfn).contains(PageFlags::SWAPCACHE)
@@ -347,7 +347,7 @@ fn verify_reclaim(m: &Machine, errs: &mut Vec<String>) {
 fn verify_owners(m: &Machine, errs: &mut Vec<String>) {
     use crate::memmap::{OwnerRef, GUP_PIN_COUNTING_BIAS};
     use crate::owners::process::map_refs;
-    use crate::owners::FolioKind;
+    use crate::owners::table::FolioKind;
     let o = &m.owners;
     let slots = o.iter().map(|(id, _)| id.0 as usize + 1).max().unwrap_or(0);
     let mut maps = vec![0u32; slots];

@@ -190,7 +190,11 @@ fn property_compact_memory_moves_everything_below_the_last_batch() {
         }
         let mut m = from_picture(&pic);
         let zi = m.zone_of(NodeId(0), ZoneType::Normal);
-        let before: Vec<(kcompact::owners::FolioId, kcompact::owners::FolioRec, bool)> = m
+        let before: Vec<(
+            kcompact::owners::table::FolioId,
+            kcompact::owners::table::FolioRec,
+            bool,
+        )> = m
             .owners
             .iter()
             .map(|(id, r)| (id, *r, m.mem.maybe_dma_pinned(r.pfn)))
@@ -216,7 +220,7 @@ fn property_compact_memory_moves_everything_below_the_last_batch() {
             let now = m.owners.folio(id).pfn;
             let movable = matches!(
                 rec.kind,
-                kcompact::owners::FolioKind::Anon | kcompact::owners::FolioKind::File
+                kcompact::owners::table::FolioKind::Anon | kcompact::owners::table::FolioKind::File
             );
             if !movable || pinned {
                 checked_fixed += 1;

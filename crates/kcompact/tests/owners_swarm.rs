@@ -19,8 +19,8 @@ use kcompact::memmap::PageFlags;
 use kcompact::migrate::{
     AllocTarget, FreePagesTarget, Injection, MigrateMode, MigrateReason, MigrationTarget,
 };
-use kcompact::owners::driver::{DriverKind, DriverMigrate};
-use kcompact::owners::{FolioId, FolioKind};
+use kcompact::owners::table::{DriverKind, DriverMigrate};
+use kcompact::owners::table::{FolioId, FolioKind};
 use kcompact::rng::SimRng;
 use kcompact::units::{Order, Pfn};
 use kcompact::verify::verify;

@@ -66,7 +66,7 @@ impl Machine {
     /// Puts an isolated free block on the control's lists: whole at its order (Linux 6.9+),
     /// or as order-0 pages (`folio_compaction=split`: `split_map_pages()` before 6.9).
     fn keep_free_page(&self, cc: &mut CompactControl, pfn: Pfn, order: Order) {
-        if self.config.folio_compaction == crate::machine::FolioCompaction::Split {
+        if self.config.folio_compaction == crate::sysctl::FolioCompaction::Split {
             cc.freepages[0].extend((0..order.nr_pages()).map(|i| pfn.plus(i)));
         } else {
             cc.freepages[order.idx()].push(pfn);

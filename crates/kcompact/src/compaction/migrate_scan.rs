@@ -1,10 +1,11 @@
 //! The migrate scanner: from the zone's start upward, isolate folios to move.
 
 use super::{CompactControl, COMPACT_CLUSTER_MAX};
-use crate::machine::{Machine, SkipPinned};
+use crate::machine::Machine;
 use crate::memmap::{MigrateType, PageFlags};
 use crate::migrate::MigrateMode;
-use crate::owners::FolioKind;
+use crate::owners::table::FolioKind;
+use crate::sysctl::SkipPinned;
 use crate::units::{Order, Pfn, MAX_PAGE_ORDER};
 
 /// Mirrors `isolate_migrate_t`.
@@ -219,7 +220,7 @@ impl Machine {
         let mut skip_updated = false;
         let mut locked_once = false;
         let unevictable_ok = self.config.compact_unevictable_allowed;
-        let split = self.config.folio_compaction == crate::machine::FolioCompaction::Split;
+        let split = self.config.folio_compaction == crate::sysctl::FolioCompaction::Split;
         let async_migrate = cc.mode != MigrateMode::Sync;
         let skip_on_failure = cc.direct_compaction && cc.mode == MigrateMode::Async;
         let block_of = |p: Pfn| {

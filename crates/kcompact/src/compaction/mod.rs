@@ -28,7 +28,8 @@ use crate::gfp::{AllocFlags, Gfp};
 use crate::layout::ZoneType;
 use crate::machine::Machine;
 use crate::migrate::{MigrateMode, MigrateReason};
-use crate::owners::FolioId;
+use crate::mmzone::CaptureControl;
+use crate::owners::table::FolioId;
 use crate::units::{Order, Pfn, ZoneIdx, NR_PAGE_ORDERS};
 
 /// Mirrors `enum compact_result`; ordered as the kernel orders it (callers take the max).
@@ -98,19 +99,6 @@ pub enum CompactPriority {
     SyncLight = 1,
     /// COMPACT_PRIO_ASYNC (the first attempt).
     Async = 2,
-}
-
-/// Mirrors `struct capture_control`: what a direct compactor waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CaptureControl {
-    /// The zone being compacted now (`None` between zones).
-    pub zone: Option<ZoneIdx>,
-    /// The requested migratetype.
-    pub migratetype: crate::memmap::MigrateType,
-    /// The requested order.
-    pub order: Order,
-    /// The captured block.
-    pub page: Option<Pfn>,
 }
 
 /// `COMPACT_CLUSTER_MAX`: pages isolated per migrate-scanner batch.

@@ -5,29 +5,13 @@
 //! buffer heads, PG_private, one more), as `filemap_add_folio()` and `folio_attach_private()`
 //! take them.
 
-use super::process::MapError;
-use super::{FolioId, FolioKind};
+use super::table::{File, MapError};
+use super::table::{FolioId, FolioKind};
 use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::memmap::PageFlags;
 use crate::units::{NodeId, Order};
 use std::collections::BTreeMap;
-
-/// A file.
-#[derive(Clone, Debug, Default)]
-pub struct File {
-    /// shmem/tmpfs: swap-backed page cache.
-    pub shmem: bool,
-    /// The filesystem's address space has `migrate_folio` (ext4, xfs, shmem do); without
-    /// it, migration falls back and refuses dirty folios.
-    pub has_migrate_folio: bool,
-    /// Folios carry buffer heads (PG_private), as ext4's do.
-    pub buffers: bool,
-    /// First page index of each cached folio → folio.
-    pub pages: BTreeMap<u64, FolioId>,
-    /// Still exists.
-    pub alive: bool,
-}
 
 impl Machine {
     /// Creates a file; returns its id.

@@ -1,6 +1,6 @@
 //! GUP pins (short- and long-term) and speculative references.
 
-use super::FolioId;
+use super::table::{FolioId, Owners};
 use crate::machine::Machine;
 use crate::memmap::GUP_PIN_COUNTING_BIAS;
 
@@ -74,7 +74,7 @@ impl Machine {
     }
 }
 
-impl super::Owners {
+impl Owners {
     fn next_spec_token(&mut self, id: FolioId) -> u32 {
         self.next_spec += 1;
         self.speculative.insert((id, self.next_spec));

@@ -37,7 +37,7 @@ use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::memmap::{MigrateType, PageFlags};
 use crate::migrate::MigrateMode;
-use crate::owners::{FolioId, FolioKind};
+use crate::owners::table::{FolioId, FolioKind};
 use crate::units::{Order, Pfn, NR_PAGE_ORDERS};
 use parse::{Event, Trace};
 use std::collections::HashMap;
