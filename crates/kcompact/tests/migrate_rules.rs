@@ -583,7 +583,6 @@ mod movable_ops {
 
 #[test]
 fn compaction_free_keeps_a_destination_someone_else_referenced() {
-    use kcompact::migrate::FreePagesTarget;
     let mut m = machine();
     let mut pool = FreePagesTarget::default();
     assert_eq!(pool.fill(&mut m, Order(3), 1), 1);

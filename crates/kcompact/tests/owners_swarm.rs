@@ -14,11 +14,9 @@
 
 mod common;
 
-use common::small_layout;
+use common::{small_layout, FreePagesTarget};
 use kcompact::memmap::PageFlags;
-use kcompact::migrate::{
-    AllocTarget, FreePagesTarget, Injection, MigrateMode, MigrateReason, MigrationTarget,
-};
+use kcompact::migrate::{AllocTarget, Injection, MigrateMode, MigrateReason, MigrationTarget};
 use kcompact::owners::table::{DriverKind, DriverMigrate};
 use kcompact::owners::table::{FolioId, FolioKind};
 use kcompact::rng::SimRng;

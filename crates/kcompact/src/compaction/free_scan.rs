@@ -358,7 +358,7 @@ impl MigrationTarget for CompactControl {
     fn get_new_folio(&mut self, m: &mut Machine, _src: Pfn, order: Order) -> Option<Pfn> {
         let mut has_isolated = false;
         loop {
-            if let Some(p) = crate::migrate::take_from_order_lists(&mut self.freepages, order) {
+            if let Some(p) = take_from_order_lists(&mut self.freepages, order) {
                 self.nr_freepages -= order.nr_pages();
                 self.nr_migratepages = self.nr_migratepages.saturating_sub(order.nr_pages());
                 m.mem.prep_allocated(p, order, order.0 > 0);
@@ -382,4 +382,22 @@ impl MigrationTarget for CompactControl {
         }
         self.nr_migratepages += order.nr_pages();
     }
+}
+
+/// The per-order part of `compaction_alloc()`: takes a block of at least `order` from
+/// isolated free lists kept per order (the smallest that fits) and puts what is left
+/// above `order` back, split as `expand()` would. The caller prepares the page.
+pub fn take_from_order_lists(
+    lists: &mut [Vec<Pfn>; crate::units::NR_PAGE_ORDERS],
+    order: Order,
+) -> Option<Pfn> {
+    let start =
+        (order.0..=crate::units::MAX_PAGE_ORDER).find(|o| !lists[*o as usize].is_empty())?;
+    let p = lists[start as usize].pop().expect("non-empty");
+    let mut o = start;
+    while o > order.0 {
+        o -= 1;
+        lists[o as usize].push(p.plus(1 << o));
+    }
+    Some(p)
 }

@@ -6,7 +6,7 @@
 //! leads from a page to its owner. Owners refer to folios by [`FolioId`], so a migration
 //! that moves a folio to another pfn updates the record, and every mapping, cache slot and
 //! slab that names the folio follows it — the model's `remove_migration_ptes()` and cache
-//! slot replacement in one step. The reverse map ([`Owners::rmap`]) lists each folio's
+//! slot replacement in one step. The reverse map ([`Owners::rmap`](table::Owners::rmap)) lists each folio's
 //! mappers (process, virtual page).
 //!
 //! DEVIATION(linux): migration moves the record, not page-table entries: there are no
@@ -24,6 +24,7 @@
 
 pub mod driver;
 pub mod file;
+pub mod huge_memory;
 pub mod kernel;
 pub mod pin;
 pub mod process;

@@ -13,7 +13,7 @@ use crate::units::{Order, Pfn};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A folio record's id: 1-based index into the folio table (the memory map stores it as
-/// the head page's [`OwnerRef`]).
+/// the head page's [`OwnerRef`](crate::memmap::OwnerRef)).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct FolioId(pub u32);
 

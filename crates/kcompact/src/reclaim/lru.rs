@@ -140,3 +140,50 @@ impl Machine {
         }
     }
 }
+
+impl Machine {
+    /// Adds `nr` pages (negative: removes) to NR_ISOLATED_ANON or NR_ISOLATED_FILE by the
+    /// folio's LRU type (`node_stat_mod_folio(folio, NR_ISOLATED_ANON + folio_is_file_lru(folio))`).
+    pub(crate) fn account_isolated(&mut self, pfn: Pfn, nr: i64) {
+        let file = !self.mem.flags(pfn).contains(PageFlags::SWAPBACKED);
+        let c = if file {
+            &mut self.vmstat.nr_isolated_file
+        } else {
+            &mut self.vmstat.nr_isolated_anon
+        };
+        *c = c.checked_add_signed(nr).expect("NR_ISOLATED went negative");
+    }
+
+    /// Mirrors `folio_isolate_lru()`: takes an LRU folio off its list for migration, holding
+    /// a reference. False if it is not on an LRU list.
+    pub fn folio_isolate_lru(&mut self, id: FolioId) -> bool {
+        let pfn = self.owners.folio(id).pfn;
+        let f = self.mem.flags(pfn);
+        if !f.contains(PageFlags::LRU) || self.mem.refcount(pfn) == 0 {
+            return false;
+        }
+        let new = f.without(PageFlags::LRU).with(PageFlags::ISOLATED);
+        self.lru_count(pfn, self.owners.folio(id).order.nr_pages(), f, new);
+        self.mem.set_flags(pfn, new);
+        self.mem.set_refcount(pfn, self.mem.refcount(pfn) + 1);
+        self.account_isolated(pfn, self.owners.folio(id).order.nr_pages() as i64);
+        true
+    }
+
+    /// Mirrors `folio_putback_lru()`: back on the LRU, the isolation reference dropped
+    /// (which frees a folio its owner let go of meanwhile).
+    pub fn folio_putback_lru(&mut self, id: FolioId) {
+        let pfn = self.owners.folio(id).pfn;
+        let f = self.mem.flags(pfn);
+        assert!(
+            f.contains(PageFlags::ISOLATED),
+            "{pfn:?} put back but not isolated"
+        );
+        self.account_isolated(pfn, -(self.owners.folio(id).order.nr_pages() as i64));
+        let new = f.without(PageFlags::ISOLATED).with(PageFlags::LRU);
+        self.lru_count(pfn, self.owners.folio(id).order.nr_pages(), f, new);
+        self.mem.set_flags(pfn, new);
+        self.lru_push(id, false);
+        self.folio_put_refs(id, 1);
+    }
+}
