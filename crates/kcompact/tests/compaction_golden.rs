@@ -44,7 +44,7 @@ M  .M.F
     let zi = m.zone_of(NodeId(0), ZoneType::Normal);
     assert_eq!(zone_picture(&m, zi), pic, "the picture round-trips");
     m.trace = Some(Vec::new());
-    let mut cc = CompactControl::new(zi, -1, Gfp::GFP_KERNEL, MigrateMode::Sync);
+    let mut cc = CompactControl::new(zi, None, Gfp::GFP_KERNEL, MigrateMode::Sync);
     cc.ignore_skip_hint = true;
     cc.whole_zone = true;
     assert_eq!(m.compact_zone(&mut cc), CompactResult::Complete);
@@ -201,7 +201,7 @@ fn property_compact_memory_moves_everything_below_the_last_batch() {
             .collect();
         let free_before = m.nr_free_pages();
         m.trace = Some(Vec::new());
-        let mut cc = CompactControl::new(zi, -1, Gfp::GFP_KERNEL, MigrateMode::Sync);
+        let mut cc = CompactControl::new(zi, None, Gfp::GFP_KERNEL, MigrateMode::Sync);
         cc.ignore_skip_hint = true;
         cc.whole_zone = true;
         let r = m.compact_zone(&mut cc);

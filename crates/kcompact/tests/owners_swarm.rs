@@ -515,7 +515,7 @@ impl Swarm {
                     MigrateMode::SyncLight,
                     MigrateMode::Sync,
                 ][self.rng.below(3) as usize];
-                let mut cc = CompactControl::new(zi, -1, Gfp::GFP_KERNEL, mode);
+                let mut cc = CompactControl::new(zi, None, Gfp::GFP_KERNEL, mode);
                 cc.whole_zone = self.rng.chance(1, 2);
                 self.m.compact_zone(&mut cc);
             }

@@ -215,7 +215,7 @@ impl Machine {
         let start = pfn.align_down(pb);
         let end = start.plus(pb.nr_pages());
         let z = &self.zones[zi.idx()];
-        if !z.spans(start) || !z.spans(Pfn(end.0 - 1)) {
+        if !z.spans(start) || !z.spans(end.minus(1)) {
             return None;
         }
         let (mut free, mut movable) = (0u64, 0u64);

@@ -11,10 +11,9 @@ impl Machine {
     /// Mirrors `suitable_migration_target()`.
     fn suitable_migration_target(&self, cc: &CompactControl, pfn: Pfn) -> bool {
         if self.mem.is_buddy(pfn) {
-            let want = if cc.order > 0 {
-                cc.order as u8
-            } else {
-                self.pageblock_order().0
+            let want = match cc.order {
+                Some(o) if o.0 > 0 => o.0,
+                _ => self.pageblock_order().0,
             };
             if self.mem.buddy_order(pfn).0 >= want {
                 return false;
@@ -144,12 +143,12 @@ impl Machine {
     fn next_search_order(cc: &mut CompactControl, order: i32) -> i32 {
         let mut o = order - 1;
         if o < 0 {
-            o = cc.order - 1;
+            o = cc.order_int() - 1;
         }
         if o == cc.search_order {
             cc.search_order -= 1;
             if cc.search_order < 0 {
-                cc.search_order = cc.order - 1;
+                cc.search_order = cc.order_int() - 1;
             }
             return -1;
         }
@@ -162,7 +161,7 @@ impl Machine {
     fn fast_isolate_freepages(&mut self, cc: &mut CompactControl) {
         let pb = self.pageblock_order();
         let zi = cc.zone;
-        if cc.order <= 0 {
+        if cc.order.is_none_or(|o| o.0 == 0) {
             return;
         }
         let zone_start = self.zone(zi).zone_start_pfn;
@@ -180,7 +179,7 @@ impl Machine {
         if min_pfn > low_pfn {
             low_pfn = min_pfn;
         }
-        cc.search_order = cc.search_order.min(cc.order - 1);
+        cc.search_order = cc.search_order.min(cc.order_int() - 1);
         let (mut nr_scanned, mut total) = (0u64, 0u64);
         let mut highest = Pfn(0);
         let mut page: Option<Pfn> = None;
@@ -293,12 +292,12 @@ impl Machine {
             .align_down(pb)
             .plus(pb.nr_pages())
             .min(z.end_pfn());
-        if self.page_zone(s) != Some(cc.zone) || self.page_zone(Pfn(e.0 - 1)) != Some(cc.zone) {
+        if self.page_zone(s) != Some(cc.zone) || self.page_zone(e.minus(1)) != Some(cc.zone) {
             return;
         }
         self.isolate_freepages_block(cc, &mut s, e, 1);
         if s == e && !cc.no_set_skip_hint {
-            self.pageblocks.set_skip(Pfn(e.0 - 1), true);
+            self.pageblocks.set_skip(e.minus(1), true);
         }
     }
 
@@ -321,7 +320,7 @@ impl Machine {
                 break;
             }
             let in_zone = self.page_zone(block_start) == Some(cc.zone)
-                && self.page_zone(Pfn(block_end.0 - 1)) == Some(cc.zone);
+                && self.page_zone(block_end.minus(1)) == Some(cc.zone);
             if in_zone
                 && self.suitable_migration_target(cc, block_start)
                 && (cc.ignore_skip_hint || !self.pageblocks.skip(block_start))
@@ -346,7 +345,7 @@ impl Machine {
                 break;
             }
             block_end = block_start;
-            block_start = Pfn(block_start.0 - pb.nr_pages());
+            block_start = block_start.minus(pb.nr_pages());
             isolate_start = block_start;
         }
         cc.free_pfn = isolate_start;

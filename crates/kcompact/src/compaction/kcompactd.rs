@@ -13,7 +13,7 @@ use crate::layout::{ZoneType, MAX_NR_ZONES};
 use crate::machine::Machine;
 use crate::migrate::MigrateMode;
 use crate::mmzone::{Kcompactd, HPAGE_FRAG_CHECK_INTERVAL_MSEC};
-use crate::units::NodeId;
+use crate::units::{NodeId, Order};
 
 /// `COMPACT_MAX_DEFER_SHIFT` as used for the proactive backoff.
 const PROACTIVE_BACKOFF_SHIFT: u32 = 6;
@@ -100,8 +100,12 @@ impl Machine {
     pub fn kcompactd_do_work(&mut self, node: NodeId) {
         let k = *self.kcompactd_state(node);
         let first = self.zone_of(node, ZoneType::Dma);
-        let mut cc =
-            CompactControl::new(first, k.max_order, Gfp::GFP_KERNEL, MigrateMode::SyncLight);
+        let mut cc = CompactControl::new(
+            first,
+            Some(Order(k.max_order as u8)),
+            Gfp::GFP_KERNEL,
+            MigrateMode::SyncLight,
+        );
         cc.highest_zoneidx = k.highest_zoneidx;
         cc.alloc_flags = if self.config.defrag_mode {
             AllocFlags::WMARK_HIGH
@@ -118,19 +122,25 @@ impl Machine {
             .filter(|zt| *zt <= k.highest_zoneidx)
         {
             let zi = self.zone_of(node, zt);
-            if !self.zone(zi).is_populated() || self.compaction_deferred(zi, cc.order) {
+            if !self.zone(zi).is_populated() || self.compaction_deferred(zi, k.max_order) {
                 continue;
             }
-            if self.compaction_suit_allocation_order(zi, cc.order, zt, cc.alloc_flags, false, true)
-                != CompactResult::Continue
+            if self.compaction_suit_allocation_order(
+                zi,
+                k.max_order,
+                zt,
+                cc.alloc_flags,
+                false,
+                true,
+            ) != CompactResult::Continue
             {
                 continue;
             }
             cc.zone = zi;
             match self.compact_zone(&mut cc) {
-                CompactResult::Success => self.compaction_defer_reset(zi, cc.order, false),
+                CompactResult::Success => self.compaction_defer_reset(zi, k.max_order, false),
                 CompactResult::PartialSkipped | CompactResult::Complete => {
-                    self.defer_compaction(zi, cc.order)
+                    self.defer_compaction(zi, k.max_order)
                 }
                 _ => {}
             }
@@ -138,7 +148,7 @@ impl Machine {
             self.vmstat.compact_daemon_free_scanned += cc.total_free_scanned;
         }
         let k = self.kcompactd_state(node);
-        if k.max_order <= cc.order {
+        if k.max_order <= cc.order_int() {
             k.max_order = 0;
         }
         if k.highest_zoneidx >= cc.highest_zoneidx {

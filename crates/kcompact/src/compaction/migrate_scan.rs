@@ -1,6 +1,6 @@
 //! The migrate scanner: from the zone's start upward, isolate folios to move.
 
-use super::{CompactControl, COMPACT_CLUSTER_MAX};
+use super::{CompactControl, FastStart, COMPACT_CLUSTER_MAX};
 use crate::machine::Machine;
 use crate::memmap::{MigrateType, PageFlags};
 use crate::migrate::MigrateMode;
@@ -9,10 +9,11 @@ use crate::sysctl::SkipPinned;
 use crate::units::{Order, Pfn, MAX_PAGE_ORDER};
 
 /// Mirrors `isolate_migrate_t`.
+///
+/// DEVIATION(linux): no ISOLATE_ABORT: it comes from a fatal signal or an aborted lock
+/// under contention, and the model has neither (one task, no locks).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum IsolateMigrate {
-    /// ISOLATE_ABORT: stop compacting (contention, fatal signal).
-    Abort,
     /// ISOLATE_NONE: nothing isolated; the scanner reached the free scanner.
     None,
     /// ISOLATE_SUCCESS: folios are on `cc.migratepages`.
@@ -21,8 +22,8 @@ pub enum IsolateMigrate {
 
 /// Mirrors `skip_isolation_on_order()`; before Linux 6.9 (`split`) every compound page
 /// was skipped.
-fn skip_isolation_on_order(order: u8, target: i32, pb: Order, split: bool) -> bool {
-    (split && order > 0) || (target != -1 && order as i32 >= target) || order >= pb.0
+fn skip_isolation_on_order(order: u8, target: Option<Order>, pb: Order, split: bool) -> bool {
+    (split && order > 0) || target.is_some_and(|t| order >= t.0) || order >= pb.0
 }
 
 impl Machine {
@@ -52,7 +53,7 @@ impl Machine {
         if cc.mode != MigrateMode::Async {
             return true;
         }
-        if cc.migratetype == MigrateType::Movable || cc.order >= self.pageblock_order().0 as i32 {
+        if cc.migratetype == MigrateType::Movable || cc.order >= Some(self.pageblock_order()) {
             block_mt.is_movable()
         } else {
             block_mt == cc.migratetype
@@ -88,10 +89,10 @@ impl Machine {
         if cc.ignore_skip_hint
             || cc.finish_pageblock
             || (pfn != zone_start && pfn != pfn.align_down(pb))
-            || cc.order <= crate::units::PAGE_ALLOC_COSTLY_ORDER as i32
+            || cc.order_int() <= crate::units::PAGE_ALLOC_COSTLY_ORDER as i32
             || (cc.direct_compaction
                 && cc.migratetype != MigrateType::Movable
-                && cc.order < pb.0 as i32)
+                && cc.order_int() < pb.0 as i32)
         {
             return pfn;
         }
@@ -102,7 +103,7 @@ impl Machine {
         let high_pfn = Pfn(cc.migrate_pfn.0.wrapping_add(distance)).align_down(pb);
         let mut nr_scanned = 0u64;
         let mut found = false;
-        let mut o = cc.order - 1;
+        let mut o = cc.order_int() - 1;
         while o >= crate::units::PAGE_ALLOC_COSTLY_ORDER as i32 && !found && nr_scanned < limit {
             let area = &self.zones[zi.idx()].free_area[o as usize];
             if area.nr_free == 0 {
@@ -131,13 +132,11 @@ impl Machine {
                 }
                 self.zones[zi.idx()].free_area[o as usize].free_list[MigrateType::Movable.idx()]
                     .rotate_through_to_tail(&mut self.mem, fp);
-                if cc.fast_start_pfn != u64::MAX {
-                    cc.fast_start_pfn = if cc.fast_start_pfn == 0 {
-                        fp.0
-                    } else {
-                        cc.fast_start_pfn.min(fp.0)
-                    };
-                }
+                cc.fast_start_pfn = match cc.fast_start_pfn {
+                    FastStart::Unset => FastStart::Found(fp),
+                    FastStart::Found(p) => FastStart::Found(p.min(fp)),
+                    FastStart::Used => FastStart::Used,
+                };
                 pfn = fp.align_down(pb).max(zone_start);
                 cc.fast_search_fail = 0;
                 found = true;
@@ -149,9 +148,9 @@ impl Machine {
         if !found {
             cc.fast_search_fail += 1;
             // reinit_migrate_pfn(): fall back once on the lowest free page seen.
-            if cc.fast_start_pfn != 0 && cc.fast_start_pfn != u64::MAX {
-                cc.migrate_pfn = Pfn(cc.fast_start_pfn);
-                cc.fast_start_pfn = u64::MAX;
+            if let FastStart::Found(p) = cc.fast_start_pfn {
+                cc.migrate_pfn = p;
+                cc.fast_start_pfn = FastStart::Used;
             }
             pfn = cc.migrate_pfn;
         }
@@ -169,7 +168,7 @@ impl Machine {
         let mut block_end = low_pfn.pageblock_end(pb);
         while block_end <= cc.free_pfn {
             let page_ok = self.page_zone(block_start) == Some(cc.zone)
-                && self.page_zone(Pfn(block_end.0 - 1)) == Some(cc.zone);
+                && self.page_zone(block_end.minus(1)) == Some(cc.zone);
             let mut skip = !page_ok;
             if !skip
                 && (low_pfn.is_aligned(pb) || low_pfn == zone_start)
@@ -183,12 +182,7 @@ impl Machine {
                 skip = true;
             }
             if !skip {
-                if self
-                    .isolate_migratepages_block(cc, low_pfn, block_end)
-                    .is_err()
-                {
-                    return IsolateMigrate::Abort;
-                }
+                self.isolate_migratepages_block(cc, low_pfn, block_end);
                 break;
             }
             fast_find_block = false;
@@ -211,7 +205,7 @@ impl Machine {
         cc: &mut CompactControl,
         mut low_pfn: Pfn,
         end_pfn: Pfn,
-    ) -> Result<(), ()> {
+    ) {
         let pb = self.pageblock_order();
         let start_pfn = low_pfn;
         cc.migrate_pfn = low_pfn;
@@ -223,14 +217,8 @@ impl Machine {
         let split = self.config.folio_compaction == crate::sysctl::FolioCompaction::Split;
         let async_migrate = cc.mode != MigrateMode::Sync;
         let skip_on_failure = cc.direct_compaction && cc.mode == MigrateMode::Async;
-        let block_of = |p: Pfn| {
-            if cc.order > 0 {
-                p.align_down(Order(cc.order as u8)).plus(1 << cc.order)
-            } else {
-                p.plus(1)
-            }
-        };
-        let mut next_skip_pfn = block_of(low_pfn);
+        let skip_order = cc.order.unwrap_or(Order(0));
+        let mut next_skip_pfn = low_pfn.block_end(skip_order);
         // DEVIATION(linux): too_many_isolated() is not modelled: one task isolates at most
         // 32 pages at a time and there are no other isolating tasks.
         'scan: while low_pfn < end_pfn {
@@ -238,7 +226,7 @@ impl Machine {
                 if nr_isolated > 0 {
                     break;
                 }
-                next_skip_pfn = block_of(low_pfn);
+                next_skip_pfn = low_pfn.block_end(skip_order);
             }
             nr_scanned += 1;
             if valid_page.is_none()
@@ -276,7 +264,7 @@ impl Machine {
                         // skips that many pages from there.
                         let end = head.plus(1u64 << o);
                         nr_scanned += end.0 - 1 - low_pfn.0;
-                        low_pfn = Pfn(end.0 - 1);
+                        low_pfn = end.minus(1);
                         break 'page true;
                     }
                 }
@@ -403,8 +391,8 @@ impl Machine {
                     nr_isolated = 0;
                 }
                 if low_pfn < next_skip_pfn {
-                    low_pfn = Pfn(next_skip_pfn.0 - 1);
-                    next_skip_pfn = next_skip_pfn.plus(1u64 << cc.order.max(0));
+                    low_pfn = next_skip_pfn.minus(1);
+                    next_skip_pfn = next_skip_pfn.plus(skip_order.nr_pages());
                 }
             }
             low_pfn = low_pfn.plus(1);
@@ -429,7 +417,6 @@ impl Machine {
         cc.total_migrate_scanned += nr_scanned;
         self.vmstat.compact_isolated += nr_isolated;
         cc.migrate_pfn = low_pfn;
-        Ok(())
     }
 }
 

@@ -399,7 +399,7 @@ impl Replayer<'_> {
             _ => MigrateMode::Sync,
         };
         let before = self.m.vmstat.clone();
-        let mut cc = CompactControl::new(zi, -1, Gfp::GFP_KERNEL, mode);
+        let mut cc = CompactControl::new(zi, None, Gfp::GFP_KERNEL, mode);
         cc.ignore_skip_hint = true;
         cc.whole_zone = true;
         cc.proactive_compaction = kcompactd;
