@@ -60,6 +60,16 @@ impl Machine {
         }
     }
 
+    /// Mirrors `test_and_set_skip()`: the pageblock of `pfn`'s skip bit before this call,
+    /// setting it unless the control forbids it.
+    fn test_and_set_skip(&mut self, cc: &CompactControl, pfn: Pfn) -> bool {
+        let was = self.pageblocks.skip(pfn);
+        if !was && !cc.no_set_skip_hint {
+            self.pageblocks.set_skip(pfn, true);
+        }
+        was
+    }
+
     /// Mirrors `update_cached_migrate()`: the cached start moves past the block (and one
     /// more: `pageblock_end_pfn()` of an aligned pfn is the next block's end).
     fn update_cached_migrate(&mut self, cc: &CompactControl, pfn: Pfn) {
@@ -198,6 +208,38 @@ impl Machine {
         }
     }
 
+    /// The pinned-page filter of `isolate_migratepages_block()`, the switch of seeds
+    /// 000/001 (`skip_pinned`): true if the scanner must leave folio `id` at `pfn` alone
+    /// because someone may hold it in place. `mapping` is true for a page-cache folio.
+    /// The reference count read here is before the kernel's `folio_try_get()`.
+    ///
+    /// - `anon-only` (today's Linux, Rientjes 2014): an anonymous folio with more references
+    ///   than mappings; page-cache folios are always tried.
+    /// - `extra-refs` (Aziz 2023): any folio with references beyond the page cache's and
+    ///   the mappings' (`page_has_extra_refs()`), except in ZONE_MOVABLE and CMA, where
+    ///   pins are not allowed to stay.
+    /// - `dma-pinned` (the reviewers' suggestion): `anon-only`, or any folio
+    ///   `folio_maybe_dma_pinned()` says may be pinned.
+    fn folio_pinned_for_compaction(
+        &self,
+        cc: &CompactControl,
+        id: crate::owners::table::FolioId,
+        pfn: Pfn,
+        mapping: bool,
+    ) -> bool {
+        let (rc, mc) = (self.mem.refcount(pfn), self.mem.mapcount(pfn));
+        match self.config.skip_pinned {
+            SkipPinned::AnonOnly => !mapping && rc > mc,
+            SkipPinned::ExtraRefs => {
+                let zt = self.zone(cc.zone).zone_type;
+                let exempt = zt == crate::layout::ZoneType::Movable
+                    || self.pageblocks.migratetype(pfn) == MigrateType::Cma;
+                !exempt && rc > self.folio_expected_ref_count(id)
+            }
+            SkipPinned::DmaPinned => (!mapping && rc > mc) || self.mem.maybe_dma_pinned(pfn),
+        }
+    }
+
     /// Mirrors `isolate_migratepages_block()`: scans `[low_pfn, end_pfn)` and isolates up to
     /// 32 pages of folios that can migrate, with every skip rule in the kernel's order.
     pub(crate) fn isolate_migratepages_block(
@@ -302,24 +344,7 @@ impl Machine {
                 }
                 let rec = *self.owners.folio(id);
                 let mapping = rec.kind.in_page_cache() && !rec.orphan;
-                let rc = self.mem.refcount(low_pfn);
-                let mc = self.mem.mapcount(low_pfn);
-                // The pinned filter (rc here is before the kernel's folio_try_get()).
-                let pinned = match self.config.skip_pinned {
-                    SkipPinned::AnonOnly => !mapping && rc > mc,
-                    SkipPinned::ExtraRefs => {
-                        let zt = self.zone(cc.zone).zone_type;
-                        let exempt = zt == crate::layout::ZoneType::Movable
-                            || self.pageblocks.migratetype(low_pfn) == MigrateType::Cma;
-                        // page_has_extra_refs(): more references than the cache and the
-                        // mappings account for.
-                        !exempt && rc > self.folio_expected_ref_count(id)
-                    }
-                    SkipPinned::DmaPinned => {
-                        (!mapping && rc > mc) || self.mem.maybe_dma_pinned(low_pfn)
-                    }
-                };
-                if pinned {
+                if self.folio_pinned_for_compaction(cc, id, low_pfn, mapping) {
                     break 'page true;
                 }
                 if !cc.gfp_mask.contains(crate::gfp::Gfp::FS) && mapping {
@@ -345,19 +370,13 @@ impl Machine {
                 }
                 if !locked_once {
                     locked_once = true;
-                    // test_and_set_skip() at the first LRU lock.
-                    if !cc.ignore_skip_hint {
-                        if let Some(v) = valid_page {
-                            let was = self.pageblocks.skip(v);
-                            if !was && !cc.no_set_skip_hint {
-                                self.pageblocks.set_skip(v, true);
-                            }
-                            if was && !cc.finish_pageblock {
-                                low_pfn = end_pfn;
-                                break 'scan;
-                            }
-                            skip_updated = true;
+                    // At the first LRU lock: someone else is scanning this block already.
+                    if let Some(v) = valid_page.filter(|_| !cc.ignore_skip_hint) {
+                        if self.test_and_set_skip(cc, v) && !cc.finish_pageblock {
+                            low_pfn = end_pfn;
+                            break 'scan;
                         }
+                        skip_updated = true;
                     }
                     if skip_isolation_on_order(rec.order.0, cc.order, pb, split) && rec.order.0 > 0
                     {

@@ -292,6 +292,16 @@ impl Machine {
         }
         self.vmstat.compact_migrate_scanned += cc.total_migrate_scanned;
         self.vmstat.compact_free_scanned += cc.total_free_scanned;
+        // The kernel's two VM_BUG_ONs on the way out: every isolated page was migrated or
+        // put back, and every isolated free page went back to the buddy allocator.
+        debug_assert!(
+            cc.migratepages.is_empty(),
+            "compact_zone ends with folios isolated"
+        );
+        debug_assert!(
+            cc.nr_freepages == 0 && cc.freepages.iter().all(Vec::is_empty),
+            "compact_zone ends with free pages isolated"
+        );
         let (mp, fp) = (cc.migrate_pfn, cc.free_pfn);
         self.trace_compaction("end", || {
             format!("zone_start=0x{:x} migrate_pfn=0x{:x} free_pfn=0x{:x} zone_end=0x{:x}, mode={mode_name} status={}", start.0, mp.0, fp.0, end.0, ret.name())

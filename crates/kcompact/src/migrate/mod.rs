@@ -324,6 +324,12 @@ impl Machine {
         nr_pass: u32,
         inject: &mut dyn FnMut(FolioId) -> Injection,
     ) -> Result<u64, MigrateError> {
+        // As the kernel warns: a synchronous batch is one folio (migrate_pages_sync()).
+        debug_assert!(
+            mode == MigrateMode::Async || from.len() <= 1,
+            "a {mode:?} batch of {} folios",
+            from.len()
+        );
         let nosplit = reason == MigrateReason::NumaMisplaced;
         let mut nr_failed = 0u64;
         let (mut retry, mut thp_retry, mut nr_retry_pages) = (1u64, 0u64, 0u64);
