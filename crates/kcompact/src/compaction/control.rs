@@ -65,6 +65,24 @@ impl CompactResult {
             CompactResult::Success => "success",
         }
     }
+
+    /// The result named `name` in trace output (`complete`, `contended`, ...).
+    pub fn from_name(name: &str) -> Option<CompactResult> {
+        use CompactResult::*;
+        [
+            NotSuitableZone,
+            Skipped,
+            Deferred,
+            NoSuitablePage,
+            Continue,
+            Complete,
+            PartialSkipped,
+            Contended,
+            Success,
+        ]
+        .into_iter()
+        .find(|r| r.name() == name)
+    }
 }
 
 /// Mirrors `enum compact_priority`.
