@@ -209,13 +209,7 @@ fn property_compact_memory_moves_everything_below_the_last_batch() {
         check(&m);
         assert_eq!(r, CompactResult::Complete, "seed {seed}\n{pic}");
         assert_eq!(m.nr_free_pages(), free_before, "seed {seed}");
-        let trace: Vec<String> = m
-            .trace
-            .take()
-            .unwrap()
-            .iter()
-            .map(|t| t.to_string())
-            .collect();
+        let trace = m.take_trace_text();
         let last_batch_start = trace
             .iter()
             .filter_map(|l| l.strip_prefix("mm_compaction_isolate_migratepages: range=(0x"))

@@ -175,13 +175,7 @@ fn direct_compaction_succeeds_for_an_order_and_defers_after_failures() {
         CompactPriority::SyncLight,
     );
     assert_eq!(r, CompactResult::Success);
-    let trace: Vec<String> = m
-        .trace
-        .take()
-        .unwrap()
-        .iter()
-        .map(|t| t.to_string())
-        .collect();
+    let trace = m.take_trace_text();
     assert!(trace.iter().any(|l| l.starts_with(
         "mm_compaction_try_to_compact_pages: order=9 gfp_mask=GFP_TRANSHUGE priority=1"
     )));

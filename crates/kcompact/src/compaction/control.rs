@@ -66,22 +66,22 @@ impl CompactResult {
         }
     }
 
+    /// Every result, in the kernel's order.
+    pub const ALL: [CompactResult; 9] = [
+        CompactResult::NotSuitableZone,
+        CompactResult::Skipped,
+        CompactResult::Deferred,
+        CompactResult::NoSuitablePage,
+        CompactResult::Continue,
+        CompactResult::Complete,
+        CompactResult::PartialSkipped,
+        CompactResult::Contended,
+        CompactResult::Success,
+    ];
+
     /// The result named `name` in trace output (`complete`, `contended`, ...).
     pub fn from_name(name: &str) -> Option<CompactResult> {
-        use CompactResult::*;
-        [
-            NotSuitableZone,
-            Skipped,
-            Deferred,
-            NoSuitablePage,
-            Continue,
-            Complete,
-            PartialSkipped,
-            Contended,
-            Success,
-        ]
-        .into_iter()
-        .find(|r| r.name() == name)
+        Self::ALL.into_iter().find(|r| r.name() == name)
     }
 }
 

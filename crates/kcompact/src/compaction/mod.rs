@@ -124,6 +124,15 @@ impl Machine {
         (page, result)
     }
 
+    /// The tracepoints recorded so far as the kernel's trace text, one line each; tracing
+    /// stays on with an empty record.
+    pub fn take_trace_text(&mut self) -> Vec<String> {
+        self.trace
+            .as_mut()
+            .map(|t| std::mem::take(t).iter().map(|e| e.to_string()).collect())
+            .unwrap_or_default()
+    }
+
     /// Records a tracepoint when tracing is on (`event` is built only then).
     pub(crate) fn trace_event(&mut self, event: impl FnOnce() -> Tracepoint) {
         if let Some(t) = &mut self.trace {
