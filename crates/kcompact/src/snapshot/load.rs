@@ -21,6 +21,7 @@
 use super::kpageflags::{classify, has, kpf, PageClass};
 use super::text::ZoneInfoRecord;
 use super::SnapshotError;
+use crate::event::VmEvent;
 use crate::gfp::Gfp;
 use crate::layout::{Layout, PfnRange, ZoneSpec, ZoneType};
 use crate::memmap::MigrateType;
@@ -621,7 +622,7 @@ fn convert_blocks(
 /// while the arrays were read is left alone). Returns the pages freed.
 pub fn release_capture_pages(m: &mut Machine, pfns: &[u64]) -> u64 {
     use crate::owners::table::FolioKind;
-    let before = m.vmstat.pgfree;
+    let before = m.vmstat[VmEvent::Pgfree];
     for &p in pfns {
         let Some(id) = m.folio_of(Pfn(p)) else {
             continue;
@@ -631,5 +632,5 @@ pub fn release_capture_pages(m: &mut Machine, pfns: &[u64]) -> u64 {
             m.munmap(rec.owner, rec.index, rec.order.nr_pages());
         }
     }
-    m.vmstat.pgfree - before
+    m.vmstat[VmEvent::Pgfree] - before
 }
