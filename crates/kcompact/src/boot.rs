@@ -106,6 +106,7 @@ impl Machine {
             owners: Default::default(),
             contents: Default::default(),
             pf_memalloc: false,
+            cpu: 0,
             trace: None,
             capture: None,
             place_at: None,
