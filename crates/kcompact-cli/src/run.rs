@@ -254,7 +254,7 @@ pub(crate) fn write_kernel_files(dir: &Path, m: &Machine) -> anyhow::Result<()> 
     };
     write("buddyinfo", buddyinfo(m))?;
     write("pagetypeinfo", pagetypeinfo(m))?;
-    write("zoneinfo", zoneinfo(m, 2))?;
+    write("zoneinfo", zoneinfo(m))?;
     let mut vm = format!("nr_free_pages {}\n", m.nr_free_pages());
     for (k, v) in m.vmstat.pairs() {
         let _ = writeln!(vm, "{k} {v}");

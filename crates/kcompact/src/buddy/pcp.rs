@@ -484,6 +484,16 @@ impl Machine {
         todo
     }
 
+    /// True if a vmstat tick of `cpu` would decay or drain one of its pcps: `high` above
+    /// `high_min`, or more pages than `high`.
+    pub fn pcp_needs_decay(&self, cpu: u32) -> bool {
+        self.zones.iter().any(|z| {
+            z.pageset
+                .get(cpu as usize)
+                .is_some_and(|p| p.high > p.high_min || p.count > p.high)
+        })
+    }
+
     /// Mirrors `refresh_cpu_vm_stats(true)` for `cpu`: the pcp decay of every zone (the
     /// vmstat counters themselves need no folding in the model). True while any zone
     /// has more to do.
