@@ -9,7 +9,7 @@
 //! writes its files back and drops their page cache, so what it leaves in the machine is
 //! not mistaken for the machine's state. Linux only, as root.
 
-use crate::usage;
+use crate::ui::usage;
 use anyhow::Context;
 use indicatif::ProgressBar;
 use kcompact::snapshot::text::parse_zoneinfo;
@@ -174,7 +174,7 @@ pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Capture
         .1;
     let (pfn_start, pfn_end) = pfn_range(zoneinfo)?;
     let npfn = pfn_end - pfn_start;
-    let bar = crate::progress_bar(
+    let bar = crate::ui::progress_bar(
         2 * npfn * 8,
         "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} page arrays",
     );

@@ -14,41 +14,12 @@ mod settings;
 mod show;
 mod snapshot_cmd;
 mod trace_capture;
+mod ui;
 mod validate;
 
 use clap::Parser;
 use std::process::ExitCode;
-
-/// Bad input from the user: a message naming the flag, key, file or line. Exit code 2.
-#[derive(Debug)]
-pub struct Usage(pub String);
-
-impl std::fmt::Display for Usage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Usage {}
-
-/// Shorthand for returning a [`Usage`] error.
-/// A progress bar of `len` steps drawn with `template`, on a terminal only (nothing of it
-/// when stderr is piped).
-pub fn progress_bar(len: u64, template: &str) -> Option<indicatif::ProgressBar> {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let b = indicatif::ProgressBar::new(len);
-    if let Ok(s) = indicatif::ProgressStyle::with_template(template) {
-        b.set_style(s);
-    }
-    Some(b)
-}
-
-pub fn usage<T>(msg: impl Into<String>) -> anyhow::Result<T> {
-    Err(Usage(msg.into()).into())
-}
+use ui::Usage;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();

@@ -4,7 +4,7 @@ use crate::cli::ReplayArgs;
 use crate::run::zones_json;
 use crate::settings::Settings;
 use crate::snapshot_cmd::load_dir;
-use crate::usage;
+use crate::ui::usage;
 use anyhow::Context;
 use kcompact::replay::parse::{parse_trace, Trace};
 use kcompact::replay::{replay as run_replay, Mode, ReplayReport};
@@ -429,7 +429,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         }
         None => settings.boot()?,
     };
-    let bar = crate::progress_bar(
+    let bar = crate::ui::progress_bar(
         trace.records.len() as u64,
         "{bar:40} {percent}% {elapsed} replay",
     );

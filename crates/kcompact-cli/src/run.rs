@@ -25,7 +25,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let settings = Settings::parse(&args.machine)?;
     let mut m = settings.boot()?;
     let mut rng = SimRng::new(args.seed);
-    let bar = crate::progress_bar(settings.churn.steps, "{bar:40} {pos}/{len} steps {elapsed}");
+    let bar = crate::ui::progress_bar(settings.churn.steps, "{bar:40} {pos}/{len} steps {elapsed}");
     let report = run_churn(&mut m, &settings.churn, &mut rng, |step| {
         if let Some(b) = &bar {
             b.set_position(step);

@@ -3,7 +3,7 @@
 
 use crate::cli::{AbArgs, RunArgs};
 use crate::settings::Settings;
-use crate::usage;
+use crate::ui::usage;
 use anyhow::Context;
 use kcompact::rng::SimRng;
 use kcompact::scenario::{self, Metric, Outcome, Params, ScenarioError};
@@ -27,7 +27,7 @@ pub fn scenarios() -> anyhow::Result<()> {
 }
 
 fn scenario_error(e: ScenarioError) -> anyhow::Error {
-    crate::Usage(e.to_string()).into()
+    crate::ui::Usage(e.to_string()).into()
 }
 
 fn metric_json(m: &Metric) -> serde_json::Value {
@@ -72,7 +72,7 @@ pub fn run(args: &RunArgs, name: &str) -> anyhow::Result<()> {
     let keys: Vec<&str> = info.params.iter().map(|(k, _, _)| *k).collect();
     let settings = Settings::parse_for(&args.machine, &keys, info.machine, SCENARIO_MEM)?;
     let params = Params::new(name, &settings.scenario_params).map_err(scenario_error)?;
-    let bar = crate::progress_bar(1, "{bar:40} {percent}% {elapsed} {msg}");
+    let bar = crate::ui::progress_bar(1, "{bar:40} {percent}% {elapsed} {msg}");
     if let Some(b) = &bar {
         b.set_message(name.to_string());
     }

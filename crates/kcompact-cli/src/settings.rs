@@ -1,7 +1,7 @@
 //! `--mem` and `--set KEY=VALUE` into typed configurations, with a clear error per key.
 
 use crate::cli::MachineArgs;
-use crate::usage;
+use crate::ui::usage;
 use kcompact::churn::ChurnConfig;
 use kcompact::layout::Layout;
 use kcompact::size::parse_size;
@@ -170,7 +170,7 @@ impl Settings {
                 }
                 "thp_defrag" => {
                     s.vm.thp_defrag = kcompact::hugepage::ThpDefrag::parse(v).ok_or_else(|| {
-                        crate::Usage(format!(
+                        crate::ui::Usage(format!(
                             "--set thp_defrag={v}: expected always, defer, defer+madvise, madvise or never"
                         ))
                     })?

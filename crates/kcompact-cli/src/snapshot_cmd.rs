@@ -2,7 +2,7 @@
 //! ../shared/data/README.md) loaded into the model.
 
 use crate::cli::{AnalyzeArgs, PredictArgs};
-use crate::usage;
+use crate::ui::usage;
 use anyhow::Context;
 use kcompact::compaction::CompactEnd;
 use kcompact::scenario::free_order9_blocks;

@@ -5,7 +5,7 @@
 //! (read as tracing stops), `end/`.
 
 use crate::capture::capture_to;
-use crate::usage;
+use crate::ui::usage;
 use anyhow::Context;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -136,7 +136,7 @@ pub fn capture_trace(dir: &Path, seconds: u64, buffer_mb: u64, level: i32) -> an
     let inst = Instance::start(EVENTS, buffer_mb)?;
     let t0 = Instant::now();
     capture_to(&dir.join("start"), "start", level)?;
-    let bar = crate::progress_bar(seconds, "{bar:40} {pos}/{len} s tracing");
+    let bar = crate::ui::progress_bar(seconds, "{bar:40} {pos}/{len} s tracing");
     while t0.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(Duration::from_millis(100));
         if let Some(b) = &bar {

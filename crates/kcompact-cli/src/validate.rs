@@ -18,7 +18,7 @@
 
 use crate::capture::capture_to;
 use crate::snapshot_cmd::load_dir;
-use crate::usage;
+use crate::ui::usage;
 use anyhow::Context;
 use kcompact::snapshot::text::parse_buddyinfo;
 use std::io::Write;
