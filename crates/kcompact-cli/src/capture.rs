@@ -9,6 +9,7 @@
 //! writes its files back and drops their page cache, so what it leaves in the machine is
 //! not mistaken for the machine's state. Linux only, as root.
 
+use crate::snapshot_dir::CAPTURE_PFNS;
 use crate::ui::usage;
 use anyhow::Context;
 use indicatif::ProgressBar;
@@ -16,9 +17,6 @@ use kcompact::snapshot::text::parse_zoneinfo;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// The file listing the capturing process's own anonymous pages (hex pfns, one a line).
-pub const CAPTURE_PFNS: &str = "capture_pfns.txt";
 
 /// What a capture measured.
 pub struct Captured {

@@ -6,13 +6,16 @@
 
 mod capture;
 mod cli;
+mod out;
 mod replay_cmd;
 mod report;
+mod report_cmd;
 mod run;
 mod scenario_cmd;
 mod settings;
 mod show;
 mod snapshot_cmd;
+mod snapshot_dir;
 mod trace_capture;
 mod ui;
 mod validate;
@@ -33,7 +36,7 @@ fn main() -> ExitCode {
         cli::Command::Capture(a) => capture::capture(a),
         cli::Command::Validate(a) => validate::validate(a),
         cli::Command::Replay(a) => replay_cmd::replay(a),
-        cli::Command::Report(a) => report::report_cmd(a),
+        cli::Command::Report(a) => report_cmd::report(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,9 +1,9 @@
 //! `kcompact replay TRACE`: a kmem/compaction trace driving the model (issue 9).
 
 use crate::cli::ReplayArgs;
-use crate::run::zones_json;
+use crate::out::zones_json;
 use crate::settings::Settings;
-use crate::snapshot_cmd::load_dir;
+use crate::snapshot_dir::load_dir;
 use crate::ui::usage;
 use anyhow::Context;
 use kcompact::replay::parse::{parse_trace, Trace};
@@ -451,13 +451,9 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     }
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
-        let write = |name: &str, text: String| -> anyhow::Result<()> {
-            let p = dir.join(name);
-            std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
-        };
-        write("result.json", serde_json::to_string_pretty(&j)? + "\n")?;
-        write("buddyinfo", buddyinfo(&m))?;
-        write("timeline.csv", timeline_csv(&r))?;
+        crate::out::write(dir, "result.json", serde_json::to_string_pretty(&j)? + "\n")?;
+        crate::out::write(dir, "buddyinfo", buddyinfo(&m))?;
+        crate::out::write(dir, "timeline.csv", timeline_csv(&r))?;
         crate::report::write_report(dir, &replay_report(&args, &r, &m, &j))?;
         if !args.json {
             println!("\nwrote {}", dir.display());

@@ -1,8 +1,8 @@
 //! `report.html`: one self-contained file (no network) with the physical memory map, the
 //! plots and the kernel-format tables of a run, an A/B comparison, a replay or a
 //! snapshot. The report is data first (`report.json`, [`Report`]), rendered by
-//! [`render`]; `kcompact report DIR` renders a directory's `report.json` again, or builds
-//! the report of a snapshot directory.
+//! [`render`] (`kcompact report DIR`, in `report_cmd.rs`, renders a directory's
+//! `report.json` again).
 //!
 //! Maps are drawn by a small script (`report.js`) on a canvas from the cells' data (one
 //! cell per pageblock, or per group of them on large machines, said above the map); plots
@@ -445,12 +445,8 @@ pub fn render(r: &Report) -> String {
 
 /// Writes `report.json` and `report.html` into `dir`.
 pub fn write_report(dir: &std::path::Path, r: &Report) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let j = dir.join("report.json");
-    std::fs::write(&j, serde_json::to_string(r)? + "\n")
-        .with_context(|| format!("writing {}", j.display()))?;
-    let h = dir.join("report.html");
-    std::fs::write(&h, render(r)).with_context(|| format!("writing {}", h.display()))
+    crate::out::write(dir, "report.json", serde_json::to_string(r)? + "\n")?;
+    crate::out::write(dir, "report.html", render(r))
 }
 
 /// The non-zero counters of `m`'s vmstat as a table.
@@ -496,41 +492,4 @@ pub fn free_by_order_chart(title: &str, x_label: &str, rows: &[(f64, [u64; 11])]
         y_label: "free pages".to_string(),
         series,
     }
-}
-
-/// `kcompact report DIR [--out FILE]`.
-pub fn report_cmd(args: crate::cli::ReportArgs) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let dir = &args.dir;
-    let out = args.out.clone().unwrap_or_else(|| dir.join("report.html"));
-    let report = if dir.join("report.json").is_file() {
-        let p = dir.join("report.json");
-        let text = std::fs::read_to_string(&p).with_context(|| p.display().to_string())?;
-        match serde_json::from_str::<Report>(&text) {
-            Ok(r) => r,
-            Err(e) => return crate::ui::usage(format!("{}: not a report: {e}", p.display())),
-        }
-    } else if dir.join("meta.txt").is_file() {
-        crate::snapshot_cmd::snapshot_report(dir)?
-    } else {
-        return crate::ui::usage(format!(
-            "{}: neither an --out directory (report.json) nor a snapshot (meta.txt)",
-            dir.display()
-        ));
-    };
-    let html = render(&report);
-    if let Err(e) = std::fs::write(&out, &html) {
-        return crate::ui::usage(format!(
-            "{}: {e} (choose another file with --out)",
-            out.display()
-        ));
-    }
-    if !dir.join("report.json").is_file() {
-        // A snapshot's report: its data beside the page, as `--out` directories have it.
-        let j = out.with_file_name("report.json");
-        std::fs::write(&j, serde_json::to_string(&report)? + "\n")
-            .with_context(|| format!("writing {}", j.display()))?;
-    }
-    println!("wrote {} ({} bytes)", out.display(), html.len());
-    Ok(())
 }

@@ -1,11 +1,12 @@
 //! `kcompact run`: a workload on a model machine, its figures, the kernel's views, files.
 
 use crate::cli::RunArgs;
+use crate::out::{vmstat_json, write_kernel_files, zones_json};
 use crate::settings::Settings;
 use anyhow::Context;
 use kcompact::churn::{run_churn, ChurnReport};
 use kcompact::rng::SimRng;
-use kcompact::views::{buddyinfo, pagetypeinfo, unusable_index, zoneinfo};
+use kcompact::views::{buddyinfo, pagetypeinfo, unusable_index};
 use kcompact::Machine;
 use serde_json::json;
 use std::fmt::Write as _;
@@ -170,11 +171,11 @@ fn write_out(
     }
     result["config"]["integrity"] = json!(format!("{:?}", s.integrity).to_lowercase());
     result["config"]["migrate_every"] = json!(s.churn.migrate_every);
-    let write = |name: &str, text: String| -> anyhow::Result<()> {
-        let p = dir.join(name);
-        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
-    };
-    write("result.json", serde_json::to_string_pretty(&result)? + "\n")?;
+    crate::out::write(
+        dir,
+        "result.json",
+        serde_json::to_string_pretty(&result)? + "\n",
+    )?;
     write_kernel_files(dir, m)?;
     let mut csv = String::from("step,free_pages,free_order9_blocks,unusable_order9\n");
     for smp in &r.samples {
@@ -184,7 +185,7 @@ fn write_out(
             smp.step, smp.free_pages, smp.free_order9_blocks, smp.unusable_order9
         );
     }
-    write("timeline.csv", csv)?;
+    crate::out::write(dir, "timeline.csv", csv)?;
     use crate::report::{
         kernel_views, kv_table, map_section, vmstat_table, Report, Section, Series,
     };
@@ -225,39 +226,4 @@ fn write_out(
             sections,
         },
     )
-}
-
-/// result.json's `zones`: every populated zone's free blocks per order and managed pages.
-pub(crate) fn zones_json(m: &Machine) -> serde_json::Value {
-    json!(m
-        .zones
-        .iter()
-        .filter(|z| z.is_populated())
-        .map(|z| json!({"node": z.node.0, "name": z.name(), "free_by_order": z.free_by_order(), "managed_pages": z.managed_pages}))
-        .collect::<Vec<_>>())
-}
-
-/// result.json's `vmstat`: every counter by its name.
-pub(crate) fn vmstat_json(m: &Machine) -> serde_json::Map<String, serde_json::Value> {
-    m.vmstat
-        .pairs()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect()
-}
-
-/// The kernel-format files of `--out`: buddyinfo, pagetypeinfo, zoneinfo, vmstat.
-pub(crate) fn write_kernel_files(dir: &Path, m: &Machine) -> anyhow::Result<()> {
-    let write = |name: &str, text: String| -> anyhow::Result<()> {
-        let p = dir.join(name);
-        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
-    };
-    write("buddyinfo", buddyinfo(m))?;
-    write("pagetypeinfo", pagetypeinfo(m))?;
-    write("zoneinfo", zoneinfo(m, 2))?;
-    let mut vm = format!("nr_free_pages {}\n", m.nr_free_pages());
-    for (k, v) in m.vmstat.pairs() {
-        let _ = writeln!(vm, "{k} {v}");
-    }
-    write("vmstat", vm)
 }

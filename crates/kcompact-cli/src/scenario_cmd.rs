@@ -145,8 +145,8 @@ fn write_out(
     out: &Outcome,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let zones = crate::run::zones_json(m);
-    let vmstat = crate::run::vmstat_json(m);
+    let zones = crate::out::zones_json(m);
+    let vmstat = crate::out::vmstat_json(m);
     let metrics: serde_json::Map<String, serde_json::Value> = out
         .metrics
         .iter()
@@ -175,12 +175,12 @@ fn write_out(
         "vmstat": vmstat,
         "zones": zones,
     });
-    let write = |name: &str, text: String| -> anyhow::Result<()> {
-        let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
-    };
-    write("result.json", serde_json::to_string_pretty(&result)? + "\n")?;
-    crate::run::write_kernel_files(dir, m)?;
+    crate::out::write(
+        dir,
+        "result.json",
+        serde_json::to_string_pretty(&result)? + "\n",
+    )?;
+    crate::out::write_kernel_files(dir, m)?;
     let mut csv =
         String::from("time_ns,phase,free_pages,free_order9_blocks,hugepages,pages_reclaimed");
     for o in 0..kcompact::units::NR_PAGE_ORDERS {
@@ -198,7 +198,7 @@ fn write_out(
         }
         csv.push('\n');
     }
-    write("timeline.csv", csv)?;
+    crate::out::write(dir, "timeline.csv", csv)?;
     crate::report::write_report(dir, &scenario_report(m, p, seed, &result, out))?;
     Ok(())
 }
@@ -378,9 +378,7 @@ pub fn ab(args: AbArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.out {
         use crate::report::{AbRow, Report, Section};
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let p = dir.join("ab.json");
-        std::fs::write(&p, serde_json::to_string_pretty(&j)? + "\n")
-            .with_context(|| format!("writing {}", p.display()))?;
+        crate::out::write(dir, "ab.json", serde_json::to_string_pretty(&j)? + "\n")?;
         let (la, lb) = (format!("{key}={a}"), format!("{key}={b}"));
         let report = Report {
             title: format!("kcompact ab {} — {la} vs {lb}", info.name),

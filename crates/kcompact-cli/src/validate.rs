@@ -17,7 +17,7 @@
 //! caches dropped, trace instance removed) and changes no setting. Linux, root.
 
 use crate::capture::capture_to;
-use crate::snapshot_cmd::load_dir;
+use crate::snapshot_dir::load_dir;
 use crate::ui::usage;
 use anyhow::Context;
 use kcompact::snapshot::text::parse_buddyinfo;
