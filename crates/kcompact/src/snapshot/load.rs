@@ -560,29 +560,7 @@ pub fn reconcile_pageblock_types(
         else {
             continue;
         };
-        let blocks_of = |name: &str| {
-            rec.blocks
-                .iter()
-                .find(|(n, _)| n == name)
-                .map_or(0, |(_, c)| *c)
-        };
-        let kernel = [
-            blocks_of("Unmovable"),
-            blocks_of("Movable"),
-            blocks_of("Reclaimable"),
-        ];
-        let hist_of = |name: &str| {
-            rec.free
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, h)| *h)
-                .unwrap_or([Some(0); 11])
-        };
-        let targets = [
-            hist_of("Unmovable"),
-            hist_of("Movable"),
-            hist_of("Reclaimable"),
-        ];
+        let (kernel, targets) = kernel_types(rec);
         let before = type_counts(m, zi);
         let d0 = free_list_distance(m, zi, &targets);
         // In order: slab-only blocks guessed RECLAIMABLE beyond the kernel's count become
@@ -618,6 +596,26 @@ pub fn reconcile_pageblock_types(
         });
     }
     out
+}
+
+/// What pagetypeinfo says of one zone: its pageblocks per reconciled type, and each
+/// type's free blocks per order (orders the file does not count are `None`).
+fn kernel_types(rec: &PagetypeInfoRecord) -> ([u64; 3], [[Option<u64>; 11]; 3]) {
+    let blocks_of = |name: &str| {
+        rec.blocks
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, c)| *c)
+    };
+    let hist_of = |name: &str| {
+        rec.free
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, h)| *h)
+            .unwrap_or([Some(0); 11])
+    };
+    let names = ["Unmovable", "Movable", "Reclaimable"];
+    (names.map(blocks_of), names.map(hist_of))
 }
 
 /// Pageblocks of the zone per reconciled type.
@@ -683,33 +681,7 @@ fn convert_blocks(
     if n == 0 {
         return;
     }
-    let pb = m.pageblock_order();
-    // Per candidate block: free chunks per order below pageblock order, and LRU pages.
-    // A block inside a free chunk larger than a pageblock is left alone: the chunk's
-    // type is that of all its blocks.
-    let mut cands: Vec<(Pfn, [u64; 11], u64)> = zone_blocks(m, zi)
-        .into_iter()
-        .filter(|b| m.migratetype(*b) == from && m.find_large_buddy(*b).is_none())
-        .map(|b| {
-            let mut chunks = [0u64; 11];
-            let mut lru = 0;
-            let mut p = b.0;
-            while p < b.0 + pb.nr_pages() {
-                let f = m.mem.flags(Pfn(p));
-                if m.mem.is_buddy(Pfn(p)) {
-                    let o = m.mem.buddy_order(Pfn(p)).0;
-                    chunks[o as usize] += 1;
-                    p += 1 << o;
-                    continue;
-                }
-                if f.contains(crate::memmap::PageFlags::LRU) {
-                    lru += 1;
-                }
-                p += 1;
-            }
-            (b, chunks, lru)
-        })
-        .collect();
+    let mut cands = candidate_blocks(m, zi, from);
     let mut have = list_hist(m, zi, to);
     for _ in 0..n {
         let deficit: [u64; 11] =
@@ -742,6 +714,40 @@ fn convert_blocks(
             }
         }
     }
+}
+
+/// The blocks of type `from` in the zone that [`convert_blocks`] may convert, each with its
+/// free chunks per order below pageblock order and its LRU pages. A block inside a free
+/// chunk larger than a pageblock is left out: the chunk's type is that of all its blocks.
+fn candidate_blocks(
+    m: &Machine,
+    zi: crate::units::ZoneIdx,
+    from: MigrateType,
+) -> Vec<(Pfn, [u64; 11], u64)> {
+    let pb = m.pageblock_order();
+    zone_blocks(m, zi)
+        .into_iter()
+        .filter(|b| m.migratetype(*b) == from && m.find_large_buddy(*b).is_none())
+        .map(|b| {
+            let mut chunks = [0u64; 11];
+            let mut lru = 0;
+            let mut p = b.0;
+            while p < b.0 + pb.nr_pages() {
+                let f = m.mem.flags(Pfn(p));
+                if m.mem.is_buddy(Pfn(p)) {
+                    let o = m.mem.buddy_order(Pfn(p)).0;
+                    chunks[o as usize] += 1;
+                    p += 1 << o;
+                    continue;
+                }
+                if f.contains(crate::memmap::PageFlags::LRU) {
+                    lru += 1;
+                }
+                p += 1;
+            }
+            (b, chunks, lru)
+        })
+        .collect()
 }
 
 /// Frees the capturing process's own anonymous pages, listed by `kcompact capture` in
