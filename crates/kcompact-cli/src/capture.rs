@@ -1,4 +1,4 @@
-//! `kcompact capture DIR`: a snapshot of this machine's physical memory in the layout of
+//! A snapshot of this machine's physical memory written to a directory in the layout of
 //! ../shared/data/README.md, for `analyze`, `predict` and `validate`.
 //!
 //! The text files are read before the page arrays (`buddyinfo`, `vmstat`, `pagetypeinfo`,
@@ -392,41 +392,4 @@ fn hugepages() -> String {
         }
     }
     out
-}
-
-/// `kcompact capture DIR`.
-pub fn capture(args: crate::cli::CaptureArgs) -> anyhow::Result<()> {
-    if !Path::new("/proc/kpageflags").exists() {
-        return usage(
-            "/proc/kpageflags: not there (capture needs Linux with CONFIG_PROC_PAGE_MONITOR)",
-        );
-    }
-    if !(1..=19).contains(&args.level) {
-        return usage(format!("--level {}: zstd levels 1..=19", args.level));
-    }
-    let label = args.label.clone().unwrap_or_else(|| {
-        args.dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
-    if let Some(secs) = args.trace {
-        return crate::trace_capture::capture_trace(
-            &args.dir,
-            secs,
-            args.trace_buffer_mb,
-            args.level,
-        );
-    }
-    let c = capture_to(&args.dir, &label, args.level)?;
-    let mb = c.raw_bytes as f64 / 1e6;
-    println!(
-        "captured {} in {:.2} s: kpageflags {:.1} MB in {:.3} s ({:.0} MB/s)",
-        c.dir.display(),
-        c.total_s,
-        mb,
-        c.kpageflags_s,
-        mb / c.kpageflags_s.max(1e-9)
-    );
-    Ok(())
 }

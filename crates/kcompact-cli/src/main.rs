@@ -5,6 +5,7 @@
 //! I/O, and only this crate uses `anyhow`.
 
 mod capture;
+mod capture_cmd;
 mod cli;
 mod out;
 mod replay_cmd;
@@ -16,7 +17,7 @@ mod settings;
 mod show;
 mod snapshot_cmd;
 mod snapshot_dir;
-mod trace_capture;
+mod tracefs;
 mod ui;
 mod validate;
 
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
         cli::Command::Show(a) => show::show(a),
         cli::Command::Predict(a) => snapshot_cmd::predict(a),
         cli::Command::Analyze(a) => snapshot_cmd::analyze(a),
-        cli::Command::Capture(a) => capture::capture(a),
+        cli::Command::Capture(a) => capture_cmd::capture(a),
         cli::Command::Validate(a) => validate::validate(a),
         cli::Command::Replay(a) => replay_cmd::replay(a),
         cli::Command::Report(a) => report_cmd::report(a),

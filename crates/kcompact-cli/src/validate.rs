@@ -319,7 +319,7 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
     let s1 = settle(90);
     // The kernel's compaction events during the write, in a private tracefs instance set
     // up before the capture (its ring buffer is kernel memory the snapshot then holds).
-    let trace = match crate::trace_capture::Instance::start(
+    let trace = match crate::tracefs::Instance::start(
         &["compaction", "migrate/mm_migrate_pages"],
         (2 * args.gib).max(8),
     ) {
