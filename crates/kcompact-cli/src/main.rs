@@ -6,12 +6,12 @@
 
 mod capture;
 mod capture_cmd;
+mod churn_out;
 mod cli;
 mod out;
 mod replay_cmd;
 mod report;
 mod report_cmd;
-mod run;
 mod scenario_cmd;
 mod settings;
 mod show;
@@ -28,7 +28,7 @@ use ui::Usage;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let result = match args.command {
-        cli::Command::Run(a) => run::run(a),
+        cli::Command::Run(a) => scenario_cmd::run(a),
         cli::Command::Scenarios => scenario_cmd::scenarios(),
         cli::Command::Ab(a) => scenario_cmd::ab(a),
         cli::Command::Show(a) => show::show(a),

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use kcompact::compaction::CompactEnd;
+use kcompact::scenario::{Metric, Outcome};
 use kcompact::views::{buddyinfo, pagetypeinfo, zoneinfo};
 use kcompact::Machine;
 use serde_json::json;
@@ -81,4 +82,49 @@ pub fn compact_ends_json(m: &Machine, ends: &[CompactEnd]) -> serde_json::Value 
             })
         })
         .collect()
+}
+
+/// result.json's `metrics`: a scenario's metrics by name.
+pub fn metrics_json(out: &Outcome) -> serde_json::Map<String, serde_json::Value> {
+    out.metrics
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Metric::Int(v) => json!(v),
+                Metric::Float(v) => json!(v),
+                Metric::List(v) => json!(v),
+            };
+            (k.to_string(), v)
+        })
+        .collect()
+}
+
+/// Writes a run's result.json (SPEC.md's contract: version, scenario, seed, `config`, the
+/// outcome's metrics, every counter, the zones) and the kernel-format files into `dir`,
+/// created if need be; returns the result.
+pub fn write_result(
+    dir: &Path,
+    m: &Machine,
+    scenario: &str,
+    seed: u64,
+    config: serde_json::Value,
+    out: &Outcome,
+) -> anyhow::Result<serde_json::Value> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let result = json!({
+        "kcompact_version": env!("CARGO_PKG_VERSION"),
+        "scenario": scenario,
+        "seed": seed,
+        "config": config,
+        "metrics": metrics_json(out),
+        "vmstat": vmstat_json(m),
+        "zones": zones_json(m),
+    });
+    write(
+        dir,
+        "result.json",
+        serde_json::to_string_pretty(&result)? + "\n",
+    )?;
+    write_kernel_files(dir, m)?;
+    Ok(result)
 }

@@ -449,6 +449,18 @@ pub fn write_report(dir: &std::path::Path, r: &Report) -> anyhow::Result<()> {
     crate::out::write(dir, "report.html", render(r))
 }
 
+/// The first sections of a run's report: its metrics, its configuration and seed (from
+/// its result.json) and the memory map at the end of the run.
+pub fn run_sections(m: &kcompact::Machine, seed: u64, result: &serde_json::Value) -> Vec<Section> {
+    let mut config = vec![("seed".to_string(), seed.to_string())];
+    config.extend(flat_json(&result["config"]));
+    vec![
+        kv_table("Metrics", flat_json(&result["metrics"])),
+        kv_table("Configuration and seed", config),
+        map_section("Physical memory at the end of the run", m),
+    ]
+}
+
 /// The non-zero counters of `m`'s vmstat as a table.
 pub fn vmstat_table(title: &str, m: &kcompact::Machine) -> Section {
     kv_table(

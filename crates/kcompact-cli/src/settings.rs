@@ -2,7 +2,6 @@
 
 use crate::cli::MachineArgs;
 use crate::ui::usage;
-use kcompact::churn::ChurnConfig;
 use kcompact::layout::Layout;
 use kcompact::size::parse_size;
 use kcompact::{Machine, VmConfig};
@@ -41,20 +40,6 @@ pub const KEYS: &[(&str, &str)] = &[
         "defrag_mode",
         "0|1: vm.defrag_mode (Linux 6.15+), default 0",
     ),
-    ("steps", "churn: allocate/free steps (default 1000000)"),
-    (
-        "fill_pct",
-        "churn: target memory use in percent (1..=95, default 90)",
-    ),
-    (
-        "max_order",
-        "churn: largest order allocated (0..=10, default 10)",
-    ),
-    (
-        "mix",
-        "churn: weights unmovable,movable,reclaimable,atomic (default 15,75,8,2)",
-    ),
-    ("migrate_every", "churn: steps between migration batches (default 2000, 0 = none)"),
     ("compaction", "on|off: CONFIG_COMPACTION (off: the 2010 baseline, reclaim only)"),
     ("non_lru_movable", "on|off: driver pages (zsmalloc, balloon, GPU) are movable (off: before Linux 4.8)"),
     ("skip_pinned", "anon-only|extra-refs|dma-pinned: which pinned pages compaction skips (default anon-only, today's Linux)"),
@@ -76,7 +61,6 @@ pub struct Settings {
     pub nodes: u32,
     pub movable_bytes: u64,
     pub vm: VmConfig,
-    pub churn: ChurnConfig,
     pub integrity: Integrity,
     /// `--set` pairs that are the scenario's own parameters.
     pub scenario_params: Vec<(String, String)>,
@@ -144,7 +128,6 @@ impl Settings {
             nodes: 1,
             movable_bytes: 0,
             vm: VmConfig::default(),
-            churn: ChurnConfig::default(),
             integrity: Integrity::Off,
             scenario_params: Vec::new(),
         };
@@ -196,7 +179,6 @@ impl Settings {
                     s.vm.cma_pages = b >> 12;
                 }
                 "defrag_mode" => s.vm.defrag_mode = onoff(key, v)?,
-                "migrate_every" => s.churn.migrate_every = num(key, v)?,
                 "compaction" => s.vm.compaction = onoff(key, v)?,
                 "non_lru_movable" => s.vm.non_lru_movable = onoff(key, v)?,
                 "compact_unevictable_allowed" => s.vm.compact_unevictable_allowed = onoff(key, v)?,
@@ -253,36 +235,6 @@ impl Settings {
                                 "--set integrity={v}: expected off, stamps or bytes"
                             ))
                         }
-                    }
-                }
-                "steps" => s.churn.steps = num(key, v)?,
-                "fill_pct" => {
-                    s.churn.fill_pct = num(key, v)?;
-                    if !(1..=95).contains(&s.churn.fill_pct) {
-                        return usage(format!("--set fill_pct={v}: out of range 1..=95"));
-                    }
-                }
-                "max_order" => {
-                    let o = num(key, v)?;
-                    if o > 10 {
-                        return usage(format!("--set max_order={v}: out of range 0..=10"));
-                    }
-                    s.churn.max_order = o as u8;
-                }
-                "mix" => {
-                    let w: Vec<&str> = v.split(',').collect();
-                    if w.len() != 4 {
-                        return usage(format!(
-                            "--set mix={v}: expected four weights, e.g. 15,75,8,2"
-                        ));
-                    }
-                    for (i, x) in w.iter().enumerate() {
-                        s.churn.mix[i] = num(key, x)?;
-                    }
-                    if s.churn.mix.iter().all(|x| *x == 0) {
-                        return usage(format!(
-                            "--set mix={v}: at least one weight must be positive"
-                        ));
                     }
                 }
                 _ => {

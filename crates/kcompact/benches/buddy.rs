@@ -9,11 +9,11 @@
 //! 1 TiB model (set KCOMPACT_BENCH_1T=0 to skip that one). Figures are wall-clock on one
 //! core, best of three runs where a run is short.
 
-use kcompact::churn::{run_churn, ChurnConfig};
 use kcompact::gfp::Gfp;
 use kcompact::layout::Layout;
 use kcompact::memmap::BYTES_PER_PAGE;
 use kcompact::rng::SimRng;
+use kcompact::scenario::churn::{run_churn, ChurnConfig};
 use kcompact::units::{NodeId, Order, Pfn};
 use kcompact::{Machine, VmConfig};
 use std::hint::black_box;

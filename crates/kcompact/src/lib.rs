@@ -14,7 +14,6 @@
 
 pub mod alloc;
 pub mod buddy;
-pub mod churn;
 pub mod clock;
 pub mod compaction;
 pub mod event;
