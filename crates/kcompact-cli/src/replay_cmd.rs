@@ -2,6 +2,9 @@
 
 use crate::cli::ReplayArgs;
 use crate::out::zones_json;
+use crate::report::{
+    free_by_order_chart, kernel_views, kv_table, map_section, write_report, Report, Section, Series,
+};
 use crate::settings::Settings;
 use crate::snapshot_dir::load_dir;
 use crate::ui::usage;
@@ -146,6 +149,14 @@ fn text_report(
             .collect();
         let _ = writeln!(o, "gfp flags the model ignores: {}", u.join(", "));
     }
+    o += &compactions_text(r);
+    o += &end_text(m, kernel);
+    o
+}
+
+/// Each kernel compaction run beside the model's, one line per zone and run.
+fn compactions_text(r: &ReplayReport) -> String {
+    let mut o = String::new();
     if !r.compactions.is_empty() {
         let _ = writeln!(
             o,
@@ -174,6 +185,13 @@ fn text_report(
             );
         }
     }
+    o
+}
+
+/// The model's buddyinfo at the end and, with the kernel's, the difference per zone and
+/// order.
+fn end_text(m: &Machine, kernel: &Option<ZoneFree>) -> String {
+    let mut o = String::new();
     let _ = writeln!(o, "\nthe model's free pages by order at the end:");
     o.push_str(&buddyinfo(m));
     if let Some(k) = kernel {
@@ -268,11 +286,7 @@ fn replay_report(
     r: &ReplayReport,
     m: &Machine,
     j: &serde_json::Value,
-) -> crate::report::Report {
-    use crate::report::{
-        free_by_order_chart, kernel_views, kv_table, map_section, Report, Section, Series,
-    };
-    let secs = |t: &kcompact::replay::Row| t.time_ns as f64 / 1e9;
+) -> Report {
     let mut sections = vec![
         kv_table(
             "Replay",
@@ -300,65 +314,10 @@ fn replay_report(
                 .map(|(k, n)| (k.to_string(), n.to_string()))
                 .collect(),
         ),
-        free_by_order_chart(
-            "Fragmentation over the trace: free pages by order",
-            "trace time (s)",
-            &r.timeline
-                .iter()
-                .map(|t| (secs(t), t.free_by_order))
-                .collect::<Vec<_>>(),
-        ),
-        Section::Chart {
-            title: "Free order-9 blocks over the trace".into(),
-            x_label: "trace time (s)".into(),
-            y_label: "blocks".into(),
-            series: vec![Series {
-                name: "free order >= 9 blocks".into(),
-                points: r
-                    .timeline
-                    .iter()
-                    .map(|t| (secs(t), t.free_order9_blocks as f64))
-                    .collect(),
-            }],
-        },
-        Section::Table {
-            title: "Compaction runs: the kernel's (from its events) and the model's".into(),
-            headers: [
-                "zone",
-                "mode",
-                "status",
-                "side",
-                "migrate_scanned",
-                "free_scanned",
-                "isolated",
-                "migrated",
-                "failed",
-            ]
-            .iter()
-            .map(|h| h.to_string())
-            .collect(),
-            rows: r
-                .compactions
-                .iter()
-                .flat_map(|c| {
-                    [("kernel", &c.kernel), ("model", &c.model)].map(|(side, w)| {
-                        vec![
-                            format!("{:#x}-{:#x}", c.zone_start, c.zone_end),
-                            c.mode.clone(),
-                            c.status.clone(),
-                            side.to_string(),
-                            w.migrate_scanned.to_string(),
-                            w.free_scanned.to_string(),
-                            w.isolated.to_string(),
-                            w.migrated.to_string(),
-                            w.failed.to_string(),
-                        ]
-                    })
-                })
-                .collect(),
-        },
-        map_section("Physical memory at the end of the replay", m),
     ];
+    sections.extend(timeline_charts(r));
+    sections.push(compactions_table(r));
+    sections.push(map_section("Physical memory at the end of the replay", m));
     sections.extend(kernel_views(m));
     if let Some(k) = j["kernel_end"].as_array() {
         sections.push(Section::Pre {
@@ -389,6 +348,74 @@ fn replay_report(
                 ))
         ),
         sections,
+    }
+}
+
+/// The fragmentation over the trace: free pages by order, and free order-9 blocks.
+fn timeline_charts(r: &ReplayReport) -> [Section; 2] {
+    let secs = |t: &kcompact::replay::Row| t.time_ns as f64 / 1e9;
+    [
+        free_by_order_chart(
+            "Fragmentation over the trace: free pages by order",
+            "trace time (s)",
+            &r.timeline
+                .iter()
+                .map(|t| (secs(t), t.free_by_order))
+                .collect::<Vec<_>>(),
+        ),
+        Section::Chart {
+            title: "Free order-9 blocks over the trace".into(),
+            x_label: "trace time (s)".into(),
+            y_label: "blocks".into(),
+            series: vec![Series {
+                name: "free order >= 9 blocks".into(),
+                points: r
+                    .timeline
+                    .iter()
+                    .map(|t| (secs(t), t.free_order9_blocks as f64))
+                    .collect(),
+            }],
+        },
+    ]
+}
+
+/// The compaction runs: a row for the kernel's (from its events) and one for the model's.
+fn compactions_table(r: &ReplayReport) -> Section {
+    Section::Table {
+        title: "Compaction runs: the kernel's (from its events) and the model's".into(),
+        headers: [
+            "zone",
+            "mode",
+            "status",
+            "side",
+            "migrate_scanned",
+            "free_scanned",
+            "isolated",
+            "migrated",
+            "failed",
+        ]
+        .iter()
+        .map(|h| h.to_string())
+        .collect(),
+        rows: r
+            .compactions
+            .iter()
+            .flat_map(|c| {
+                [("kernel", &c.kernel), ("model", &c.model)].map(|(side, w)| {
+                    vec![
+                        format!("{:#x}-{:#x}", c.zone_start, c.zone_end),
+                        c.mode.clone(),
+                        c.status.clone(),
+                        side.to_string(),
+                        w.migrate_scanned.to_string(),
+                        w.free_scanned.to_string(),
+                        w.isolated.to_string(),
+                        w.migrated.to_string(),
+                        w.failed.to_string(),
+                    ]
+                })
+            })
+            .collect(),
     }
 }
 
@@ -454,7 +481,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         crate::out::write(dir, "result.json", serde_json::to_string_pretty(&j)? + "\n")?;
         crate::out::write(dir, "buddyinfo", buddyinfo(&m))?;
         crate::out::write(dir, "timeline.csv", timeline_csv(&r))?;
-        crate::report::write_report(dir, &replay_report(&args, &r, &m, &j))?;
+        write_report(dir, &replay_report(&args, &r, &m, &j))?;
         if !args.json {
             println!("\nwrote {}", dir.display());
         }
