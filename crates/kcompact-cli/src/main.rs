@@ -1,8 +1,11 @@
 //! `kcompact`: the command line around the kcompact model.
 //!
-//! Layers: parse (clap) → validate (settings into typed configs; bad input is a [`Usage`]
-//! error, exit code 2) → run (the pure core) → print or write files. Only this crate does
-//! I/O, and only this crate uses `anyhow`.
+//! Three layers, each importing only the ones below it and the core: the arguments
+//! (`cli`, `settings`, `ui`: parsed and validated; bad input is a [`Usage`] error, exit
+//! code 2), the files (`snapshot_dir`: a snapshot directory into a loaded machine; `out`,
+//! `report` and `churn_out`: a machine into files and text; `capture`, `tracefs`: this
+//! machine's state), and the commands (`*_cmd`, `show`, `validate`), which this file only
+//! dispatches to. Only this crate does I/O, and only this crate uses `anyhow`.
 
 mod capture;
 mod capture_cmd;
