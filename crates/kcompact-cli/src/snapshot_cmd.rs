@@ -5,6 +5,7 @@ use crate::cli::{AnalyzeArgs, PredictArgs};
 use crate::out::{compact_ends_json, compact_ends_text, zones_json};
 use crate::snapshot_dir::{buddyinfo_check, load_dir, Loaded, CAPTURE_PFNS};
 use crate::ui::usage;
+use kcompact::compaction::CompactEnd;
 use kcompact::scenario::free_order9_blocks;
 use kcompact::snapshot::kpageflags::{class_counts, PageClass};
 use kcompact::units::Pfn;
@@ -77,14 +78,18 @@ fn parse_action(s: &str) -> anyhow::Result<Action> {
     }
 }
 
-/// `kcompact predict SNAPSHOT --action compact|drop-caches|hugepages=N`.
-pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
-    let action = parse_action(&args.action)?;
-    let loaded = load_dir(&args.snapshot)?;
-    let before = loaded.machine.clone();
-    let mut m = loaded.machine;
+/// What an action did to the loaded machine: the action in the kernel's words, its
+/// figures, and each zone's compaction end (for `compact`).
+struct Predicted {
+    what: String,
+    figures: Vec<(&'static str, u64)>,
+    ends: Vec<CompactEnd>,
+}
+
+/// Performs `action` on `m` (loaded as `before`) and lets the daemons finish.
+fn perform(m: &mut Machine, before: &Machine, action: Action) -> Predicted {
     let mut ends = Vec::new();
-    let (what, mut extra) = match action {
+    let (what, mut figures) = match action {
         Action::Compact => {
             // Writing /proc/sys/vm/compact_memory: sync, full compaction of every zone.
             ends = m.compact_memory();
@@ -114,15 +119,29 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     // the daemons' share.
     let work = |x: &Machine| kcompact::clock::Work::of(&x.vmstat);
     let ms = |ns: u64| ns / 1_000_000;
-    extra.push((
+    figures.push((
         "simulated_cpu_ms",
-        ms(m.config.costs.cost(&work(&before), &work(&m))),
+        ms(m.config.costs.cost(&work(before), &work(m))),
     ));
-    extra.push(("kswapd_cpu_ms", ms(m.clock.cpu.kswapd_ns.iter().sum())));
-    extra.push((
+    figures.push(("kswapd_cpu_ms", ms(m.clock.cpu.kswapd_ns.iter().sum())));
+    figures.push((
         "kcompactd_cpu_ms",
         ms(m.clock.cpu.kcompactd_ns.iter().sum()),
     ));
+    Predicted {
+        what,
+        figures,
+        ends,
+    }
+}
+
+/// `kcompact predict SNAPSHOT --action compact|drop-caches|hugepages=N`.
+pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    let action = parse_action(&args.action)?;
+    let loaded = load_dir(&args.snapshot)?;
+    let before = loaded.machine.clone();
+    let mut m = loaded.machine;
+    let p = perform(&mut m, &before, action);
     let delta = vmstat_delta(&before, &m);
     if args.json {
         let d: serde_json::Map<String, serde_json::Value> = delta
@@ -135,16 +154,20 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
             "after": {"zones": zones_json(&m), "hugepages": free_order9_blocks(&m)},
             "vmstat_delta": d,
         });
-        if !ends.is_empty() {
-            out["compaction"] = compact_ends_json(&m, &ends);
+        if !p.ends.is_empty() {
+            out["compaction"] = compact_ends_json(&m, &p.ends);
         }
-        for (k, v) in extra {
+        for (k, v) in p.figures {
             out[k] = json!(v);
         }
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("# {} — predicted effect of {what}", args.snapshot.display());
+    println!(
+        "# {} — predicted effect of {}",
+        args.snapshot.display(),
+        p.what
+    );
     println!("\n## buddyinfo before (as loaded)\n{}", buddyinfo(&before));
     println!("## buddyinfo after\n{}", buddyinfo(&m));
     println!(
@@ -152,12 +175,12 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         free_order9_blocks(&before),
         free_order9_blocks(&m)
     );
-    for (k, v) in extra {
+    for (k, v) in p.figures {
         println!("{k} {v}");
     }
-    if !ends.is_empty() {
+    if !p.ends.is_empty() {
         println!("\n## how each zone's compaction ended (mm_compaction_end)");
-        print!("{}", compact_ends_text(&m, &ends));
+        print!("{}", compact_ends_text(&m, &p.ends));
     }
     println!("\n## vmstat delta");
     for (k, v) in delta {
@@ -244,21 +267,11 @@ pub(crate) fn analysis(dir: &Path, loaded: &Loaded) -> anyhow::Result<Analysis> 
 pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let loaded = load_dir(&args.snapshot)?;
     let a = analysis(&args.snapshot, &loaded)?;
-    let (now, after_compaction, after_drop_caches) =
-        (a.now, a.after_compaction, a.after_drop_caches);
-    let (after, ranked, check) = (a.after, a.ranked, a.check);
     if args.json {
-        let out = json!({
-            "zones": zones_json(&loaded.machine),
-            "hugepages_now": now,
-            "hugepages_after_compaction": after_compaction,
-            "hugepages_after_drop_caches": after_drop_caches,
-            "blockers": ranked.iter().map(|(r, n)| json!({"reason": r, "pageblocks": n})).collect::<Vec<_>>(),
-            "buddyinfo_check": check,
-            "pageblock_types": loaded.report.reconcile.iter().map(|r| json!({"node": r.zone.0, "zone": r.zone.1, "inferred": r.inferred, "reconciled": r.reconciled, "kernel": r.kernel, "free_list_distance": [r.free_list_distance.0, r.free_list_distance.1]})).collect::<Vec<_>>(),
-            "load": {"placed_by_class": PageClass::ALL.iter().zip(loaded.report.placed).map(|(c, n)| (c.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(), "unplaced": loaded.report.unplaced, "file_mappings": loaded.report.file_mappings, "pgtables_from_free": loaded.report.pgtables_from_free, "capture_pages_released": loaded.report.capture_pages_released},
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&analyze_json(&loaded, &a))?
+        );
         return Ok(());
     }
     println!("# {}\n", args.snapshot.display());
@@ -269,14 +282,58 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         kcompact::views::extfrag::unusable_index(&loaded.machine)
     );
     println!();
-    println!("hugepages_now {now}");
-    println!("hugepages_after_compaction {after_compaction}");
-    println!("hugepages_after_drop_caches {after_drop_caches}  (drop_caches 3, then compaction)");
+    println!("hugepages_now {}", a.now);
+    println!("hugepages_after_compaction {}", a.after_compaction);
+    println!(
+        "hugepages_after_drop_caches {}  (drop_caches 3, then compaction)",
+        a.after_drop_caches
+    );
+    print_load_checks(&loaded, &a.check);
+    println!("\npageblocks that stay no huge page after compaction, by what blocks them:");
+    for (r, n) in &a.ranked {
+        println!("{n:10}  {r}");
+    }
+    if args.map {
+        use kcompact::views::mapdata::{memory_map, pageblock_map};
+        use kcompact::views::TERMINAL_MAP_CELLS;
+        println!("\nthe memory map as loaded:");
+        print!(
+            "{}",
+            pageblock_map(&memory_map(&loaded.machine, TERMINAL_MAP_CELLS))
+        );
+        println!("\nthe memory map after compact_memory:");
+        print!(
+            "{}",
+            pageblock_map(&memory_map(&a.after, TERMINAL_MAP_CELLS))
+        );
+    }
+    Ok(())
+}
+
+/// `analyze --json`.
+fn analyze_json(loaded: &Loaded, a: &Analysis) -> serde_json::Value {
+    let r = &loaded.report;
+    json!({
+        "zones": zones_json(&loaded.machine),
+        "hugepages_now": a.now,
+        "hugepages_after_compaction": a.after_compaction,
+        "hugepages_after_drop_caches": a.after_drop_caches,
+        "blockers": a.ranked.iter().map(|(r, n)| json!({"reason": r, "pageblocks": n})).collect::<Vec<_>>(),
+        "buddyinfo_check": a.check,
+        "pageblock_types": r.reconcile.iter().map(|r| json!({"node": r.zone.0, "zone": r.zone.1, "inferred": r.inferred, "reconciled": r.reconciled, "kernel": r.kernel, "free_list_distance": [r.free_list_distance.0, r.free_list_distance.1]})).collect::<Vec<_>>(),
+        "load": {"placed_by_class": PageClass::ALL.iter().zip(r.placed).map(|(c, n)| (c.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(), "unplaced": r.unplaced, "file_mappings": r.file_mappings, "pgtables_from_free": r.pgtables_from_free, "capture_pages_released": r.capture_pages_released},
+    })
+}
+
+/// How the load went, for `analyze`'s text: the capture's own pages given back, the free
+/// pages loaded against the snapshot's buddyinfo readings (`check`), and the pageblock
+/// types reconciled with pagetypeinfo.
+fn print_load_checks(loaded: &Loaded, check: &[serde_json::Value]) {
     if let Some(n) = loaded.report.capture_pages_released {
         println!("\nthe capture's own anonymous pages, free again once it was done: {n} pages given back to the model's allocator ({})", CAPTURE_PFNS);
     }
     println!("\nfree pages loaded vs buddyinfo before / after the page arrays were copied (free blocks apart over all orders):");
-    for c in &check {
+    for c in check {
         let g = |k: &str| {
             c.get(k)
                 .and_then(|v| v.as_u64())
@@ -307,22 +364,6 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             );
         }
     }
-    println!("\npageblocks that stay no huge page after compaction, by what blocks them:");
-    for (r, n) in ranked {
-        println!("{n:10}  {r}");
-    }
-    if args.map {
-        use kcompact::views::mapdata::{memory_map, pageblock_map};
-        use kcompact::views::TERMINAL_MAP_CELLS;
-        println!("\nthe memory map as loaded:");
-        print!(
-            "{}",
-            pageblock_map(&memory_map(&loaded.machine, TERMINAL_MAP_CELLS))
-        );
-        println!("\nthe memory map after compact_memory:");
-        print!("{}", pageblock_map(&memory_map(&after, TERMINAL_MAP_CELLS)));
-    }
-    Ok(())
 }
 
 /// The report of a snapshot: `analyze`'s results, the map as loaded and after
