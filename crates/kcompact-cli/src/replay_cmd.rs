@@ -75,13 +75,8 @@ fn model_free(m: &Machine) -> ZoneFree {
         .collect()
 }
 
-fn text_report(
-    args: &ReplayArgs,
-    trace: &Trace,
-    r: &ReplayReport,
-    m: &Machine,
-    kernel: &Option<ZoneFree>,
-) -> String {
+/// The text report's head: the command, the events read, skipped and malformed.
+fn trace_text(args: &ReplayArgs, trace: &Trace, r: &ReplayReport) -> String {
     let mut o = String::new();
     let from = match &args.snapshot {
         Some(s) => format!("snapshot {}", s.display()),
@@ -118,6 +113,19 @@ fn text_report(
     for e in trace.malformed.iter().take(5) {
         let _ = writeln!(o, "  {e}");
     }
+    o
+}
+
+/// `kcompact replay`'s text: the events, what was applied and what did not fit, the
+/// compaction runs, the free blocks at the end against the kernel's.
+fn text_report(
+    args: &ReplayArgs,
+    trace: &Trace,
+    r: &ReplayReport,
+    m: &Machine,
+    kernel: &Option<ZoneFree>,
+) -> String {
+    let mut o = trace_text(args, trace, r);
     let _ = writeln!(o, "applied {} allocations and frees", r.applied);
     let kinds: Vec<String> = r
         .inconsistencies
