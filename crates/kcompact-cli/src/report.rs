@@ -332,6 +332,45 @@ td:first-child,th:first-child{text-align:left}pre{font-size:11px;background:#f6f
 /// tooltip per cell, and reports its own errors in the page (`#errors`).
 const SCRIPT: &str = include_str!("report.js");
 
+/// A map section: its heading, what a cell is, the legend, the canvas and its data (the
+/// `n`th map of the page).
+fn render_map(o: &mut String, n: usize, title: &str, map: &serde_json::Value) {
+    let cells = map["pfn"].as_array().map_or(0, |a| a.len());
+    let group = map["group"].as_u64().unwrap_or(1);
+    let pb = map["pageblock_pages"].as_u64().unwrap_or(512);
+    let id = format!("map{n}");
+    let _ = write!(
+        o,
+        "<h2>{}</h2><p class=\"note\">{cells} cells, each {} ({} pages{}). Colour: migratetype; shade: pages in use; marks: black dot unmovable pages in a movable block, red pinned pages, grey reserved; blue and orange bars under a row: the pfns the last compaction's migrate and free scanners covered. Hover a cell for its counts.</p>",
+        esc(title),
+        if group == 1 { "one pageblock".to_string() } else { format!("a group of {group} pageblocks") },
+        pb * group,
+        if group == 1 { String::new() } else { format!("; groups of {group} keep large machines responsive") }
+    );
+    o.push_str("<div class=\"legend\">");
+    for (name, hue) in [
+        ("Unmovable", 0),
+        ("Movable", 120),
+        ("Reclaimable", 45),
+        ("HighAtomic", 280),
+        ("CMA", 200),
+        ("Isolate", 300),
+    ] {
+        let _ = write!(
+            o,
+            "<span><i class=\"sw\" style=\"background:hsl({hue},60%,50%)\"></i>{name}</span>"
+        );
+    }
+    o.push_str("<span><i class=\"sw\" style=\"background:#f4f4f4\"></i>free</span></div>");
+    let data = serde_json::to_string(map)
+        .unwrap_or_else(|_| "{}".into())
+        .replace("</", "<\\/");
+    let _ = write!(
+        o,
+        "<canvas class=\"map\" id=\"{id}\" data-expected-cells=\"{cells}\"></canvas><script type=\"application/json\" id=\"{id}-data\">{data}</script>"
+    );
+}
+
 /// The report as one HTML file.
 pub fn render(r: &Report) -> String {
     let mut o = String::with_capacity(1 << 16);
@@ -350,40 +389,8 @@ pub fn render(r: &Report) -> String {
     for s in &r.sections {
         match s {
             Section::Map { title, map } => {
-                let cells = map["pfn"].as_array().map_or(0, |a| a.len());
-                let group = map["group"].as_u64().unwrap_or(1);
-                let pb = map["pageblock_pages"].as_u64().unwrap_or(512);
-                let id = format!("map{maps}");
+                render_map(&mut o, maps, title, map);
                 maps += 1;
-                let _ = write!(
-                    o,
-                    "<h2>{}</h2><p class=\"note\">{cells} cells, each {} ({} pages{}). Colour: migratetype; shade: pages in use; marks: black dot unmovable pages in a movable block, red pinned pages, grey reserved; blue and orange bars under a row: the pfns the last compaction's migrate and free scanners covered. Hover a cell for its counts.</p>",
-                    esc(title),
-                    if group == 1 { "one pageblock".to_string() } else { format!("a group of {group} pageblocks") },
-                    pb * group,
-                    if group == 1 { String::new() } else { format!("; groups of {group} keep large machines responsive") }
-                );
-                o.push_str("<div class=\"legend\">");
-                for (name, hue) in [
-                    ("Unmovable", 0),
-                    ("Movable", 120),
-                    ("Reclaimable", 45),
-                    ("HighAtomic", 280),
-                    ("CMA", 200),
-                    ("Isolate", 300),
-                ] {
-                    let _ = write!(o, "<span><i class=\"sw\" style=\"background:hsl({hue},60%,50%)\"></i>{name}</span>");
-                }
-                o.push_str(
-                    "<span><i class=\"sw\" style=\"background:#f4f4f4\"></i>free</span></div>",
-                );
-                let data = serde_json::to_string(map)
-                    .unwrap_or_else(|_| "{}".into())
-                    .replace("</", "<\\/");
-                let _ = write!(
-                    o,
-                    "<canvas class=\"map\" id=\"{id}\" data-expected-cells=\"{cells}\"></canvas><script type=\"application/json\" id=\"{id}-data\">{data}</script>"
-                );
             }
             Section::Chart {
                 title,
