@@ -7,7 +7,7 @@ wall time of `echo 1 > /proc/sys/vm/compact_memory` and the counters it moved
 vmstat_delta for the A cases, expC.log's per-pass rows for the C cases — and fits
     time = a * migrate_scanned + b * free_scanned + c * migrated
 by least squares on the relative error. Prints a, b, c in ns per page and each case's
-error. The defaults of CostModel (crates/kcompact/src/clock.rs) come from this fit.
+error. The defaults of CostModel (crates/kcompact/src/clock/mod.rs) come from this fit.
 """
 import os
 import re

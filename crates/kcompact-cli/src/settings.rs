@@ -152,7 +152,7 @@ impl Settings {
                     s.vm.swappiness = n as u32;
                 }
                 "thp_defrag" => {
-                    s.vm.thp_defrag = kcompact::hugepage::ThpDefrag::parse(v).ok_or_else(|| {
+                    s.vm.thp_defrag = kcompact::sysctl::ThpDefrag::parse(v).ok_or_else(|| {
                         crate::ui::Usage(format!(
                             "--set thp_defrag={v}: expected always, defer, defer+madvise, madvise or never"
                         ))
@@ -183,7 +183,7 @@ impl Settings {
                 "non_lru_movable" => s.vm.non_lru_movable = onoff(key, v)?,
                 "compact_unevictable_allowed" => s.vm.compact_unevictable_allowed = onoff(key, v)?,
                 "skip_pinned" => {
-                    use kcompact::machine::SkipPinned;
+                    use kcompact::sysctl::SkipPinned;
                     s.vm.skip_pinned = match v {
                         "anon-only" => SkipPinned::AnonOnly,
                         "extra-refs" => SkipPinned::ExtraRefs,
@@ -196,7 +196,7 @@ impl Settings {
                     }
                 }
                 "folio_compaction" => {
-                    use kcompact::machine::FolioCompaction;
+                    use kcompact::sysctl::FolioCompaction;
                     s.vm.folio_compaction = match v {
                         "split" => FolioCompaction::Split,
                         "per-order" => FolioCompaction::PerOrder,

@@ -9,51 +9,11 @@
 use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::memmap::PageFlags;
-use crate::owners::process::{MapError, HPAGE_PMD_ORDER};
-use crate::owners::{FolioId, FolioKind, Holder};
+use crate::owners::process::HPAGE_PMD_ORDER;
+use crate::owners::table::MapError;
+use crate::owners::table::{FolioId, FolioKind, Holder};
+use crate::sysctl::ThpDefrag;
 use crate::units::{NodeId, Order};
-
-/// `/sys/kernel/mm/transparent_hugepage/defrag`.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub enum ThpDefrag {
-    /// `always`: direct reclaim and compaction; `__GFP_NORETRY` unless madvised.
-    Always,
-    /// `defer`: wake kswapd and kcompactd, never stall.
-    Defer,
-    /// `defer+madvise`: stall if madvised, otherwise wake the daemons.
-    DeferMadvise,
-    /// `madvise` (the default): stall if madvised, otherwise nothing.
-    #[default]
-    Madvise,
-    /// `never`.
-    Never,
-}
-
-impl ThpDefrag {
-    /// The sysfs spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            ThpDefrag::Always => "always",
-            ThpDefrag::Defer => "defer",
-            ThpDefrag::DeferMadvise => "defer+madvise",
-            ThpDefrag::Madvise => "madvise",
-            ThpDefrag::Never => "never",
-        }
-    }
-
-    /// Parses the sysfs spelling.
-    pub fn parse(s: &str) -> Option<ThpDefrag> {
-        [
-            ThpDefrag::Always,
-            ThpDefrag::Defer,
-            ThpDefrag::DeferMadvise,
-            ThpDefrag::Madvise,
-            ThpDefrag::Never,
-        ]
-        .into_iter()
-        .find(|d| d.name() == s)
-    }
-}
 
 /// Mirrors `vma_thp_gfp_mask()`: the GFP mask of a THP fault under `defrag` in a VMA that
 /// is (or is not) `MADV_HUGEPAGE`.
@@ -85,17 +45,6 @@ pub fn vma_thp_gfp_mask(defrag: ThpDefrag, madvised: bool) -> Gfp {
         }
         ThpDefrag::Never => light,
     }
-}
-
-/// The hugetlb pool of 2 MiB pages.
-#[derive(Clone, Debug, Default)]
-pub struct HugetlbPool {
-    /// The pool's pages (all free to user space: the model does not map them).
-    pub pages: Vec<FolioId>,
-    /// `node_alloc_noretry`: nodes where a hard try failed since the last success.
-    pub noretry: Vec<bool>,
-    /// `next_nid_to_alloc`.
-    pub next_nid: u8,
 }
 
 impl Machine {

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod alloc;
+pub mod boot;
 pub mod buddy;
 pub mod clock;
 pub mod compaction;
@@ -23,6 +24,7 @@ pub mod layout;
 pub mod machine;
 pub mod memmap;
 pub mod migrate;
+pub mod mmzone;
 pub mod owners;
 pub mod reclaim;
 pub mod replay;
@@ -31,10 +33,12 @@ pub mod scenario;
 pub mod size;
 pub mod slowpath;
 pub mod snapshot;
+pub mod sysctl;
 pub mod units;
 pub mod verify;
 pub mod views;
 pub mod workload;
 pub mod zone;
 
-pub use machine::{Machine, VmConfig};
+pub use machine::Machine;
+pub use sysctl::VmConfig;

@@ -43,9 +43,32 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
         .ok_or_else(|| SizeError::Overflow(text.to_string()))
 }
 
+/// Writes a size the way [`parse_size`] reads it, in the largest unit that divides it
+/// (`2G`, `1536M`, `0`).
+pub fn format_size(bytes: u64) -> String {
+    if bytes == 0 {
+        return "0".to_string();
+    }
+    for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
+        if bytes.is_multiple_of(1u64 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_format_in_the_largest_unit_and_read_back() {
+        for b in [0, 1, 4096, 3 << 29, 2 << 30, 1 << 40, (1 << 40) + 4096] {
+            assert_eq!(parse_size(&format_size(b)), Ok(b), "{b}");
+        }
+        assert_eq!(format_size(3 << 29), "1536M");
+        assert_eq!(format_size(2 << 30), "2G");
+    }
 
     #[test]
     fn sizes_parse_with_binary_units() {

@@ -53,13 +53,18 @@ impl Pfn {
         Pfn(self.0 & !(order.nr_pages() - 1))
     }
 
-    /// Mirrors `pageblock_end_pfn()`: `ALIGN(pfn + 1, pageblock_nr_pages)`, the end of the
-    /// block holding this pfn (for an aligned pfn, of its own block; the last pfn of a
-    /// block gives that block's end, not the next one's).
+    /// Mirrors `block_end_pfn()`: `ALIGN(pfn + 1, 1 << order)`, the end of the aligned
+    /// block of `order` holding this pfn (the last pfn of a block gives that block's end,
+    /// not the next one's).
+    #[inline]
+    pub fn block_end(self, order: Order) -> Pfn {
+        self.align_down(order).plus(order.nr_pages())
+    }
+
+    /// Mirrors `pageblock_end_pfn()`: [`Pfn::block_end`] at pageblock order.
     #[inline]
     pub fn pageblock_end(self, pageblock_order: Order) -> Pfn {
-        let n = pageblock_order.nr_pages();
-        Pfn((self.0 + 1).div_ceil(n) * n)
+        self.block_end(pageblock_order)
     }
 
     /// The pageblock holding this pfn, for pageblocks of `pageblock_order`.
@@ -72,6 +77,18 @@ impl Pfn {
     #[inline]
     pub fn plus(self, nr_pages: u64) -> Pfn {
         Pfn(self.0.checked_add(nr_pages).expect("pfn overflow"))
+    }
+
+    /// This pfn moved back by `nr_pages` (checked: underflow is a programmer error).
+    #[inline]
+    pub fn minus(self, nr_pages: u64) -> Pfn {
+        Pfn(self.0.checked_sub(nr_pages).expect("pfn underflow"))
+    }
+
+    /// This pfn moved back by `nr_pages`, if that stays at or above pfn 0.
+    #[inline]
+    pub fn checked_sub(self, nr_pages: u64) -> Option<Pfn> {
+        self.0.checked_sub(nr_pages).map(Pfn)
     }
 
     /// Pages from `self` up to `end` (which must not be below `self`).

@@ -8,7 +8,7 @@
 //! so many pages (the unmovable pipe pages and dentries of the real `A_g4mix` case).
 
 use crate::machine::Machine;
-use crate::owners::process::MapError;
+use crate::owners::table::MapError;
 use crate::units::Order;
 
 /// What [`fragment_with_files`] does.

@@ -74,7 +74,7 @@ pub struct Zone {
     /// Compaction's per-zone state.
     pub compact: ZoneCompaction,
     /// `NR_ZONE_INACTIVE_ANON` … `NR_ZONE_UNEVICTABLE`: pages on each LRU list.
-    pub nr_lru: [u64; crate::reclaim::lru::NR_LRU_LISTS],
+    pub nr_lru: [u64; crate::mmzone::NR_LRU_LISTS],
 }
 
 /// The zone fields compaction keeps between runs (`struct zone`, CONFIG_COMPACTION).
@@ -127,7 +127,7 @@ impl Zone {
             nr_free_pages_blocks: 0,
             boosted_watermark: false,
             compact: ZoneCompaction::default(),
-            nr_lru: [0; crate::reclaim::lru::NR_LRU_LISTS],
+            nr_lru: [0; crate::mmzone::NR_LRU_LISTS],
         }
     }
 

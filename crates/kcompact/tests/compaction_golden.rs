@@ -44,7 +44,7 @@ M  .M.F
     let zi = m.zone_of(NodeId(0), ZoneType::Normal);
     assert_eq!(zone_picture(&m, zi), pic, "the picture round-trips");
     m.trace = Some(Vec::new());
-    let mut cc = CompactControl::new(zi, -1, Gfp::GFP_KERNEL, MigrateMode::Sync);
+    let mut cc = CompactControl::new(zi, None, Gfp::GFP_KERNEL, MigrateMode::Sync);
     cc.ignore_skip_hint = true;
     cc.whole_zone = true;
     assert_eq!(m.compact_zone(&mut cc), CompactResult::Complete);
@@ -190,14 +190,18 @@ fn property_compact_memory_moves_everything_below_the_last_batch() {
         }
         let mut m = from_picture(&pic);
         let zi = m.zone_of(NodeId(0), ZoneType::Normal);
-        let before: Vec<(kcompact::owners::FolioId, kcompact::owners::FolioRec, bool)> = m
+        let before: Vec<(
+            kcompact::owners::table::FolioId,
+            kcompact::owners::table::FolioRec,
+            bool,
+        )> = m
             .owners
             .iter()
             .map(|(id, r)| (id, *r, m.mem.maybe_dma_pinned(r.pfn)))
             .collect();
         let free_before = m.nr_free_pages();
         m.trace = Some(Vec::new());
-        let mut cc = CompactControl::new(zi, -1, Gfp::GFP_KERNEL, MigrateMode::Sync);
+        let mut cc = CompactControl::new(zi, None, Gfp::GFP_KERNEL, MigrateMode::Sync);
         cc.ignore_skip_hint = true;
         cc.whole_zone = true;
         let r = m.compact_zone(&mut cc);
@@ -216,7 +220,7 @@ fn property_compact_memory_moves_everything_below_the_last_batch() {
             let now = m.owners.folio(id).pfn;
             let movable = matches!(
                 rec.kind,
-                kcompact::owners::FolioKind::Anon | kcompact::owners::FolioKind::File
+                kcompact::owners::table::FolioKind::Anon | kcompact::owners::table::FolioKind::File
             );
             if !movable || pinned {
                 checked_fixed += 1;

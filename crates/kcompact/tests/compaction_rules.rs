@@ -6,8 +6,8 @@ use common::*;
 use kcompact::compaction::{CompactPriority, CompactResult};
 use kcompact::gfp::{AllocFlags, Gfp};
 use kcompact::layout::ZoneType;
-use kcompact::machine::SkipPinned;
-use kcompact::owners::FolioId;
+use kcompact::owners::table::FolioId;
+use kcompact::sysctl::SkipPinned;
 use kcompact::units::{NodeId, Order};
 use kcompact::{Machine, VmConfig};
 
@@ -292,10 +292,10 @@ fn kcompactd_serves_a_wakeup_for_an_order() {
         "daemon scans count in both"
     );
     assert!(order9_blocks(&m) > 0);
-    assert_eq!(m.kcompactd[0].max_order, 0, "the request was served");
+    assert_eq!(m.nodes[0].kcompactd.max_order, 0, "the request was served");
     // Order 0 never wakes it.
     m.wakeup_kcompactd(NodeId(0), 0, ZoneType::Normal);
-    assert!(m.kcompactd_pending.is_empty());
+    assert!(!m.nodes[0].kcompactd_pending);
 }
 
 #[test]
@@ -377,7 +377,7 @@ fn switch_compaction_off_is_the_2010_baseline() {
 
 #[test]
 fn switch_non_lru_movable_off_makes_driver_pages_unmovable() {
-    use kcompact::owners::driver::DriverKind;
+    use kcompact::owners::table::DriverKind;
     let mut m = small_machine(
         0,
         8,
@@ -395,7 +395,7 @@ fn switch_non_lru_movable_off_makes_driver_pages_unmovable() {
 }
 
 /// Memory full of order-4 anonymous folios with every second one unmapped.
-fn mthp_fragmented(fc: kcompact::machine::FolioCompaction) -> Machine {
+fn mthp_fragmented(fc: kcompact::sysctl::FolioCompaction) -> Machine {
     let mut m = small_machine(
         0,
         32,
@@ -418,7 +418,7 @@ fn mthp_fragmented(fc: kcompact::machine::FolioCompaction) -> Machine {
 
 #[test]
 fn switch_folio_compaction_split_skips_large_folios() {
-    use kcompact::machine::FolioCompaction;
+    use kcompact::sysctl::FolioCompaction;
     let mut per_order = mthp_fragmented(FolioCompaction::PerOrder);
     let before = order9_blocks(&per_order);
     per_order.compact_memory();

@@ -8,7 +8,7 @@ use kcompact::memmap::PageFlags;
 use kcompact::migrate::{
     AllocTarget, Injection, MigrateError, MigrateMode, MigrateReason, MigrationTarget,
 };
-use kcompact::owners::FolioId;
+use kcompact::owners::table::FolioId;
 use kcompact::units::{Order, Pfn};
 use kcompact::{Machine, VmConfig};
 
@@ -455,7 +455,7 @@ fn contents_survive_migration_in_bytes_mode_and_corruption_is_caught() {
 
 mod movable_ops {
     use super::*;
-    use kcompact::owners::driver::{DriverKind, DriverMigrate};
+    use kcompact::owners::table::{DriverKind, DriverMigrate};
 
     fn migrate_driver_page(m: &mut Machine, id: FolioId) -> kcompact::migrate::MigrateResult {
         let r = m.migrate_pages(
@@ -583,7 +583,6 @@ mod movable_ops {
 
 #[test]
 fn compaction_free_keeps_a_destination_someone_else_referenced() {
-    use kcompact::migrate::FreePagesTarget;
     let mut m = machine();
     let mut pool = FreePagesTarget::default();
     assert_eq!(pool.fill(&mut m, Order(3), 1), 1);

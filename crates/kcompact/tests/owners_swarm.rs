@@ -14,13 +14,11 @@
 
 mod common;
 
-use common::small_layout;
+use common::{small_layout, FreePagesTarget};
 use kcompact::memmap::PageFlags;
-use kcompact::migrate::{
-    AllocTarget, FreePagesTarget, Injection, MigrateMode, MigrateReason, MigrationTarget,
-};
-use kcompact::owners::driver::{DriverKind, DriverMigrate};
-use kcompact::owners::{FolioId, FolioKind};
+use kcompact::migrate::{AllocTarget, Injection, MigrateMode, MigrateReason, MigrationTarget};
+use kcompact::owners::table::{DriverKind, DriverMigrate};
+use kcompact::owners::table::{FolioId, FolioKind};
 use kcompact::rng::SimRng;
 use kcompact::units::{Order, Pfn};
 use kcompact::verify::verify;
@@ -517,7 +515,7 @@ impl Swarm {
                     MigrateMode::SyncLight,
                     MigrateMode::Sync,
                 ][self.rng.below(3) as usize];
-                let mut cc = CompactControl::new(zi, -1, Gfp::GFP_KERNEL, mode);
+                let mut cc = CompactControl::new(zi, None, Gfp::GFP_KERNEL, mode);
                 cc.whole_zone = self.rng.chance(1, 2);
                 self.m.compact_zone(&mut cc);
             }

@@ -6,9 +6,10 @@ mod common;
 use common::*;
 use kcompact::compaction::CompactResult;
 use kcompact::gfp::Gfp;
-use kcompact::hugepage::{vma_thp_gfp_mask, ThpDefrag};
+use kcompact::hugepage::vma_thp_gfp_mask;
 use kcompact::layout::ZoneType;
 use kcompact::memmap::{MigrateType, PageFlags};
+use kcompact::sysctl::ThpDefrag;
 use kcompact::units::{NodeId, Order};
 use kcompact::workload::{fragment_with_files, FileHoles};
 use kcompact::{Machine, VmConfig};
@@ -382,7 +383,7 @@ fn thp_faults_under_each_defrag_setting() {
         // defer: kswapd was woken for order 9; it reclaims and, going back to sleep,
         // wakes kcompactd for the order. (Others may wake kswapd for order 0 when a
         // fallback boosts the watermark.)
-        let k = m.reclaim.kswapd[0];
+        let k = m.nodes[0].kswapd;
         assert_eq!(k.awake && k.order == 9, want_kcompactd, "{what}: {k:?}");
         if want_kcompactd {
             m.settle();
@@ -616,7 +617,7 @@ fn nowait_high_order_request_wakes_kswapd_then_kcompactd() {
     m.vmstat = Default::default();
     check(&m);
     assert_eq!(m.alloc_pages(Gfp::GFP_NOWAIT, Order(2), NodeId(0)), None);
-    let k = m.reclaim.kswapd[0];
+    let k = m.nodes[0].kswapd;
     assert!(k.awake && k.order == 2, "{k:?}");
     m.settle();
     check(&m);

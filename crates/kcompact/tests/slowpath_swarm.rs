@@ -17,9 +17,9 @@ mod common;
 
 use common::small_layout;
 use kcompact::gfp::Gfp;
-use kcompact::hugepage::ThpDefrag;
-use kcompact::owners::FolioId;
+use kcompact::owners::table::FolioId;
 use kcompact::rng::SimRng;
+use kcompact::sysctl::ThpDefrag;
 use kcompact::units::{NodeId, Order};
 use kcompact::verify::verify;
 use kcompact::{Machine, VmConfig};

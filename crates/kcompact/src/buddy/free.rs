@@ -171,6 +171,10 @@ impl Machine {
             let Some(buddy) = self.find_buddy(pfn, order) else {
                 break;
             };
+            debug_assert!(
+                buddy == buddy_pfn && self.mem.buddy_order(buddy) == order,
+                "{pfn:?}: buddy {buddy:?} is not a free block of order {order}"
+            );
             let mut buddy_mt = mt;
             if order >= pb_order {
                 buddy_mt = self.pageblocks.migratetype(buddy);
@@ -187,6 +191,7 @@ impl Machine {
         }
         // DEVIATION(linux): no free-page shuffling (`page_alloc.shuffle`, off by default),
         // so the random tail placement of shuffle-order blocks never happens.
+        debug_assert!(pfn.is_aligned(order), "merged block {pfn:?} misaligned");
         let to_tail = fpi.has(FreeFlags::TO_TAIL) || self.buddy_merge_likely(pfn, buddy_pfn, order);
         self.add_to_free_list(zi, pfn, order, mt, to_tail);
     }
@@ -215,7 +220,7 @@ impl Machine {
         let start = pfn.align_down(pb);
         let end = start.plus(pb.nr_pages());
         let z = &self.zones[zi.idx()];
-        if !z.spans(start) || !z.spans(Pfn(end.0 - 1)) {
+        if !z.spans(start) || !z.spans(end.minus(1)) {
             return None;
         }
         let (mut free, mut movable) = (0u64, 0u64);

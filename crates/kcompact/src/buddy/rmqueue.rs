@@ -53,6 +53,11 @@ pub fn mult_frac(x: u64, n: u64, d: u64) -> u64 {
 impl Machine {
     /// Mirrors `expand()`: splits a block of order `high` down to `low`, putting each upper
     /// half at the head of `free_list[mt]` of its order. Returns the pages put back.
+    ///
+    /// # Panics
+    ///
+    /// In debug builds, if `low > high` or `pfn` is not aligned to `high` (each half must be
+    /// a buddy of the part kept).
     pub(crate) fn expand(
         &mut self,
         zi: ZoneIdx,
@@ -61,14 +66,24 @@ impl Machine {
         high: Order,
         mt: MigrateType,
     ) -> u64 {
+        debug_assert!(
+            low <= high && pfn.is_aligned(high),
+            "expand {pfn:?} {low}..{high}"
+        );
         let mut added = 0;
         let mut h = high;
         while h > low {
             h = h.down();
             let half = pfn.plus(h.nr_pages());
+            debug_assert_eq!(
+                half.buddy(h),
+                pfn,
+                "the split half is the kept part's buddy"
+            );
             self.add_to_free_list(zi, half, h, mt, false);
             added += h.nr_pages();
         }
+        debug_assert_eq!(added, high.nr_pages() - low.nr_pages());
         added
     }
 

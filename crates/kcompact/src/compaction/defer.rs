@@ -1,7 +1,7 @@
 //! Deferral after failures, and the reset of skip hints.
 
 use crate::machine::Machine;
-use crate::units::{Pfn, ZoneIdx};
+use crate::units::ZoneIdx;
 
 /// `COMPACT_MAX_DEFER_SHIFT`.
 pub const COMPACT_MAX_DEFER_SHIFT: u32 = 6;
@@ -91,7 +91,7 @@ impl Machine {
             self.pageblocks.set_skip(p, false);
             p = p.plus(pb.nr_pages());
         }
-        let last = Pfn(end.0 - 1).align_down(pb);
+        let last = end.minus(1).align_down(pb);
         let c = &mut self.zones[zi.idx()].compact;
         c.init_migrate_pfn = start;
         c.cached_migrate_pfn = [start, start];

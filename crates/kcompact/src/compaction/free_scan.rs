@@ -11,10 +11,9 @@ impl Machine {
     /// Mirrors `suitable_migration_target()`.
     fn suitable_migration_target(&self, cc: &CompactControl, pfn: Pfn) -> bool {
         if self.mem.is_buddy(pfn) {
-            let want = if cc.order > 0 {
-                cc.order as u8
-            } else {
-                self.pageblock_order().0
+            let want = match cc.order {
+                Some(o) if o.0 > 0 => o.0,
+                _ => self.pageblock_order().0,
             };
             if self.mem.buddy_order(pfn).0 >= want {
                 return false;
@@ -66,7 +65,7 @@ impl Machine {
     /// Puts an isolated free block on the control's lists: whole at its order (Linux 6.9+),
     /// or as order-0 pages (`folio_compaction=split`: `split_map_pages()` before 6.9).
     fn keep_free_page(&self, cc: &mut CompactControl, pfn: Pfn, order: Order) {
-        if self.config.folio_compaction == crate::machine::FolioCompaction::Split {
+        if self.config.folio_compaction == crate::sysctl::FolioCompaction::Split {
             cc.freepages[0].extend((0..order.nr_pages()).map(|i| pfn.plus(i)));
         } else {
             cc.freepages[order.idx()].push(pfn);
@@ -144,12 +143,12 @@ impl Machine {
     fn next_search_order(cc: &mut CompactControl, order: i32) -> i32 {
         let mut o = order - 1;
         if o < 0 {
-            o = cc.order - 1;
+            o = cc.order_int() - 1;
         }
         if o == cc.search_order {
             cc.search_order -= 1;
             if cc.search_order < 0 {
-                cc.search_order = cc.order - 1;
+                cc.search_order = cc.order_int() - 1;
             }
             return -1;
         }
@@ -162,7 +161,7 @@ impl Machine {
     fn fast_isolate_freepages(&mut self, cc: &mut CompactControl) {
         let pb = self.pageblock_order();
         let zi = cc.zone;
-        if cc.order <= 0 {
+        if cc.order.is_none_or(|o| o.0 == 0) {
             return;
         }
         let zone_start = self.zone(zi).zone_start_pfn;
@@ -180,7 +179,7 @@ impl Machine {
         if min_pfn > low_pfn {
             low_pfn = min_pfn;
         }
-        cc.search_order = cc.search_order.min(cc.order - 1);
+        cc.search_order = cc.search_order.min(cc.order_int() - 1);
         let (mut nr_scanned, mut total) = (0u64, 0u64);
         let mut highest = Pfn(0);
         let mut page: Option<Pfn> = None;
@@ -293,12 +292,12 @@ impl Machine {
             .align_down(pb)
             .plus(pb.nr_pages())
             .min(z.end_pfn());
-        if self.page_zone(s) != Some(cc.zone) || self.page_zone(Pfn(e.0 - 1)) != Some(cc.zone) {
+        if self.page_zone(s) != Some(cc.zone) || self.page_zone(e.minus(1)) != Some(cc.zone) {
             return;
         }
         self.isolate_freepages_block(cc, &mut s, e, 1);
         if s == e && !cc.no_set_skip_hint {
-            self.pageblocks.set_skip(Pfn(e.0 - 1), true);
+            self.pageblocks.set_skip(e.minus(1), true);
         }
     }
 
@@ -321,7 +320,7 @@ impl Machine {
                 break;
             }
             let in_zone = self.page_zone(block_start) == Some(cc.zone)
-                && self.page_zone(Pfn(block_end.0 - 1)) == Some(cc.zone);
+                && self.page_zone(block_end.minus(1)) == Some(cc.zone);
             if in_zone
                 && self.suitable_migration_target(cc, block_start)
                 && (cc.ignore_skip_hint || !self.pageblocks.skip(block_start))
@@ -346,7 +345,7 @@ impl Machine {
                 break;
             }
             block_end = block_start;
-            block_start = Pfn(block_start.0 - pb.nr_pages());
+            block_start = block_start.minus(pb.nr_pages());
             isolate_start = block_start;
         }
         cc.free_pfn = isolate_start;
@@ -358,7 +357,7 @@ impl MigrationTarget for CompactControl {
     fn get_new_folio(&mut self, m: &mut Machine, _src: Pfn, order: Order) -> Option<Pfn> {
         let mut has_isolated = false;
         loop {
-            if let Some(p) = crate::migrate::take_from_order_lists(&mut self.freepages, order) {
+            if let Some(p) = take_from_order_lists(&mut self.freepages, order) {
                 self.nr_freepages -= order.nr_pages();
                 self.nr_migratepages = self.nr_migratepages.saturating_sub(order.nr_pages());
                 m.mem.prep_allocated(p, order, order.0 > 0);
@@ -382,4 +381,22 @@ impl MigrationTarget for CompactControl {
         }
         self.nr_migratepages += order.nr_pages();
     }
+}
+
+/// The per-order part of `compaction_alloc()`: takes a block of at least `order` from
+/// isolated free lists kept per order (the smallest that fits) and puts what is left
+/// above `order` back, split as `expand()` would. The caller prepares the page.
+pub fn take_from_order_lists(
+    lists: &mut [Vec<Pfn>; crate::units::NR_PAGE_ORDERS],
+    order: Order,
+) -> Option<Pfn> {
+    let start =
+        (order.0..=crate::units::MAX_PAGE_ORDER).find(|o| !lists[*o as usize].is_empty())?;
+    let p = lists[start as usize].pop().expect("non-empty");
+    let mut o = start;
+    while o > order.0 {
+        o -= 1;
+        lists[o as usize].push(p.plus(1 << o));
+    }
+    Some(p)
 }

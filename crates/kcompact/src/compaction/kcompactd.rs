@@ -12,47 +12,15 @@ use crate::gfp::{AllocFlags, Gfp};
 use crate::layout::{ZoneType, MAX_NR_ZONES};
 use crate::machine::Machine;
 use crate::migrate::MigrateMode;
-use crate::units::NodeId;
+use crate::mmzone::{Kcompactd, HPAGE_FRAG_CHECK_INTERVAL_MSEC};
+use crate::units::{NodeId, Order};
 
-/// `HPAGE_FRAG_CHECK_INTERVAL_MSEC`.
-pub const HPAGE_FRAG_CHECK_INTERVAL_MSEC: u64 = 500;
 /// `COMPACT_MAX_DEFER_SHIFT` as used for the proactive backoff.
 const PROACTIVE_BACKOFF_SHIFT: u32 = 6;
 
-/// One node's kcompactd.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Kcompactd {
-    /// `pgdat->kcompactd_max_order`: work requested (0: none).
-    pub max_order: i32,
-    /// `pgdat->kcompactd_highest_zoneidx`.
-    pub highest_zoneidx: ZoneType,
-    /// `pgdat->proactive_compact_trigger`.
-    pub proactive_trigger: bool,
-    /// When the thread's current sleep times out (simulated ms).
-    pub wake_at_ms: u64,
-    /// The current timeout (500 ms, or 32 s after a fruitless proactive run).
-    pub timeout_ms: u64,
-}
-
-impl Default for Kcompactd {
-    fn default() -> Self {
-        Kcompactd {
-            max_order: 0,
-            highest_zoneidx: ZoneType::Device,
-            proactive_trigger: false,
-            wake_at_ms: HPAGE_FRAG_CHECK_INTERVAL_MSEC,
-            timeout_ms: HPAGE_FRAG_CHECK_INTERVAL_MSEC,
-        }
-    }
-}
-
 impl Machine {
     fn kcompactd_state(&mut self, node: NodeId) -> &mut Kcompactd {
-        let n = node.0 as usize;
-        if self.kcompactd.len() <= n {
-            self.kcompactd.resize(self.nr_nodes(), Kcompactd::default());
-        }
-        &mut self.kcompactd[n]
+        &mut self.node_data_mut(node).kcompactd
     }
 
     /// Mirrors `fragmentation_score_node()`: the zones' scores weighted by their share of
@@ -124,7 +92,7 @@ impl Machine {
         self.trace_compaction("wakeup_kcompactd", || {
             format!("nid={} order={order} classzone_idx={z:<8}", node.0)
         });
-        self.kcompactd_pending.push(node);
+        self.node_data_mut(node).kcompactd_pending = true;
     }
 
     /// Mirrors `kcompactd_do_work()`: SYNC_LIGHT compaction of the node's zones up to the
@@ -132,8 +100,12 @@ impl Machine {
     pub fn kcompactd_do_work(&mut self, node: NodeId) {
         let k = *self.kcompactd_state(node);
         let first = self.zone_of(node, ZoneType::Dma);
-        let mut cc =
-            CompactControl::new(first, k.max_order, Gfp::GFP_KERNEL, MigrateMode::SyncLight);
+        let mut cc = CompactControl::new(
+            first,
+            Some(Order(k.max_order as u8)),
+            Gfp::GFP_KERNEL,
+            MigrateMode::SyncLight,
+        );
         cc.highest_zoneidx = k.highest_zoneidx;
         cc.alloc_flags = if self.config.defrag_mode {
             AllocFlags::WMARK_HIGH
@@ -150,19 +122,25 @@ impl Machine {
             .filter(|zt| *zt <= k.highest_zoneidx)
         {
             let zi = self.zone_of(node, zt);
-            if !self.zone(zi).is_populated() || self.compaction_deferred(zi, cc.order) {
+            if !self.zone(zi).is_populated() || self.compaction_deferred(zi, k.max_order) {
                 continue;
             }
-            if self.compaction_suit_allocation_order(zi, cc.order, zt, cc.alloc_flags, false, true)
-                != CompactResult::Continue
+            if self.compaction_suit_allocation_order(
+                zi,
+                k.max_order,
+                zt,
+                cc.alloc_flags,
+                false,
+                true,
+            ) != CompactResult::Continue
             {
                 continue;
             }
             cc.zone = zi;
             match self.compact_zone(&mut cc) {
-                CompactResult::Success => self.compaction_defer_reset(zi, cc.order, false),
+                CompactResult::Success => self.compaction_defer_reset(zi, k.max_order, false),
                 CompactResult::PartialSkipped | CompactResult::Complete => {
-                    self.defer_compaction(zi, cc.order)
+                    self.defer_compaction(zi, k.max_order)
                 }
                 _ => {}
             }
@@ -170,7 +148,7 @@ impl Machine {
             self.vmstat.compact_daemon_free_scanned += cc.total_free_scanned;
         }
         let k = self.kcompactd_state(node);
-        if k.max_order <= cc.order {
+        if k.max_order <= cc.order_int() {
             k.max_order = 0;
         }
         if k.highest_zoneidx >= cc.highest_zoneidx {
@@ -183,8 +161,7 @@ impl Machine {
     /// compaction when the node's fragmentation score is above the high mark, backing off
     /// to 32 s when a run does not lower the score.
     pub fn kcompactd_run_until(&mut self, node: NodeId, now_ms: u64) {
-        if let Some(i) = self.kcompactd_pending.iter().position(|n| *n == node) {
-            self.kcompactd_pending.remove(i);
+        if std::mem::take(&mut self.node_data_mut(node).kcompactd_pending) {
             self.kcompactd_do_work(node);
             let k = self.kcompactd_state(node);
             k.timeout_ms = HPAGE_FRAG_CHECK_INTERVAL_MSEC;

@@ -1,17 +1,19 @@
 //! The migrate scanner: from the zone's start upward, isolate folios to move.
 
-use super::{CompactControl, COMPACT_CLUSTER_MAX};
-use crate::machine::{Machine, SkipPinned};
+use super::{CompactControl, FastStart, COMPACT_CLUSTER_MAX};
+use crate::machine::Machine;
 use crate::memmap::{MigrateType, PageFlags};
 use crate::migrate::MigrateMode;
-use crate::owners::FolioKind;
+use crate::owners::table::FolioKind;
+use crate::sysctl::SkipPinned;
 use crate::units::{Order, Pfn, MAX_PAGE_ORDER};
 
 /// Mirrors `isolate_migrate_t`.
+///
+/// DEVIATION(linux): no ISOLATE_ABORT: it comes from a fatal signal or an aborted lock
+/// under contention, and the model has neither (one task, no locks).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum IsolateMigrate {
-    /// ISOLATE_ABORT: stop compacting (contention, fatal signal).
-    Abort,
     /// ISOLATE_NONE: nothing isolated; the scanner reached the free scanner.
     None,
     /// ISOLATE_SUCCESS: folios are on `cc.migratepages`.
@@ -20,8 +22,8 @@ pub enum IsolateMigrate {
 
 /// Mirrors `skip_isolation_on_order()`; before Linux 6.9 (`split`) every compound page
 /// was skipped.
-fn skip_isolation_on_order(order: u8, target: i32, pb: Order, split: bool) -> bool {
-    (split && order > 0) || (target != -1 && order as i32 >= target) || order >= pb.0
+fn skip_isolation_on_order(order: u8, target: Option<Order>, pb: Order, split: bool) -> bool {
+    (split && order > 0) || target.is_some_and(|t| order >= t.0) || order >= pb.0
 }
 
 impl Machine {
@@ -51,11 +53,21 @@ impl Machine {
         if cc.mode != MigrateMode::Async {
             return true;
         }
-        if cc.migratetype == MigrateType::Movable || cc.order >= self.pageblock_order().0 as i32 {
+        if cc.migratetype == MigrateType::Movable || cc.order >= Some(self.pageblock_order()) {
             block_mt.is_movable()
         } else {
             block_mt == cc.migratetype
         }
+    }
+
+    /// Mirrors `test_and_set_skip()`: the pageblock of `pfn`'s skip bit before this call,
+    /// setting it unless the control forbids it.
+    fn test_and_set_skip(&mut self, cc: &CompactControl, pfn: Pfn) -> bool {
+        let was = self.pageblocks.skip(pfn);
+        if !was && !cc.no_set_skip_hint {
+            self.pageblocks.set_skip(pfn, true);
+        }
+        was
     }
 
     /// Mirrors `update_cached_migrate()`: the cached start moves past the block (and one
@@ -87,10 +99,10 @@ impl Machine {
         if cc.ignore_skip_hint
             || cc.finish_pageblock
             || (pfn != zone_start && pfn != pfn.align_down(pb))
-            || cc.order <= crate::units::PAGE_ALLOC_COSTLY_ORDER as i32
+            || cc.order_int() <= crate::units::PAGE_ALLOC_COSTLY_ORDER as i32
             || (cc.direct_compaction
                 && cc.migratetype != MigrateType::Movable
-                && cc.order < pb.0 as i32)
+                && cc.order_int() < pb.0 as i32)
         {
             return pfn;
         }
@@ -101,7 +113,7 @@ impl Machine {
         let high_pfn = Pfn(cc.migrate_pfn.0.wrapping_add(distance)).align_down(pb);
         let mut nr_scanned = 0u64;
         let mut found = false;
-        let mut o = cc.order - 1;
+        let mut o = cc.order_int() - 1;
         while o >= crate::units::PAGE_ALLOC_COSTLY_ORDER as i32 && !found && nr_scanned < limit {
             let area = &self.zones[zi.idx()].free_area[o as usize];
             if area.nr_free == 0 {
@@ -130,13 +142,11 @@ impl Machine {
                 }
                 self.zones[zi.idx()].free_area[o as usize].free_list[MigrateType::Movable.idx()]
                     .rotate_through_to_tail(&mut self.mem, fp);
-                if cc.fast_start_pfn != u64::MAX {
-                    cc.fast_start_pfn = if cc.fast_start_pfn == 0 {
-                        fp.0
-                    } else {
-                        cc.fast_start_pfn.min(fp.0)
-                    };
-                }
+                cc.fast_start_pfn = match cc.fast_start_pfn {
+                    FastStart::Unset => FastStart::Found(fp),
+                    FastStart::Found(p) => FastStart::Found(p.min(fp)),
+                    FastStart::Used => FastStart::Used,
+                };
                 pfn = fp.align_down(pb).max(zone_start);
                 cc.fast_search_fail = 0;
                 found = true;
@@ -148,9 +158,9 @@ impl Machine {
         if !found {
             cc.fast_search_fail += 1;
             // reinit_migrate_pfn(): fall back once on the lowest free page seen.
-            if cc.fast_start_pfn != 0 && cc.fast_start_pfn != u64::MAX {
-                cc.migrate_pfn = Pfn(cc.fast_start_pfn);
-                cc.fast_start_pfn = u64::MAX;
+            if let FastStart::Found(p) = cc.fast_start_pfn {
+                cc.migrate_pfn = p;
+                cc.fast_start_pfn = FastStart::Used;
             }
             pfn = cc.migrate_pfn;
         }
@@ -168,7 +178,7 @@ impl Machine {
         let mut block_end = low_pfn.pageblock_end(pb);
         while block_end <= cc.free_pfn {
             let page_ok = self.page_zone(block_start) == Some(cc.zone)
-                && self.page_zone(Pfn(block_end.0 - 1)) == Some(cc.zone);
+                && self.page_zone(block_end.minus(1)) == Some(cc.zone);
             let mut skip = !page_ok;
             if !skip
                 && (low_pfn.is_aligned(pb) || low_pfn == zone_start)
@@ -182,12 +192,7 @@ impl Machine {
                 skip = true;
             }
             if !skip {
-                if self
-                    .isolate_migratepages_block(cc, low_pfn, block_end)
-                    .is_err()
-                {
-                    return IsolateMigrate::Abort;
-                }
+                self.isolate_migratepages_block(cc, low_pfn, block_end);
                 break;
             }
             fast_find_block = false;
@@ -203,6 +208,38 @@ impl Machine {
         }
     }
 
+    /// The pinned-page filter of `isolate_migratepages_block()`, the switch of seeds
+    /// 000/001 (`skip_pinned`): true if the scanner must leave folio `id` at `pfn` alone
+    /// because someone may hold it in place. `mapping` is true for a page-cache folio.
+    /// The reference count read here is before the kernel's `folio_try_get()`.
+    ///
+    /// - `anon-only` (today's Linux, Rientjes 2014): an anonymous folio with more references
+    ///   than mappings; page-cache folios are always tried.
+    /// - `extra-refs` (Aziz 2023): any folio with references beyond the page cache's and
+    ///   the mappings' (`page_has_extra_refs()`), except in ZONE_MOVABLE and CMA, where
+    ///   pins are not allowed to stay.
+    /// - `dma-pinned` (the reviewers' suggestion): `anon-only`, or any folio
+    ///   `folio_maybe_dma_pinned()` says may be pinned.
+    fn folio_pinned_for_compaction(
+        &self,
+        cc: &CompactControl,
+        id: crate::owners::table::FolioId,
+        pfn: Pfn,
+        mapping: bool,
+    ) -> bool {
+        let (rc, mc) = (self.mem.refcount(pfn), self.mem.mapcount(pfn));
+        match self.config.skip_pinned {
+            SkipPinned::AnonOnly => !mapping && rc > mc,
+            SkipPinned::ExtraRefs => {
+                let zt = self.zone(cc.zone).zone_type;
+                let exempt = zt == crate::layout::ZoneType::Movable
+                    || self.pageblocks.migratetype(pfn) == MigrateType::Cma;
+                !exempt && rc > self.folio_expected_ref_count(id)
+            }
+            SkipPinned::DmaPinned => (!mapping && rc > mc) || self.mem.maybe_dma_pinned(pfn),
+        }
+    }
+
     /// Mirrors `isolate_migratepages_block()`: scans `[low_pfn, end_pfn)` and isolates up to
     /// 32 pages of folios that can migrate, with every skip rule in the kernel's order.
     pub(crate) fn isolate_migratepages_block(
@@ -210,7 +247,7 @@ impl Machine {
         cc: &mut CompactControl,
         mut low_pfn: Pfn,
         end_pfn: Pfn,
-    ) -> Result<(), ()> {
+    ) {
         let pb = self.pageblock_order();
         let start_pfn = low_pfn;
         cc.migrate_pfn = low_pfn;
@@ -219,17 +256,11 @@ impl Machine {
         let mut skip_updated = false;
         let mut locked_once = false;
         let unevictable_ok = self.config.compact_unevictable_allowed;
-        let split = self.config.folio_compaction == crate::machine::FolioCompaction::Split;
+        let split = self.config.folio_compaction == crate::sysctl::FolioCompaction::Split;
         let async_migrate = cc.mode != MigrateMode::Sync;
         let skip_on_failure = cc.direct_compaction && cc.mode == MigrateMode::Async;
-        let block_of = |p: Pfn| {
-            if cc.order > 0 {
-                p.align_down(Order(cc.order as u8)).plus(1 << cc.order)
-            } else {
-                p.plus(1)
-            }
-        };
-        let mut next_skip_pfn = block_of(low_pfn);
+        let skip_order = cc.order.unwrap_or(Order(0));
+        let mut next_skip_pfn = low_pfn.block_end(skip_order);
         // DEVIATION(linux): too_many_isolated() is not modelled: one task isolates at most
         // 32 pages at a time and there are no other isolating tasks.
         'scan: while low_pfn < end_pfn {
@@ -237,7 +268,7 @@ impl Machine {
                 if nr_isolated > 0 {
                     break;
                 }
-                next_skip_pfn = block_of(low_pfn);
+                next_skip_pfn = low_pfn.block_end(skip_order);
             }
             nr_scanned += 1;
             if valid_page.is_none()
@@ -275,7 +306,7 @@ impl Machine {
                         // skips that many pages from there.
                         let end = head.plus(1u64 << o);
                         nr_scanned += end.0 - 1 - low_pfn.0;
-                        low_pfn = Pfn(end.0 - 1);
+                        low_pfn = end.minus(1);
                         break 'page true;
                     }
                 }
@@ -313,24 +344,7 @@ impl Machine {
                 }
                 let rec = *self.owners.folio(id);
                 let mapping = rec.kind.in_page_cache() && !rec.orphan;
-                let rc = self.mem.refcount(low_pfn);
-                let mc = self.mem.mapcount(low_pfn);
-                // The pinned filter (rc here is before the kernel's folio_try_get()).
-                let pinned = match self.config.skip_pinned {
-                    SkipPinned::AnonOnly => !mapping && rc > mc,
-                    SkipPinned::ExtraRefs => {
-                        let zt = self.zone(cc.zone).zone_type;
-                        let exempt = zt == crate::layout::ZoneType::Movable
-                            || self.pageblocks.migratetype(low_pfn) == MigrateType::Cma;
-                        // page_has_extra_refs(): more references than the cache and the
-                        // mappings account for.
-                        !exempt && rc > self.folio_expected_ref_count(id)
-                    }
-                    SkipPinned::DmaPinned => {
-                        (!mapping && rc > mc) || self.mem.maybe_dma_pinned(low_pfn)
-                    }
-                };
-                if pinned {
+                if self.folio_pinned_for_compaction(cc, id, low_pfn, mapping) {
                     break 'page true;
                 }
                 if !cc.gfp_mask.contains(crate::gfp::Gfp::FS) && mapping {
@@ -356,19 +370,13 @@ impl Machine {
                 }
                 if !locked_once {
                     locked_once = true;
-                    // test_and_set_skip() at the first LRU lock.
-                    if !cc.ignore_skip_hint {
-                        if let Some(v) = valid_page {
-                            let was = self.pageblocks.skip(v);
-                            if !was && !cc.no_set_skip_hint {
-                                self.pageblocks.set_skip(v, true);
-                            }
-                            if was && !cc.finish_pageblock {
-                                low_pfn = end_pfn;
-                                break 'scan;
-                            }
-                            skip_updated = true;
+                    // At the first LRU lock: someone else is scanning this block already.
+                    if let Some(v) = valid_page.filter(|_| !cc.ignore_skip_hint) {
+                        if self.test_and_set_skip(cc, v) && !cc.finish_pageblock {
+                            low_pfn = end_pfn;
+                            break 'scan;
                         }
+                        skip_updated = true;
                     }
                     if skip_isolation_on_order(rec.order.0, cc.order, pb, split) && rec.order.0 > 0
                     {
@@ -402,8 +410,8 @@ impl Machine {
                     nr_isolated = 0;
                 }
                 if low_pfn < next_skip_pfn {
-                    low_pfn = Pfn(next_skip_pfn.0 - 1);
-                    next_skip_pfn = next_skip_pfn.plus(1u64 << cc.order.max(0));
+                    low_pfn = next_skip_pfn.minus(1);
+                    next_skip_pfn = next_skip_pfn.plus(skip_order.nr_pages());
                 }
             }
             low_pfn = low_pfn.plus(1);
@@ -428,7 +436,6 @@ impl Machine {
         cc.total_migrate_scanned += nr_scanned;
         self.vmstat.compact_isolated += nr_isolated;
         cc.migrate_pfn = low_pfn;
-        Ok(())
     }
 }
 

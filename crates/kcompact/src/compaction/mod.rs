@@ -18,212 +18,24 @@
 //! - this file: the control, `compact_zone`, `compact_zone_order`, `try_to_compact_pages`,
 //!   `compact_node`, `compact_memory`.
 
+pub mod control;
 pub mod defer;
 pub mod free_scan;
 pub mod kcompactd;
 pub mod migrate_scan;
 pub mod suitable;
 
+pub use control::{
+    compact_gap, CompactControl, CompactEnd, CompactPriority, CompactResult, FastStart,
+    COMPACTION_HPAGE_ORDER, COMPACT_CLUSTER_MAX,
+};
+
 use crate::gfp::{AllocFlags, Gfp};
 use crate::layout::ZoneType;
 use crate::machine::Machine;
 use crate::migrate::{MigrateMode, MigrateReason};
-use crate::owners::FolioId;
+use crate::mmzone::CaptureControl;
 use crate::units::{Order, Pfn, ZoneIdx, NR_PAGE_ORDERS};
-
-/// Mirrors `enum compact_result`; ordered as the kernel orders it (callers take the max).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-pub enum CompactResult {
-    /// COMPACT_NOT_SUITABLE_ZONE.
-    NotSuitableZone,
-    /// COMPACT_SKIPPED: not enough free memory to compact.
-    Skipped,
-    /// COMPACT_DEFERRED: compaction failed recently; not tried.
-    Deferred,
-    /// COMPACT_NO_SUITABLE_PAGE.
-    NoSuitablePage,
-    /// COMPACT_CONTINUE.
-    Continue,
-    /// COMPACT_COMPLETE: the whole zone was scanned.
-    Complete,
-    /// COMPACT_PARTIAL_SKIPPED: the scanners met but part of the zone was skipped.
-    PartialSkipped,
-    /// COMPACT_CONTENDED: aborted (lock contention, fatal signal, no destination).
-    Contended,
-    /// COMPACT_SUCCESS: a page of the requested order is free.
-    Success,
-}
-
-/// How one zone's compaction ended, as the `mm_compaction_end` tracepoint reports it, with
-/// the scanners' work (`compact_migrate_scanned` / `compact_free_scanned` for the zone).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CompactEnd {
-    /// The zone compacted.
-    pub zone: ZoneIdx,
-    /// The status (`complete`, `contended`, ...).
-    pub status: CompactResult,
-    /// Where the migrate scanner stopped.
-    pub migrate_pfn: Pfn,
-    /// Where the free scanner stopped.
-    pub free_pfn: Pfn,
-    /// Pages the migrate scanner looked at.
-    pub migrate_scanned: u64,
-    /// Pages the free scanner looked at.
-    pub free_scanned: u64,
-}
-
-impl CompactResult {
-    /// The name trace output uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            CompactResult::NotSuitableZone => "not_suitable_zone",
-            CompactResult::Skipped => "skipped",
-            CompactResult::Deferred => "deferred",
-            CompactResult::NoSuitablePage => "no_suitable_page",
-            CompactResult::Continue => "continue",
-            CompactResult::Complete => "complete",
-            CompactResult::PartialSkipped => "partial_skipped",
-            CompactResult::Contended => "contended",
-            CompactResult::Success => "success",
-        }
-    }
-}
-
-/// Mirrors `enum compact_priority`.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-pub enum CompactPriority {
-    /// COMPACT_PRIO_SYNC_FULL: whole zone, skip hints and block suitability ignored.
-    SyncFull = 0,
-    /// COMPACT_PRIO_SYNC_LIGHT (the default for costly orders).
-    SyncLight = 1,
-    /// COMPACT_PRIO_ASYNC (the first attempt).
-    Async = 2,
-}
-
-/// Mirrors `struct capture_control`: what a direct compactor waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CaptureControl {
-    /// The zone being compacted now (`None` between zones).
-    pub zone: Option<ZoneIdx>,
-    /// The requested migratetype.
-    pub migratetype: crate::memmap::MigrateType,
-    /// The requested order.
-    pub order: Order,
-    /// The captured block.
-    pub page: Option<Pfn>,
-}
-
-/// `COMPACT_CLUSTER_MAX`: pages isolated per migrate-scanner batch.
-pub const COMPACT_CLUSTER_MAX: u64 = 32;
-/// `COMPACTION_HPAGE_ORDER`.
-pub const COMPACTION_HPAGE_ORDER: i32 = 9;
-
-/// Mirrors `struct compact_control`.
-#[derive(Clone, Debug)]
-pub struct CompactControl {
-    /// `freepages[order]`: isolated free blocks, kept at their buddy order.
-    pub freepages: [Vec<Pfn>; NR_PAGE_ORDERS],
-    /// `migratepages`: isolated folios to move.
-    pub migratepages: Vec<FolioId>,
-    /// `nr_freepages`: pages on `freepages`.
-    pub nr_freepages: u64,
-    /// `nr_migratepages`: pages still to migrate.
-    pub nr_migratepages: u64,
-    /// `free_pfn`: where the free scanner goes on (downward).
-    pub free_pfn: Pfn,
-    /// `migrate_pfn`: where the migrate scanner goes on (upward).
-    pub migrate_pfn: Pfn,
-    /// The zone being compacted.
-    pub zone: ZoneIdx,
-    /// `total_migrate_scanned`.
-    pub total_migrate_scanned: u64,
-    /// `total_free_scanned`.
-    pub total_free_scanned: u64,
-    /// `gfp_mask`.
-    pub gfp_mask: Gfp,
-    /// `order`: the order wanted; −1 compacts everything.
-    pub order: i32,
-    /// `migratetype` (from `gfp_mask`).
-    pub migratetype: crate::memmap::MigrateType,
-    /// `alloc_flags`.
-    pub alloc_flags: AllocFlags,
-    /// `highest_zoneidx`.
-    pub highest_zoneidx: ZoneType,
-    /// `mode`.
-    pub mode: MigrateMode,
-    /// `ignore_skip_hint`.
-    pub ignore_skip_hint: bool,
-    /// `no_set_skip_hint`.
-    pub no_set_skip_hint: bool,
-    /// `ignore_block_suitable`.
-    pub ignore_block_suitable: bool,
-    /// `direct_compaction`.
-    pub direct_compaction: bool,
-    /// `proactive_compaction`.
-    pub proactive_compaction: bool,
-    /// `whole_zone`.
-    pub whole_zone: bool,
-    /// `contended`.
-    pub contended: bool,
-    /// `finish_pageblock`.
-    pub finish_pageblock: bool,
-    /// `fast_start_pfn`: the lowest free page a fast migrate search found (0 unset,
-    /// `u64::MAX` used).
-    pub fast_start_pfn: u64,
-    /// `fast_search_fail`: failed fast searches (shared by both scanners).
-    pub fast_search_fail: u32,
-    /// `search_order`: where the next fast free search starts.
-    pub search_order: i32,
-}
-
-impl CompactControl {
-    /// A control for `order` (−1: everything) with `gfp` in `mode`; every flag off.
-    pub fn new(zone: ZoneIdx, order: i32, gfp: Gfp, mode: MigrateMode) -> CompactControl {
-        CompactControl {
-            freepages: Default::default(),
-            migratepages: Vec::new(),
-            nr_freepages: 0,
-            nr_migratepages: 0,
-            free_pfn: Pfn(0),
-            migrate_pfn: Pfn(0),
-            zone,
-            total_migrate_scanned: 0,
-            total_free_scanned: 0,
-            gfp_mask: gfp,
-            order,
-            migratetype: gfp.migratetype(true),
-            alloc_flags: AllocFlags::default(),
-            highest_zoneidx: ZoneType::Dma,
-            mode,
-            ignore_skip_hint: false,
-            no_set_skip_hint: false,
-            ignore_block_suitable: false,
-            direct_compaction: false,
-            proactive_compaction: false,
-            whole_zone: false,
-            contended: false,
-            finish_pageblock: false,
-            fast_start_pfn: 0,
-            fast_search_fail: 0,
-            search_order: order,
-        }
-    }
-
-    /// Mirrors `freelist_scan_limit()`.
-    pub fn freelist_scan_limit(&self) -> u64 {
-        (COMPACT_CLUSTER_MAX >> self.fast_search_fail.min(63)) + 1
-    }
-
-    /// Mirrors `compact_scanners_met()`.
-    pub fn scanners_met(&self, pb_order: Order) -> bool {
-        (self.free_pfn.0 >> pb_order.0) <= (self.migrate_pfn.0 >> pb_order.0)
-    }
-}
-
-/// Mirrors `compact_gap()` of mainline (`2 << order`).
-pub fn compact_gap(order: i32) -> u64 {
-    2u64 << order.max(0)
-}
 
 impl Machine {
     /// Mirrors `compaction_capture()` in `__free_one_page()`: a block of the order a direct
@@ -327,10 +139,10 @@ impl Machine {
         cc.nr_migratepages = 0;
         cc.nr_freepages = 0;
         cc.migratetype = cc.gfp_mask.migratetype(!self.mobility_disabled);
-        if cc.order >= 0 {
+        if let Some(order) = cc.order {
             let ret = self.compaction_suit_allocation_order(
                 zi,
-                cc.order,
+                order.0 as i32,
                 cc.highest_zoneidx,
                 cc.alloc_flags,
                 cc.mode == MigrateMode::Async,
@@ -340,12 +152,15 @@ impl Machine {
                 return ret;
             }
         }
-        if self.compaction_restarting(zi, cc.order) {
+        if cc
+            .order
+            .is_some_and(|o| self.compaction_restarting(zi, o.0 as i32))
+        {
             self.reset_isolation_suitable_zone(zi);
         }
         let (start, end) = (self.zone(zi).zone_start_pfn, self.zone(zi).end_pfn());
         let sync = (cc.mode != MigrateMode::Async) as usize;
-        let last_block = Pfn(end.0 - 1).align_down(pb);
+        let last_block = end.minus(1).align_down(pb);
         if cc.whole_zone {
             cc.migrate_pfn = start;
             cc.free_pfn = last_block;
@@ -365,7 +180,7 @@ impl Machine {
                 cc.whole_zone = true;
             }
         }
-        cc.fast_start_pfn = 0;
+        cc.fast_start_pfn = FastStart::Unset;
         let mut last_migrated_pfn = Pfn(0);
         let mut update_cached = sync == 0 && {
             let c = &self.zones[zi.idx()].compact;
@@ -390,7 +205,7 @@ impl Machine {
                 end,
                 cc.migrate_pfn,
                 cc.free_pfn,
-                cc.order,
+                cc.order_int(),
                 cc.nr_migratepages,
                 cc.nr_freepages
             );
@@ -403,13 +218,6 @@ impl Machine {
                 last_migrated_pfn.align_down(pb) == iteration_start.align_down(pb);
             loop {
                 match self.isolate_migratepages(cc) {
-                    migrate_scan::IsolateMigrate::Abort => {
-                        ret = CompactResult::Contended;
-                        let list = std::mem::take(&mut cc.migratepages);
-                        self.putback_movable_pages(list);
-                        cc.nr_migratepages = 0;
-                        break 'outer;
-                    }
                     migrate_scan::IsolateMigrate::None => {
                         if update_cached {
                             let c = &mut self.zones[zi.idx()].compact;
@@ -452,7 +260,7 @@ impl Machine {
                         && cc.mode < MigrateMode::Sync
                     {
                         cc.finish_pageblock = true;
-                        if cc.order == COMPACTION_HPAGE_ORDER {
+                        if cc.order_int() == COMPACTION_HPAGE_ORDER {
                             last_migrated_pfn = Pfn(0);
                         }
                         continue;
@@ -484,6 +292,16 @@ impl Machine {
         }
         self.vmstat.compact_migrate_scanned += cc.total_migrate_scanned;
         self.vmstat.compact_free_scanned += cc.total_free_scanned;
+        // The kernel's two VM_BUG_ONs on the way out: every isolated page was migrated or
+        // put back, and every isolated free page went back to the buddy allocator.
+        debug_assert!(
+            cc.migratepages.is_empty(),
+            "compact_zone ends with folios isolated"
+        );
+        debug_assert!(
+            cc.nr_freepages == 0 && cc.freepages.iter().all(Vec::is_empty),
+            "compact_zone ends with free pages isolated"
+        );
         let (mp, fp) = (cc.migrate_pfn, cc.free_pfn);
         self.trace_compaction("end", || {
             format!("zone_start=0x{:x} migrate_pfn=0x{:x} free_pfn=0x{:x} zone_end=0x{:x}, mode={mode_name} status={}", start.0, mp.0, fp.0, end.0, ret.name())
@@ -506,7 +324,7 @@ impl Machine {
         } else {
             MigrateMode::SyncLight
         };
-        let mut cc = CompactControl::new(zi, order, gfp, mode);
+        let mut cc = CompactControl::new(zi, Some(Order(order as u8)), gfp, mode);
         cc.alloc_flags = alloc_flags;
         cc.highest_zoneidx = highest;
         cc.direct_compaction = true;
@@ -588,7 +406,7 @@ impl Machine {
             MigrateMode::Sync
         };
         let first = self.zone_of(node, ZoneType::Dma);
-        let mut cc = CompactControl::new(first, -1, Gfp::GFP_KERNEL, mode);
+        let mut cc = CompactControl::new(first, None, Gfp::GFP_KERNEL, mode);
         cc.ignore_skip_hint = true;
         cc.whole_zone = true;
         cc.proactive_compaction = proactive;

@@ -148,7 +148,7 @@ impl Machine {
     pub(crate) fn compact_finished(&mut self, cc: &mut CompactControl) -> CompactResult {
         let ret = self.__compact_finished(cc);
         let z = self.zone(cc.zone);
-        let (node, name, order) = (z.node.0, z.name(), cc.order);
+        let (node, name, order) = (z.node.0, z.name(), cc.order_int());
         self.trace_compaction("finished", || {
             format!(
                 "node={node} zone={name:<8} order={order} ret={}",
@@ -171,7 +171,7 @@ impl Machine {
             let (start, end) = (self.zone(zi).zone_start_pfn, self.zone(zi).end_pfn());
             let c = &mut self.zones[zi.idx()].compact;
             c.cached_migrate_pfn = [start, start];
-            c.cached_free_pfn = crate::units::Pfn(end.0 - 1).align_down(pb);
+            c.cached_free_pfn = end.minus(1).align_down(pb);
             if cc.direct_compaction {
                 c.blockskip_flush = true;
             }
@@ -193,13 +193,13 @@ impl Machine {
                 CompactResult::Success
             };
         } else {
-            if cc.order == -1 {
+            let Some(order) = cc.order else {
                 return CompactResult::Continue;
-            }
+            };
             if !cc.migrate_pfn.is_aligned(pb) {
                 return CompactResult::Continue;
             }
-            let order = cc.order as u8;
+            let order = order.0;
             if self.config.defrag_mode && !cc.direct_compaction {
                 let z = self.zone(zi);
                 let ok = zone_watermark_ok_free(

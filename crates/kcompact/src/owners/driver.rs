@@ -13,91 +13,14 @@
 //! With `movable` off (Linux before 4.8, `non_lru_movable=off`) the same drivers allocate
 //! unmovable pages that compaction can never move.
 
-use super::{FolioId, FolioKind, Holder};
+use super::table::{
+    Driver, DriverFaults, DriverKind, FolioId, FolioKind, Holder, MovableOps, ZsPage,
+};
 use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::memmap::PageFlags;
 use crate::units::{NodeId, Order};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Which driver.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum DriverKind {
-    /// zsmalloc/zram: compressed objects packed across the pages of a zspage.
-    Zsmalloc,
-    /// virtio-balloon: pages given to the host.
-    Balloon,
-    /// A GPU buffer pool: buffers of orders 0..=3, busy while the GPU uses them.
-    Gpu,
-}
-
-/// What a driver's `migrate_page` answers.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum DriverMigrate {
-    /// 0: the data moved; the driver holds the destination.
-    Done,
-    /// 0 for a page the driver released while it was isolated: nothing moved, the
-    /// destination is not taken (zsmalloc's destroyed zspage).
-    Released,
-    /// -EAGAIN: try again in a later pass.
-    Again,
-    /// A permanent error (zsmalloc's -EINVAL on a contended zspage lock).
-    Fail,
-}
-
-/// Mirrors `struct movable_operations`.
-pub trait MovableOps {
-    /// `isolate_page()`: may the core take this page for migration?
-    fn isolate_page(&mut self, page: FolioId) -> bool;
-    /// `migrate_page()`: the core has a destination; does the driver move to it?
-    fn migrate_page(&mut self, page: FolioId) -> DriverMigrate;
-    /// `putback_page()`: migration gave up; the page is the driver's again.
-    fn putback_page(&mut self, page: FolioId);
-}
-
-/// Faults a test can make a driver show.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct DriverFaults {
-    /// `isolate_page` refuses.
-    pub refuse_isolate: bool,
-    /// `migrate_page` answers this (`Again` or `Fail`) instead of doing its work.
-    pub migrate: Option<DriverMigrate>,
-}
-
-/// A zspage: pages whose objects belong together.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ZsPage {
-    /// Its pages.
-    pub pages: Vec<FolioId>,
-    /// Objects stored.
-    pub used: u32,
-    /// Objects it can hold.
-    pub capacity: u32,
-}
-
-/// A driver and its pages.
-#[derive(Clone, Debug)]
-pub struct Driver {
-    /// Which driver.
-    pub kind: DriverKind,
-    /// Its pages are movable_ops pages (non_lru_movable on).
-    pub movable: bool,
-    /// Every page the driver holds (pages released while isolated excluded).
-    pub pages: BTreeSet<FolioId>,
-    /// Pages isolated by the migration core.
-    pub isolated: BTreeSet<FolioId>,
-    /// zsmalloc: zspages by id.
-    pub zspages: BTreeMap<u32, ZsPage>,
-    /// zsmalloc: zspages with room, by size class (pages, objects it can hold).
-    pub partial: BTreeMap<(u32, u32), BTreeSet<u32>>,
-    /// zsmalloc: page → its zspage.
-    pub page_zspage: BTreeMap<FolioId, u32>,
-    /// GPU: buffers the GPU is using (cannot be isolated).
-    pub busy: BTreeSet<FolioId>,
-    /// Injected faults.
-    pub faults: DriverFaults,
-    next_zspage: u32,
-}
 
 /// Pages per zspage and objects per zspage for zsmalloc's size class of `obj_size`.
 fn zs_class(obj_size: u32) -> (u32, u32) {
@@ -108,39 +31,6 @@ fn zs_class(obj_size: u32) -> (u32, u32) {
         _ => 4,
     };
     (pages, pages * 4096 / obj_size.max(32))
-}
-
-impl MovableOps for Driver {
-    fn isolate_page(&mut self, page: FolioId) -> bool {
-        if self.faults.refuse_isolate || !self.pages.contains(&page) || self.busy.contains(&page) {
-            return false;
-        }
-        // balloon_page_isolate() takes the page off the balloon list; deflation skips it.
-        self.isolated.insert(page);
-        true
-    }
-
-    fn migrate_page(&mut self, page: FolioId) -> DriverMigrate {
-        if !self.pages.contains(&page) {
-            // zs_page_migrate() on a destroyed zspage: fake success.
-            self.isolated.remove(&page);
-            return DriverMigrate::Released;
-        }
-        if let Some(r) = self.faults.migrate {
-            // A failed page stays isolated until the core puts it back.
-            assert!(
-                matches!(r, DriverMigrate::Again | DriverMigrate::Fail),
-                "inject Again or Fail, not {r:?}"
-            );
-            return r;
-        }
-        self.isolated.remove(&page);
-        DriverMigrate::Done
-    }
-
-    fn putback_page(&mut self, page: FolioId) {
-        self.isolated.remove(&page);
-    }
 }
 
 impl Machine {

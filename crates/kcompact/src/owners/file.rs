@@ -5,29 +5,13 @@
 //! buffer heads, PG_private, one more), as `filemap_add_folio()` and `folio_attach_private()`
 //! take them.
 
-use super::process::MapError;
-use super::{FolioId, FolioKind};
+use super::table::{File, MapError};
+use super::table::{FolioId, FolioKind};
 use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::memmap::PageFlags;
-use crate::units::{NodeId, Order};
+use crate::units::{NodeId, Order, Pfn};
 use std::collections::BTreeMap;
-
-/// A file.
-#[derive(Clone, Debug, Default)]
-pub struct File {
-    /// shmem/tmpfs: swap-backed page cache.
-    pub shmem: bool,
-    /// The filesystem's address space has `migrate_folio` (ext4, xfs, shmem do); without
-    /// it, migration falls back and refuses dirty folios.
-    pub has_migrate_folio: bool,
-    /// Folios carry buffer heads (PG_private), as ext4's do.
-    pub buffers: bool,
-    /// First page index of each cached folio → folio.
-    pub pages: BTreeMap<u64, FolioId>,
-    /// Still exists.
-    pub alive: bool,
-}
 
 impl Machine {
     /// Creates a file; returns its id.
@@ -230,5 +214,28 @@ impl Machine {
                 self.vmstat.pgrotated += self.owners.folio(id).order.nr_pages();
             }
         }
+    }
+}
+
+impl Machine {
+    /// Mirrors `filemap_release_folio()` as `try_to_free_buffers()` decides it: a folio
+    /// without private data needs nothing; one under writeback, or whose buffers are dirty
+    /// (`buffer_busy()`; a dirty page cache folio has dirty buffers), keeps them and the
+    /// call fails; otherwise the buffers and their folio reference are dropped.
+    ///
+    /// DEVIATION(linux): buffers are not modelled one by one; a dirty folio is taken to
+    /// have a dirty buffer and a clean one none busy (no elevated `b_count`, no locked
+    /// buffer, and for ext4's `release_folio` none still held by a journal transaction).
+    pub fn filemap_release_folio(&mut self, head: Pfn) -> bool {
+        let f = self.mem.flags(head);
+        if !f.contains(PageFlags::PRIVATE) || f.contains(PageFlags::ANON) {
+            return true;
+        }
+        if f.contains(PageFlags::WRITEBACK) || f.contains(PageFlags::DIRTY) {
+            return false;
+        }
+        self.mem.clear_flag(head, PageFlags::PRIVATE);
+        self.mem.set_refcount(head, self.mem.refcount(head) - 1);
+        true
     }
 }

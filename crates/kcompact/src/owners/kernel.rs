@@ -1,28 +1,12 @@
 //! Kernel memory: slab caches (unmovable and reclaimable), page tables, stacks, network
 //! buffers, and the hugetlb pool. None of it is on an LRU list; compaction cannot move it.
 
-use super::{FolioId, FolioKind};
+use super::table::{FolioId, FolioKind, SlabCache};
 use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::memmap::PageFlags;
 use crate::units::{NodeId, Order, PAGE_SIZE};
 use std::collections::BTreeMap;
-
-/// A slab cache: objects of one size packed into slab folios. A slab folio is freed only
-/// when its last object goes, which is what keeps pageblocks unmovable in practice.
-#[derive(Clone, Debug)]
-pub struct SlabCache {
-    /// Object size in bytes.
-    pub obj_size: u32,
-    /// SLAB_RECLAIM_ACCOUNT: allocated as MIGRATE_RECLAIMABLE.
-    pub reclaimable: bool,
-    /// Slab folio order (`calculate_order()`'s choice, simplified).
-    pub order: Order,
-    /// Objects per slab folio.
-    pub objs_per_slab: u32,
-    /// Slab folio → objects in use.
-    pub slabs: BTreeMap<FolioId, u32>,
-}
 
 impl Machine {
     /// `kmem_cache_create()`: a cache of `obj_size`-byte objects.

@@ -1,8 +1,9 @@
 //! GUP pins (short- and long-term) and speculative references.
 
-use super::FolioId;
+use super::table::{FolioId, Owners};
 use crate::machine::Machine;
 use crate::memmap::GUP_PIN_COUNTING_BIAS;
+use crate::units::{Order, Pfn};
 
 impl Machine {
     /// Mirrors FOLL_PIN in `try_grab_folio()`: a large folio gains a reference and a
@@ -74,10 +75,34 @@ impl Machine {
     }
 }
 
-impl super::Owners {
+impl Owners {
     fn next_spec_token(&mut self, id: FolioId) -> u32 {
         self.next_spec += 1;
         self.speculative.insert((id, self.next_spec));
         self.next_spec
+    }
+}
+
+impl Machine {
+    /// Takes a speculative reference on a page no owner holds (a scanner's
+    /// `get_page_unless_zero()` on a page in flight).
+    pub fn get_page_unless_zero(&mut self, pfn: Pfn) -> bool {
+        let rc = self.mem.refcount(pfn);
+        if rc == 0 {
+            return false;
+        }
+        self.mem.set_refcount(pfn, rc + 1);
+        true
+    }
+
+    /// Drops a reference on a page no owner holds; the last one frees it (`put_page()`).
+    pub fn put_page(&mut self, pfn: Pfn, order: Order) {
+        let rc = self.mem.refcount(pfn);
+        assert!(rc > 0, "put_page on a free page");
+        if rc == 1 {
+            self.free_pages(pfn, order);
+        } else {
+            self.mem.set_refcount(pfn, rc - 1);
+        }
     }
 }

@@ -4,38 +4,16 @@
 //! first virtual page. Each mapping holds one reference per PTE (`2^order`), or one for a
 //! PMD-mapped THP, and adds as much to the folio's mapcount, as in Linux.
 
-use super::{FolioId, FolioKind};
+use super::table::{FolioId, FolioKind, MapError, Process};
 use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::memmap::PageFlags;
 use crate::units::{NodeId, Order};
-use std::collections::BTreeMap;
 
 /// `HPAGE_PMD_ORDER`: a folio of this order is mapped by one PMD.
 pub const HPAGE_PMD_ORDER: u8 = 9;
 /// Pages one page-table page maps (`PTRS_PER_PTE`).
 pub const PTRS_PER_PTE: u64 = 512;
-
-/// A process: its page table (first virtual page of each mapped folio → folio) and the
-/// page-table pages backing it.
-#[derive(Clone, Debug, Default)]
-pub struct Process {
-    /// Still running.
-    pub alive: bool,
-    /// First virtual page → folio.
-    pub table: BTreeMap<u64, FolioId>,
-    /// 512-page window → its page-table page.
-    pub pgtables: BTreeMap<u64, FolioId>,
-}
-
-/// Why a fault or mapping failed.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum MapError {
-    /// No memory for the folio or its page table.
-    NoMemory,
-    /// The range is already mapped, misaligned, or the process is gone.
-    Invalid,
-}
 
 /// References and mapcount one mapping of a folio of `order` adds: one per PTE, one for a
 /// PMD-mapped THP.

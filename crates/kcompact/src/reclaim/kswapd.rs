@@ -13,48 +13,8 @@ use crate::buddy::watermark::zone_watermark_ok;
 use crate::gfp::{AllocFlags, Gfp};
 use crate::layout::ZoneType;
 use crate::machine::Machine;
+use crate::mmzone::Balance;
 use crate::units::{NodeId, Order, ZoneIdx};
-
-/// One node's kswapd.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Kswapd {
-    /// `pgdat->kswapd_order`: the order requested since it last slept.
-    pub order: u8,
-    /// `pgdat->kswapd_highest_zoneidx` (`None`: MAX_NR_ZONES, nothing requested).
-    pub highest: Option<ZoneType>,
-    /// `pgdat->kswapd_failures`: runs that reclaimed nothing.
-    pub failures: u32,
-    /// Awake (not on `kswapd_wait`).
-    pub awake: bool,
-    /// The `balance_pgdat()` in progress.
-    pub run: Option<Balance>,
-}
-
-/// The state of one `balance_pgdat()` between its passes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Balance {
-    /// The order it was started for (`alloc_order`).
-    pub alloc_order: u8,
-    /// `sc.order`: drops to 0 once `compact_gap(order)` pages are reclaimed.
-    pub order: u8,
-    /// `highest_zoneidx`.
-    pub highest: ZoneType,
-    /// `sc.priority`.
-    pub priority: i32,
-    /// Boost pages still to reclaim (`nr_boost_reclaim`).
-    pub nr_boost_reclaim: u64,
-    /// The node's zones were boosted when it started.
-    pub boosted: bool,
-    /// `sc.nr_reclaimed` over the whole run.
-    pub nr_reclaimed: u64,
-}
-
-impl super::ReclaimState {
-    /// Node `node`'s kswapd.
-    pub fn kswapd_mut(&mut self, node: NodeId) -> &mut Kswapd {
-        &mut self.kswapd[node.0 as usize]
-    }
-}
 
 impl Machine {
     /// The zones of `node` up to `highest`, populated ones.
@@ -112,7 +72,7 @@ impl Machine {
             return;
         }
         let node = self.zone(zi).node;
-        let k = self.reclaim.kswapd_mut(node);
+        let k = &mut self.node_data_mut(node).kswapd;
         if k.highest.is_none_or(|h| h < highest) {
             k.highest = Some(highest);
         }
@@ -138,12 +98,12 @@ impl Machine {
             // DEVIATION(linux): this shortcut does not count a kswapd failure, so boosts
             // keep being taken back on a machine with nothing reclaimable.
             self.kswapd_finish_boost(node, highest);
-            let k = self.reclaim.kswapd_mut(node);
+            let k = &mut self.node_data_mut(node).kswapd;
             k.order = 0;
             k.highest = None;
             return;
         }
-        self.reclaim.kswapd_mut(node).awake = true;
+        self.node_data_mut(node).kswapd.awake = true;
     }
 
     /// The end of a boosted `balance_pgdat()`: boosts of the zones up to `highest` are
@@ -161,14 +121,14 @@ impl Machine {
 
     /// True if kswapd of `node` has work to do.
     pub fn kswapd_runnable(&self, node: NodeId) -> bool {
-        self.reclaim.kswapd[node.0 as usize].awake
+        self.node_data(node).kswapd.awake
     }
 
     /// One pass of kswapd on `node` (one iteration of `balance_pgdat()`'s priority loop,
     /// starting a run when none is in progress). Returns false once kswapd went back to
     /// sleep.
     pub fn kswapd_step(&mut self, node: NodeId) -> bool {
-        let k = *self.reclaim.kswapd_mut(node);
+        let k = self.node_data(node).kswapd;
         if !k.awake {
             return false;
         }
@@ -182,7 +142,7 @@ impl Machine {
                     .iter()
                     .map(|zi| self.zone(*zi).watermark_boost)
                     .sum();
-                let k = self.reclaim.kswapd_mut(node);
+                let k = &mut self.node_data_mut(node).kswapd;
                 k.order = 0;
                 k.highest = None;
                 self.vmstat.pageoutrun += 1;
@@ -199,17 +159,17 @@ impl Machine {
         };
         let done = self.balance_pgdat_pass(node, &mut b);
         if !done {
-            self.reclaim.kswapd_mut(node).run = Some(b);
+            self.node_data_mut(node).kswapd.run = Some(b);
             return true;
         }
         // The end of balance_pgdat(), then kswapd_try_to_sleep().
         if b.nr_reclaimed == 0 {
-            self.reclaim.kswapd_mut(node).failures += 1;
+            self.node_data_mut(node).kswapd.failures += 1;
         }
         if b.boosted {
             self.kswapd_finish_boost(node, b.highest);
         }
-        let k = self.reclaim.kswapd_mut(node);
+        let k = &mut self.node_data_mut(node).kswapd;
         k.run = None;
         if k.highest.is_some() {
             // Woken again meanwhile for another order or zone: run again.

@@ -14,91 +14,9 @@
 
 use crate::machine::Machine;
 use crate::memmap::PageFlags;
-use crate::owners::FolioId;
+use crate::mmzone::{lru_list_of, LruList};
+use crate::owners::table::FolioId;
 use crate::units::{NodeId, Pfn};
-use std::collections::VecDeque;
-
-/// Mirrors `enum lru_list`.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-pub enum LruList {
-    /// LRU_INACTIVE_ANON.
-    InactiveAnon = 0,
-    /// LRU_ACTIVE_ANON.
-    ActiveAnon = 1,
-    /// LRU_INACTIVE_FILE.
-    InactiveFile = 2,
-    /// LRU_ACTIVE_FILE.
-    ActiveFile = 3,
-    /// LRU_UNEVICTABLE.
-    Unevictable = 4,
-}
-
-/// `NR_LRU_LISTS`.
-pub const NR_LRU_LISTS: usize = 5;
-
-impl LruList {
-    /// Every list, in the kernel's order.
-    pub const ALL: [LruList; NR_LRU_LISTS] = [
-        LruList::InactiveAnon,
-        LruList::ActiveAnon,
-        LruList::InactiveFile,
-        LruList::ActiveFile,
-        LruList::Unevictable,
-    ];
-
-    /// The array index.
-    #[inline]
-    pub fn idx(self) -> usize {
-        self as usize
-    }
-
-    /// `is_file_lru()`.
-    pub fn is_file(self) -> bool {
-        matches!(self, LruList::InactiveFile | LruList::ActiveFile)
-    }
-
-    /// `is_active_lru()`.
-    pub fn is_active(self) -> bool {
-        matches!(self, LruList::ActiveAnon | LruList::ActiveFile)
-    }
-
-    /// The `nr_zone_*` name zoneinfo prints.
-    pub fn zoneinfo_name(self) -> &'static str {
-        match self {
-            LruList::InactiveAnon => "nr_zone_inactive_anon",
-            LruList::ActiveAnon => "nr_zone_active_anon",
-            LruList::InactiveFile => "nr_zone_inactive_file",
-            LruList::ActiveFile => "nr_zone_active_file",
-            LruList::Unevictable => "nr_zone_unevictable",
-        }
-    }
-}
-
-/// Mirrors `folio_lru_list()`: the list a folio with these head flags is on, if any.
-#[inline]
-pub fn lru_list_of(f: PageFlags) -> Option<LruList> {
-    if !f.contains(PageFlags::LRU) {
-        return None;
-    }
-    if f.contains(PageFlags::UNEVICTABLE) {
-        return Some(LruList::Unevictable);
-    }
-    let file = !f.contains(PageFlags::SWAPBACKED);
-    let active = f.contains(PageFlags::ACTIVE);
-    Some(match (file, active) {
-        (false, false) => LruList::InactiveAnon,
-        (false, true) => LruList::ActiveAnon,
-        (true, false) => LruList::InactiveFile,
-        (true, true) => LruList::ActiveFile,
-    })
-}
-
-/// Mirrors `struct lruvec`: one node's lists, head at the front, tail at the back.
-#[derive(Clone, Debug, Default)]
-pub struct Lruvec {
-    /// `lists[lru]`: `(folio, seq)` entries.
-    pub lists: [VecDeque<(FolioId, u32)>; NR_LRU_LISTS],
-}
 
 impl Machine {
     /// True if the list entry `(id, seq)` of `lru` is the folio's live entry.
@@ -142,7 +60,7 @@ impl Machine {
         self.reclaim.lru_seq = self.reclaim.lru_seq.wrapping_add(1);
         let seq = self.reclaim.lru_seq;
         self.owners.folio_mut(id).lru_seq = seq;
-        let list = &mut self.reclaim.lruvecs[node.0 as usize].lists[lru.idx()];
+        let list = &mut self.node_data_mut(node).lruvec.lists[lru.idx()];
         if tail {
             list.push_back((id, seq));
         } else {
@@ -155,9 +73,9 @@ impl Machine {
 
     /// Drops the stale entries of one list.
     fn sweep_lru(&mut self, node: NodeId, lru: LruList) {
-        let mut list = std::mem::take(&mut self.reclaim.lruvecs[node.0 as usize].lists[lru.idx()]);
+        let mut list = std::mem::take(&mut self.node_data_mut(node).lruvec.lists[lru.idx()]);
         list.retain(|(id, seq)| self.lru_entry_live(lru, *id, *seq));
-        self.reclaim.lruvecs[node.0 as usize].lists[lru.idx()] = list;
+        self.node_data_mut(node).lruvec.lists[lru.idx()] = list;
     }
 
     /// Sets a folio's head flags, moving it between lists as they say: the counts follow,
@@ -220,5 +138,52 @@ impl Machine {
         } else {
             // Active or isolated already: folio_activate() has nothing to do.
         }
+    }
+}
+
+impl Machine {
+    /// Adds `nr` pages (negative: removes) to NR_ISOLATED_ANON or NR_ISOLATED_FILE by the
+    /// folio's LRU type (`node_stat_mod_folio(folio, NR_ISOLATED_ANON + folio_is_file_lru(folio))`).
+    pub(crate) fn account_isolated(&mut self, pfn: Pfn, nr: i64) {
+        let file = !self.mem.flags(pfn).contains(PageFlags::SWAPBACKED);
+        let c = if file {
+            &mut self.vmstat.nr_isolated_file
+        } else {
+            &mut self.vmstat.nr_isolated_anon
+        };
+        *c = c.checked_add_signed(nr).expect("NR_ISOLATED went negative");
+    }
+
+    /// Mirrors `folio_isolate_lru()`: takes an LRU folio off its list for migration, holding
+    /// a reference. False if it is not on an LRU list.
+    pub fn folio_isolate_lru(&mut self, id: FolioId) -> bool {
+        let pfn = self.owners.folio(id).pfn;
+        let f = self.mem.flags(pfn);
+        if !f.contains(PageFlags::LRU) || self.mem.refcount(pfn) == 0 {
+            return false;
+        }
+        let new = f.without(PageFlags::LRU).with(PageFlags::ISOLATED);
+        self.lru_count(pfn, self.owners.folio(id).order.nr_pages(), f, new);
+        self.mem.set_flags(pfn, new);
+        self.mem.set_refcount(pfn, self.mem.refcount(pfn) + 1);
+        self.account_isolated(pfn, self.owners.folio(id).order.nr_pages() as i64);
+        true
+    }
+
+    /// Mirrors `folio_putback_lru()`: back on the LRU, the isolation reference dropped
+    /// (which frees a folio its owner let go of meanwhile).
+    pub fn folio_putback_lru(&mut self, id: FolioId) {
+        let pfn = self.owners.folio(id).pfn;
+        let f = self.mem.flags(pfn);
+        assert!(
+            f.contains(PageFlags::ISOLATED),
+            "{pfn:?} put back but not isolated"
+        );
+        self.account_isolated(pfn, -(self.owners.folio(id).order.nr_pages() as i64));
+        let new = f.without(PageFlags::ISOLATED).with(PageFlags::LRU);
+        self.lru_count(pfn, self.owners.folio(id).order.nr_pages(), f, new);
+        self.mem.set_flags(pfn, new);
+        self.lru_push(id, false);
+        self.folio_put_refs(id, 1);
     }
 }

@@ -23,10 +23,9 @@ use crate::gfp::Gfp;
 use crate::layout::ZoneType;
 use crate::machine::Machine;
 use crate::memmap::PageFlags;
-use crate::owners::{FolioId, FolioKind};
+use crate::mmzone::LruList;
+use crate::owners::table::{FolioId, FolioKind};
 use crate::units::{NodeId, ZoneIdx};
-use lru::{LruList, Lruvec};
-use std::collections::BTreeMap;
 
 /// `SWAP_CLUSTER_MAX`: the reclaim batch.
 pub const SWAP_CLUSTER_MAX: u64 = 32;
@@ -34,25 +33,6 @@ pub const SWAP_CLUSTER_MAX: u64 = 32;
 pub const DEF_PRIORITY: i32 = 12;
 /// `MAX_RECLAIM_RETRIES`.
 pub const MAX_RECLAIM_RETRIES: u32 = 16;
-
-/// Reclaim's machine-wide state: the lists, kswapd, swap.
-#[derive(Clone, Debug, Default)]
-pub struct ReclaimState {
-    /// One lruvec per node.
-    pub lruvecs: Vec<Lruvec>,
-    /// The last list-entry sequence number handed out.
-    pub lru_seq: u32,
-    /// Each node's kswapd.
-    pub kswapd: Vec<kswapd::Kswapd>,
-    /// Swap slots in use (pages).
-    pub swap_used: u64,
-    /// Swap entries: (process, first virtual page) → what was swapped out.
-    pub swap: BTreeMap<(u32, u64), swap::SwapEntry>,
-    /// The zsmalloc pool (a driver) of the zram swap device, when swap is zram.
-    pub zram: Option<u32>,
-    /// zram: the zspage of each page's compressed object, per swap entry written.
-    pub zram_objs: BTreeMap<(u32, u64), Vec<u32>>,
-}
 
 /// Mirrors `struct scan_control`.
 #[derive(Clone, Copy, Debug)]
@@ -214,7 +194,7 @@ impl Machine {
             self.shrink_active_list(node, LruList::ActiveAnon, SWAP_CLUSTER_MAX, sc);
         }
         if sc.nr_reclaimed > before {
-            self.reclaim.kswapd_mut(node).failures = 0;
+            self.node_data_mut(node).kswapd.failures = 0;
         }
     }
 
@@ -250,7 +230,7 @@ impl Machine {
         let mut budget = n * 4 + 64;
         while scanned < n && budget > 0 {
             budget -= 1;
-            let Some((id, seq)) = self.reclaim.lruvecs[node.0 as usize].lists[lru.idx()].pop_back()
+            let Some((id, seq)) = self.node_data_mut(node).lruvec.lists[lru.idx()].pop_back()
             else {
                 break;
             };
@@ -267,7 +247,7 @@ impl Machine {
             scanned += rec.order.nr_pages();
             taken.push(id);
         }
-        let list = &mut self.reclaim.lruvecs[node.0 as usize].lists[lru.idx()];
+        let list = &mut self.node_data_mut(node).lruvec.lists[lru.idx()];
         for e in skipped.into_iter().rev() {
             list.push_front(e);
         }
@@ -478,7 +458,7 @@ impl Machine {
                 r.index = vpn;
                 self.reclaim.swap.insert(
                     (pid, vpn),
-                    swap::SwapEntry {
+                    crate::mmzone::SwapEntry {
                         order: rec.order,
                         stamp: rec.stamp,
                         stamp_offset: rec.stamp_offset,

@@ -28,22 +28,10 @@
 use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::memmap::PageFlags;
-use crate::owners::process::MapError;
-use crate::owners::{FolioId, FolioKind, FolioRec};
-use crate::units::{NodeId, Order};
-
-/// What a swap entry in a process's page table stands for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SwapEntry {
-    /// The folio's order.
-    pub order: Order,
-    /// Its content stamp.
-    pub stamp: u32,
-    /// The offset of its first page in the stamp's sequence.
-    pub stamp_offset: u32,
-    /// The folio while it is still in the swap cache.
-    pub cached: Option<FolioId>,
-}
+use crate::mmzone::SwapEntry;
+use crate::owners::table::MapError;
+use crate::owners::table::{FolioId, FolioKind, FolioRec};
+use crate::units::NodeId;
 
 impl Machine {
     /// Free swap slots (pages).
@@ -242,7 +230,7 @@ impl Machine {
         let id = self.own_folio(
             pfn,
             e.order,
-            crate::owners::Holder(FolioKind::Anon, pid, base),
+            crate::owners::table::Holder(FolioKind::Anon, pid, base),
             PageFlags::ANON | PageFlags::SWAPBACKED | PageFlags::LRU,
             0,
         );

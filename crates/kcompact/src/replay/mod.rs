@@ -37,7 +37,7 @@ use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::memmap::{MigrateType, PageFlags};
 use crate::migrate::MigrateMode;
-use crate::owners::{FolioId, FolioKind};
+use crate::owners::table::{FolioId, FolioKind};
 use crate::units::{Order, Pfn, NR_PAGE_ORDERS};
 use parse::{Event, Trace};
 use std::collections::HashMap;
@@ -398,7 +398,7 @@ impl Replayer<'_> {
             _ => MigrateMode::Sync,
         };
         let before = self.m.vmstat.clone();
-        let mut cc = CompactControl::new(zi, -1, Gfp::GFP_KERNEL, mode);
+        let mut cc = CompactControl::new(zi, None, Gfp::GFP_KERNEL, mode);
         cc.ignore_skip_hint = true;
         cc.whole_zone = true;
         cc.proactive_compaction = kcompactd;

@@ -19,7 +19,7 @@ use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::migrate::{AllocTarget, MigrateMode, MigrateReason};
 use crate::owners::process::HPAGE_PMD_ORDER;
-use crate::owners::FolioId;
+use crate::owners::table::FolioId;
 use crate::rng::SimRng;
 use crate::units::{NodeId, Order, NR_PAGE_ORDERS};
 use crate::views::extfrag::{unusable_free_index, ContigPageInfo};

@@ -9,7 +9,7 @@
 use super::{pages_reclaimed, pct, tick, Metric, Outcome, Params, ScenarioError, ScenarioInfo};
 use crate::gfp::Gfp;
 use crate::machine::Machine;
-use crate::owners::FolioId;
+use crate::owners::table::FolioId;
 use crate::rng::SimRng;
 use crate::units::Order;
 

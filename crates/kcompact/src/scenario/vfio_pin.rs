@@ -10,9 +10,10 @@
 
 use super::{pages_reclaimed, pct, tick, Metric, Outcome, Params, ScenarioError, ScenarioInfo};
 use crate::gfp::Gfp;
-use crate::hugepage::{vma_thp_gfp_mask, ThpDefrag};
+use crate::hugepage::vma_thp_gfp_mask;
 use crate::machine::Machine;
 use crate::rng::SimRng;
+use crate::sysctl::ThpDefrag;
 use crate::units::Order;
 
 /// The scenario's description.

@@ -23,8 +23,8 @@
 use super::{pages_reclaimed, pct, tick, Metric, Outcome, Params, ScenarioError, ScenarioInfo};
 use crate::gfp::Gfp;
 use crate::machine::Machine;
-use crate::owners::driver::DriverKind;
-use crate::owners::FolioId;
+use crate::owners::table::DriverKind;
+use crate::owners::table::FolioId;
 use crate::rng::SimRng;
 use crate::units::Order;
 use std::collections::VecDeque;

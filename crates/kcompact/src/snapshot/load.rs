@@ -757,7 +757,7 @@ fn candidate_blocks(
 /// Only pfns the model holds as anonymous folios are freed (a pfn that changed hands
 /// while the arrays were read is left alone). Returns the pages freed.
 pub fn release_capture_pages(m: &mut Machine, pfns: &[u64]) -> u64 {
-    use crate::owners::FolioKind;
+    use crate::owners::table::FolioKind;
     let before = m.vmstat.pgfree;
     for &p in pfns {
         let Some(id) = m.folio_of(Pfn(p)) else {

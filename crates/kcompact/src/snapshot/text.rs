@@ -124,7 +124,7 @@ pub struct BuddyInfoRecord {
     pub nr_free: [u64; MAX_PAGE_ORDER as usize + 1],
 }
 
-/// The pages in free-block counts per order (buddyinfo's columns): Σ nr_free[o] · 2^o.
+/// The pages in free-block counts per order (buddyinfo's columns): Σ `nr_free[o]` · 2^o.
 pub fn pages_in_orders(nr_free: &[u64]) -> u64 {
     nr_free.iter().enumerate().map(|(o, n)| n << o).sum()
 }

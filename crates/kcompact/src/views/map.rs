@@ -10,7 +10,7 @@
 
 use crate::machine::Machine;
 use crate::memmap::{MigrateType, PageFlags};
-use crate::owners::FolioKind;
+use crate::owners::table::FolioKind;
 use crate::units::{Pfn, ZoneIdx};
 
 /// The migratetype's letter in the picture.

@@ -8,7 +8,7 @@
 
 use crate::machine::Machine;
 use crate::memmap::{MigrateType, PageFlags};
-use crate::owners::FolioKind;
+use crate::owners::table::FolioKind;
 use crate::units::{Pfn, ZoneIdx};
 
 /// Mark: a movable or CMA block holding unmovable pages (kernel, slab, page table,

@@ -196,7 +196,7 @@ fn zone_stat(z: &Zone, name: &str) -> u64 {
         "nr_free_pages" => z.nr_free_pages,
         "nr_free_pages_blocks" => z.nr_free_pages_blocks,
         "nr_free_cma" => z.nr_free_cma,
-        _ => crate::reclaim::lru::LruList::ALL
+        _ => crate::mmzone::LruList::ALL
             .iter()
             .find(|l| l.zoneinfo_name() == name)
             .map_or(0, |l| z.nr_lru[l.idx()]),

@@ -4,6 +4,7 @@
 use kcompact::alloc::AllocContext;
 use kcompact::gfp::{AllocFlags, Gfp};
 use kcompact::layout::{Layout, PfnRange, ZoneSpec, ZoneType};
+use kcompact::migrate::MigrationTarget;
 use kcompact::units::{NodeId, Order, Pfn};
 use kcompact::verify::verify;
 use kcompact::{Machine, VmConfig};
@@ -208,4 +209,81 @@ pub fn mutate_text(
         }
     }
     String::from_utf8_lossy(&b).into_owned()
+}
+
+/// Test support: destinations from a private pool of isolated free blocks kept at their buddy order, as
+/// compaction keeps `cc->freepages[order]` since Linux 6.9 (seed 002).
+///
+/// `get_new_folio` mirrors `compaction_alloc()` (a block of exactly the source's order,
+/// splitting a larger one like the buddy allocator); `put_new_folio` mirrors
+/// `compaction_free()`: the block returns to the pool only if dropping our reference frees
+/// it — someone who took a speculative reference meanwhile frees it to the buddy allocator
+/// when they let go (the refcount rule of seed 002's review).
+#[derive(Clone, Debug, Default)]
+pub struct FreePagesTarget {
+    /// Free blocks by order.
+    pub lists: [Vec<Pfn>; kcompact::units::NR_PAGE_ORDERS],
+    /// Pages in the pool (`cc->nr_freepages`).
+    pub nr_freepages: u64,
+    /// Destinations handed back while someone else held a reference: (pfn, order).
+    pub lost: Vec<(Pfn, Order)>,
+}
+
+impl FreePagesTarget {
+    /// Takes `count` free blocks of `order` from the buddy allocator (ignoring watermarks)
+    /// into the pool. Returns how many it got.
+    pub fn fill(&mut self, m: &mut Machine, order: Order, count: u64) -> u64 {
+        use kcompact::gfp::{AllocFlags, Gfp};
+        let (ac, _) = m.prepare_alloc(Gfp::GFP_HIGHUSER_MOVABLE, kcompact::units::NodeId(0));
+        let mut got = 0;
+        for _ in 0..count {
+            let Some(p) = m.get_page_from_freelist(
+                Gfp::GFP_HIGHUSER_MOVABLE,
+                order,
+                AllocFlags::NO_WATERMARKS,
+                &ac,
+            ) else {
+                break;
+            };
+            // Isolated free pages carry no reference and no state.
+            m.mem.clear_block(p, order);
+            self.lists[order.idx()].push(p);
+            self.nr_freepages += order.nr_pages();
+            got += 1;
+        }
+        got
+    }
+
+    /// Mirrors `release_free_list()`: every pooled block back to the buddy allocator.
+    pub fn release(&mut self, m: &mut Machine) {
+        for (o, list) in self.lists.iter_mut().enumerate() {
+            for p in list.drain(..) {
+                m.mem.prep_allocated(p, Order(o as u8), false);
+                m.free_pages(p, Order(o as u8));
+            }
+        }
+        self.nr_freepages = 0;
+    }
+}
+
+impl MigrationTarget for FreePagesTarget {
+    fn get_new_folio(&mut self, m: &mut Machine, _src: Pfn, order: Order) -> Option<Pfn> {
+        let p = kcompact::compaction::free_scan::take_from_order_lists(&mut self.lists, order)?;
+        self.nr_freepages -= order.nr_pages();
+        m.mem.prep_allocated(p, order, order.0 > 0);
+        Some(p)
+    }
+
+    fn put_new_folio(&mut self, m: &mut Machine, dst: Pfn, order: Order) {
+        let rc = m.mem.refcount(dst);
+        assert!(rc >= 1, "{dst:?} handed back without its reference");
+        m.mem.set_refcount(dst, rc - 1);
+        if rc == 1 {
+            m.mem.clear_block(dst, order);
+            self.lists[order.idx()].push(dst);
+            self.nr_freepages += order.nr_pages();
+        } else {
+            self.lost.push((dst, order));
+        }
+    }
 }

@@ -1,0 +1,237 @@
+//! The state of a node and of the daemons and lists the machine keeps beside its zones: the
+//! role of include/linux/mmzone.h (with the few state types of other headers that
+//! [`Machine`](crate::machine::Machine) holds).
+//!
+//! Types only, and the small methods that read them: the rules that change this state live
+//! in the behaviour files above (`reclaim/`, `compaction/`, `hugepage.rs`, `clock/`).
+//!
+//! - [`PgData`] mirrors `struct pglist_data` (`pg_data_t`): one node's LRU lists, its
+//!   kswapd and its kcompactd. Zones are in [`crate::zone`].
+//! - [`Lruvec`], [`LruList`]: the LRU lists of a node (`struct lruvec`, `enum lru_list`).
+//! - [`Kswapd`], [`Balance`]: kswapd's request and the `balance_pgdat()` in progress.
+//! - [`Kcompactd`]: kcompactd's request and its sleep.
+//! - [`CaptureControl`]: the current task's `struct capture_control`.
+//! - [`HugetlbPool`]: the 2 MiB pool (`struct hstate`).
+//! - [`ReclaimState`], [`SwapEntry`]: the machine's swap space and LRU sequence numbers.
+//!
+//! Architecture Invariant: this file imports nothing that holds behaviour, so every
+//! behaviour file can use it without an import circle.
+
+use crate::layout::ZoneType;
+use crate::memmap::{MigrateType, PageFlags};
+use crate::owners::table::FolioId;
+use crate::units::{Order, Pfn, ZoneIdx};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Mirrors `struct pglist_data`: the state of one node beyond its zones.
+#[derive(Clone, Debug, Default)]
+pub struct PgData {
+    /// `__lruvec`: the node's LRU lists (no memory cgroups).
+    pub lruvec: Lruvec,
+    /// kswapd's request and run (`kswapd_order`, `kswapd_highest_zoneidx`,
+    /// `kswapd_failures`, the thread).
+    pub kswapd: Kswapd,
+    /// kcompactd's request and sleep (`kcompactd_max_order`, ...).
+    pub kcompactd: Kcompactd,
+    /// kcompactd was woken (`wakeup_kcompactd()`) and has not run yet.
+    pub kcompactd_pending: bool,
+}
+
+/// Mirrors `enum lru_list`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum LruList {
+    /// LRU_INACTIVE_ANON.
+    InactiveAnon = 0,
+    /// LRU_ACTIVE_ANON.
+    ActiveAnon = 1,
+    /// LRU_INACTIVE_FILE.
+    InactiveFile = 2,
+    /// LRU_ACTIVE_FILE.
+    ActiveFile = 3,
+    /// LRU_UNEVICTABLE.
+    Unevictable = 4,
+}
+
+/// `NR_LRU_LISTS`.
+pub const NR_LRU_LISTS: usize = 5;
+
+impl LruList {
+    /// Every list, in the kernel's order.
+    pub const ALL: [LruList; NR_LRU_LISTS] = [
+        LruList::InactiveAnon,
+        LruList::ActiveAnon,
+        LruList::InactiveFile,
+        LruList::ActiveFile,
+        LruList::Unevictable,
+    ];
+
+    /// The array index.
+    #[inline]
+    pub fn idx(self) -> usize {
+        self as usize
+    }
+
+    /// `is_file_lru()`.
+    pub fn is_file(self) -> bool {
+        matches!(self, LruList::InactiveFile | LruList::ActiveFile)
+    }
+
+    /// `is_active_lru()`.
+    pub fn is_active(self) -> bool {
+        matches!(self, LruList::ActiveAnon | LruList::ActiveFile)
+    }
+
+    /// The `nr_zone_*` name zoneinfo prints.
+    pub fn zoneinfo_name(self) -> &'static str {
+        match self {
+            LruList::InactiveAnon => "nr_zone_inactive_anon",
+            LruList::ActiveAnon => "nr_zone_active_anon",
+            LruList::InactiveFile => "nr_zone_inactive_file",
+            LruList::ActiveFile => "nr_zone_active_file",
+            LruList::Unevictable => "nr_zone_unevictable",
+        }
+    }
+}
+
+/// Mirrors `folio_lru_list()`: the list a folio with these head flags is on, if any.
+#[inline]
+pub fn lru_list_of(f: PageFlags) -> Option<LruList> {
+    if !f.contains(PageFlags::LRU) {
+        return None;
+    }
+    if f.contains(PageFlags::UNEVICTABLE) {
+        return Some(LruList::Unevictable);
+    }
+    let file = !f.contains(PageFlags::SWAPBACKED);
+    let active = f.contains(PageFlags::ACTIVE);
+    Some(match (file, active) {
+        (false, false) => LruList::InactiveAnon,
+        (false, true) => LruList::ActiveAnon,
+        (true, false) => LruList::InactiveFile,
+        (true, true) => LruList::ActiveFile,
+    })
+}
+
+/// Mirrors `struct lruvec`: one node's lists, head at the front, tail at the back.
+#[derive(Clone, Debug, Default)]
+pub struct Lruvec {
+    /// `lists[lru]`: `(folio, seq)` entries.
+    pub lists: [VecDeque<(FolioId, u32)>; NR_LRU_LISTS],
+}
+
+/// One node's kswapd.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Kswapd {
+    /// `pgdat->kswapd_order`: the order requested since it last slept.
+    pub order: u8,
+    /// `pgdat->kswapd_highest_zoneidx` (`None`: MAX_NR_ZONES, nothing requested).
+    pub highest: Option<ZoneType>,
+    /// `pgdat->kswapd_failures`: runs that reclaimed nothing.
+    pub failures: u32,
+    /// Awake (not on `kswapd_wait`).
+    pub awake: bool,
+    /// The `balance_pgdat()` in progress.
+    pub run: Option<Balance>,
+}
+
+/// The state of one `balance_pgdat()` between its passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Balance {
+    /// The order it was started for (`alloc_order`).
+    pub alloc_order: u8,
+    /// `sc.order`: drops to 0 once `compact_gap(order)` pages are reclaimed.
+    pub order: u8,
+    /// `highest_zoneidx`.
+    pub highest: ZoneType,
+    /// `sc.priority`.
+    pub priority: i32,
+    /// Boost pages still to reclaim (`nr_boost_reclaim`).
+    pub nr_boost_reclaim: u64,
+    /// The node's zones were boosted when it started.
+    pub boosted: bool,
+    /// `sc.nr_reclaimed` over the whole run.
+    pub nr_reclaimed: u64,
+}
+
+/// `HPAGE_FRAG_CHECK_INTERVAL_MSEC`.
+pub const HPAGE_FRAG_CHECK_INTERVAL_MSEC: u64 = 500;
+
+/// One node's kcompactd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kcompactd {
+    /// `pgdat->kcompactd_max_order`: work requested (0: none).
+    pub max_order: i32,
+    /// `pgdat->kcompactd_highest_zoneidx`.
+    pub highest_zoneidx: ZoneType,
+    /// `pgdat->proactive_compact_trigger`.
+    pub proactive_trigger: bool,
+    /// When the thread's current sleep times out (simulated ms).
+    pub wake_at_ms: u64,
+    /// The current timeout (500 ms, or 32 s after a fruitless proactive run).
+    pub timeout_ms: u64,
+}
+
+impl Default for Kcompactd {
+    fn default() -> Self {
+        Kcompactd {
+            max_order: 0,
+            highest_zoneidx: ZoneType::Device,
+            proactive_trigger: false,
+            wake_at_ms: HPAGE_FRAG_CHECK_INTERVAL_MSEC,
+            timeout_ms: HPAGE_FRAG_CHECK_INTERVAL_MSEC,
+        }
+    }
+}
+
+/// Mirrors `struct capture_control`: what a direct compactor waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CaptureControl {
+    /// The zone being compacted now (`None` between zones).
+    pub zone: Option<ZoneIdx>,
+    /// The requested migratetype.
+    pub migratetype: MigrateType,
+    /// The requested order.
+    pub order: Order,
+    /// The captured block.
+    pub page: Option<Pfn>,
+}
+
+/// The hugetlb pool of 2 MiB pages.
+#[derive(Clone, Debug, Default)]
+pub struct HugetlbPool {
+    /// The pool's pages (all free to user space: the model does not map them).
+    pub pages: Vec<FolioId>,
+    /// `node_alloc_noretry`: nodes where a hard try failed since the last success.
+    pub noretry: Vec<bool>,
+    /// `next_nid_to_alloc`.
+    pub next_nid: u8,
+}
+
+/// Reclaim's machine-wide state: swap space and the LRU entries' sequence numbers (the
+/// lists and kswapd are each node's, in [`PgData`]).
+#[derive(Clone, Debug, Default)]
+pub struct ReclaimState {
+    /// The last LRU list-entry sequence number handed out.
+    pub lru_seq: u32,
+    /// Swap slots in use (pages).
+    pub swap_used: u64,
+    /// Swap entries: (process, first virtual page) → what was swapped out.
+    pub swap: BTreeMap<(u32, u64), SwapEntry>,
+    /// The zsmalloc pool (a driver) of the zram swap device, when swap is zram.
+    pub zram: Option<u32>,
+    /// zram: the zspage of each page's compressed object, per swap entry written.
+    pub zram_objs: BTreeMap<(u32, u64), Vec<u32>>,
+}
+
+/// What a swap entry in a process's page table stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwapEntry {
+    /// The folio's order.
+    pub order: Order,
+    /// Its content stamp.
+    pub stamp: u32,
+    /// The offset of its first page in the stamp's sequence.
+    pub stamp_offset: u32,
+    /// The folio while it is still in the swap cache.
+    pub cached: Option<FolioId>,
+}

@@ -1,0 +1,420 @@
+//! The folio table and the owners' records: the state every owner file acts on (the role
+//! of include/linux/mm_types.h for the model's owners).
+//!
+//! Types only, and the table operations that touch nothing else: the rules that change
+//! pages and references live in the sibling files (`process.rs`, `file.rs`, `kernel.rs`,
+//! `driver.rs`, `pin.rs`, `mod.rs`).
+//!
+//! Architecture Invariant: this file imports nothing that holds behaviour, so the machine's
+//! state ([`crate::machine::Machine`], [`crate::mmzone`]) can name these types without an
+//! import circle.
+
+use crate::units::{Order, Pfn};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A folio record's id: 1-based index into the folio table (the memory map stores it as
+/// the head page's [`OwnerRef`](crate::memmap::OwnerRef)).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct FolioId(pub u32);
+
+/// What kind of owner holds a folio.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FolioKind {
+    /// Anonymous memory of a process (`owner` = process id, `index` = first virtual page).
+    Anon,
+    /// Page cache of a regular file (`owner` = file id, `index` = page index in the file).
+    File,
+    /// Page cache of a shmem/tmpfs file (swap-backed).
+    Shmem,
+    /// A slab page (`owner` = cache id).
+    Slab,
+    /// A page-table page (`owner` = process id, `index` = the 512-page window it maps).
+    PageTable,
+    /// Other unmovable kernel memory: stacks, network buffers (`owner` = a tag).
+    Kernel,
+    /// A hugetlb pool page.
+    Hugetlb,
+    /// A page of a device driver (`owner` = driver id): zsmalloc, balloon, GPU pool.
+    Driver,
+}
+
+impl FolioKind {
+    /// True for folios that live on an LRU list (anonymous, file and shmem).
+    pub fn is_lru(self) -> bool {
+        matches!(self, FolioKind::Anon | FolioKind::File | FolioKind::Shmem)
+    }
+
+    /// True if the folio's refcount includes page-cache references.
+    pub fn in_page_cache(self) -> bool {
+        matches!(self, FolioKind::File | FolioKind::Shmem)
+    }
+}
+
+/// One folio an owner holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct FolioRec {
+    /// The head pfn.
+    pub pfn: Pfn,
+    /// The folio's order.
+    pub order: Order,
+    /// The kind of owner.
+    pub kind: FolioKind,
+    /// The owner's id (process, file, cache, tag).
+    pub owner: u32,
+    /// The position in the owner (first virtual page, file index, window).
+    pub index: u64,
+    /// The content stamp the owner expects the folio's pages to hold.
+    pub stamp: u32,
+    /// The offset of the folio's first page in the stamp's page sequence (non-zero for
+    /// the pieces of a split folio).
+    pub stamp_offset: u32,
+    /// The owner let go of the folio; it lives on only through other references.
+    pub orphan: bool,
+    /// The sequence number of the folio's live LRU list entry.
+    pub lru_seq: u32,
+}
+
+/// Who holds a new folio: its kind, the owner's id, and the position in the owner.
+#[derive(Clone, Copy, Debug)]
+pub struct Holder(pub FolioKind, pub u32, pub u64);
+
+/// Every owner of memory, and the folio table that links them to pages.
+#[derive(Clone, Debug, Default)]
+pub struct Owners {
+    pub(super) folios: Vec<Option<FolioRec>>,
+    pub(super) free_ids: Vec<u32>,
+    /// The reverse map: (folio, process, virtual page) for every mapping.
+    pub rmap: BTreeSet<(FolioId, u32, u64)>,
+    /// Processes, by id.
+    pub processes: Vec<Process>,
+    /// Files, by id.
+    pub files: Vec<File>,
+    /// Slab caches, by id.
+    pub caches: Vec<SlabCache>,
+    /// Drivers with non-LRU pages, by id.
+    pub drivers: Vec<Driver>,
+    /// GUP pins: (folio, long-term), by pin id (`None` once unpinned).
+    pub pins: Vec<Option<(FolioId, bool)>>,
+    /// Speculative references (`folio_try_get()`) still held, by folio.
+    pub speculative: BTreeSet<(FolioId, u32)>,
+    pub(super) next_stamp: u32,
+    pub(super) next_spec: u32,
+}
+
+impl Owners {
+    /// The record of `id`.
+    #[inline]
+    pub fn folio(&self, id: FolioId) -> &FolioRec {
+        self.folios[id.0 as usize - 1]
+            .as_ref()
+            .expect("live folio id")
+    }
+
+    /// The record of `id`, mutable.
+    #[inline]
+    pub fn folio_mut(&mut self, id: FolioId) -> &mut FolioRec {
+        self.folios[id.0 as usize - 1]
+            .as_mut()
+            .expect("live folio id")
+    }
+
+    /// The record of `id` if it is live.
+    pub fn get(&self, id: FolioId) -> Option<&FolioRec> {
+        self.folios
+            .get((id.0 as usize).wrapping_sub(1))
+            .and_then(|r| r.as_ref())
+    }
+
+    /// Every live folio with its id, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (FolioId, &FolioRec)> {
+        self.folios
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().map(|r| (FolioId(i as u32 + 1), r)))
+    }
+
+    /// The number of live folios.
+    pub fn len(&self) -> usize {
+        self.folios.len() - self.free_ids.len()
+    }
+
+    /// True if no folio is owned.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds a record (the pieces of a split folio).
+    pub(crate) fn insert_record(&mut self, rec: FolioRec) -> FolioId {
+        self.insert(rec)
+    }
+
+    pub(super) fn insert(&mut self, rec: FolioRec) -> FolioId {
+        if let Some(i) = self.free_ids.pop() {
+            self.folios[i as usize - 1] = Some(rec);
+            FolioId(i)
+        } else {
+            self.folios.push(Some(rec));
+            FolioId(self.folios.len() as u32)
+        }
+    }
+
+    pub(super) fn remove(&mut self, id: FolioId) -> FolioRec {
+        let rec = self.folios[id.0 as usize - 1]
+            .take()
+            .expect("live folio id");
+        self.free_ids.push(id.0);
+        rec
+    }
+
+    /// A fresh content stamp.
+    pub fn next_stamp(&mut self) -> u32 {
+        self.next_stamp = self.next_stamp.wrapping_add(0x9e37_79b9) | 1;
+        self.next_stamp
+    }
+
+    /// The mappers of `id` from the reverse map.
+    pub fn mappers(&self, id: FolioId) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.rmap
+            .range((id, 0, 0)..=(id, u32::MAX, u64::MAX))
+            .map(|(_, p, v)| (*p, *v))
+    }
+}
+
+/// The page contents the model tracks, for checking that no data is lost or corrupted.
+#[derive(Clone, Debug, Default)]
+pub enum Contents {
+    /// Nothing tracked.
+    #[default]
+    Off,
+    /// One stamp per page (4 bytes a page).
+    Stamps(Vec<u32>),
+    /// Real 4 KiB contents per page, derived from the stamp and the page's offset.
+    Bytes(Vec<u8>),
+}
+
+impl Contents {
+    /// Writes the owner's stamp into the pages of a folio whose first page is page
+    /// `offset` of the stamp's sequence.
+    pub fn fill(&mut self, pfn: Pfn, nr: u64, stamp: u32, offset: u32) {
+        match self {
+            Contents::Off => {}
+            Contents::Stamps(v) => v[pfn.idx()..pfn.idx() + nr as usize].fill(stamp),
+            Contents::Bytes(v) => {
+                for i in 0..nr as usize {
+                    let page = &mut v[(pfn.idx() + i) * 4096..(pfn.idx() + i + 1) * 4096];
+                    fill_page(page, stamp, offset + i as u32);
+                }
+            }
+        }
+    }
+
+    /// Copies `nr` pages from `src` to `dst` (`folio_mc_copy()`).
+    pub fn copy(&mut self, src: Pfn, dst: Pfn, nr: u64) {
+        match self {
+            Contents::Off => {}
+            Contents::Stamps(v) => v.copy_within(src.idx()..src.idx() + nr as usize, dst.idx()),
+            Contents::Bytes(v) => v.copy_within(
+                src.idx() * 4096..(src.idx() + nr as usize) * 4096,
+                dst.idx() * 4096,
+            ),
+        }
+    }
+
+    /// True if the folio's pages hold what its owner wrote.
+    pub fn check(&self, pfn: Pfn, nr: u64, stamp: u32, offset: u32) -> bool {
+        match self {
+            Contents::Off => true,
+            Contents::Stamps(v) => v[pfn.idx()..pfn.idx() + nr as usize]
+                .iter()
+                .all(|s| *s == stamp),
+            Contents::Bytes(v) => {
+                let mut want = [0u8; 4096];
+                (0..nr as usize).all(|i| {
+                    fill_page(&mut want, stamp, offset + i as u32);
+                    v[(pfn.idx() + i) * 4096..(pfn.idx() + i + 1) * 4096] == want
+                })
+            }
+        }
+    }
+
+    /// True if pages are tracked at all.
+    pub fn enabled(&self) -> bool {
+        !matches!(self, Contents::Off)
+    }
+}
+
+/// A page's bytes for `stamp`: a xorshift stream seeded by the stamp and the page offset.
+fn fill_page(page: &mut [u8], stamp: u32, offset: u32) {
+    let mut x = (stamp as u64) << 32 | offset as u64 | 1;
+    for chunk in page.chunks_exact_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes());
+    }
+}
+
+/// A process: its page table (first virtual page of each mapped folio → folio) and the
+/// page-table pages backing it.
+#[derive(Clone, Debug, Default)]
+pub struct Process {
+    /// Still running.
+    pub alive: bool,
+    /// First virtual page → folio.
+    pub table: BTreeMap<u64, FolioId>,
+    /// 512-page window → its page-table page.
+    pub pgtables: BTreeMap<u64, FolioId>,
+}
+
+/// Why a fault or mapping failed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MapError {
+    /// No memory for the folio or its page table.
+    NoMemory,
+    /// The range is already mapped, misaligned, or the process is gone.
+    Invalid,
+}
+
+/// A file.
+#[derive(Clone, Debug, Default)]
+pub struct File {
+    /// shmem/tmpfs: swap-backed page cache.
+    pub shmem: bool,
+    /// The filesystem's address space has `migrate_folio` (ext4, xfs, shmem do); without
+    /// it, migration falls back and refuses dirty folios.
+    pub has_migrate_folio: bool,
+    /// Folios carry buffer heads (PG_private), as ext4's do.
+    pub buffers: bool,
+    /// First page index of each cached folio → folio.
+    pub pages: BTreeMap<u64, FolioId>,
+    /// Still exists.
+    pub alive: bool,
+}
+
+/// A slab cache: objects of one size packed into slab folios. A slab folio is freed only
+/// when its last object goes, which is what keeps pageblocks unmovable in practice.
+#[derive(Clone, Debug)]
+pub struct SlabCache {
+    /// Object size in bytes.
+    pub obj_size: u32,
+    /// SLAB_RECLAIM_ACCOUNT: allocated as MIGRATE_RECLAIMABLE.
+    pub reclaimable: bool,
+    /// Slab folio order (`calculate_order()`'s choice, simplified).
+    pub order: Order,
+    /// Objects per slab folio.
+    pub objs_per_slab: u32,
+    /// Slab folio → objects in use.
+    pub slabs: BTreeMap<FolioId, u32>,
+}
+
+/// Which driver.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DriverKind {
+    /// zsmalloc/zram: compressed objects packed across the pages of a zspage.
+    Zsmalloc,
+    /// virtio-balloon: pages given to the host.
+    Balloon,
+    /// A GPU buffer pool: buffers of orders 0..=3, busy while the GPU uses them.
+    Gpu,
+}
+
+/// What a driver's `migrate_page` answers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DriverMigrate {
+    /// 0: the data moved; the driver holds the destination.
+    Done,
+    /// 0 for a page the driver released while it was isolated: nothing moved, the
+    /// destination is not taken (zsmalloc's destroyed zspage).
+    Released,
+    /// -EAGAIN: try again in a later pass.
+    Again,
+    /// A permanent error (zsmalloc's -EINVAL on a contended zspage lock).
+    Fail,
+}
+
+/// Mirrors `struct movable_operations`.
+pub trait MovableOps {
+    /// `isolate_page()`: may the core take this page for migration?
+    fn isolate_page(&mut self, page: FolioId) -> bool;
+    /// `migrate_page()`: the core has a destination; does the driver move to it?
+    fn migrate_page(&mut self, page: FolioId) -> DriverMigrate;
+    /// `putback_page()`: migration gave up; the page is the driver's again.
+    fn putback_page(&mut self, page: FolioId);
+}
+
+/// Faults a test can make a driver show.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct DriverFaults {
+    /// `isolate_page` refuses.
+    pub refuse_isolate: bool,
+    /// `migrate_page` answers this (`Again` or `Fail`) instead of doing its work.
+    pub migrate: Option<DriverMigrate>,
+}
+
+/// A zspage: pages whose objects belong together.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ZsPage {
+    /// Its pages.
+    pub pages: Vec<FolioId>,
+    /// Objects stored.
+    pub used: u32,
+    /// Objects it can hold.
+    pub capacity: u32,
+}
+
+/// A driver and its pages.
+#[derive(Clone, Debug)]
+pub struct Driver {
+    /// Which driver.
+    pub kind: DriverKind,
+    /// Its pages are movable_ops pages (non_lru_movable on).
+    pub movable: bool,
+    /// Every page the driver holds (pages released while isolated excluded).
+    pub pages: BTreeSet<FolioId>,
+    /// Pages isolated by the migration core.
+    pub isolated: BTreeSet<FolioId>,
+    /// zsmalloc: zspages by id.
+    pub zspages: BTreeMap<u32, ZsPage>,
+    /// zsmalloc: zspages with room, by size class (pages, objects it can hold).
+    pub partial: BTreeMap<(u32, u32), BTreeSet<u32>>,
+    /// zsmalloc: page → its zspage.
+    pub page_zspage: BTreeMap<FolioId, u32>,
+    /// GPU: buffers the GPU is using (cannot be isolated).
+    pub busy: BTreeSet<FolioId>,
+    /// Injected faults.
+    pub faults: DriverFaults,
+    pub(super) next_zspage: u32,
+}
+
+impl MovableOps for Driver {
+    fn isolate_page(&mut self, page: FolioId) -> bool {
+        if self.faults.refuse_isolate || !self.pages.contains(&page) || self.busy.contains(&page) {
+            return false;
+        }
+        // balloon_page_isolate() takes the page off the balloon list; deflation skips it.
+        self.isolated.insert(page);
+        true
+    }
+
+    fn migrate_page(&mut self, page: FolioId) -> DriverMigrate {
+        if !self.pages.contains(&page) {
+            // zs_page_migrate() on a destroyed zspage: fake success.
+            self.isolated.remove(&page);
+            return DriverMigrate::Released;
+        }
+        if let Some(r) = self.faults.migrate {
+            // A failed page stays isolated until the core puts it back.
+            assert!(
+                matches!(r, DriverMigrate::Again | DriverMigrate::Fail),
+                "inject Again or Fail, not {r:?}"
+            );
+            return r;
+        }
+        self.isolated.remove(&page);
+        DriverMigrate::Done
+    }
+
+    fn putback_page(&mut self, page: FolioId) {
+        self.isolated.remove(&page);
+    }
+}
