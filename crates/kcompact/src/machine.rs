@@ -52,8 +52,8 @@ pub struct Machine {
     pub place_at: Option<Pfn>,
     /// Each node's state beyond its zones: LRU lists, kswapd, kcompactd (`NODE_DATA()`).
     pub nodes: Vec<PgData>,
-    /// Tracepoint lines (kernel text format) when tracing is on.
-    pub trace: Option<Vec<String>>,
+    /// Tracepoints recorded when tracing is on (`Display` gives the kernel's text).
+    pub trace: Option<Vec<crate::event::Tracepoint>>,
     /// The current task is in direct compaction or reclaim (`current->flags & PF_MEMALLOC`):
     /// migration does not sleep on page locks.
     pub pf_memalloc: bool,

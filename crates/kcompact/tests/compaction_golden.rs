@@ -24,7 +24,8 @@ fn trace_without_finished(m: &mut kcompact::Machine) -> Vec<String> {
     m.trace
         .take()
         .unwrap()
-        .into_iter()
+        .iter()
+        .map(|t| t.to_string())
         .filter(|l| !l.starts_with("mm_compaction_finished"))
         .collect()
 }
@@ -208,7 +209,7 @@ fn property_compact_memory_moves_everything_below_the_last_batch() {
         check(&m);
         assert_eq!(r, CompactResult::Complete, "seed {seed}\n{pic}");
         assert_eq!(m.nr_free_pages(), free_before, "seed {seed}");
-        let trace = m.trace.take().unwrap();
+        let trace = m.take_trace_text();
         let last_batch_start = trace
             .iter()
             .filter_map(|l| l.strip_prefix("mm_compaction_isolate_migratepages: range=(0x"))

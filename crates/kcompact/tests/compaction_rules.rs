@@ -68,7 +68,13 @@ fn compact_memory_turns_scattered_free_pages_into_free_pageblocks() {
         v.compact_stall, 0,
         "compact_memory is not direct compaction"
     );
-    let trace = m.trace.as_ref().unwrap();
+    let trace: Vec<String> = m
+        .trace
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
     assert!(trace
         .iter()
         .any(|l| l.starts_with("mm_compaction_begin: zone_start=0x") && l.ends_with("mode=sync")));
@@ -169,7 +175,7 @@ fn direct_compaction_succeeds_for_an_order_and_defers_after_failures() {
         CompactPriority::SyncLight,
     );
     assert_eq!(r, CompactResult::Success);
-    let trace = m.trace.take().unwrap();
+    let trace = m.take_trace_text();
     assert!(trace.iter().any(|l| l.starts_with(
         "mm_compaction_try_to_compact_pages: order=9 gfp_mask=GFP_TRANSHUGE priority=1"
     )));
@@ -480,6 +486,7 @@ fn free_scanner_stride_steps_over_holes_of_one_parity() {
             .as_ref()
             .expect("trace on")
             .iter()
+            .map(|t| t.to_string())
             .filter(|l| l.contains("isolate_freepages:") && l.contains("nr_scanned=16 "))
             .count()
     };

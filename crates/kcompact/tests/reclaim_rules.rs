@@ -190,7 +190,7 @@ fn order9_request_compacts_before_it_reclaims() {
         .alloc_pages(gfp, Order(9), NodeId(0))
         .expect("compaction makes one");
     check(&m);
-    let trace = m.trace.take().unwrap();
+    let trace = m.take_trace_text();
     assert!(
         trace[0].starts_with("mm_compaction_try_to_compact_pages"),
         "{}",

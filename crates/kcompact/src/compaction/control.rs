@@ -65,6 +65,24 @@ impl CompactResult {
             CompactResult::Success => "success",
         }
     }
+
+    /// Every result, in the kernel's order.
+    pub const ALL: [CompactResult; 9] = [
+        CompactResult::NotSuitableZone,
+        CompactResult::Skipped,
+        CompactResult::Deferred,
+        CompactResult::NoSuitablePage,
+        CompactResult::Continue,
+        CompactResult::Complete,
+        CompactResult::PartialSkipped,
+        CompactResult::Contended,
+        CompactResult::Success,
+    ];
+
+    /// The result named `name` in trace output (`complete`, `contended`, ...).
+    pub fn from_name(name: &str) -> Option<CompactResult> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
 }
 
 /// Mirrors `enum compact_priority`.

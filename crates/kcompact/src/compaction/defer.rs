@@ -1,5 +1,6 @@
 //! Deferral after failures, and the reset of skip hints.
 
+use crate::event::{Defer, Tracepoint};
 use crate::machine::Machine;
 use crate::units::ZoneIdx;
 
@@ -7,18 +8,18 @@ use crate::units::ZoneIdx;
 pub const COMPACT_MAX_DEFER_SHIFT: u32 = 6;
 
 impl Machine {
-    fn trace_defer(&mut self, name: &str, zi: ZoneIdx, order: i32) {
+    fn trace_defer(&mut self, event: fn(Defer) -> Tracepoint, zi: ZoneIdx, order: i32) {
         let z = self.zone(zi);
         let c = z.compact;
-        let (node, zname) = (z.node.0, z.name());
-        self.trace_compaction(name, || {
-            format!(
-                "node={node} zone={zname:<8} order={order} order_failed={} consider={} limit={}",
-                c.order_failed,
-                c.considered,
-                1u64 << c.defer_shift
-            )
-        });
+        let d = Defer {
+            node: z.node.0,
+            zone: z.zone_type,
+            order,
+            order_failed: c.order_failed,
+            considered: c.considered,
+            limit: 1u64 << c.defer_shift,
+        };
+        self.trace_event(|| event(d));
     }
 
     /// Mirrors `defer_compaction()`: after a failure, skip the next `2^shift` attempts at
@@ -31,7 +32,7 @@ impl Machine {
             c.order_failed = order;
         }
         c.defer_shift = c.defer_shift.min(COMPACT_MAX_DEFER_SHIFT);
-        self.trace_defer("defer_compaction", zi, order);
+        self.trace_defer(Tracepoint::DeferCompaction, zi, order);
     }
 
     /// Mirrors `compaction_deferred()`: true if this attempt should be skipped.
@@ -46,7 +47,7 @@ impl Machine {
             c.considered = limit;
             return false;
         }
-        self.trace_defer("deferred", zi, order);
+        self.trace_defer(Tracepoint::Deferred, zi, order);
         true
     }
 
@@ -61,7 +62,7 @@ impl Machine {
         if order >= c.order_failed {
             c.order_failed = order + 1;
         }
-        self.trace_defer("defer_reset", zi, order);
+        self.trace_defer(Tracepoint::DeferReset, zi, order);
     }
 
     /// Mirrors `compaction_restarting()`: deferred to the maximum and all of it spent.

@@ -1,6 +1,7 @@
 //! The free scanner: from the zone's end downward, isolate free blocks to migrate into.
 
 use super::CompactControl;
+use crate::event::{IsolateRange, Tracepoint};
 use crate::machine::Machine;
 use crate::memmap::{MigrateType, PageFlags};
 use crate::migrate::{MigrateMode, MigrationTarget};
@@ -126,11 +127,13 @@ impl Machine {
             blockpfn = end;
         }
         let s = *start;
-        self.trace_compaction("isolate_freepages", || {
-            format!(
-                "range=(0x{:x} ~ 0x{:x}) nr_scanned={nr_scanned} nr_taken={total}",
-                s.0, blockpfn.0
-            )
+        self.trace_event(|| {
+            Tracepoint::IsolateFreepages(IsolateRange {
+                start_pfn: s,
+                end_pfn: blockpfn,
+                nr_scanned,
+                nr_taken: total,
+            })
         });
         *start = blockpfn;
         cc.total_free_scanned += nr_scanned;
@@ -247,11 +250,13 @@ impl Machine {
             o = Self::next_search_order(cc, o);
         }
         let fp = cc.free_pfn;
-        self.trace_compaction("fast_isolate_freepages", || {
-            format!(
-                "range=(0x{:x} ~ 0x{:x}) nr_scanned={nr_scanned} nr_taken={total}",
-                min_pfn.0, fp.0
-            )
+        self.trace_event(|| {
+            Tracepoint::FastIsolateFreepages(IsolateRange {
+                start_pfn: min_pfn,
+                end_pfn: fp,
+                nr_scanned,
+                nr_taken: total,
+            })
         });
         if page.is_none() {
             cc.fast_search_fail += 1;

@@ -8,6 +8,7 @@
 //! it makes no progress.
 
 use super::{CompactControl, CompactResult};
+use crate::event::{KcompactdWake, Tracepoint};
 use crate::gfp::{AllocFlags, Gfp};
 use crate::layout::{ZoneType, MAX_NR_ZONES};
 use crate::machine::Machine;
@@ -88,9 +89,12 @@ impl Machine {
         if !self.kcompactd_node_suitable(node) {
             return;
         }
-        let z = highest.name();
-        self.trace_compaction("wakeup_kcompactd", || {
-            format!("nid={} order={order} classzone_idx={z:<8}", node.0)
+        self.trace_event(|| {
+            Tracepoint::WakeupKcompactd(KcompactdWake {
+                nid: node.0,
+                order,
+                highest_zoneidx: highest,
+            })
         });
         self.node_data_mut(node).kcompactd_pending = true;
     }
@@ -112,9 +116,12 @@ impl Machine {
         } else {
             AllocFlags::WMARK_MIN
         };
-        let z = k.highest_zoneidx.name();
-        self.trace_compaction("kcompactd_wake", || {
-            format!("nid={} order={} classzone_idx={z:<8}", node.0, k.max_order)
+        self.trace_event(|| {
+            Tracepoint::KcompactdWake(KcompactdWake {
+                nid: node.0,
+                order: k.max_order,
+                highest_zoneidx: k.highest_zoneidx,
+            })
         });
         self.vmstat.compact_daemon_wake += 1;
         for zt in ZoneType::ALL
@@ -187,7 +194,7 @@ impl Machine {
             k.proactive_trigger = false;
             k.timeout_ms = timeout;
             k.wake_at_ms = at + timeout;
-            self.trace_compaction("kcompactd_sleep", || format!("nid={}", node.0));
+            self.trace_event(|| Tracepoint::KcompactdSleep { nid: node.0 });
         }
     }
 }

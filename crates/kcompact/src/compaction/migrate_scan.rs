@@ -1,6 +1,7 @@
 //! The migrate scanner: from the zone's start upward, isolate folios to move.
 
 use super::{CompactControl, FastStart, COMPACT_CLUSTER_MAX};
+use crate::event::{IsolateRange, Tracepoint};
 use crate::machine::Machine;
 use crate::memmap::{MigrateType, PageFlags};
 use crate::migrate::MigrateMode;
@@ -427,11 +428,13 @@ impl Machine {
             }
             self.update_cached_migrate(cc, end_pfn);
         }
-        self.trace_compaction("isolate_migratepages", || {
-            format!(
-                "range=(0x{:x} ~ 0x{:x}) nr_scanned={nr_scanned} nr_taken={nr_isolated}",
-                start_pfn.0, low_pfn.0
-            )
+        self.trace_event(|| {
+            Tracepoint::IsolateMigratepages(IsolateRange {
+                start_pfn,
+                end_pfn: low_pfn,
+                nr_scanned,
+                nr_taken: nr_isolated,
+            })
         });
         cc.total_migrate_scanned += nr_scanned;
         self.vmstat.compact_isolated += nr_isolated;

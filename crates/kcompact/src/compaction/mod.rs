@@ -30,6 +30,7 @@ pub use control::{
     COMPACTION_HPAGE_ORDER, COMPACT_CLUSTER_MAX,
 };
 
+use crate::event::{CompactionRun, Tracepoint};
 use crate::gfp::{AllocFlags, Gfp};
 use crate::layout::ZoneType;
 use crate::machine::Machine;
@@ -123,10 +124,19 @@ impl Machine {
         (page, result)
     }
 
-    /// Appends a compaction tracepoint line (`mm_compaction_<name>: <text>`) when tracing.
-    pub(crate) fn trace_compaction(&mut self, name: &str, text: impl FnOnce() -> String) {
+    /// The tracepoints recorded so far as the kernel's trace text, one line each; tracing
+    /// stays on with an empty record.
+    pub fn take_trace_text(&mut self) -> Vec<String> {
+        self.trace
+            .as_mut()
+            .map(|t| std::mem::take(t).iter().map(|e| e.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Records a tracepoint when tracing is on (`event` is built only then).
+    pub(crate) fn trace_event(&mut self, event: impl FnOnce() -> Tracepoint) {
         if let Some(t) = &mut self.trace {
-            t.push(format!("mm_compaction_{name}: {}", text()));
+            t.push(event());
         }
     }
 
@@ -186,11 +196,14 @@ impl Machine {
             let c = &self.zones[zi.idx()].compact;
             c.cached_migrate_pfn[0] == c.cached_migrate_pfn[1]
         };
-        let mode_name = if sync == 1 { "sync" } else { "async" };
-        let (mp, fp) = (cc.migrate_pfn, cc.free_pfn);
-        self.trace_compaction("begin", || {
-            format!("zone_start=0x{:x} migrate_pfn=0x{:x} free_pfn=0x{:x} zone_end=0x{:x}, mode={mode_name}", start.0, mp.0, fp.0, end.0)
-        });
+        let run = |cc: &CompactControl| CompactionRun {
+            zone_start: start,
+            migrate_pfn: cc.migrate_pfn,
+            free_pfn: cc.free_pfn,
+            zone_end: end,
+            sync: sync == 1,
+        };
+        self.trace_event(|| Tracepoint::CompactionBegin(run(cc)));
         let mut ret;
         // Every turn of the loop moves a scanner or migrates; bounding the turns makes a
         // missed termination a named failure instead of a hang.
@@ -240,11 +253,9 @@ impl Machine {
                 let mode = cc.mode;
                 let r = self.migrate_pages(list, cc, mode, MigrateReason::Compaction);
                 let succeeded = r.stats.nr_succeeded;
-                self.trace_compaction("migratepages", || {
-                    format!(
-                        "nr_migrated={succeeded} nr_failed={}",
-                        snapshot.saturating_sub(succeeded)
-                    )
+                self.trace_event(|| Tracepoint::Migratepages {
+                    nr_migrated: succeeded,
+                    nr_failed: snapshot.saturating_sub(succeeded),
                 });
                 cc.nr_migratepages = 0;
                 let failed = r.rc != Ok(0);
@@ -302,10 +313,7 @@ impl Machine {
             cc.nr_freepages == 0 && cc.freepages.iter().all(Vec::is_empty),
             "compact_zone ends with free pages isolated"
         );
-        let (mp, fp) = (cc.migrate_pfn, cc.free_pfn);
-        self.trace_compaction("end", || {
-            format!("zone_start=0x{:x} migrate_pfn=0x{:x} free_pfn=0x{:x} zone_end=0x{:x}, mode={mode_name} status={}", start.0, mp.0, fp.0, end.0, ret.name())
-        });
+        self.trace_event(|| Tracepoint::CompactionEnd(run(cc), ret));
         ret
     }
 
@@ -350,12 +358,10 @@ impl Machine {
             return CompactResult::Skipped;
         }
         let mut rc = CompactResult::Skipped;
-        self.trace_compaction("try_to_compact_pages", || {
-            format!(
-                "order={order} gfp_mask={} priority={}",
-                gfp.symbolic(),
-                prio as u8
-            )
+        self.trace_event(|| Tracepoint::TryToCompactPages {
+            order,
+            gfp_mask: gfp.symbolic(),
+            priority: prio as i32,
         });
         for &zi in zonelist {
             if self.zone(zi).zone_type > highest {

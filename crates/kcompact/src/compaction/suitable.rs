@@ -3,6 +3,7 @@
 use super::{compact_gap, CompactControl, CompactResult};
 use crate::buddy::rmqueue::Fallback;
 use crate::buddy::watermark::zone_watermark_ok_free;
+use crate::event::{Tracepoint, ZoneResult};
 use crate::gfp::AllocFlags;
 use crate::layout::ZoneType;
 use crate::machine::Machine;
@@ -77,13 +78,13 @@ impl Machine {
             }
         }
         let z = self.zone(zi);
-        let (node, name) = (z.node.0, z.name());
-        self.trace_compaction("suitable", || {
-            format!(
-                "node={node} zone={name:<8} order={order} ret={}",
-                result.name()
-            )
-        });
+        let zr = ZoneResult {
+            node: z.node.0,
+            zone: z.zone_type,
+            order,
+            ret: result,
+        };
+        self.trace_event(|| Tracepoint::Suitable(zr));
         suitable
     }
 
@@ -148,13 +149,13 @@ impl Machine {
     pub(crate) fn compact_finished(&mut self, cc: &mut CompactControl) -> CompactResult {
         let ret = self.__compact_finished(cc);
         let z = self.zone(cc.zone);
-        let (node, name, order) = (z.node.0, z.name(), cc.order_int());
-        self.trace_compaction("finished", || {
-            format!(
-                "node={node} zone={name:<8} order={order} ret={}",
-                ret.name()
-            )
-        });
+        let zr = ZoneResult {
+            node: z.node.0,
+            zone: z.zone_type,
+            order: cc.order_int(),
+            ret,
+        };
+        self.trace_event(|| Tracepoint::Finished(zr));
         if ret == CompactResult::NoSuitablePage {
             CompactResult::Continue
         } else {

@@ -19,6 +19,7 @@ pub mod kswapd;
 pub mod lru;
 pub mod swap;
 
+use crate::event::Tracepoint;
 use crate::gfp::Gfp;
 use crate::layout::ZoneType;
 use crate::machine::Machine;
@@ -525,12 +526,10 @@ impl Machine {
     ) -> u64 {
         let mut sc = ScanControl::direct(gfp, order, highest);
         self.vmstat.allocstall += 1;
-        if let Some(t) = &mut self.trace {
-            t.push(format!(
-                "mm_vmscan_direct_reclaim_begin: order={order} gfp_flags={}",
-                gfp.symbolic()
-            ));
-        }
+        self.trace_event(|| Tracepoint::DirectReclaimBegin {
+            order: order as i32,
+            gfp_flags: gfp.symbolic(),
+        });
         let was = self.pf_memalloc;
         self.pf_memalloc = true;
         loop {
@@ -549,12 +548,8 @@ impl Machine {
             sc.priority -= 1;
         }
         self.pf_memalloc = was;
-        if let Some(t) = &mut self.trace {
-            t.push(format!(
-                "mm_vmscan_direct_reclaim_end: nr_reclaimed={}",
-                sc.nr_reclaimed
-            ));
-        }
+        let nr_reclaimed = sc.nr_reclaimed;
+        self.trace_event(|| Tracepoint::DirectReclaimEnd { nr_reclaimed });
         if sc.nr_reclaimed > 0 {
             return sc.nr_reclaimed;
         }

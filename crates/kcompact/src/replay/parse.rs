@@ -6,109 +6,9 @@
 //! Unknown events are counted and skipped; a line that is not a trace line, or a known
 //! event without a field it needs, is reported with its line number.
 
+use crate::event::Tracepoint;
 use std::collections::BTreeMap;
 use thiserror::Error;
-
-/// One event the replay understands.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// `kmem:mm_page_alloc`: the allocator handed out `2^order` pages at `pfn`.
-    PageAlloc {
-        /// First pfn (absent when the kernel printed none).
-        pfn: Option<u64>,
-        /// Order.
-        order: u8,
-        /// `migratetype` (−1 when the kernel printed it so).
-        migratetype: i32,
-        /// `gfp_flags`, symbolic.
-        gfp: String,
-    },
-    /// `kmem:mm_page_free`: `free_pages_prepare()` of a block (every free path).
-    PageFree {
-        /// First pfn.
-        pfn: u64,
-        /// Order.
-        order: u8,
-    },
-    /// `kmem:mm_page_free_batched`: the same page again from `free_unref_folios()`.
-    PageFreeBatched {
-        /// The pfn.
-        pfn: u64,
-    },
-    /// `kmem:mm_page_alloc_extfrag`: a fallback to another migratetype's free list.
-    AllocExtfrag {
-        /// The pfn taken.
-        pfn: u64,
-        /// The request's order.
-        alloc_order: u8,
-        /// The order of the block it fell back to.
-        fallback_order: u8,
-        /// The request's migratetype.
-        alloc_migratetype: i32,
-        /// The list it took from.
-        fallback_migratetype: i32,
-        /// Whether the pageblock changed owner.
-        change_ownership: bool,
-    },
-    /// `kmem:mm_page_alloc_zone_locked`: a block taken from the buddy lists (for a per-CPU
-    /// list when `percpu_refill`).
-    AllocZoneLocked {
-        /// First pfn.
-        pfn: u64,
-        /// Order.
-        order: u8,
-        /// Migratetype.
-        migratetype: i32,
-        /// Refilling a per-CPU list.
-        percpu_refill: bool,
-    },
-    /// `kmem:mm_page_pcpu_drain`: a per-CPU page back to the buddy lists.
-    PcpuDrain {
-        /// First pfn.
-        pfn: u64,
-        /// Order.
-        order: u8,
-    },
-    /// `compaction:mm_compaction_begin` / `_end` (`status` set on the end).
-    CompactionRun {
-        /// True for `mm_compaction_end`.
-        end: bool,
-        /// `zone_start`.
-        zone_start: u64,
-        /// `migrate_pfn`.
-        migrate_pfn: u64,
-        /// `free_pfn`.
-        free_pfn: u64,
-        /// `zone_end`.
-        zone_end: u64,
-        /// `mode` (async, sync_light, sync).
-        mode: String,
-        /// `status` of an end (complete, success, …).
-        status: Option<String>,
-    },
-    /// `compaction:mm_compaction_isolate_migratepages` / `_freepages`.
-    CompactionIsolate {
-        /// True for the free scanner.
-        free: bool,
-        /// The range scanned.
-        start_pfn: u64,
-        /// Its end.
-        end_pfn: u64,
-        /// `nr_scanned`.
-        nr_scanned: u64,
-        /// `nr_taken`.
-        nr_taken: u64,
-    },
-    /// `compaction:mm_compaction_migratepages`.
-    CompactionMigrate {
-        /// `nr_migrated`.
-        nr_migrated: u64,
-        /// `nr_failed`.
-        nr_failed: u64,
-    },
-    /// Any other `compaction:*` or `migrate:*` event, by name.
-    CompactionOther(String),
-}
 
 /// An event with where and when it happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,7 +22,7 @@ pub struct Record {
     /// The task was a kcompactd thread (its compaction is proactive or for a wake-up).
     pub kcompactd: bool,
     /// The event.
-    pub event: Event,
+    pub event: Tracepoint,
 }
 
 /// A line that could not be read.
@@ -173,20 +73,12 @@ impl Trace {
             .iter()
             .filter(|r| !r.kcompactd)
             .filter_map(|r| match &r.event {
-                Event::CompactionRun {
-                    end: true,
-                    zone_start,
-                    zone_end,
-                    migrate_pfn,
-                    free_pfn,
-                    status,
-                    ..
-                } => Some(TracedEnd {
-                    zone_start: *zone_start,
-                    zone_end: *zone_end,
-                    migrate_pfn: *migrate_pfn,
-                    free_pfn: *free_pfn,
-                    status: status.clone().unwrap_or_default(),
+                Tracepoint::CompactionEnd(run, status) => Some(TracedEnd {
+                    zone_start: run.zone_start.0,
+                    zone_end: run.zone_end.0,
+                    migrate_pfn: run.migrate_pfn.0,
+                    free_pfn: run.free_pfn.0,
+                    status: status.name().to_string(),
                 }),
                 _ => None,
             })
@@ -203,57 +95,6 @@ const KNOWN: &[&str] = &[
     "mm_page_pcpu_drain",
 ];
 
-/// The `key=value` fields of an event.
-struct Fields<'a> {
-    map: Vec<(&'a str, &'a str)>,
-}
-
-impl<'a> Fields<'a> {
-    fn new(text: &'a str) -> Fields<'a> {
-        let map = text
-            .split_whitespace()
-            .filter_map(|w| w.split_once('='))
-            .map(|(k, v)| (k, v.trim_end_matches(',')))
-            .collect();
-        Fields { map }
-    }
-
-    fn raw(&self, key: &str) -> Result<&'a str, String> {
-        self.map
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| *v)
-            .ok_or_else(|| format!("no {key}= field"))
-    }
-
-    fn num(&self, key: &str) -> Result<u64, String> {
-        let v = self.raw(key)?;
-        parse_num(v).ok_or_else(|| format!("{key}={v}: not a number"))
-    }
-
-    fn int(&self, key: &str) -> Result<i32, String> {
-        let v = self.raw(key)?;
-        v.parse::<i32>()
-            .map_err(|_| format!("{key}={v}: not a number"))
-    }
-
-    fn order(&self, key: &str) -> Result<u8, String> {
-        let n = self.num(key)?;
-        u8::try_from(n)
-            .ok()
-            .filter(|o| *o <= 10)
-            .ok_or_else(|| format!("{key}={n}: order out of range 0..=10"))
-    }
-}
-
-/// A number in hex (`0x…`) or decimal.
-fn parse_num(v: &str) -> Option<u64> {
-    match v.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16).ok(),
-        None => v.parse().ok(),
-    }
-}
-
 /// `SECONDS.FRACTION:` → ns.
 fn parse_ts(w: &str) -> Option<u64> {
     let w = w.strip_suffix(':')?;
@@ -265,77 +106,6 @@ fn parse_ts(w: &str) -> Option<u64> {
     let frac: u64 = f.parse().ok()?;
     let ns = frac * 10u64.pow(9 - f.len() as u32);
     secs.checked_mul(1_000_000_000)?.checked_add(ns)
-}
-
-/// The range `range=(0x1 ~ 0x200)` of the isolate events.
-fn parse_range(text: &str) -> Result<(u64, u64), String> {
-    let i = text.find("range=(").ok_or("no range= field")?;
-    let rest = &text[i + 7..];
-    let j = rest.find(')').ok_or("range=( without )")?;
-    let (a, b) = rest[..j].split_once('~').ok_or("range without ~")?;
-    match (parse_num(a.trim()), parse_num(b.trim())) {
-        (Some(a), Some(b)) => Ok((a, b)),
-        _ => Err(format!("range=({}): not numbers", &rest[..j])),
-    }
-}
-
-fn event(name: &str, text: &str) -> Result<Event, String> {
-    let f = Fields::new(text);
-    Ok(match name {
-        "mm_page_alloc" => Event::PageAlloc {
-            pfn: f.raw("pfn").ok().and_then(parse_num),
-            order: f.order("order")?,
-            migratetype: f.int("migratetype")?,
-            gfp: f.raw("gfp_flags")?.to_string(),
-        },
-        "mm_page_free" => Event::PageFree {
-            pfn: f.num("pfn")?,
-            order: f.order("order")?,
-        },
-        "mm_page_free_batched" => Event::PageFreeBatched { pfn: f.num("pfn")? },
-        "mm_page_alloc_extfrag" => Event::AllocExtfrag {
-            pfn: f.num("pfn")?,
-            alloc_order: f.order("alloc_order")?,
-            fallback_order: f.order("fallback_order")?,
-            alloc_migratetype: f.int("alloc_migratetype")?,
-            fallback_migratetype: f.int("fallback_migratetype")?,
-            change_ownership: f.num("change_ownership")? != 0,
-        },
-        "mm_page_alloc_zone_locked" => Event::AllocZoneLocked {
-            pfn: f.num("pfn")?,
-            order: f.order("order")?,
-            migratetype: f.int("migratetype")?,
-            percpu_refill: f.num("percpu_refill").unwrap_or(0) != 0,
-        },
-        "mm_page_pcpu_drain" => Event::PcpuDrain {
-            pfn: f.num("pfn")?,
-            order: f.order("order")?,
-        },
-        "mm_compaction_begin" | "mm_compaction_end" => Event::CompactionRun {
-            end: name == "mm_compaction_end",
-            zone_start: f.num("zone_start")?,
-            migrate_pfn: f.num("migrate_pfn")?,
-            free_pfn: f.num("free_pfn")?,
-            zone_end: f.num("zone_end")?,
-            mode: f.raw("mode")?.to_string(),
-            status: f.raw("status").ok().map(str::to_string),
-        },
-        "mm_compaction_isolate_migratepages" | "mm_compaction_isolate_freepages" => {
-            let (start_pfn, end_pfn) = parse_range(text)?;
-            Event::CompactionIsolate {
-                free: name == "mm_compaction_isolate_freepages",
-                start_pfn,
-                end_pfn,
-                nr_scanned: f.num("nr_scanned")?,
-                nr_taken: f.num("nr_taken")?,
-            }
-        }
-        "mm_compaction_migratepages" => Event::CompactionMigrate {
-            nr_migrated: f.num("nr_migrated")?,
-            nr_failed: f.num("nr_failed")?,
-        },
-        other => Event::CompactionOther(other.to_string()),
-    })
 }
 
 /// Parses one line: `Ok(None)` for comments, blank lines and unknown events (whose name
@@ -376,7 +146,11 @@ fn parse_line<'a>(
     }
     // The fields start after the event word.
     let start = t.find(words[ti + 1]).expect("a word of the line") + words[ti + 1].len();
-    let event = event(name, &t[start..]).map_err(|m| err(format!("{name}: {m}")))?;
+    let event = match Tracepoint::parse(name, &t[start..]) {
+        Ok(Some(e)) => e,
+        Ok(None) => Tracepoint::Other(name.to_string()),
+        Err(m) => return Err(err(format!("{name}: {m}"))),
+    };
     let kcompactd = words[0].starts_with("kcompactd");
     Ok(Some(Record {
         line: no,
@@ -387,24 +161,6 @@ fn parse_line<'a>(
     }))
 }
 
-/// The name under which `e` is counted.
-pub fn event_name(e: &Event) -> &'static str {
-    match e {
-        Event::PageAlloc { .. } => "mm_page_alloc",
-        Event::PageFree { .. } => "mm_page_free",
-        Event::PageFreeBatched { .. } => "mm_page_free_batched",
-        Event::AllocExtfrag { .. } => "mm_page_alloc_extfrag",
-        Event::AllocZoneLocked { .. } => "mm_page_alloc_zone_locked",
-        Event::PcpuDrain { .. } => "mm_page_pcpu_drain",
-        Event::CompactionRun { end: false, .. } => "mm_compaction_begin",
-        Event::CompactionRun { end: true, .. } => "mm_compaction_end",
-        Event::CompactionIsolate { free: false, .. } => "mm_compaction_isolate_migratepages",
-        Event::CompactionIsolate { free: true, .. } => "mm_compaction_isolate_freepages",
-        Event::CompactionMigrate { .. } => "mm_compaction_migratepages",
-        Event::CompactionOther(_) => "compaction (other)",
-    }
-}
-
 /// Parses a whole trace (ftrace, trace-cmd or perf script text).
 pub fn parse_trace(text: &str) -> Trace {
     let mut t = Trace::default();
@@ -412,7 +168,7 @@ pub fn parse_trace(text: &str) -> Trace {
         let mut unknown = None;
         match parse_line(line, i + 1, &mut unknown) {
             Ok(Some(r)) => {
-                *t.known.entry(event_name(&r.event)).or_default() += 1;
+                *t.known.entry(r.event.kind()).or_default() += 1;
                 t.records.push(r);
             }
             Ok(None) => {
@@ -434,6 +190,10 @@ pub fn parse_trace(text: &str) -> Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compaction::control::CompactResult;
+    use crate::event::{CompactionRun, IsolateRange, ZoneResult};
+    use crate::layout::ZoneType;
+    use crate::units::{Order, Pfn};
 
     #[test]
     fn ftrace_and_perf_lines() {
@@ -445,19 +205,19 @@ mod tests {
         assert_eq!(t.records.len(), 2);
         assert_eq!(
             t.records[0].event,
-            Event::PageAlloc {
-                pfn: Some(0x413b4e),
-                order: 0,
+            Tracepoint::PageAlloc {
+                pfn: Some(Pfn(0x413b4e)),
+                order: Order(0),
                 migratetype: 0,
-                gfp: "GFP_KERNEL_ACCOUNT|__GFP_ZERO|__GFP_COMP".into()
+                gfp_flags: "GFP_KERNEL_ACCOUNT|__GFP_ZERO|__GFP_COMP".into()
             }
         );
         assert_eq!(t.records[0].ts_ns, 3_801_433_469_000);
         assert_eq!(
             t.records[1].event,
-            Event::PageFree {
-                pfn: 4275022,
-                order: 2
+            Tracepoint::PageFree {
+                pfn: Pfn(4275022),
+                order: Order(2)
             }
         );
         assert_eq!(t.records[1].cpu, 1);
@@ -474,38 +234,94 @@ mod tests {
  a-1 [001] ..... 3805.850877: mm_compaction_migratepages: nr_migrated=2 nr_failed=0
  a-1 [001] ..... 3805.845162: mm_compaction_end: zone_start=0x1 migrate_pfn=0xe00 free_pfn=0xe00 zone_end=0x1000, mode=sync status=complete
  a-1 [001] ..... 3805.845144: mm_compaction_finished: node=0 zone=DMA      order=-1 ret=continue
+ a-1 [001] ..... 3805.845145: mm_migrate_pages: nr_succeeded=2 nr_failed=0 mode=MIGRATE_SYNC reason=compaction
 ";
         let t = parse_trace(text);
         assert_eq!(t.nr_malformed, 0, "{:?}", t.malformed);
-        assert_eq!(t.records.len(), 5);
-        assert!(matches!(
-            &t.records[0].event,
-            Event::CompactionRun { end: false, zone_end: 0x1000, mode, .. } if mode == "sync"
-        ));
+        assert_eq!(t.records.len(), 6);
+        let run = CompactionRun {
+            zone_start: Pfn(1),
+            migrate_pfn: Pfn(1),
+            free_pfn: Pfn(0xe00),
+            zone_end: Pfn(0x1000),
+            sync: true,
+        };
+        assert_eq!(t.records[0].event, Tracepoint::CompactionBegin(run));
         assert_eq!(
             t.records[1].event,
-            Event::CompactionIsolate {
-                free: false,
-                start_pfn: 1,
-                end_pfn: 0x200,
+            Tracepoint::IsolateMigratepages(IsolateRange {
+                start_pfn: Pfn(1),
+                end_pfn: Pfn(0x200),
                 nr_scanned: 511,
                 nr_taken: 0
-            }
+            })
         );
-        assert!(matches!(
-            &t.records[3].event,
-            Event::CompactionRun { end: true, status: Some(s), .. } if s == "complete"
-        ));
+        assert_eq!(
+            t.records[3].event,
+            Tracepoint::CompactionEnd(
+                CompactionRun {
+                    migrate_pfn: Pfn(0xe00),
+                    ..run
+                },
+                CompactResult::Complete
+            )
+        );
         assert_eq!(
             t.records[4].event,
-            Event::CompactionOther("mm_compaction_finished".into())
+            Tracepoint::Finished(ZoneResult {
+                node: 0,
+                zone: ZoneType::Dma,
+                order: -1,
+                ret: CompactResult::Continue
+            })
         );
+        assert_eq!(
+            t.records[5].event,
+            Tracepoint::Other("mm_migrate_pages".into())
+        );
+        assert_eq!(t.known.get("compaction (other)"), Some(&1));
+    }
+
+    #[test]
+    fn every_event_reads_back_what_it_prints() {
+        for (i, line) in [
+            "mm_compaction_begin: zone_start=0x100000 migrate_pfn=0x100000 free_pfn=0x3dfe00 zone_end=0x3e0000, mode=async",
+            "mm_compaction_end: zone_start=0x100000 migrate_pfn=0x322a00 free_pfn=0x38c4e9 zone_end=0x3e0000, mode=sync status=contended",
+            "mm_compaction_isolate_freepages: range=(0x3dfe00 ~ 0x3e0000) nr_scanned=512 nr_taken=32",
+            "mm_compaction_fast_isolate_freepages: range=(0x200000 ~ 0x3e0000) nr_scanned=9 nr_taken=1",
+            "mm_compaction_migratepages: nr_migrated=31 nr_failed=1",
+            "mm_compaction_try_to_compact_pages: order=9 gfp_mask=GFP_TRANSHUGE priority=1",
+            "mm_compaction_suitable: node=0 zone=DMA32    order=9 ret=skipped",
+            "mm_compaction_deferred: node=1 zone=Normal   order=4 order_failed=3 consider=2 limit=8",
+            "mm_compaction_defer_compaction: node=0 zone=Normal   order=9 order_failed=9 consider=0 limit=2",
+            "mm_compaction_defer_reset: node=0 zone=Movable  order=2 order_failed=3 consider=0 limit=1",
+            "mm_compaction_kcompactd_sleep: nid=0",
+            "mm_compaction_wakeup_kcompactd: nid=0 order=9 classzone_idx=Normal  ",
+            "mm_compaction_kcompactd_wake: nid=1 order=3 classzone_idx=DMA32   ",
+            "mm_page_alloc: page=0000000000000000 pfn=0x413b4e order=3 migratetype=1 gfp_flags=GFP_HIGHUSER_MOVABLE",
+            "mm_page_free: page=0000000000000000 pfn=0x10 order=0",
+            "mm_page_free_batched: page=0000000000000000 pfn=0x11 order=0",
+            "mm_page_alloc_extfrag: page=0000000000000000 pfn=0x200 alloc_order=0 fallback_order=9 pageblock_order=9 alloc_migratetype=0 fallback_migratetype=1 fragmenting=0 change_ownership=1",
+            "mm_page_alloc_zone_locked: page=0000000000000000 pfn=0x1000 order=0 migratetype=1 percpu_refill=1",
+            "mm_page_pcpu_drain: page=0000000000000000 pfn=0x1001 order=0 migratetype=1",
+            "mm_vmscan_direct_reclaim_begin: order=9 gfp_flags=GFP_TRANSHUGE",
+            "mm_vmscan_direct_reclaim_end: nr_reclaimed=32",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (name, fields) = line.split_once(": ").unwrap();
+            let tp = Tracepoint::parse(name, fields)
+                .unwrap_or_else(|e| panic!("line {i}: {e}"))
+                .unwrap_or_else(|| panic!("line {i}: unknown"));
+            assert_eq!(tp.to_string(), line, "line {i} does not print back");
+        }
     }
 
     #[test]
     fn compaction_ends_leave_out_kcompactd() {
         let text = "\
- kcompactd0-60 [000] ..... 1.000001: mm_compaction_end: zone_start=0x100000 migrate_pfn=0x100200 free_pfn=0x3dfe00 zone_end=0x3e0000, mode=sync_light status=success
+ kcompactd0-60 [000] ..... 1.000001: mm_compaction_end: zone_start=0x100000 migrate_pfn=0x100200 free_pfn=0x3dfe00 zone_end=0x3e0000, mode=sync status=success
  a-1 [001] ..... 2.000001: mm_compaction_end: zone_start=0x100000 migrate_pfn=0x322a00 free_pfn=0x38c4e9 zone_end=0x3e0000, mode=sync status=contended
 ";
         let ends = parse_trace(text).compaction_ends();
@@ -523,11 +339,12 @@ mod tests {
 
     #[test]
     fn missing_or_bad_fields_name_the_line() {
-        let t = parse_trace(" a-1 [0] ..... 1.000001: mm_page_free: pfn=0x10\n a-1 [0] ..... 1.2: mm_page_alloc: pfn=1 order=11 migratetype=0 gfp_flags=X\n");
-        assert_eq!(t.nr_malformed, 2);
+        let t = parse_trace(" a-1 [0] ..... 1.000001: mm_page_free: pfn=0x10\n a-1 [0] ..... 1.2: mm_page_alloc: pfn=1 order=11 migratetype=0 gfp_flags=X\n a-1 [0] ..... 1.3: mm_compaction_end: zone_start=0x1 migrate_pfn=0x1 free_pfn=0x2 zone_end=0x3, mode=sync status=bogus\n");
+        assert_eq!(t.nr_malformed, 3);
         assert!(
             t.malformed[0].to_string().contains("line 1") && t.malformed[0].msg.contains("order")
         );
         assert!(t.malformed[1].msg.contains("order=11"));
+        assert!(t.malformed[2].msg.contains("status=bogus"));
     }
 }
