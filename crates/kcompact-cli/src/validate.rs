@@ -747,6 +747,19 @@ mod tests {
     }
 
     #[test]
+    fn check_gain_is_zero_between_the_kernels_readings_and_relative_to_the_nearer_end_outside() {
+        assert_eq!(check_gain(10, 20, 15, 5.0), (0.0, 5.0, true));
+        assert_eq!(check_gain(20, 10, 10, 0.0), (0.0, 0.0, true));
+        // Above the interval: off its upper end, 22 against 20 is +10 %.
+        assert_eq!(check_gain(10, 20, 22, 5.0), (10.0, 5.0, false));
+        // Below it: off its lower end, 9 against 10 is -10 %.
+        assert_eq!(check_gain(10, 20, 9, 10.0), (-10.0, 10.0, true));
+        // A nearer end at or below zero leaves no relative error.
+        let (err, _, ok) = check_gain(-5, 0, 3, 1000.0);
+        assert!(err.is_infinite() && !ok);
+    }
+
+    #[test]
     fn readings_gain_counts_an_order_10_block_twice() {
         let mut before = [0u64; 11];
         before[9] = 1;
