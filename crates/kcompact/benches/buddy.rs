@@ -9,6 +9,7 @@
 //! 1 TiB model (set KCOMPACT_BENCH_1T=0 to skip that one). Figures are wall-clock on one
 //! core, best of three runs where a run is short.
 
+use kcompact::event::VmEvent;
 use kcompact::gfp::Gfp;
 use kcompact::layout::Layout;
 use kcompact::memmap::BYTES_PER_PAGE;
@@ -158,9 +159,9 @@ fn compact_memory_16g() {
         (
             secs,
             (
-                m.vmstat.compact_migrate_scanned,
-                m.vmstat.compact_free_scanned,
-                m.vmstat.pgmigrate_success,
+                m.vmstat[VmEvent::CompactMigrateScanned],
+                m.vmstat[VmEvent::CompactFreeScanned],
+                m.vmstat[VmEvent::PgmigrateSuccess],
                 after - before,
             ),
         )
@@ -268,8 +269,8 @@ fn compact_memory_like_kernel_cases() {
             m.compact_memory();
             (
                 t.elapsed().as_secs_f64(),
-                m.vmstat.compact_migrate_scanned + m.vmstat.compact_free_scanned,
-                m.vmstat.pgmigrate_success,
+                m.vmstat[VmEvent::CompactMigrateScanned] + m.vmstat[VmEvent::CompactFreeScanned],
+                m.vmstat[VmEvent::PgmigrateSuccess],
             )
         });
         let rate = scanned as f64 / secs;
@@ -352,7 +353,8 @@ fn compact_memory_on_kernel_images() {
             m.compact_memory();
             secs = secs.min(t.elapsed().as_secs_f64());
         }
-        let scanned = (m.vmstat.compact_migrate_scanned + m.vmstat.compact_free_scanned) as f64;
+        let scanned = (m.vmstat[VmEvent::CompactMigrateScanned]
+            + m.vmstat[VmEvent::CompactFreeScanned]) as f64;
         println!(
             "compact_memory_on_{case}: load {:.0} ms ({:.1} M pfns/s); model {:.1} ms, {scanned} scanned ({:.1} M/s); kernel {kernel_ms} ms, {k_scanned} scanned ({:.1} M/s): {:.1}x the kernel's scan rate, {:.1}x faster",
             load_s * 1e3,

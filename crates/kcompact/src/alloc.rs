@@ -6,6 +6,7 @@
 
 use crate::buddy::watermark::zone_watermark_fast;
 use crate::buddy::FreeFlags;
+use crate::event::VmEvent;
 use crate::gfp::{AllocFlags, Gfp};
 use crate::layout::ZoneType;
 use crate::machine::Machine;
@@ -121,11 +122,11 @@ impl Machine {
         if let Some(at) = self.place_at.take() {
             // A placed allocation (see Machine::place_at): exactly this block or nothing.
             if !self.take_free_range(at, order) {
-                self.vmstat.alloc_fail += 1;
+                self.vmstat[VmEvent::AllocFail] += 1;
                 return None;
             }
             self.prep_new_page(at, order, gfp);
-            self.vmstat.pgalloc += order.nr_pages();
+            self.vmstat[VmEvent::Pgalloc] += order.nr_pages();
             return Some(at);
         }
         assert!(
@@ -153,8 +154,8 @@ impl Machine {
         let ns = self.clock.last_alloc_ns;
         self.note_latency(order.0, ns, slow);
         match page {
-            Some(_) => self.vmstat.pgalloc += order.nr_pages(),
-            None => self.vmstat.alloc_fail += 1,
+            Some(_) => self.vmstat[VmEvent::Pgalloc] += order.nr_pages(),
+            None => self.vmstat[VmEvent::AllocFail] += 1,
         }
         page
     }
@@ -243,7 +244,7 @@ impl Machine {
         if flags.has(AllocFlags::KSWAPD) && self.zones[zi.idx()].boosted_watermark {
             self.zones[zi.idx()].boosted_watermark = false;
             let zt = self.zone(zi).zone_type;
-            self.vmstat.kswapd_boost_wake += 1;
+            self.vmstat[VmEvent::KswapdBoostWake] += 1;
             self.wakeup_kswapd(zi, Gfp::NONE, 0, zt);
         }
         page
@@ -296,7 +297,7 @@ impl Machine {
         let captured_before = self.capture.and_then(|c| c.page);
         self.mem.clear_block(pfn, order);
         self.free_one_page(zi, pfn, order, FreeFlags::NONE);
-        self.vmstat.pgfree += order.nr_pages();
+        self.vmstat[VmEvent::Pgfree] += order.nr_pages();
         // A direct compactor may have captured the merged block (compaction_capture()).
         let captured = match self.capture {
             Some(c) if c.page.is_some() && captured_before.is_none() => c.order.nr_pages() as i64,

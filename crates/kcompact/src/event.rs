@@ -636,202 +636,296 @@ fn parse_range(text: &str) -> Result<(u64, u64), String> {
     }
 }
 
-/// Event counters, with `/proc/vmstat` names where Linux has one.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct VmStat {
+/// Mirrors `enum vm_event_item` (and the node and zone items the model counts as events):
+/// every counter [`VmStat`] keeps, in `/proc/vmstat` order as the model prints it; the
+/// names are [`VMSTAT_TEXT`] (the kernel's `vmstat_text[]`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum VmEvent {
     /// `pgalloc_*` summed: pages allocated.
-    pub pgalloc: u64,
+    Pgalloc,
     /// `pgfree`: pages freed.
-    pub pgfree: u64,
+    Pgfree,
     /// Allocation requests that failed (no page returned); not a Linux counter.
-    pub alloc_fail: u64,
+    AllocFail,
     /// `mm_page_alloc_extfrag` events.
-    pub alloc_extfrag: u64,
+    AllocExtfrag,
     /// ... of which fragmenting (fallback order below pageblock order).
-    pub alloc_extfrag_fragmenting: u64,
+    AllocExtfragFragmenting,
     /// ... of which took the pageblock over (claim).
-    pub alloc_extfrag_change_ownership: u64,
+    AllocExtfragChangeOwnership,
     /// Pageblocks reserved as MIGRATE_HIGHATOMIC.
-    pub highatomic_reserved: u64,
+    HighatomicReserved,
     /// Reserved highatomic blocks released.
-    pub highatomic_unreserved: u64,
+    HighatomicUnreserved,
     /// kswapd wake-ups requested by a boosted watermark (`wakeup_kswapd` from `rmqueue`).
-    pub kswapd_boost_wake: u64,
+    KswapdBoostWake,
     /// `pgmigrate_success`: base pages migrated.
-    pub pgmigrate_success: u64,
+    PgmigrateSuccess,
     /// `pgmigrate_fail`: base pages that failed to migrate.
-    pub pgmigrate_fail: u64,
+    PgmigrateFail,
     /// `thp_migration_success`.
-    pub thp_migration_success: u64,
+    ThpMigrationSuccess,
     /// `thp_migration_fail`.
-    pub thp_migration_fail: u64,
+    ThpMigrationFail,
     /// `thp_migration_split`.
-    pub thp_migration_split: u64,
-    /// `thp_split_page`: PMD-order folios split.
-    pub thp_split_page: u64,
-    /// `thp_split_page_failed`: PMD-order folios that could not be split.
-    pub thp_split_page_failed: u64,
+    ThpMigrationSplit,
     /// `compact_migrate_scanned`.
-    pub compact_migrate_scanned: u64,
+    CompactMigrateScanned,
     /// `compact_free_scanned`.
-    pub compact_free_scanned: u64,
+    CompactFreeScanned,
     /// `compact_isolated`: pages isolated by either scanner.
-    pub compact_isolated: u64,
+    CompactIsolated,
     /// `compact_stall`: direct compaction attempts.
-    pub compact_stall: u64,
+    CompactStall,
     /// `compact_fail`.
-    pub compact_fail: u64,
+    CompactFail,
     /// `compact_success`.
-    pub compact_success: u64,
+    CompactSuccess,
     /// Direct compactions that captured their block (not a Linux counter).
-    pub compact_capture: u64,
+    CompactCapture,
     /// `compact_daemon_wake`.
-    pub compact_daemon_wake: u64,
+    CompactDaemonWake,
     /// `compact_daemon_migrate_scanned`.
-    pub compact_daemon_migrate_scanned: u64,
+    CompactDaemonMigrateScanned,
     /// `compact_daemon_free_scanned`.
-    pub compact_daemon_free_scanned: u64,
+    CompactDaemonFreeScanned,
+    /// `thp_split_page`: PMD-order folios split.
+    ThpSplitPage,
+    /// `thp_split_page_failed`: PMD-order folios that could not be split.
+    ThpSplitPageFailed,
     /// NR_ISOLATED_ANON: anonymous (swap-backed) pages isolated from the LRU.
-    pub nr_isolated_anon: u64,
+    NrIsolatedAnon,
     /// NR_ISOLATED_FILE: file pages isolated from the LRU.
-    pub nr_isolated_file: u64,
+    NrIsolatedFile,
     /// `pgscan_kswapd`: pages kswapd scanned on the inactive lists.
-    pub pgscan_kswapd: u64,
+    PgscanKswapd,
     /// `pgscan_direct`: pages direct reclaim scanned.
-    pub pgscan_direct: u64,
+    PgscanDirect,
     /// `pgsteal_kswapd`: pages kswapd reclaimed.
-    pub pgsteal_kswapd: u64,
+    PgstealKswapd,
     /// `pgsteal_direct`: pages direct reclaim reclaimed.
-    pub pgsteal_direct: u64,
+    PgstealDirect,
     /// `pgscan_anon`.
-    pub pgscan_anon: u64,
+    PgscanAnon,
     /// `pgscan_file`.
-    pub pgscan_file: u64,
+    PgscanFile,
     /// `pgsteal_anon`.
-    pub pgsteal_anon: u64,
+    PgstealAnon,
     /// `pgsteal_file`.
-    pub pgsteal_file: u64,
+    PgstealFile,
     /// `pgrefill`: pages scanned on the active lists.
-    pub pgrefill: u64,
+    Pgrefill,
     /// `pgactivate`.
-    pub pgactivate: u64,
+    Pgactivate,
     /// `pgdeactivate`.
-    pub pgdeactivate: u64,
+    Pgdeactivate,
     /// `pgrotated`: written-back folios moved to the inactive tail.
-    pub pgrotated: u64,
+    Pgrotated,
     /// `pswpin`: pages read back from swap.
-    pub pswpin: u64,
+    Pswpin,
     /// `pswpout`: pages written to swap.
-    pub pswpout: u64,
+    Pswpout,
     /// `pgmajfault`: faults that read from swap.
-    pub pgmajfault: u64,
+    Pgmajfault,
     /// `allocstall_*` summed: direct reclaim entries.
-    pub allocstall: u64,
+    Allocstall,
     /// `pageoutrun`: kswapd `balance_pgdat()` runs.
-    pub pageoutrun: u64,
+    Pageoutrun,
     /// kswapd wake-ups that found it asleep (not a Linux counter).
-    pub kswapd_wake: u64,
+    KswapdWake,
     /// `nr_vmscan_write`: pages kswapd wrote back itself.
-    pub nr_vmscan_write: u64,
+    NrVmscanWrite,
     /// `nr_vmscan_immediate_reclaim`.
-    pub nr_vmscan_immediate_reclaim: u64,
+    NrVmscanImmediateReclaim,
     /// `drop_pagecache`: writes of 1 or 3 to drop_caches.
-    pub drop_pagecache: u64,
+    DropPagecache,
     /// `drop_slab`: writes of 2 or 3 to drop_caches.
-    pub drop_slab: u64,
+    DropSlab,
     /// `oom_kill`: processes the OOM killer killed.
-    pub oom_kill: u64,
+    OomKill,
     /// `thp_fault_alloc`.
-    pub thp_fault_alloc: u64,
+    ThpFaultAlloc,
     /// `thp_fault_fallback`.
-    pub thp_fault_fallback: u64,
+    ThpFaultFallback,
     /// `htlb_buddy_alloc_success`.
-    pub htlb_buddy_alloc_success: u64,
+    HtlbBuddyAllocSuccess,
     /// `htlb_buddy_alloc_fail`.
-    pub htlb_buddy_alloc_fail: u64,
+    HtlbBuddyAllocFail,
     /// __GFP_NOFAIL requests the model gave up on after its loop bound (not a Linux counter).
-    pub nofail_gave_up: u64,
+    NofailGaveUp,
+}
+
+/// How many counters there are.
+pub const NR_VM_EVENTS: usize = 56;
+
+/// Mirrors `vmstat_text[]`: each [`VmEvent`]'s name, by its index.
+pub const VMSTAT_TEXT: [&str; NR_VM_EVENTS] = [
+    "pgalloc",
+    "pgfree",
+    "alloc_fail",
+    "alloc_extfrag",
+    "alloc_extfrag_fragmenting",
+    "alloc_extfrag_change_ownership",
+    "highatomic_reserved",
+    "highatomic_unreserved",
+    "kswapd_boost_wake",
+    "pgmigrate_success",
+    "pgmigrate_fail",
+    "thp_migration_success",
+    "thp_migration_fail",
+    "thp_migration_split",
+    "compact_migrate_scanned",
+    "compact_free_scanned",
+    "compact_isolated",
+    "compact_stall",
+    "compact_fail",
+    "compact_success",
+    "compact_capture",
+    "compact_daemon_wake",
+    "compact_daemon_migrate_scanned",
+    "compact_daemon_free_scanned",
+    "thp_split_page",
+    "thp_split_page_failed",
+    "nr_isolated_anon",
+    "nr_isolated_file",
+    "pgscan_kswapd",
+    "pgscan_direct",
+    "pgsteal_kswapd",
+    "pgsteal_direct",
+    "pgscan_anon",
+    "pgscan_file",
+    "pgsteal_anon",
+    "pgsteal_file",
+    "pgrefill",
+    "pgactivate",
+    "pgdeactivate",
+    "pgrotated",
+    "pswpin",
+    "pswpout",
+    "pgmajfault",
+    "allocstall",
+    "pageoutrun",
+    "kswapd_wake",
+    "nr_vmscan_write",
+    "nr_vmscan_immediate_reclaim",
+    "drop_pagecache",
+    "drop_slab",
+    "oom_kill",
+    "thp_fault_alloc",
+    "thp_fault_fallback",
+    "htlb_buddy_alloc_success",
+    "htlb_buddy_alloc_fail",
+    "nofail_gave_up",
+];
+
+impl VmEvent {
+    /// Every counter, in [`VMSTAT_TEXT`]'s order.
+    pub const ALL: [VmEvent; NR_VM_EVENTS] = [
+        VmEvent::Pgalloc,
+        VmEvent::Pgfree,
+        VmEvent::AllocFail,
+        VmEvent::AllocExtfrag,
+        VmEvent::AllocExtfragFragmenting,
+        VmEvent::AllocExtfragChangeOwnership,
+        VmEvent::HighatomicReserved,
+        VmEvent::HighatomicUnreserved,
+        VmEvent::KswapdBoostWake,
+        VmEvent::PgmigrateSuccess,
+        VmEvent::PgmigrateFail,
+        VmEvent::ThpMigrationSuccess,
+        VmEvent::ThpMigrationFail,
+        VmEvent::ThpMigrationSplit,
+        VmEvent::CompactMigrateScanned,
+        VmEvent::CompactFreeScanned,
+        VmEvent::CompactIsolated,
+        VmEvent::CompactStall,
+        VmEvent::CompactFail,
+        VmEvent::CompactSuccess,
+        VmEvent::CompactCapture,
+        VmEvent::CompactDaemonWake,
+        VmEvent::CompactDaemonMigrateScanned,
+        VmEvent::CompactDaemonFreeScanned,
+        VmEvent::ThpSplitPage,
+        VmEvent::ThpSplitPageFailed,
+        VmEvent::NrIsolatedAnon,
+        VmEvent::NrIsolatedFile,
+        VmEvent::PgscanKswapd,
+        VmEvent::PgscanDirect,
+        VmEvent::PgstealKswapd,
+        VmEvent::PgstealDirect,
+        VmEvent::PgscanAnon,
+        VmEvent::PgscanFile,
+        VmEvent::PgstealAnon,
+        VmEvent::PgstealFile,
+        VmEvent::Pgrefill,
+        VmEvent::Pgactivate,
+        VmEvent::Pgdeactivate,
+        VmEvent::Pgrotated,
+        VmEvent::Pswpin,
+        VmEvent::Pswpout,
+        VmEvent::Pgmajfault,
+        VmEvent::Allocstall,
+        VmEvent::Pageoutrun,
+        VmEvent::KswapdWake,
+        VmEvent::NrVmscanWrite,
+        VmEvent::NrVmscanImmediateReclaim,
+        VmEvent::DropPagecache,
+        VmEvent::DropSlab,
+        VmEvent::OomKill,
+        VmEvent::ThpFaultAlloc,
+        VmEvent::ThpFaultFallback,
+        VmEvent::HtlbBuddyAllocSuccess,
+        VmEvent::HtlbBuddyAllocFail,
+        VmEvent::NofailGaveUp,
+    ];
+
+    /// The `/proc/vmstat` name (or the model's own, for counters Linux lacks).
+    pub fn name(self) -> &'static str {
+        VMSTAT_TEXT[self as usize]
+    }
+}
+
+/// Event counters, with `/proc/vmstat` names where Linux has one, indexed by [`VmEvent`]
+/// (`vm.counts[VmEvent::Pgalloc]`, or `vm[VmEvent::Pgalloc]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmStat {
+    /// The counters by [`VmEvent`].
+    pub counts: [u64; NR_VM_EVENTS],
+}
+
+impl Default for VmStat {
+    fn default() -> Self {
+        VmStat {
+            counts: [0; NR_VM_EVENTS],
+        }
+    }
+}
+
+impl std::ops::Index<VmEvent> for VmStat {
+    type Output = u64;
+    #[inline]
+    fn index(&self, e: VmEvent) -> &u64 {
+        &self.counts[e as usize]
+    }
+}
+
+impl std::ops::IndexMut<VmEvent> for VmStat {
+    #[inline]
+    fn index_mut(&mut self, e: VmEvent) -> &mut u64 {
+        &mut self.counts[e as usize]
+    }
 }
 
 impl VmStat {
     /// Counts an extfrag event.
     pub fn note_extfrag(&mut self, ev: &ExtfragEvent) {
-        self.alloc_extfrag += 1;
-        self.alloc_extfrag_fragmenting += ev.fragmenting as u64;
-        self.alloc_extfrag_change_ownership += ev.change_ownership as u64;
+        self[VmEvent::AllocExtfrag] += 1;
+        self[VmEvent::AllocExtfragFragmenting] += ev.fragmenting as u64;
+        self[VmEvent::AllocExtfragChangeOwnership] += ev.change_ownership as u64;
     }
 
-    /// The counters as (name, value) pairs.
+    /// The counters as (name, value) pairs, in [`VMSTAT_TEXT`]'s order.
     pub fn pairs(&self) -> Vec<(&'static str, u64)> {
-        vec![
-            ("pgalloc", self.pgalloc),
-            ("pgfree", self.pgfree),
-            ("alloc_fail", self.alloc_fail),
-            ("alloc_extfrag", self.alloc_extfrag),
-            ("alloc_extfrag_fragmenting", self.alloc_extfrag_fragmenting),
-            (
-                "alloc_extfrag_change_ownership",
-                self.alloc_extfrag_change_ownership,
-            ),
-            ("highatomic_reserved", self.highatomic_reserved),
-            ("highatomic_unreserved", self.highatomic_unreserved),
-            ("kswapd_boost_wake", self.kswapd_boost_wake),
-            ("pgmigrate_success", self.pgmigrate_success),
-            ("pgmigrate_fail", self.pgmigrate_fail),
-            ("thp_migration_success", self.thp_migration_success),
-            ("thp_migration_fail", self.thp_migration_fail),
-            ("thp_migration_split", self.thp_migration_split),
-            ("compact_migrate_scanned", self.compact_migrate_scanned),
-            ("compact_free_scanned", self.compact_free_scanned),
-            ("compact_isolated", self.compact_isolated),
-            ("compact_stall", self.compact_stall),
-            ("compact_fail", self.compact_fail),
-            ("compact_success", self.compact_success),
-            ("compact_capture", self.compact_capture),
-            ("compact_daemon_wake", self.compact_daemon_wake),
-            (
-                "compact_daemon_migrate_scanned",
-                self.compact_daemon_migrate_scanned,
-            ),
-            (
-                "compact_daemon_free_scanned",
-                self.compact_daemon_free_scanned,
-            ),
-            ("thp_split_page", self.thp_split_page),
-            ("thp_split_page_failed", self.thp_split_page_failed),
-            ("nr_isolated_anon", self.nr_isolated_anon),
-            ("nr_isolated_file", self.nr_isolated_file),
-            ("pgscan_kswapd", self.pgscan_kswapd),
-            ("pgscan_direct", self.pgscan_direct),
-            ("pgsteal_kswapd", self.pgsteal_kswapd),
-            ("pgsteal_direct", self.pgsteal_direct),
-            ("pgscan_anon", self.pgscan_anon),
-            ("pgscan_file", self.pgscan_file),
-            ("pgsteal_anon", self.pgsteal_anon),
-            ("pgsteal_file", self.pgsteal_file),
-            ("pgrefill", self.pgrefill),
-            ("pgactivate", self.pgactivate),
-            ("pgdeactivate", self.pgdeactivate),
-            ("pgrotated", self.pgrotated),
-            ("pswpin", self.pswpin),
-            ("pswpout", self.pswpout),
-            ("pgmajfault", self.pgmajfault),
-            ("allocstall", self.allocstall),
-            ("pageoutrun", self.pageoutrun),
-            ("kswapd_wake", self.kswapd_wake),
-            ("nr_vmscan_write", self.nr_vmscan_write),
-            (
-                "nr_vmscan_immediate_reclaim",
-                self.nr_vmscan_immediate_reclaim,
-            ),
-            ("drop_pagecache", self.drop_pagecache),
-            ("drop_slab", self.drop_slab),
-            ("oom_kill", self.oom_kill),
-            ("thp_fault_alloc", self.thp_fault_alloc),
-            ("thp_fault_fallback", self.thp_fault_fallback),
-            ("htlb_buddy_alloc_success", self.htlb_buddy_alloc_success),
-            ("htlb_buddy_alloc_fail", self.htlb_buddy_alloc_fail),
-            ("nofail_gave_up", self.nofail_gave_up),
-        ]
+        VmEvent::ALL.iter().map(|e| (e.name(), self[*e])).collect()
     }
 }

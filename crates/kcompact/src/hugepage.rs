@@ -6,6 +6,7 @@
 //! (mm/huge_memory.c), the THP branch of `alloc_pages_mpol()` (mm/mempolicy.c), and the
 //! order fallback of `alloc_anon_folio()` (mm/memory.c).
 
+use crate::event::VmEvent;
 use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::memmap::PageFlags;
@@ -68,10 +69,10 @@ impl Machine {
             (_, _) => self.hugetlb.noretry[n],
         };
         let Some(pfn) = pfn else {
-            self.vmstat.htlb_buddy_alloc_fail += 1;
+            self.vmstat[VmEvent::HtlbBuddyAllocFail] += 1;
             return None;
         };
-        self.vmstat.htlb_buddy_alloc_success += 1;
+        self.vmstat[VmEvent::HtlbBuddyAllocSuccess] += 1;
         Some(self.own_folio(
             pfn,
             order,
@@ -147,14 +148,14 @@ impl Machine {
                 match r {
                     Ok(id) => {
                         if o == HPAGE_PMD_ORDER {
-                            self.vmstat.thp_fault_alloc += 1;
+                            self.vmstat[VmEvent::ThpFaultAlloc] += 1;
                         }
                         return Ok(id);
                     }
                     Err(MapError::Invalid) => return Err(MapError::Invalid),
                     Err(MapError::NoMemory) => {
                         if o == HPAGE_PMD_ORDER {
-                            self.vmstat.thp_fault_fallback += 1;
+                            self.vmstat[VmEvent::ThpFaultFallback] += 1;
                         }
                     }
                 }

@@ -12,6 +12,7 @@ use crate::alloc::AllocContext;
 use crate::buddy::watermark::zone_watermark_ok_free;
 use crate::clock::Work;
 use crate::compaction::{CompactPriority, CompactResult};
+use crate::event::VmEvent;
 use crate::gfp::{AllocFlags, Gfp};
 use crate::layout::ZoneType;
 use crate::machine::Machine;
@@ -186,7 +187,7 @@ impl Machine {
             if nofail_loops > NOFAIL_LOOPS {
                 // DEVIATION(linux): a __GFP_NOFAIL request loops forever in Linux; the model
                 // gives up after a bound and counts it, so no input can hang it.
-                self.vmstat.nofail_gave_up += 1;
+                self.vmstat[VmEvent::NofailGaveUp] += 1;
                 return None;
             }
         }
@@ -454,7 +455,7 @@ impl Machine {
             return false;
         };
         self.exit_process(pid);
-        self.vmstat.oom_kill += 1;
+        self.vmstat[VmEvent::OomKill] += 1;
         true
     }
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use kcompact::event::VmEvent;
 use kcompact::gfp::{AllocFlags, Gfp};
 use kcompact::layout::ZoneType;
 use kcompact::memmap::{MigrateType, PageFlags};
@@ -71,8 +72,11 @@ fn claim_threshold_unmovable_request_in_movable_block() {
             MigrateType::Movable
         };
         assert_eq!(m.migratetype(block(1)), want, "free={free}");
-        assert_eq!(m.vmstat.alloc_extfrag, 1);
-        assert_eq!(m.vmstat.alloc_extfrag_change_ownership, claims as u64);
+        assert_eq!(m.vmstat[VmEvent::AllocExtfrag], 1);
+        assert_eq!(
+            m.vmstat[VmEvent::AllocExtfragChangeOwnership],
+            claims as u64
+        );
         if claims {
             assert_eq!(
                 free_list_len(&m, 0, MigrateType::Unmovable) as u64,
@@ -156,8 +160,8 @@ fn small_movable_requests_only_steal() {
     )
     .expect("a page");
     assert_eq!(m.migratetype(block(3)), MigrateType::Unmovable);
-    assert_eq!(m.vmstat.alloc_extfrag_fragmenting, 1);
-    assert_eq!(m.vmstat.alloc_extfrag_change_ownership, 0);
+    assert_eq!(m.vmstat[VmEvent::AllocExtfragFragmenting], 1);
+    assert_eq!(m.vmstat[VmEvent::AllocExtfragChangeOwnership], 0);
     check(&m);
 }
 
@@ -178,7 +182,7 @@ fn whole_free_pageblock_is_claimed_outright() {
     .expect("a page");
     assert_eq!(p, block(1));
     assert_eq!(m.migratetype(block(1)), MigrateType::Reclaimable);
-    assert_eq!(m.vmstat.alloc_extfrag_fragmenting, 0);
+    assert_eq!(m.vmstat[VmEvent::AllocExtfragFragmenting], 0);
     // expand() put the remainder on the RECLAIMABLE lists, orders 2..=8.
     for o in 2..9 {
         assert_eq!(
@@ -204,7 +208,7 @@ fn nofragment_refuses_partial_fallback_then_retries() {
         AllocFlags::NO_WATERMARKS | AllocFlags::NOFRAGMENT,
     );
     assert!(p.is_some());
-    assert_eq!(m.vmstat.alloc_extfrag_fragmenting, 1);
+    assert_eq!(m.vmstat[VmEvent::AllocExtfragFragmenting], 1);
     // Under defrag_mode the flag is never dropped: the request fails instead.
     let mut m = small_machine(
         0,
@@ -564,7 +568,7 @@ fn kswapd_wake_for_a_boost_takes_the_boost_back() {
         AllocFlags::NO_WATERMARKS | AllocFlags::KSWAPD,
     )
     .expect("page");
-    assert_eq!(m.vmstat.kswapd_boost_wake, 1);
+    assert_eq!(m.vmstat[VmEvent::KswapdBoostWake], 1);
     assert_eq!(m.zone(zi).watermark_boost, 0);
     check(&m);
 }
@@ -732,17 +736,18 @@ fn defrag_mode_lets_reclaimers_fall_back_only_after_reclaim_fails() {
         .alloc_pages(Gfp::GFP_ATOMIC, Order(0), NodeId(0))
         .expect("atomic may fall back");
     assert_eq!(m.migratetype(p), MigrateType::Movable);
-    assert_eq!(m.vmstat.alloc_extfrag_fragmenting, 1);
-    assert_eq!(m.vmstat.allocstall, 0);
+    assert_eq!(m.vmstat[VmEvent::AllocExtfragFragmenting], 1);
+    assert_eq!(m.vmstat[VmEvent::Allocstall], 0);
     // A caller that may reclaim falls back only after reclaim gave up: 16 loops without
     // progress, then one more past MAX_RECLAIM_RETRIES.
     let p = m
         .alloc_pages(Gfp::GFP_KERNEL, Order(0), NodeId(0))
         .expect("falls back once reclaim and compaction failed");
     assert_eq!(m.migratetype(p), MigrateType::Movable);
-    assert_eq!(m.vmstat.alloc_extfrag_fragmenting, 2);
+    assert_eq!(m.vmstat[VmEvent::AllocExtfragFragmenting], 2);
     assert_eq!(
-        m.vmstat.allocstall, 17,
+        m.vmstat[VmEvent::Allocstall],
+        17,
         "reclaim was tried first, every loop"
     );
     check(&m);

@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use kcompact::compaction::{CompactControl, CompactPriority, CompactResult};
+use kcompact::event::VmEvent;
 use kcompact::gfp::{AllocFlags, Gfp};
 use kcompact::layout::ZoneType;
 use kcompact::migrate::MigrateMode;
@@ -84,14 +85,17 @@ M* MMMF
     let v = &m.vmstat;
     assert_eq!(
         (
-            v.compact_migrate_scanned,
-            v.compact_free_scanned,
-            v.compact_isolated
+            v[VmEvent::CompactMigrateScanned],
+            v[VmEvent::CompactFreeScanned],
+            v[VmEvent::CompactIsolated]
         ),
         (12, 5, 8)
     );
     // The second folio of the last batch was never tried after -ENOMEM: one failure counted.
-    assert_eq!((v.pgmigrate_success, v.pgmigrate_fail), (3, 1));
+    assert_eq!(
+        (v[VmEvent::PgmigrateSuccess], v[VmEvent::PgmigrateFail]),
+        (3, 1)
+    );
 }
 
 /// Direct compaction, ASYNC, for an order-2 (one pageblock) movable request.

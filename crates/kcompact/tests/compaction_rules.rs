@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use kcompact::compaction::{CompactPriority, CompactResult};
+use kcompact::event::VmEvent;
 use kcompact::gfp::{AllocFlags, Gfp};
 use kcompact::layout::ZoneType;
 use kcompact::owners::table::FolioId;
@@ -60,12 +61,21 @@ fn compact_memory_turns_scattered_free_pages_into_free_pageblocks() {
         "compaction moves pages, it does not free them"
     );
     let v = &m.vmstat;
-    assert!(v.compact_migrate_scanned > 0 && v.compact_free_scanned > 0 && v.compact_isolated > 0);
-    assert!(v.pgmigrate_success > 0);
+    assert!(
+        v[VmEvent::CompactMigrateScanned] > 0
+            && v[VmEvent::CompactFreeScanned] > 0
+            && v[VmEvent::CompactIsolated] > 0
+    );
+    assert!(v[VmEvent::PgmigrateSuccess] > 0);
     // At most the folio that met an empty free scanner at the very end (-ENOMEM).
-    assert!(v.pgmigrate_fail <= 1, "pgmigrate_fail {}", v.pgmigrate_fail);
+    assert!(
+        v[VmEvent::PgmigrateFail] <= 1,
+        "pgmigrate_fail {}",
+        v[VmEvent::PgmigrateFail]
+    );
     assert_eq!(
-        v.compact_stall, 0,
+        v[VmEvent::CompactStall],
+        0,
         "compact_memory is not direct compaction"
     );
     let trace: Vec<String> = m
@@ -107,9 +117,9 @@ fn compact_memory_skips_pinned_anonymous_pages_and_the_switch_changes_which() {
             assert_eq!(m.owners.folio(*id).pfn, *pfn, "a pinned page never moves");
         }
         assert!(
-            m.vmstat.pgmigrate_fail <= 1,
+            m.vmstat[VmEvent::PgmigrateFail] <= 1,
             "{skip:?}: {}",
-            m.vmstat.pgmigrate_fail
+            m.vmstat[VmEvent::PgmigrateFail]
         );
     }
 }
@@ -148,7 +158,7 @@ fn pinned_shmem_pages_are_isolated_and_fail_unless_the_filter_sees_extra_refs() 
         }
         m.compact_memory();
         check(&m);
-        fails.push((m.vmstat.pgmigrate_fail, pinned));
+        fails.push((m.vmstat[VmEvent::PgmigrateFail], pinned));
     }
     let (f0, pinned) = fails[0];
     assert!(
@@ -239,14 +249,15 @@ fn direct_compaction_captures_the_block_it_frees_and_counts_a_stall() {
     assert_eq!(result, CompactResult::Success);
     assert_eq!(
         (
-            m.vmstat.compact_stall,
-            m.vmstat.compact_success,
-            m.vmstat.compact_fail
+            m.vmstat[VmEvent::CompactStall],
+            m.vmstat[VmEvent::CompactSuccess],
+            m.vmstat[VmEvent::CompactFail]
         ),
         (1, 1, 0)
     );
     assert_eq!(
-        m.vmstat.compact_capture, 1,
+        m.vmstat[VmEvent::CompactCapture],
+        1,
         "the block was captured as the migration freed it"
     );
     assert_eq!(m.mem.refcount(page), 1);
@@ -277,7 +288,7 @@ fn direct_compaction_without_io_or_at_order_zero_is_skipped_and_not_a_stall() {
         CompactPriority::Async,
     );
     assert_eq!((p, r), (None, CompactResult::Skipped));
-    assert_eq!(m.vmstat.compact_stall, 0);
+    assert_eq!(m.vmstat[VmEvent::CompactStall], 0);
 }
 
 #[test]
@@ -286,15 +297,17 @@ fn kcompactd_serves_a_wakeup_for_an_order() {
     m.config.compaction_proactiveness = 0;
     m.wakeup_kcompactd(NodeId(0), 9, ZoneType::Normal);
     assert_eq!(
-        m.vmstat.compact_daemon_wake, 0,
+        m.vmstat[VmEvent::CompactDaemonWake],
+        0,
         "it runs when the thread is scheduled"
     );
     m.kcompactd_run_until(NodeId(0), 0);
     check(&m);
-    assert_eq!(m.vmstat.compact_daemon_wake, 1);
-    assert!(m.vmstat.compact_daemon_migrate_scanned > 0);
+    assert_eq!(m.vmstat[VmEvent::CompactDaemonWake], 1);
+    assert!(m.vmstat[VmEvent::CompactDaemonMigrateScanned] > 0);
     assert_eq!(
-        m.vmstat.compact_daemon_migrate_scanned, m.vmstat.compact_migrate_scanned,
+        m.vmstat[VmEvent::CompactDaemonMigrateScanned],
+        m.vmstat[VmEvent::CompactMigrateScanned],
         "daemon scans count in both"
     );
     assert!(order9_blocks(&m) > 0);
@@ -311,15 +324,17 @@ fn proactive_compaction_runs_every_500ms_above_the_high_score_and_backs_off() {
     assert!(score > m.fragmentation_score_wmark(false), "score {score}");
     m.kcompactd_run_until(NodeId(0), 499);
     assert_eq!(
-        m.vmstat.compact_daemon_migrate_scanned, 0,
+        m.vmstat[VmEvent::CompactDaemonMigrateScanned],
+        0,
         "nothing before the first timeout"
     );
     m.kcompactd_run_until(NodeId(0), 500);
     check(&m);
-    assert!(m.vmstat.compact_daemon_migrate_scanned > 0);
+    assert!(m.vmstat[VmEvent::CompactDaemonMigrateScanned] > 0);
     assert!(m.fragmentation_score_node(NodeId(0)) < score);
     assert_eq!(
-        m.vmstat.compact_daemon_wake, 0,
+        m.vmstat[VmEvent::CompactDaemonWake],
+        0,
         "proactive runs are not wake-ups"
     );
     // With proactiveness 0 the thread only sleeps.
@@ -331,7 +346,7 @@ fn proactive_compaction_runs_every_500ms_above_the_high_score_and_backs_off() {
         },
     );
     m.kcompactd_run_until(NodeId(0), 10_000);
-    assert_eq!(m.vmstat.compact_daemon_migrate_scanned, 0);
+    assert_eq!(m.vmstat[VmEvent::CompactDaemonMigrateScanned], 0);
 }
 
 #[test]
@@ -366,7 +381,7 @@ fn switch_compaction_off_is_the_2010_baseline() {
     let before = order9_blocks(&m);
     m.compact_memory();
     assert_eq!(order9_blocks(&m), before);
-    assert_eq!(m.vmstat.compact_migrate_scanned, 0);
+    assert_eq!(m.vmstat[VmEvent::CompactMigrateScanned], 0);
     let (ac, _) = m.prepare_alloc(Gfp::GFP_TRANSHUGE, NodeId(0));
     let (p, r) = m.alloc_pages_direct_compact(
         Gfp::GFP_TRANSHUGE,
@@ -378,7 +393,7 @@ fn switch_compaction_off_is_the_2010_baseline() {
     assert_eq!((p, r), (None, CompactResult::Skipped));
     m.wakeup_kcompactd(NodeId(0), 9, ZoneType::Normal);
     m.kcompactd_run_until(NodeId(0), 60_000);
-    assert_eq!(m.vmstat.compact_daemon_wake, 0);
+    assert_eq!(m.vmstat[VmEvent::CompactDaemonWake], 0);
 }
 
 #[test]
@@ -430,7 +445,7 @@ fn switch_folio_compaction_split_skips_large_folios() {
     per_order.compact_memory();
     check(&per_order);
     assert!(
-        per_order.vmstat.pgmigrate_success > 0,
+        per_order.vmstat[VmEvent::PgmigrateSuccess] > 0,
         "large folios migrate whole"
     );
     assert!(order9_blocks(&per_order) > before);
@@ -439,7 +454,8 @@ fn switch_folio_compaction_split_skips_large_folios() {
     split.compact_memory();
     check(&split);
     assert_eq!(
-        split.vmstat.pgmigrate_success, 0,
+        split.vmstat[VmEvent::PgmigrateSuccess],
+        0,
         "before 6.9 compound pages were skipped"
     );
     assert_eq!(order9_blocks(&split), before);
@@ -496,16 +512,17 @@ fn free_scanner_stride_steps_over_holes_of_one_parity() {
     );
     eprintln!(
         "migrated: odd holes {}, even holes {}",
-        odd.vmstat.pgmigrate_success, even.vmstat.pgmigrate_success
+        odd.vmstat[VmEvent::PgmigrateSuccess],
+        even.vmstat[VmEvent::PgmigrateSuccess]
     );
     assert!(
-        odd.vmstat.pgmigrate_success <= 32,
+        odd.vmstat[VmEvent::PgmigrateSuccess] <= 32,
         "odd holes are never sampled: {} migrated",
-        odd.vmstat.pgmigrate_success
+        odd.vmstat[VmEvent::PgmigrateSuccess]
     );
     assert!(
-        even.vmstat.pgmigrate_success >= 200,
+        even.vmstat[VmEvent::PgmigrateSuccess] >= 200,
         "even holes are found and the band compacted: {} migrated",
-        even.vmstat.pgmigrate_success
+        even.vmstat[VmEvent::PgmigrateSuccess]
     );
 }

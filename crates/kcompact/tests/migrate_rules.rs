@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use kcompact::event::VmEvent;
 use kcompact::memmap::PageFlags;
 use kcompact::migrate::{
     AllocTarget, Injection, MigrateError, MigrateMode, MigrateReason, MigrationTarget,
@@ -59,7 +60,10 @@ fn an_anonymous_folio_migrates_and_its_owner_follows() {
         .contains(PageFlags::LRU | PageFlags::ANON));
     assert_eq!(m.mem.refcount(before), 0, "the source page was freed");
     assert_eq!(
-        (m.vmstat.pgmigrate_success, m.vmstat.pgmigrate_fail),
+        (
+            m.vmstat[VmEvent::PgmigrateSuccess],
+            m.vmstat[VmEvent::PgmigrateFail]
+        ),
         (1, 0)
     );
 }
@@ -105,8 +109,8 @@ fn a_long_term_pinned_folio_never_migrates() {
             assert_eq!(m.owners.folio(id).pfn, pfn);
         }
     }
-    assert_eq!(m.vmstat.pgmigrate_success, 0);
-    assert_eq!(m.vmstat.pgmigrate_fail, 3 * (1 + 16));
+    assert_eq!(m.vmstat[VmEvent::PgmigrateSuccess], 0);
+    assert_eq!(m.vmstat[VmEvent::PgmigrateFail], 3 * (1 + 16));
 }
 
 #[test]
@@ -265,7 +269,7 @@ fn a_large_folio_migrates_whole() {
     assert_eq!(r.rc, Ok(0));
     assert_eq!((r.stats.nr_succeeded, r.stats.nr_thp_succeeded), (512, 1));
     assert_eq!(m.owners.folio(id).order, Order(9));
-    assert_eq!(m.vmstat.thp_migration_success, 1);
+    assert_eq!(m.vmstat[VmEvent::ThpMigrationSuccess], 1);
 }
 
 /// A target with no large free blocks, as compaction's free lists often are.
@@ -306,7 +310,10 @@ fn a_large_folio_is_split_on_enomem_and_its_pieces_migrate() {
     );
     assert!(r.ret.is_empty());
     assert_eq!(
-        (m.vmstat.thp_migration_split, m.vmstat.thp_migration_fail),
+        (
+            m.vmstat[VmEvent::ThpMigrationSplit],
+            m.vmstat[VmEvent::ThpMigrationFail]
+        ),
         (1, 1)
     );
     check(&m);

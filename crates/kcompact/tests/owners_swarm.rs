@@ -15,6 +15,7 @@
 mod common;
 
 use common::{small_layout, FreePagesTarget};
+use kcompact::event::VmEvent;
 use kcompact::memmap::PageFlags;
 use kcompact::migrate::{AllocTarget, Injection, MigrateMode, MigrateReason, MigrationTarget};
 use kcompact::owners::table::{DriverKind, DriverMigrate};
@@ -766,8 +767,8 @@ fn owners_and_migration_swarm() {
         for step in 1..=steps {
             s.step(step);
         }
-        s.stats.kcompactd_wakes = s.m.vmstat.compact_daemon_wake;
-        s.stats.kcompactd_scanned = s.m.vmstat.compact_daemon_migrate_scanned;
+        s.stats.kcompactd_wakes = s.m.vmstat[VmEvent::CompactDaemonWake];
+        s.stats.kcompactd_scanned = s.m.vmstat[VmEvent::CompactDaemonMigrateScanned];
         s.teardown(steps + 1);
         let t = &s.stats;
         total.ops += t.ops;

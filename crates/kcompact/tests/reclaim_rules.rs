@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use kcompact::compaction::CompactResult;
+use kcompact::event::VmEvent;
 use kcompact::gfp::Gfp;
 use kcompact::hugepage::vma_thp_gfp_mask;
 use kcompact::layout::ZoneType;
@@ -89,7 +90,8 @@ fn kswapd_wakes_at_low_and_stops_at_high() {
         index += 1;
     }
     assert_eq!(
-        m.vmstat.kswapd_wake, 0,
+        m.vmstat[VmEvent::KswapdWake],
+        0,
         "no wake-up above the low watermark"
     );
     assert!(!m.kswapd_runnable(NodeId(0)));
@@ -98,9 +100,13 @@ fn kswapd_wakes_at_low_and_stops_at_high() {
         m.file_add(f, index, Order(0), false).expect("above min");
         index += 1;
     }
-    assert_eq!(m.vmstat.kswapd_wake, 1);
+    assert_eq!(m.vmstat[VmEvent::KswapdWake], 1);
     assert!(m.kswapd_runnable(NodeId(0)));
-    assert_eq!(m.vmstat.allocstall, 0, "kswapd's job, not the task's");
+    assert_eq!(
+        m.vmstat[VmEvent::Allocstall],
+        0,
+        "kswapd's job, not the task's"
+    );
     let t = m.settle();
     check(&m);
     assert!(!m.kswapd_runnable(NodeId(0)), "kswapd went back to sleep");
@@ -110,9 +116,9 @@ fn kswapd_wakes_at_low_and_stops_at_high() {
         free(&m)
     );
     assert!(
-        m.vmstat.pgsteal_kswapd >= high - low,
+        m.vmstat[VmEvent::PgstealKswapd] >= high - low,
         "{:?}",
-        m.vmstat.pgsteal_kswapd
+        m.vmstat[VmEvent::PgstealKswapd]
     );
     assert!(
         free(&m) < high + 2 * kcompact::reclaim::SWAP_CLUSTER_MAX * 4,
@@ -177,7 +183,13 @@ fn drop_caches_frees_clean_page_cache_only() {
     for id in dirty.iter().chain(&mapped).chain(&anon) {
         assert!(m.owners.get(*id).is_some());
     }
-    assert_eq!((m.vmstat.drop_pagecache, m.vmstat.drop_slab), (1, 1));
+    assert_eq!(
+        (
+            m.vmstat[VmEvent::DropPagecache],
+            m.vmstat[VmEvent::DropSlab]
+        ),
+        (1, 1)
+    );
 }
 
 #[test]
@@ -216,8 +228,14 @@ fn order9_request_compacts_before_it_reclaims() {
         0 < reclaim && reclaim < sync,
         "compaction, reclaim, compaction"
     );
-    assert_eq!((m.vmstat.compact_stall, m.vmstat.compact_success), (2, 1));
-    assert_eq!(m.vmstat.allocstall, 1);
+    assert_eq!(
+        (
+            m.vmstat[VmEvent::CompactStall],
+            m.vmstat[VmEvent::CompactSuccess]
+        ),
+        (2, 1)
+    );
+    assert_eq!(m.vmstat[VmEvent::Allocstall], 1);
     m.free_pages(p, Order(9));
     check(&m);
 }
@@ -235,15 +253,18 @@ fn order9_request_reclaims_when_compaction_lacks_free_pages() {
     let before = m.vmstat.clone();
     let thp = vma_thp_gfp_mask(ThpDefrag::Always, true);
     assert_eq!(m.alloc_pages(thp, Order(9), NodeId(0)), None);
-    assert_eq!(m.vmstat.allocstall - before.allocstall, 1);
+    assert_eq!(
+        m.vmstat[VmEvent::Allocstall] - before[VmEvent::Allocstall],
+        1
+    );
     let gfp = Gfp::GFP_HIGHUSER_MOVABLE | Gfp::COMP | Gfp::RETRY_MAYFAIL;
     let got = m.alloc_pages(gfp, Order(9), NodeId(0));
     check(&m);
     assert!(
-        m.vmstat.allocstall - before.allocstall > 1,
+        m.vmstat[VmEvent::Allocstall] - before[VmEvent::Allocstall] > 1,
         "several rounds of reclaim"
     );
-    assert!(m.vmstat.pgsteal_direct > before.pgsteal_direct);
+    assert!(m.vmstat[VmEvent::PgstealDirect] > before[VmEvent::PgstealDirect]);
     assert!(
         got.is_some(),
         "reclaim then compaction made an order-9 block"
@@ -264,22 +285,28 @@ fn noretry_thp_gives_up_after_deferral() {
     assert_eq!(m.alloc_pages(gfp, Order(9), NodeId(0)), None);
     check(&m);
     assert_eq!(
-        m.vmstat.compact_stall, before.compact_stall,
+        m.vmstat[VmEvent::CompactStall],
+        before[VmEvent::CompactStall],
         "deferred: no stall"
     );
-    assert_eq!(m.vmstat.allocstall, 0, "and no reclaim");
+    assert_eq!(m.vmstat[VmEvent::Allocstall], 0, "and no reclaim");
     assert_eq!(
-        m.vmstat.compact_migrate_scanned,
-        before.compact_migrate_scanned
+        m.vmstat[VmEvent::CompactMigrateScanned],
+        before[VmEvent::CompactMigrateScanned]
     );
     // The same request from a madvised VMA (no __GFP_NORETRY) reclaims, but SYNC_LIGHT
     // compaction honours the deferral too, and a costly request without
     // __GFP_RETRY_MAYFAIL does not retry: it fails after one round.
     let gfp = vma_thp_gfp_mask(ThpDefrag::Always, true);
     assert_eq!(m.alloc_pages(gfp, Order(9), NodeId(0)), None);
-    assert_eq!(m.vmstat.allocstall, 1, "one round of direct reclaim");
     assert_eq!(
-        m.vmstat.compact_stall, before.compact_stall,
+        m.vmstat[VmEvent::Allocstall],
+        1,
+        "one round of direct reclaim"
+    );
+    assert_eq!(
+        m.vmstat[VmEvent::CompactStall],
+        before[VmEvent::CompactStall],
         "still deferred"
     );
     // Costly orders never escalate to SYNC_FULL (the only priority that ignores
@@ -295,7 +322,7 @@ fn noretry_thp_gives_up_after_deferral() {
         attempts >= 1,
         "the first __GFP_RETRY_MAYFAIL attempt was still deferred"
     );
-    assert!(m.vmstat.compact_stall > before.compact_stall);
+    assert!(m.vmstat[VmEvent::CompactStall] > before[VmEvent::CompactStall]);
     check(&m);
 }
 
@@ -306,11 +333,13 @@ fn noretry_thp_fails_when_compaction_is_skipped() {
     let gfp = vma_thp_gfp_mask(ThpDefrag::Always, false);
     assert_eq!(m.alloc_pages(gfp, Order(9), NodeId(0)), None);
     assert_eq!(
-        m.vmstat.allocstall, before.allocstall,
+        m.vmstat[VmEvent::Allocstall],
+        before[VmEvent::Allocstall],
         "a costly NORETRY request does not reclaim"
     );
     assert_eq!(
-        m.vmstat.compact_stall, before.compact_stall,
+        m.vmstat[VmEvent::CompactStall],
+        before[VmEvent::CompactStall],
         "skipped compaction is no stall"
     );
     assert!(m.kswapd_runnable(NodeId(0)), "but kswapd was woken");
@@ -377,9 +406,13 @@ fn thp_faults_under_each_defrag_setting() {
         let order = m.owners.folio(id).order.0;
         let what = format!("{} madvised={madvised}", defrag.name());
         assert_eq!(order == 9, want_thp, "{what}: order {order}");
-        assert_eq!(m.vmstat.thp_fault_alloc, want_thp as u64, "{what}");
-        assert_eq!(m.vmstat.thp_fault_fallback, !want_thp as u64, "{what}");
-        assert_eq!(m.vmstat.compact_stall > 0, want_stall, "{what}");
+        assert_eq!(m.vmstat[VmEvent::ThpFaultAlloc], want_thp as u64, "{what}");
+        assert_eq!(
+            m.vmstat[VmEvent::ThpFaultFallback],
+            !want_thp as u64,
+            "{what}"
+        );
+        assert_eq!(m.vmstat[VmEvent::CompactStall] > 0, want_stall, "{what}");
         // defer: kswapd was woken for order 9; it reclaims and, going back to sleep,
         // wakes kcompactd for the order. (Others may wake kswapd for order 0 when a
         // fallback boosts the watermark.)
@@ -388,12 +421,12 @@ fn thp_faults_under_each_defrag_setting() {
         if want_kcompactd {
             m.settle();
             check(&m);
-            assert!(m.vmstat.pgsteal_kswapd > 0, "{what}");
+            assert!(m.vmstat[VmEvent::PgstealKswapd] > 0, "{what}");
             // kswapd sleeps once the node is balanced for order 9; it wakes kcompactd
             // unless its reclaim already freed an order-9 block (then kcompactd is not
             // suitable: the allocation would succeed).
             assert!(
-                m.vmstat.compact_daemon_wake > 0 || order9_free(&m) > 0,
+                m.vmstat[VmEvent::CompactDaemonWake] > 0 || order9_free(&m) > 0,
                 "{what}: the daemons made an order-9 block or tried"
             );
         }
@@ -432,7 +465,7 @@ fn mthp_fault_falls_back_through_the_enabled_orders() {
         Order(2),
         "order 9 and 4 failed, 2 fit"
     );
-    assert_eq!(m.vmstat.thp_fault_fallback, 1);
+    assert_eq!(m.vmstat[VmEvent::ThpFaultFallback], 1);
 }
 
 #[test]
@@ -462,15 +495,15 @@ fn dirty_page_cache_is_written_back_before_it_is_freed() {
         wb_started > 0 || m.clock.writeback_in_flight() > 0,
         "writeback was started"
     );
-    let stolen = m.vmstat.pgsteal_direct + m.vmstat.pgsteal_kswapd;
+    let stolen = m.vmstat[VmEvent::PgstealDirect] + m.vmstat[VmEvent::PgstealKswapd];
     // Time passes: the writes complete, kswapd frees the written pages.
     let t0 = m.clock.now_ns;
     m.settle();
     check(&m);
     assert!(m.clock.now_ns > t0, "writeback took time");
-    let steal_after = m.vmstat.pgsteal_direct + m.vmstat.pgsteal_kswapd;
+    let steal_after = m.vmstat[VmEvent::PgstealDirect] + m.vmstat[VmEvent::PgstealKswapd];
     assert!(
-        m.vmstat.pgrotated > 0,
+        m.vmstat[VmEvent::Pgrotated] > 0,
         "written folios rotated to the inactive tail"
     );
     assert!(steal_after > stolen || free(&m) >= m.zone(normal(&m)).high_wmark_pages());
@@ -494,7 +527,7 @@ fn anonymous_memory_goes_to_swap_and_comes_back_intact() {
     }
     m.settle();
     check(&m);
-    assert!(m.vmstat.pswpout > 0, "pages were swapped out");
+    assert!(m.vmstat[VmEvent::Pswpout] > 0, "pages were swapped out");
     assert!(m.reclaim.swap_used > 0);
     // Fault everything back in: data intact (the checker compares contents).
     for v in 0..n {
@@ -503,7 +536,7 @@ fn anonymous_memory_goes_to_swap_and_comes_back_intact() {
     }
     m.settle();
     check(&m);
-    assert!(m.vmstat.pswpin > 0 && m.vmstat.pgmajfault > 0);
+    assert!(m.vmstat[VmEvent::Pswpin] > 0 && m.vmstat[VmEvent::Pgmajfault] > 0);
     m.exit_process(p);
     check(&m);
     assert_eq!(m.reclaim.swap_used, 0, "exit frees the swap entries");
@@ -524,7 +557,7 @@ fn oom_kills_the_largest_process_when_nothing_can_be_reclaimed() {
         assert!(v < 1 << 20);
     }
     check(&m);
-    assert_eq!(m.vmstat.oom_kill, 1);
+    assert_eq!(m.vmstat[VmEvent::OomKill], 1);
     assert!(
         m.owners.processes[small as usize].alive,
         "the small one lives"
@@ -551,22 +584,22 @@ fn nr_hugepages_gets_fewer_than_asked_and_more_with_compaction() {
     assert!(on < asked, "fewer than asked: {on} of {asked}");
     assert!(on > off, "compaction=on {on} > off {off}");
     assert!(
-        v_on.compact_stall > 0 && v_on.compact_success > 0,
+        v_on[VmEvent::CompactStall] > 0 && v_on[VmEvent::CompactSuccess] > 0,
         "{v_on:?}"
     );
-    assert_eq!(v_off.compact_stall, 0);
+    assert_eq!(v_off[VmEvent::CompactStall], 0);
     assert!(
-        v_off.pgsteal_direct > 0,
+        v_off[VmEvent::PgstealDirect] > 0,
         "without compaction only reclaim helps"
     );
-    assert_eq!(v_on.htlb_buddy_alloc_success, on);
+    assert_eq!(v_on[VmEvent::HtlbBuddyAllocSuccess], on);
     assert!(
-        v_on.htlb_buddy_alloc_fail >= 1,
+        v_on[VmEvent::HtlbBuddyAllocFail] >= 1,
         "it stops at the first failure"
     );
     println!(
         "nr_hugepages={asked}: compaction=on got {on} (stalls {}, successes {}, reclaimed {}), off got {off} (reclaimed {})",
-        v_on.compact_stall, v_on.compact_success, v_on.pgsteal_direct + v_on.pgsteal_kswapd, v_off.pgsteal_direct + v_off.pgsteal_kswapd
+        v_on[VmEvent::CompactStall], v_on[VmEvent::CompactSuccess], v_on[VmEvent::PgstealDirect] + v_on[VmEvent::PgstealKswapd], v_off[VmEvent::PgstealDirect] + v_off[VmEvent::PgstealKswapd]
     );
 }
 
@@ -624,8 +657,8 @@ fn nowait_high_order_request_wakes_kswapd_then_kcompactd() {
     // kswapd reclaimed compact_gap(2) pages, dropped to order 0, reclaimed on to the
     // high watermark and, going to sleep, woke kcompactd for order 2, which compacted.
     assert!(free(&m) >= m.zone(zi).high_wmark_pages());
-    assert_eq!(m.vmstat.compact_daemon_wake, 1);
-    assert!(m.vmstat.compact_daemon_migrate_scanned > 0);
+    assert_eq!(m.vmstat[VmEvent::CompactDaemonWake], 1);
+    assert!(m.vmstat[VmEvent::CompactDaemonMigrateScanned] > 0);
     assert!(
         m.clock.cpu.kcompactd_ns[0] > 0,
         "kcompactd's work took time"
@@ -662,8 +695,12 @@ fn zram_swap_stores_pages_in_a_movable_pool() {
         m.settle();
         check(&m);
         let pool = m.owners.drivers[drv as usize].pages.clone();
-        assert!(m.vmstat.pswpout > 0, "pages were swapped out");
-        assert_eq!(m.vmstat.nr_vmscan_write, 0, "zram never writes to a disk");
+        assert!(m.vmstat[VmEvent::Pswpout] > 0, "pages were swapped out");
+        assert_eq!(
+            m.vmstat[VmEvent::NrVmscanWrite],
+            0,
+            "zram never writes to a disk"
+        );
         let stored: u64 = m.reclaim.zram_objs.values().map(|v| v.len() as u64).sum();
         assert!(
             stored > 0 && (pool.len() as u64) < stored / 2,
@@ -710,7 +747,7 @@ fn zram_swap_stores_pages_in_a_movable_pool() {
         }
         m.settle();
         check(&m);
-        assert!(m.vmstat.pswpin > 0);
+        assert!(m.vmstat[VmEvent::Pswpin] > 0);
         m.exit_process(p);
         check(&m);
         assert_eq!(m.reclaim.swap_used, 0, "exit frees the swap entries");

@@ -16,6 +16,7 @@
 mod common;
 
 use common::small_layout;
+use kcompact::event::VmEvent;
 use kcompact::gfp::Gfp;
 use kcompact::owners::table::FolioId;
 use kcompact::rng::SimRng;
@@ -389,45 +390,45 @@ fn slowpath_swarm_keeps_every_invariant_and_every_process_data() {
         let mut s = Swarm::new(seed);
         s.run();
         let v = &s.m.vmstat;
-        kinds += (v.allocstall > 0) as u64
-            + (v.pswpout > 0) as u64
-            + (v.compact_stall > 0) as u64
-            + (v.pgsteal_kswapd > 0) as u64
-            + (v.nr_vmscan_write + v.pgrotated > 0) as u64;
-        total.allocstall += v.allocstall;
-        total.pgsteal_kswapd += v.pgsteal_kswapd;
-        total.pgsteal_direct += v.pgsteal_direct;
-        total.pswpout += v.pswpout;
-        total.pswpin += v.pswpin;
-        total.compact_stall += v.compact_stall;
-        total.compact_success += v.compact_success;
-        total.compact_daemon_wake += v.compact_daemon_wake;
-        total.compact_daemon_migrate_scanned += v.compact_daemon_migrate_scanned;
-        total.kswapd_wake += v.kswapd_wake;
-        total.pageoutrun += v.pageoutrun;
-        total.compact_migrate_scanned += v.compact_migrate_scanned;
-        total.oom_kill += v.oom_kill;
-        total.pgrotated += v.pgrotated;
-        total.htlb_buddy_alloc_success += v.htlb_buddy_alloc_success;
-        total.thp_fault_alloc += v.thp_fault_alloc;
-        total.thp_fault_fallback += v.thp_fault_fallback;
+        kinds += (v[VmEvent::Allocstall] > 0) as u64
+            + (v[VmEvent::Pswpout] > 0) as u64
+            + (v[VmEvent::CompactStall] > 0) as u64
+            + (v[VmEvent::PgstealKswapd] > 0) as u64
+            + (v[VmEvent::NrVmscanWrite] + v[VmEvent::Pgrotated] > 0) as u64;
+        total[VmEvent::Allocstall] += v[VmEvent::Allocstall];
+        total[VmEvent::PgstealKswapd] += v[VmEvent::PgstealKswapd];
+        total[VmEvent::PgstealDirect] += v[VmEvent::PgstealDirect];
+        total[VmEvent::Pswpout] += v[VmEvent::Pswpout];
+        total[VmEvent::Pswpin] += v[VmEvent::Pswpin];
+        total[VmEvent::CompactStall] += v[VmEvent::CompactStall];
+        total[VmEvent::CompactSuccess] += v[VmEvent::CompactSuccess];
+        total[VmEvent::CompactDaemonWake] += v[VmEvent::CompactDaemonWake];
+        total[VmEvent::CompactDaemonMigrateScanned] += v[VmEvent::CompactDaemonMigrateScanned];
+        total[VmEvent::KswapdWake] += v[VmEvent::KswapdWake];
+        total[VmEvent::Pageoutrun] += v[VmEvent::Pageoutrun];
+        total[VmEvent::CompactMigrateScanned] += v[VmEvent::CompactMigrateScanned];
+        total[VmEvent::OomKill] += v[VmEvent::OomKill];
+        total[VmEvent::Pgrotated] += v[VmEvent::Pgrotated];
+        total[VmEvent::HtlbBuddyAllocSuccess] += v[VmEvent::HtlbBuddyAllocSuccess];
+        total[VmEvent::ThpFaultAlloc] += v[VmEvent::ThpFaultAlloc];
+        total[VmEvent::ThpFaultFallback] += v[VmEvent::ThpFaultFallback];
         let _ = NodeId(0);
     }
     println!("{total:?} kinds {kinds}");
     if std::env::var("KCOMPACT_SLOWPATH_SEED").is_err() {
         // The swarm reaches every engine it is meant to exercise.
         for (name, v) in [
-            ("direct reclaim", total.allocstall),
-            ("kswapd reclaim", total.pgsteal_kswapd),
-            ("swap out", total.pswpout),
-            ("swap in", total.pswpin),
-            ("direct compaction", total.compact_stall),
-            ("compaction success", total.compact_success),
-            ("kcompactd", total.compact_daemon_migrate_scanned),
-            ("writeback rotation", total.pgrotated),
-            ("hugetlb", total.htlb_buddy_alloc_success),
-            ("THP faults", total.thp_fault_alloc),
-            ("THP fallback", total.thp_fault_fallback),
+            ("direct reclaim", total[VmEvent::Allocstall]),
+            ("kswapd reclaim", total[VmEvent::PgstealKswapd]),
+            ("swap out", total[VmEvent::Pswpout]),
+            ("swap in", total[VmEvent::Pswpin]),
+            ("direct compaction", total[VmEvent::CompactStall]),
+            ("compaction success", total[VmEvent::CompactSuccess]),
+            ("kcompactd", total[VmEvent::CompactDaemonMigrateScanned]),
+            ("writeback rotation", total[VmEvent::Pgrotated]),
+            ("hugetlb", total[VmEvent::HtlbBuddyAllocSuccess]),
+            ("THP faults", total[VmEvent::ThpFaultAlloc]),
+            ("THP fallback", total[VmEvent::ThpFaultFallback]),
         ] {
             assert!(v > 0, "the swarm never reached {name}");
         }

@@ -4,6 +4,7 @@
 //! moves while ~100 MB are copied; the two reads bound the drift).
 //! Skips with a printed reason where the data is missing.
 
+use kcompact::event::VmEvent;
 use kcompact::snapshot::kpageflags::{class_counts, rebuild_free_blocks, PageClass};
 use kcompact::snapshot::text::{parse_buddyinfo, parse_zoneinfo};
 use kcompact::snapshot::u64_array;
@@ -338,7 +339,7 @@ fn loaded_cases_compact_like_the_kernel() {
         );
         eprintln!(
             "{case:14} loaded {:?} unplaced {} unmovable blocks {}; order>=9 model {model_before} -> {model_after} (+{mg}), kernel {real_before} -> {real_immediate} right after (+{kg_immediate}), {real_after} settled (+{kg}); migrated model {} ",
-            report.placed, report.unplaced, report.unmovable_blocks, m.vmstat.pgmigrate_success
+            report.placed, report.unplaced, report.unmovable_blocks, m.vmstat[VmEvent::PgmigrateSuccess]
         );
         rows.push((case, model_before, real_before, mg, kg));
     }
@@ -427,12 +428,14 @@ fn long_term_pinned_buffer_never_moves_like_c_pin() {
         }
         let mut passes = Vec::new();
         for _ in 0..3 {
-            let (scanned, migrated) =
-                (m.vmstat.compact_migrate_scanned, m.vmstat.pgmigrate_success);
+            let (scanned, migrated) = (
+                m.vmstat[VmEvent::CompactMigrateScanned],
+                m.vmstat[VmEvent::PgmigrateSuccess],
+            );
             m.compact_memory();
             passes.push((
-                m.vmstat.compact_migrate_scanned - scanned,
-                m.vmstat.pgmigrate_success - migrated,
+                m.vmstat[VmEvent::CompactMigrateScanned] - scanned,
+                m.vmstat[VmEvent::PgmigrateSuccess] - migrated,
             ));
         }
         kcompact::verify::verify(&m).unwrap_or_else(|e| panic!("{case}: {e}"));

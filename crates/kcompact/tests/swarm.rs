@@ -14,6 +14,7 @@ mod common;
 
 use common::small_layout_pb;
 use kcompact::alloc::AllocContext;
+use kcompact::event::VmEvent;
 use kcompact::gfp::{AllocFlags, Gfp};
 use kcompact::layout::ZoneType;
 use kcompact::memmap::{MigrateType, PageFlags};
@@ -267,9 +268,12 @@ impl Swarm {
             }
             (f, self.m.get_page_from_freelist(gfp, order, f, &ac))
         } else {
-            let before_fail = self.m.vmstat.alloc_fail;
+            let before_fail = self.m.vmstat[VmEvent::AllocFail];
             let p = self.m.alloc_pages(gfp, order, node);
-            assert_eq!(self.m.vmstat.alloc_fail, before_fail + p.is_none() as u64);
+            assert_eq!(
+                self.m.vmstat[VmEvent::AllocFail],
+                before_fail + p.is_none() as u64
+            );
             (AllocFlags::default(), p)
         };
         match page {
@@ -520,12 +524,12 @@ fn run_seed(seed: u64, cov: &mut Coverage) {
     let v = &s.m.vmstat;
     cov.ops += s.ops;
     cov.failures_checked_against_reference += s.oracle_checks;
-    cov.extfrag_claims += v.alloc_extfrag_change_ownership;
-    cov.extfrag_steals += v.alloc_extfrag - v.alloc_extfrag_change_ownership;
-    cov.highatomic_reserved += v.highatomic_reserved;
-    cov.highatomic_unreserved += v.highatomic_unreserved;
-    cov.alloc_fail += v.alloc_fail;
-    cov.boost_wakes += v.kswapd_boost_wake;
+    cov.extfrag_claims += v[VmEvent::AllocExtfragChangeOwnership];
+    cov.extfrag_steals += v[VmEvent::AllocExtfrag] - v[VmEvent::AllocExtfragChangeOwnership];
+    cov.highatomic_reserved += v[VmEvent::HighatomicReserved];
+    cov.highatomic_unreserved += v[VmEvent::HighatomicUnreserved];
+    cov.alloc_fail += v[VmEvent::AllocFail];
+    cov.boost_wakes += v[VmEvent::KswapdBoostWake];
     cov.isolated_now +=
         s.m.zones
             .iter()

@@ -1,5 +1,6 @@
 //! The high-order atomic reserve: pageblocks set aside for high-order GFP_ATOMIC requests.
 
+use crate::event::VmEvent;
 use crate::layout::ZoneType;
 use crate::machine::Machine;
 use crate::memmap::MigrateType;
@@ -34,7 +35,7 @@ impl Machine {
             self.change_pageblock_range(pfn, order, MigrateType::HighAtomic);
             self.zones[zi.idx()].nr_reserved_highatomic += order.nr_pages();
         }
-        self.vmstat.highatomic_reserved += 1;
+        self.vmstat[VmEvent::HighatomicReserved] += 1;
     }
 
     /// Mirrors `unreserve_highatomic_pageblock()`: gives one reserved block (or free chunk of
@@ -73,7 +74,7 @@ impl Machine {
                     true
                 };
                 if released {
-                    self.vmstat.highatomic_unreserved += 1;
+                    self.vmstat[VmEvent::HighatomicUnreserved] += 1;
                     return true;
                 }
             }

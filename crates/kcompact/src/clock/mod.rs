@@ -18,6 +18,7 @@
 
 pub mod advance;
 
+use crate::event::VmEvent;
 use crate::event::VmStat;
 use crate::owners::table::FolioId;
 use crate::units::NR_PAGE_ORDERS;
@@ -78,11 +79,13 @@ impl Work {
     /// The counters now.
     pub fn of(v: &VmStat) -> Work {
         Work {
-            migrate_scanned: v.compact_migrate_scanned,
-            free_scanned: v.compact_free_scanned,
-            migrated: v.pgmigrate_success,
-            reclaim_scanned: v.pgscan_kswapd + v.pgscan_direct + v.pgrefill,
-            reclaimed: v.pgsteal_kswapd + v.pgsteal_direct,
+            migrate_scanned: v[VmEvent::CompactMigrateScanned],
+            free_scanned: v[VmEvent::CompactFreeScanned],
+            migrated: v[VmEvent::PgmigrateSuccess],
+            reclaim_scanned: v[VmEvent::PgscanKswapd]
+                + v[VmEvent::PgscanDirect]
+                + v[VmEvent::Pgrefill],
+            reclaimed: v[VmEvent::PgstealKswapd] + v[VmEvent::PgstealDirect],
         }
     }
 }

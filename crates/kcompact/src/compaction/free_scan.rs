@@ -1,6 +1,7 @@
 //! The free scanner: from the zone's end downward, isolate free blocks to migrate into.
 
 use super::CompactControl;
+use crate::event::VmEvent;
 use crate::event::{IsolateRange, Tracepoint};
 use crate::machine::Machine;
 use crate::memmap::{MigrateType, PageFlags};
@@ -137,7 +138,7 @@ impl Machine {
         });
         *start = blockpfn;
         cc.total_free_scanned += nr_scanned;
-        self.vmstat.compact_isolated += total;
+        self.vmstat[VmEvent::CompactIsolated] += total;
         total
     }
 
@@ -234,7 +235,7 @@ impl Machine {
                         total += got;
                         cc.nr_freepages += got;
                         self.keep_free_page(cc, p, Order(o as u8));
-                        self.vmstat.compact_isolated += got;
+                        self.vmstat[VmEvent::CompactIsolated] += got;
                     } else {
                         o = cc.search_order + 1;
                         page = None;

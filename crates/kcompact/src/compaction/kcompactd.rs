@@ -8,6 +8,7 @@
 //! it makes no progress.
 
 use super::{CompactControl, CompactResult};
+use crate::event::VmEvent;
 use crate::event::{KcompactdWake, Tracepoint};
 use crate::gfp::{AllocFlags, Gfp};
 use crate::layout::{ZoneType, MAX_NR_ZONES};
@@ -123,7 +124,7 @@ impl Machine {
                 highest_zoneidx: k.highest_zoneidx,
             })
         });
-        self.vmstat.compact_daemon_wake += 1;
+        self.vmstat[VmEvent::CompactDaemonWake] += 1;
         for zt in ZoneType::ALL
             .into_iter()
             .filter(|zt| *zt <= k.highest_zoneidx)
@@ -151,8 +152,8 @@ impl Machine {
                 }
                 _ => {}
             }
-            self.vmstat.compact_daemon_migrate_scanned += cc.total_migrate_scanned;
-            self.vmstat.compact_daemon_free_scanned += cc.total_free_scanned;
+            self.vmstat[VmEvent::CompactDaemonMigrateScanned] += cc.total_migrate_scanned;
+            self.vmstat[VmEvent::CompactDaemonFreeScanned] += cc.total_free_scanned;
         }
         let k = self.kcompactd_state(node);
         if k.max_order <= cc.order_int() {

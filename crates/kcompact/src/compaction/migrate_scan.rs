@@ -1,6 +1,7 @@
 //! The migrate scanner: from the zone's start upward, isolate folios to move.
 
 use super::{CompactControl, FastStart, COMPACT_CLUSTER_MAX};
+use crate::event::VmEvent;
 use crate::event::{IsolateRange, Tracepoint};
 use crate::machine::Machine;
 use crate::memmap::{MigrateType, PageFlags};
@@ -437,7 +438,7 @@ impl Machine {
             })
         });
         cc.total_migrate_scanned += nr_scanned;
-        self.vmstat.compact_isolated += nr_isolated;
+        self.vmstat[VmEvent::CompactIsolated] += nr_isolated;
         cc.migrate_pfn = low_pfn;
     }
 }

@@ -30,6 +30,7 @@ pub use control::{
     COMPACTION_HPAGE_ORDER, COMPACT_CLUSTER_MAX,
 };
 
+use crate::event::VmEvent;
 use crate::event::{CompactionRun, Tracepoint};
 use crate::gfp::{AllocFlags, Gfp};
 use crate::layout::ZoneType;
@@ -101,10 +102,10 @@ impl Machine {
         if matches!(result, CompactResult::Skipped | CompactResult::Deferred) {
             return (None, result);
         }
-        self.vmstat.compact_stall += 1;
+        self.vmstat[VmEvent::CompactStall] += 1;
         let page = match capc.page {
             Some(p) => {
-                self.vmstat.compact_capture += 1;
+                self.vmstat[VmEvent::CompactCapture] += 1;
                 self.mem.clear_block(p, order);
                 self.mem.prep_allocated(p, order, gfp.contains(Gfp::COMP));
                 Some(p)
@@ -116,10 +117,10 @@ impl Machine {
                 let zi = self.page_zone(p).expect("page in a zone");
                 self.zones[zi.idx()].compact.blockskip_flush = false;
                 self.compaction_defer_reset(zi, compact_order, true);
-                self.vmstat.compact_success += 1;
-                self.vmstat.pgalloc += order.nr_pages();
+                self.vmstat[VmEvent::CompactSuccess] += 1;
+                self.vmstat[VmEvent::Pgalloc] += order.nr_pages();
             }
-            None => self.vmstat.compact_fail += 1,
+            None => self.vmstat[VmEvent::CompactFail] += 1,
         }
         (page, result)
     }
@@ -301,8 +302,8 @@ impl Machine {
                 c.cached_free_pfn = hp;
             }
         }
-        self.vmstat.compact_migrate_scanned += cc.total_migrate_scanned;
-        self.vmstat.compact_free_scanned += cc.total_free_scanned;
+        self.vmstat[VmEvent::CompactMigrateScanned] += cc.total_migrate_scanned;
+        self.vmstat[VmEvent::CompactFreeScanned] += cc.total_free_scanned;
         // The kernel's two VM_BUG_ONs on the way out: every isolated page was migrated or
         // put back, and every isolated free page went back to the buddy allocator.
         debug_assert!(
@@ -424,8 +425,8 @@ impl Machine {
             cc.zone = zi;
             let status = self.compact_zone(&mut cc);
             if proactive {
-                self.vmstat.compact_daemon_migrate_scanned += cc.total_migrate_scanned;
-                self.vmstat.compact_daemon_free_scanned += cc.total_free_scanned;
+                self.vmstat[VmEvent::CompactDaemonMigrateScanned] += cc.total_migrate_scanned;
+                self.vmstat[VmEvent::CompactDaemonFreeScanned] += cc.total_free_scanned;
             }
             ends.push(CompactEnd {
                 zone: zi,

@@ -27,6 +27,7 @@ pub mod mode;
 pub mod target;
 mod unmap_move;
 
+use crate::event::VmEvent;
 pub use mode::{MigrateMode, MigrateReason};
 pub use target::{AllocTarget, MigrationTarget};
 use unmap_move::Unmapped;
@@ -240,11 +241,11 @@ impl Machine {
         if ret.is_empty() {
             rc_gather = Ok(0);
         }
-        self.vmstat.pgmigrate_success += stats.nr_succeeded;
-        self.vmstat.pgmigrate_fail += stats.nr_failed_pages;
-        self.vmstat.thp_migration_success += stats.nr_thp_succeeded;
-        self.vmstat.thp_migration_fail += stats.nr_thp_failed;
-        self.vmstat.thp_migration_split += stats.nr_thp_split;
+        self.vmstat[VmEvent::PgmigrateSuccess] += stats.nr_succeeded;
+        self.vmstat[VmEvent::PgmigrateFail] += stats.nr_failed_pages;
+        self.vmstat[VmEvent::ThpMigrationSuccess] += stats.nr_thp_succeeded;
+        self.vmstat[VmEvent::ThpMigrationFail] += stats.nr_thp_failed;
+        self.vmstat[VmEvent::ThpMigrationSplit] += stats.nr_thp_split;
         MigrateResult {
             rc: rc_gather,
             stats,

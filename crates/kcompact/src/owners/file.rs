@@ -7,6 +7,7 @@
 
 use super::table::{File, MapError};
 use super::table::{FolioId, FolioKind};
+use crate::event::VmEvent;
 use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::memmap::PageFlags;
@@ -211,7 +212,7 @@ impl Machine {
                 self.lru_count(pfn, self.owners.folio(id).order.nr_pages(), f, new);
                 self.mem.set_flags(pfn, new);
                 self.lru_push(id, true);
-                self.vmstat.pgrotated += self.owners.folio(id).order.nr_pages();
+                self.vmstat[VmEvent::Pgrotated] += self.owners.folio(id).order.nr_pages();
             }
         }
     }

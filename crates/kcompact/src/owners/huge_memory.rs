@@ -2,6 +2,7 @@
 //! `-ENOMEM` and compaction's `split` mode relies on.
 
 use super::table::{FolioId, FolioRec};
+use crate::event::VmEvent;
 use crate::machine::Machine;
 use crate::memmap::PageFlags;
 use crate::owners::process::HPAGE_PMD_ORDER;
@@ -25,7 +26,7 @@ impl Machine {
             || self.mem.flags(head).contains(PageFlags::SWAPCACHE)
         {
             if rec.order.0 == HPAGE_PMD_ORDER {
-                self.vmstat.thp_split_page_failed += 1;
+                self.vmstat[VmEvent::ThpSplitPageFailed] += 1;
             }
             return false;
         }
@@ -98,7 +99,7 @@ impl Machine {
         list.extend(&ids[1..]);
         list.push(ids[0]);
         if rec.order.0 == HPAGE_PMD_ORDER {
-            self.vmstat.thp_split_page += 1;
+            self.vmstat[VmEvent::ThpSplitPage] += 1;
         }
         true
     }

@@ -10,6 +10,7 @@
 
 use super::{ScanControl, DEF_PRIORITY, MAX_RECLAIM_RETRIES, SWAP_CLUSTER_MAX};
 use crate::buddy::watermark::zone_watermark_ok;
+use crate::event::VmEvent;
 use crate::gfp::{AllocFlags, Gfp};
 use crate::layout::ZoneType;
 use crate::machine::Machine;
@@ -90,7 +91,7 @@ impl Machine {
             }
             return;
         }
-        self.vmstat.kswapd_wake += 1;
+        self.vmstat[VmEvent::KswapdWake] += 1;
         if !self.node_has_reclaimable(node) {
             // Nothing to reclaim: balance_pgdat() would reclaim nothing and, boosted, take
             // the boosts back and wake kcompactd at pageblock order. Done at once so a
@@ -145,7 +146,7 @@ impl Machine {
                 let k = &mut self.node_data_mut(node).kswapd;
                 k.order = 0;
                 k.highest = None;
-                self.vmstat.pageoutrun += 1;
+                self.vmstat[VmEvent::Pageoutrun] += 1;
                 Balance {
                     alloc_order: order,
                     order,

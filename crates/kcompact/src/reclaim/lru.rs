@@ -12,6 +12,7 @@
 //! DEVIATION(linux): classic two-list LRU, not MGLRU (the default of some distributions);
 //! the model keeps one list set per node (no memory cgroups).
 
+use crate::event::VmEvent;
 use crate::machine::Machine;
 use crate::memmap::PageFlags;
 use crate::mmzone::{lru_list_of, LruList};
@@ -134,7 +135,7 @@ impl Machine {
             && !f.intersects(PageFlags::ACTIVE | PageFlags::UNEVICTABLE)
         {
             self.folio_set_lru_flags(id, f.without(PageFlags::REFERENCED).with(PageFlags::ACTIVE));
-            self.vmstat.pgactivate += self.owners.folio(id).order.nr_pages();
+            self.vmstat[VmEvent::Pgactivate] += self.owners.folio(id).order.nr_pages();
         } else {
             // Active or isolated already: folio_activate() has nothing to do.
         }
@@ -147,9 +148,9 @@ impl Machine {
     pub(crate) fn account_isolated(&mut self, pfn: Pfn, nr: i64) {
         let file = !self.mem.flags(pfn).contains(PageFlags::SWAPBACKED);
         let c = if file {
-            &mut self.vmstat.nr_isolated_file
+            &mut self.vmstat[VmEvent::NrIsolatedFile]
         } else {
-            &mut self.vmstat.nr_isolated_anon
+            &mut self.vmstat[VmEvent::NrIsolatedAnon]
         };
         *c = c.checked_add_signed(nr).expect("NR_ISOLATED went negative");
     }

@@ -20,6 +20,7 @@ pub mod lru;
 pub mod swap;
 
 use crate::event::Tracepoint;
+use crate::event::VmEvent;
 use crate::gfp::Gfp;
 use crate::layout::ZoneType;
 use crate::machine::Machine;
@@ -261,12 +262,12 @@ impl Machine {
     /// DEVIATION(linux): the model has no VM_EXEC mappings, which Linux keeps active.
     fn shrink_active_list(&mut self, node: NodeId, lru: LruList, n: u64, sc: &mut ScanControl) {
         let (taken, scanned) = self.take_from_tail(node, lru, n, sc.reclaim_idx);
-        self.vmstat.pgrefill += scanned;
+        self.vmstat[VmEvent::Pgrefill] += scanned;
         for id in taken {
             let rec = *self.owners.folio(id);
             let f = self.mem.flags(rec.pfn);
             self.folio_set_lru_flags(id, f.without(PageFlags::ACTIVE | PageFlags::YOUNG));
-            self.vmstat.pgdeactivate += rec.order.nr_pages();
+            self.vmstat[VmEvent::Pgdeactivate] += rec.order.nr_pages();
         }
     }
 
@@ -281,26 +282,26 @@ impl Machine {
         }
         sc.nr_scanned += scanned;
         if sc.is_kswapd {
-            self.vmstat.pgscan_kswapd += scanned;
+            self.vmstat[VmEvent::PgscanKswapd] += scanned;
         } else {
-            self.vmstat.pgscan_direct += scanned;
+            self.vmstat[VmEvent::PgscanDirect] += scanned;
         }
         if lru.is_file() {
-            self.vmstat.pgscan_file += scanned;
+            self.vmstat[VmEvent::PgscanFile] += scanned;
         } else {
-            self.vmstat.pgscan_anon += scanned;
+            self.vmstat[VmEvent::PgscanAnon] += scanned;
         }
         let reclaimed = self.shrink_folio_list(taken, sc);
         sc.nr_reclaimed += reclaimed;
         if sc.is_kswapd {
-            self.vmstat.pgsteal_kswapd += reclaimed;
+            self.vmstat[VmEvent::PgstealKswapd] += reclaimed;
         } else {
-            self.vmstat.pgsteal_direct += reclaimed;
+            self.vmstat[VmEvent::PgstealDirect] += reclaimed;
         }
         if lru.is_file() {
-            self.vmstat.pgsteal_file += reclaimed;
+            self.vmstat[VmEvent::PgstealFile] += reclaimed;
         } else {
-            self.vmstat.pgsteal_anon += reclaimed;
+            self.vmstat[VmEvent::PgstealAnon] += reclaimed;
         }
     }
 
@@ -352,7 +353,7 @@ impl Machine {
             let keep = |m: &mut Machine, activate: bool| {
                 if activate {
                     m.mem.set_flag(rec.pfn, PageFlags::ACTIVE);
-                    m.vmstat.pgactivate += nr;
+                    m.vmstat[VmEvent::Pgactivate] += nr;
                 }
                 m.folio_putback_lru(id);
             };
@@ -373,7 +374,7 @@ impl Machine {
                 // Case 2/3 of shrink_folio_list(): mark it for immediate reclaim when
                 // the write completes, and move on.
                 if sc.is_kswapd && f.contains(PageFlags::RECLAIM) {
-                    self.vmstat.nr_vmscan_immediate_reclaim += nr;
+                    self.vmstat[VmEvent::NrVmscanImmediateReclaim] += nr;
                 }
                 self.mem.set_flag(rec.pfn, PageFlags::RECLAIM);
                 keep(self, false);
@@ -421,15 +422,15 @@ impl Machine {
                     keep(self, true);
                     continue;
                 }
-                self.vmstat.pswpout += nr;
+                self.vmstat[VmEvent::Pswpout] += nr;
             } else if f.contains(PageFlags::DIRTY) {
                 self.mem.set_flag(rec.pfn, PageFlags::RECLAIM);
                 self.start_writeback(id);
                 if anon {
-                    self.vmstat.pswpout += nr;
+                    self.vmstat[VmEvent::Pswpout] += nr;
                     keep(self, false);
                 } else if sc.is_kswapd {
-                    self.vmstat.nr_vmscan_write += nr;
+                    self.vmstat[VmEvent::NrVmscanWrite] += nr;
                     keep(self, false);
                 } else {
                     keep(self, true);
@@ -525,7 +526,7 @@ impl Machine {
         highest: ZoneType,
     ) -> u64 {
         let mut sc = ScanControl::direct(gfp, order, highest);
-        self.vmstat.allocstall += 1;
+        self.vmstat[VmEvent::Allocstall] += 1;
         self.trace_event(|| Tracepoint::DirectReclaimBegin {
             order: order as i32,
             gfp_flags: gfp.symbolic(),
@@ -624,13 +625,13 @@ impl Machine {
     pub fn drop_caches(&mut self, what: u32) -> u64 {
         if what & 1 == 0 {
             if what & 2 != 0 {
-                self.vmstat.drop_slab += 1;
+                self.vmstat[VmEvent::DropSlab] += 1;
             }
             return 0;
         }
-        self.vmstat.drop_pagecache += 1;
+        self.vmstat[VmEvent::DropPagecache] += 1;
         if what & 2 != 0 {
-            self.vmstat.drop_slab += 1;
+            self.vmstat[VmEvent::DropSlab] += 1;
         }
         let mut freed = 0;
         for fid in 0..self.owners.files.len() {

@@ -25,6 +25,7 @@
 //! order-0 pages back except for mTHP swap-in from zram/zswap), and there is no swap
 //! readahead.
 
+use crate::event::VmEvent;
 use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::memmap::PageFlags;
@@ -241,8 +242,8 @@ impl Machine {
         self.contents
             .fill(pfn, e.order.nr_pages(), e.stamp, e.stamp_offset);
         self.map_folio(pid, base, id);
-        self.vmstat.pswpin += e.order.nr_pages();
-        self.vmstat.pgmajfault += 1;
+        self.vmstat[VmEvent::Pswpin] += e.order.nr_pages();
+        self.vmstat[VmEvent::Pgmajfault] += 1;
         Ok(id)
     }
 }

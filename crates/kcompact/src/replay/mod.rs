@@ -34,6 +34,7 @@ pub mod parse;
 
 use crate::compaction::CompactControl;
 use crate::event::Tracepoint;
+use crate::event::VmEvent;
 use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::memmap::{MigrateType, PageFlags};
@@ -410,11 +411,12 @@ impl Replayer<'_> {
         self.m.compact_zone(&mut cc);
         let v = &self.m.vmstat;
         CompactWork {
-            migrate_scanned: v.compact_migrate_scanned - before.compact_migrate_scanned,
-            free_scanned: v.compact_free_scanned - before.compact_free_scanned,
-            isolated: v.compact_isolated - before.compact_isolated,
-            migrated: v.pgmigrate_success - before.pgmigrate_success,
-            failed: v.pgmigrate_fail - before.pgmigrate_fail,
+            migrate_scanned: v[VmEvent::CompactMigrateScanned]
+                - before[VmEvent::CompactMigrateScanned],
+            free_scanned: v[VmEvent::CompactFreeScanned] - before[VmEvent::CompactFreeScanned],
+            isolated: v[VmEvent::CompactIsolated] - before[VmEvent::CompactIsolated],
+            migrated: v[VmEvent::PgmigrateSuccess] - before[VmEvent::PgmigrateSuccess],
+            failed: v[VmEvent::PgmigrateFail] - before[VmEvent::PgmigrateFail],
         }
     }
 }

@@ -7,6 +7,7 @@
 //! held (as the test's kernel module held them).
 
 use super::{pages_reclaimed, pct, tick, Metric, Outcome, Params, ScenarioError, ScenarioInfo};
+use crate::event::VmEvent;
 use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::owners::table::FolioId;
@@ -198,7 +199,7 @@ pub fn run(
         load.ops(m, rng, 1000);
         chunk += 1;
         // Full: free memory down to the high watermarks, or kswapd already at work.
-        if !filled && (m.nr_free_pages() <= high || m.vmstat.pageoutrun > 0) {
+        if !filled && (m.nr_free_pages() <= high || m.vmstat[VmEvent::Pageoutrun] > 0) {
             filled = true;
         }
         if filled {

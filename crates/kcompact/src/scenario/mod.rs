@@ -26,6 +26,7 @@ pub mod thpscale;
 pub mod vfio_pin;
 pub mod zram_gpu;
 
+use crate::event::VmEvent;
 use crate::machine::Machine;
 use crate::rng::SimRng;
 use std::collections::BTreeMap;
@@ -279,7 +280,7 @@ impl Outcome {
 
 /// Pages reclaimed so far (kswapd and direct).
 pub fn pages_reclaimed(m: &Machine) -> u64 {
-    m.vmstat.pgsteal_kswapd + m.vmstat.pgsteal_direct
+    m.vmstat[VmEvent::PgstealKswapd] + m.vmstat[VmEvent::PgstealDirect]
 }
 
 /// Free order ≥ 9 blocks over all zones (order 10 counts twice).

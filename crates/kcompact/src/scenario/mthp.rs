@@ -5,6 +5,7 @@
 //! 0; since, large folios migrate whole into free pages kept at their order.
 
 use super::{pages_reclaimed, pct, tick, Metric, Outcome, Params, ScenarioError, ScenarioInfo};
+use crate::event::VmEvent;
 use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::rng::SimRng;
@@ -83,13 +84,14 @@ pub fn run(
         (
             "folios_split",
             Metric::Int(
-                v.thp_migration_split - before.thp_migration_split + v.thp_split_page
-                    - before.thp_split_page,
+                v[VmEvent::ThpMigrationSplit] - before[VmEvent::ThpMigrationSplit]
+                    + v[VmEvent::ThpSplitPage]
+                    - before[VmEvent::ThpSplitPage],
             ),
         ),
         (
             "pages_migrated",
-            Metric::Int(v.pgmigrate_success - before.pgmigrate_success),
+            Metric::Int(v[VmEvent::PgmigrateSuccess] - before[VmEvent::PgmigrateSuccess]),
         ),
         (
             "pages_reclaimed",

@@ -9,6 +9,7 @@
 //! case C_pin in ../shared/data).
 
 use super::{pages_reclaimed, pct, tick, Metric, Outcome, Params, ScenarioError, ScenarioInfo};
+use crate::event::VmEvent;
 use crate::gfp::Gfp;
 use crate::hugepage::vma_thp_gfp_mask;
 use crate::machine::Machine;
@@ -127,7 +128,10 @@ pub fn run(
                 ((m.clock.cpu.direct_compact_ns - direct_before) as f64 / 1e4).round() / 100.0,
             ),
         ),
-        ("pgmigrate_fail", Metric::Int(m.vmstat.pgmigrate_fail)),
+        (
+            "pgmigrate_fail",
+            Metric::Int(m.vmstat[VmEvent::PgmigrateFail]),
+        ),
         (
             "pages_reclaimed",
             Metric::Int(pages_reclaimed(m) - reclaimed_before),

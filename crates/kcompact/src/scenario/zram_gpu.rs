@@ -21,6 +21,7 @@
 //! rounds.
 
 use super::{pages_reclaimed, pct, tick, Metric, Outcome, Params, ScenarioError, ScenarioInfo};
+use crate::event::VmEvent;
 use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::owners::table::DriverKind;
@@ -333,22 +334,31 @@ pub fn run(
         ("forks", Metric::Int(c.forks)),
         (
             "pages_reclaimed",
-            Metric::Int(pages_reclaimed(m) - (before.pgsteal_kswapd + before.pgsteal_direct)),
+            Metric::Int(
+                pages_reclaimed(m)
+                    - (before[VmEvent::PgstealKswapd] + before[VmEvent::PgstealDirect]),
+            ),
         ),
         ("cma_used_pages", Metric::Int(cma_used_pages(m))),
         ("zram_pool_pages", Metric::Int(pool)),
-        ("pswpout", Metric::Int(v.pswpout - before.pswpout)),
-        ("oom_kills", Metric::Int(v.oom_kill - before.oom_kill)),
+        (
+            "pswpout",
+            Metric::Int(v[VmEvent::Pswpout] - before[VmEvent::Pswpout]),
+        ),
+        (
+            "oom_kills",
+            Metric::Int(v[VmEvent::OomKill] - before[VmEvent::OomKill]),
+        ),
         ("lmk_kills", Metric::Int(c.lmk_kills)),
         ("app_launches", Metric::Int(c.launches)),
         ("gpu_alloc_fail", Metric::Int(c.gpu_fail)),
         (
             "compact_stall",
-            Metric::Int(v.compact_stall - before.compact_stall),
+            Metric::Int(v[VmEvent::CompactStall] - before[VmEvent::CompactStall]),
         ),
         (
             "pages_migrated",
-            Metric::Int(v.pgmigrate_success - before.pgmigrate_success),
+            Metric::Int(v[VmEvent::PgmigrateSuccess] - before[VmEvent::PgmigrateSuccess]),
         ),
     ];
     Ok(out)

@@ -23,6 +23,7 @@
 use super::kpageflags::{classify, has, kpf, PageClass};
 use super::text::{PagetypeInfoRecord, ZoneInfoRecord};
 use super::SnapshotError;
+use crate::event::VmEvent;
 use crate::gfp::Gfp;
 use crate::layout::{Layout, PfnRange, ZoneSpec, ZoneType};
 use crate::memmap::MigrateType;
@@ -758,7 +759,7 @@ fn candidate_blocks(
 /// while the arrays were read is left alone). Returns the pages freed.
 pub fn release_capture_pages(m: &mut Machine, pfns: &[u64]) -> u64 {
     use crate::owners::table::FolioKind;
-    let before = m.vmstat.pgfree;
+    let before = m.vmstat[VmEvent::Pgfree];
     for &p in pfns {
         let Some(id) = m.folio_of(Pfn(p)) else {
             continue;
@@ -768,5 +769,5 @@ pub fn release_capture_pages(m: &mut Machine, pfns: &[u64]) -> u64 {
             m.munmap(rec.owner, rec.index, rec.order.nr_pages());
         }
     }
-    m.vmstat.pgfree - before
+    m.vmstat[VmEvent::Pgfree] - before
 }

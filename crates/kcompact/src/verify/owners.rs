@@ -1,5 +1,6 @@
 //! Invariant 6: owners and the page metadata agree.
 
+use crate::event::VmEvent;
 use crate::machine::Machine;
 use crate::memmap::{OwnerRef, PageFlags, GUP_PIN_COUNTING_BIAS};
 use crate::owners::process::map_refs;
@@ -150,10 +151,16 @@ fn check_isolated_counts(m: &Machine, errs: &mut Vec<String>) {
             }
         }
     }
-    if (iso_anon, iso_file) != (m.vmstat.nr_isolated_anon, m.vmstat.nr_isolated_file) {
+    if (iso_anon, iso_file)
+        != (
+            m.vmstat[VmEvent::NrIsolatedAnon],
+            m.vmstat[VmEvent::NrIsolatedFile],
+        )
+    {
         errs.push(format!(
             "NR_ISOLATED_ANON/FILE are {}/{} but {iso_anon}/{iso_file} pages are isolated",
-            m.vmstat.nr_isolated_anon, m.vmstat.nr_isolated_file
+            m.vmstat[VmEvent::NrIsolatedAnon],
+            m.vmstat[VmEvent::NrIsolatedFile]
         ));
     }
 }

@@ -6,6 +6,7 @@
 //! cells at or below the caller's limit; a grouped cell shows the migratetype most of its
 //! pageblocks have and the sum of their page counts.
 
+use crate::event::VmEvent;
 use crate::machine::Machine;
 use crate::memmap::{MigrateType, PageFlags};
 use crate::owners::table::FolioKind;
@@ -137,7 +138,8 @@ pub fn memory_map(m: &Machine, max_cells: usize) -> MemoryMap {
         ..Default::default()
     };
     let cell_pages = pb * group;
-    let scanned = m.vmstat.compact_migrate_scanned + m.vmstat.compact_free_scanned > 0;
+    let scanned =
+        m.vmstat[VmEvent::CompactMigrateScanned] + m.vmstat[VmEvent::CompactFreeScanned] > 0;
     for zi in zones {
         let z = m.zone(zi);
         let (start, end) = (z.zone_start_pfn.0, z.end_pfn().0);
