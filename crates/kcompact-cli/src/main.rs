@@ -6,6 +6,7 @@
 
 mod capture;
 mod cli;
+mod explain_cmd;
 mod replay_cmd;
 mod report;
 mod run;
@@ -63,6 +64,7 @@ fn main() -> ExitCode {
         cli::Command::Validate(a) => validate::validate(a),
         cli::Command::Replay(a) => replay_cmd::replay(a),
         cli::Command::Report(a) => report::report_cmd(a),
+        cli::Command::Explain(a) => explain_cmd::explain_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
