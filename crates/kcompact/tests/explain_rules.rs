@@ -837,3 +837,59 @@ fn lines_the_explanation_does_not_read_do_not_change_it() {
         assert_eq!(e.zones, want.zones);
     }
 }
+
+fn fixture(name: &str) -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/explain")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn a_syslog_report_with_escaped_newlines_and_free_highatomic_blocks() {
+    // Written in the shape of a 5.10 report forwarded by rsyslog (`#012` for the newlines
+    // of the counters block): H blocks free, no reserved_highatomic: field.
+    let e = explain(parse_report(&fixture("syslog-5.10-numa-highatomic.txt")).unwrap());
+    assert_eq!(e.rules, Rules::V44);
+    assert_eq!(
+        e.report.release.as_deref(),
+        Some("5.10.205-195.807.amzn2.x86_64")
+    );
+    let got: Vec<&str> = e.zones.iter().map(|z| z.outcome.keyword()).collect();
+    assert_eq!(
+        got,
+        [
+            "below_lowmem_reserve",
+            "below_lowmem_reserve",
+            "no_free_block"
+        ]
+    );
+    assert_eq!(e.verdict_kind, VerdictKind::Fragmented);
+    // Order 2 has only an H block: GFP_KERNEL may not use it, order 1 passes.
+    assert!(e
+        .would_succeed_with
+        .iter()
+        .any(|m| m.change == "order <= 1"));
+    assert!(e
+        .unknown
+        .iter()
+        .any(|u| u.contains("high-atomic reserve") && u.contains("the verdict is the same")));
+}
+
+#[test]
+fn a_2_6_32_report_with_a_full_stop_and_no_migratetype_letters() {
+    let e = explain(parse_report(&fixture("rhel6-2.6.32-atomic.txt")).unwrap());
+    assert_eq!(
+        e.version,
+        Some(kcompact::explain::kernel::KernelVersion(2, 6, 32))
+    );
+    assert_eq!(e.rules, Rules::Pre44);
+    assert_eq!(e.gfp.as_ref().unwrap().names, ["GFP_ATOMIC"]);
+    assert!(e.report.zones.iter().all(|z| !z.letters_printed));
+    assert_eq!(*outcome(&e, 2), Outcome::OldOrderCheck { at_order: 1 });
+    assert_eq!(e.verdict_kind, VerdictKind::Fragmented);
+    assert!(e
+        .would_succeed_with
+        .iter()
+        .any(|m| m.change == "order <= 0"));
+}

@@ -432,6 +432,9 @@ struct Rights {
     high: bool,
     /// ALLOC_HARDER (before 6.3) / ALLOC_NON_BLOCK (6.3+).
     harder: bool,
+    /// Take the free high-atomic and CMA pages a report does not count at the most its
+    /// letters allow (every block of an order showing H or C), not at zero.
+    unknown_at_most: bool,
 }
 
 /// The slow path's flags for the last attempt, per rule set. Mirrors `gfp_to_alloc_flags()`
@@ -465,6 +468,7 @@ fn rights(rules: Rules, g: &GfpMeaning, order: u32, rt: bool) -> Rights {
                 flags,
                 high,
                 harder,
+                unknown_at_most: false,
             }
         }
         Rules::V63 => {
@@ -477,6 +481,7 @@ fn rights(rules: Rules, g: &GfpMeaning, order: u32, rt: bool) -> Rights {
                 flags,
                 high: flags.has(AllocFlags::MIN_RESERVE),
                 harder: flags.has(AllocFlags::NON_BLOCK),
+                unknown_at_most: false,
             }
         }
     }
@@ -817,6 +822,39 @@ fn judge(report: &Report, rules: Rules, range: &VersionRange) -> Judgement {
             ));
         }
     }
+    // Free CMA or high-atomic pages the report does not count: does the verdict hold at
+    // the most the letters allow?
+    let counts_missing = report.zones.iter().any(|z| {
+        let letters: String = z.types_by_order.concat();
+        (letters.contains('C') && z.free_cma_kb.is_none())
+            || (letters.contains('H')
+                && z.free_highatomic_kb.is_none()
+                && z.reserved_highatomic_kb.is_none())
+    });
+    let at_most_note = if counts_missing {
+        let most = Rights {
+            unknown_at_most: true,
+            ..base
+        };
+        let (most_kind, _) = verdict_of(
+            report,
+            rules,
+            &judge_zones(order, &most),
+            &request,
+            order,
+            page_kb,
+        );
+        if most_kind == kind {
+            "; the verdict is the same at the largest it can be".to_string()
+        } else {
+            format!(
+                "; at the largest it can be, the verdict would be {}",
+                most_kind.keyword()
+            )
+        }
+    } else {
+        String::new()
+    };
     for (f, z) in zones.iter().zip(&report.zones) {
         if !matches!(f.outcome, Outcome::NotUsable(_)) {
             if z.free_by_order.iter().any(|&c| c > 0) && !z.letters_printed && rules != Rules::Pre44
@@ -833,13 +871,14 @@ fn judge(report: &Report, rules: Rules, range: &VersionRange) -> Judgement {
             {
                 unknown.push(format!(
                     "the size of {}'s high-atomic reserve (H blocks are free, no count printed; \
-                     taken as 0)",
+                     taken as 0{at_most_note})",
                     z.name
                 ));
             }
             if letters.contains('C') && z.free_cma_kb.is_none() {
                 unknown.push(format!(
-                    "{}'s free CMA pages (C blocks are free, no count printed; taken as 0)",
+                    "{}'s free CMA pages (C blocks are free, no count printed; taken as \
+                     0{at_most_note})",
                     z.name
                 ));
             }
@@ -1167,15 +1206,32 @@ fn check_zone(
     let free_pages = pages(z.free_kb);
     let mark = z.min_kb / page_kb;
     let lowmem_reserve = z.lowmem_reserve.get(classzone).copied().unwrap_or(0);
-    let cma_pages = z.free_cma_kb.map_or(0, |k| k / page_kb);
+    let nr = &z.free_by_order;
+    // Pages in blocks of orders whose letters show `c`: the most a type can hold free.
+    let at_most = |c: char| -> u64 {
+        if !r.unknown_at_most {
+            return 0;
+        }
+        nr.iter()
+            .enumerate()
+            .filter(|(o, _)| z.types_by_order.get(*o).is_some_and(|l| l.contains(c)))
+            .fold(0u64, |a, (o, &n)| {
+                a.saturating_add(n.saturating_mul(1 << o))
+            })
+    };
+    let cma_pages = z.free_cma_kb.map_or_else(|| at_most('C'), |k| k / page_kb);
+    // `reserve_highatomic_pageblock()` keeps the reserve within 1% of the zone plus a
+    // pageblock (at most the largest order's block).
+    let highatomic_cap = z.managed_kb.map_or(u64::MAX, |m| {
+        (m / page_kb / 100).saturating_add(1u64 << nr.len().saturating_sub(1).min(40))
+    });
     let highatomic = match rules {
         Rules::Pre44 => 0,
         _ => z
             .free_highatomic_kb
             .or(z.reserved_highatomic_kb)
-            .map_or(0, |k| k / page_kb),
+            .map_or_else(|| at_most('H').min(highatomic_cap), |k| k / page_kb),
     };
-    let nr = &z.free_by_order;
     let max_order = nr.len().saturating_sub(1);
     let letters = |o: usize| z.types_by_order.get(o).map(String::as_str).unwrap_or("");
     let at_or_above: Vec<usize> = (order as usize..nr.len()).filter(|&o| nr[o] > 0).collect();

@@ -260,9 +260,6 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
 const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
 /// `[  123.456789]` (a printk timestamp) at the start of `s`: the rest after it.
@@ -305,22 +302,35 @@ fn strip_caller_id(s: &str) -> Option<&str> {
     }
 }
 
-/// `Jun 09 20:38:39 host kernel: ` or `2024-01-02T03:04:05.678+00:00 host kernel: `.
+/// A syslog or journal prefix ending in `kernel: `: `Jun 09 20:38:39 host kernel: `,
+/// `2024-01-02T03:04:05.678+00:00 host kernel: `, `host kernel: ` (after a timestamp),
+/// `kernel: `. What comes before `kernel:` must be a few words without `: ` (a date, a
+/// time, a host name), so a message that merely mentions the word is left alone.
 fn strip_syslog(s: &str) -> Option<&str> {
     let k = s.find("kernel:")?;
-    if k > 120 {
+    let head = &s[..k];
+    if k > 80
+        || (!head.is_empty() && !head.ends_with(' '))
+        || head.contains(": ")
+        || head.starts_with('[')
+    {
         return None;
     }
-    let head = &s[..k];
-    let month = MONTHS.iter().any(|m| head.starts_with(m));
-    let iso = head.len() > 10
-        && head.as_bytes()[..4].iter().all(u8::is_ascii_digit)
-        && head.as_bytes()[4] == b'-';
-    if (month || iso) && head.contains(':') {
-        Some(&s[k + "kernel:".len()..])
-    } else {
-        None
+    if head.split_whitespace().count() > 6 {
+        return None;
     }
+    Some(&s[k + "kernel:".len()..])
+}
+
+/// `kern  :warn  : ` (`dmesg -x`).
+fn strip_facility(s: &str) -> Option<&str> {
+    let (fac, rest) = s.split_once(':')?;
+    let (lvl, rest) = rest.split_once(':')?;
+    let word = |w: &str| {
+        let w = w.trim();
+        !w.is_empty() && w.len() <= 8 && w.bytes().all(|b| b.is_ascii_lowercase())
+    };
+    (word(fac) && word(lvl) && rest.starts_with(' ')).then_some(rest)
 }
 
 /// A line's text with every known prefix removed, and whether it carried a timestamp.
@@ -334,6 +344,9 @@ fn strip_prefixes(line: &str) -> (String, bool) {
     for _ in 0..4 {
         let before = s.len();
         if let Some(r) = strip_syslog(s) {
+            s = r.trim_start();
+        }
+        if let Some(r) = strip_facility(s) {
             s = r.trim_start();
         }
         if let Some(r) = s.strip_prefix('<') {
@@ -1252,6 +1265,23 @@ mod tests {
         assert_eq!(
             strip_prefixes("[Mon Apr 20 15:08:07 2020]  dump_stack+0x66/0x90"),
             ("dump_stack+0x66/0x90".to_string(), true)
+        );
+        assert_eq!(
+            strip_prefixes("[  123.456789] myhost kernel: Mem-Info:"),
+            ("Mem-Info:".to_string(), true)
+        );
+        assert_eq!(
+            strip_prefixes("kern  :warn  : [  1.2] Mem-Info:"),
+            ("Mem-Info:".to_string(), true)
+        );
+        assert_eq!(
+            strip_prefixes("Mar 29 23:11:07 kernel: swapper: x"),
+            ("swapper: x".to_string(), false)
+        );
+        // A message that mentions the word keeps it.
+        assert_eq!(
+            strip_prefixes("foo: the kernel: bar"),
+            ("foo: the kernel: bar".to_string(), false)
         );
     }
 
