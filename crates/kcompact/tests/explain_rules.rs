@@ -411,6 +411,20 @@ fn variants(plain: &str) -> Vec<(&'static str, String)> {
     let mut v = vec![
         ("timestamps", stamped.join("\n")),
         (
+            "words right after the free lists",
+            format!(
+                "{}\nThis happens on every boot, any idea what could cause it?",
+                stamped[..stamped.len() - 1].join("\n")
+            ),
+        ),
+        (
+            "words around it",
+            format!(
+                "Hi all,\n\nsince the update the modem fails to load its firmware:\n\n{}\nThis happens on every boot, any idea what could cause it?\n-- \nJohn",
+                stamped.join("\n")
+            ),
+        ),
+        (
             "syslog",
             lines
                 .iter()

@@ -364,11 +364,15 @@ pub fn explain(report: Report) -> Explanation {
         (r, j)
     };
     unknown.append(&mut j.unknown);
-    unknown.push(
+    unknown.push(if j.request.can_reclaim == Tri::No {
+        "what other tasks and kswapd freed or took between the attempt and the report: it \
+         shows memory once, after the failure"
+            .into()
+    } else {
         "how much reclaim and compaction freed or merged during the attempt: the report \
          shows memory once, after the failure"
-            .into(),
-    );
+            .into()
+    });
     Explanation {
         version,
         range,
@@ -728,6 +732,13 @@ fn judge(report: &Report, rules: Rules, range: &VersionRange) -> Judgement {
                 ma.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
             ));
         }
+    }
+    if g.sem.contains(Gfp::MEMALLOC) && !g.sem.contains(Gfp::NOMEMALLOC) {
+        unknown.push(
+            "how the request's last attempt fared without watermarks (__GFP_MEMALLOC lets it \
+             ignore them): the checks shown are those of its attempts before"
+                .into(),
+        );
     }
     if g.sem.contains(Gfp::THISNODE) && report.zones.iter().any(|z| z.node != 0) {
         unknown.push(

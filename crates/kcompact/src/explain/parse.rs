@@ -522,6 +522,28 @@ fn join(prev: &mut String, kind: Kind, cont: &str) {
     prev.push_str(cont_t);
 }
 
+/// Whether `cont` can be the wrapped rest of a `kind` line `prev` (so words typed after a
+/// pasted report do not end up inside its last line).
+fn continues(kind: Kind, prev: &str, cont: &str) -> bool {
+    let first = cont.split_whitespace().next().unwrap_or("");
+    match kind {
+        Kind::Buddy => !buddy_complete(prev),
+        Kind::Lowmem => cont
+            .split_whitespace()
+            .all(|t| t.bytes().all(|b| b.is_ascii_digit())),
+        Kind::Zone => {
+            starts_field(Kind::Zone, first)
+                || ["min:", "low:", "high:"].iter().any(|k| !prev.contains(k))
+        }
+        Kind::Failure => {
+            starts_field(Kind::Failure, first)
+                || prev.trim_end().ends_with(',')
+                || !prev.contains("mode:")
+        }
+        Kind::Other => true,
+    }
+}
+
 /// Splits the text into logical lines: prefixes stripped, rsyslog's `#012` expanded, and
 /// lines wrapped by mail clients joined back.
 fn logical_lines(text: &str) -> (Vec<LLine>, usize) {
@@ -557,8 +579,11 @@ fn logical_lines(text: &str) -> (Vec<LLine>, usize) {
     for l in raw {
         if stamped_mode && !l.stamped && !l.text.is_empty() {
             if let Some(prev) = out.last_mut() {
-                if prev.stamped && (prev.raw_trailing_space || prev.raw_len >= 60) {
-                    let kind = kind_of(&prev.text);
+                let kind = kind_of(&prev.text);
+                if prev.stamped
+                    && (prev.raw_trailing_space || prev.raw_len >= 60)
+                    && continues(kind, &prev.text, &l.text)
+                {
                     join(&mut prev.text, kind, &l.text);
                     prev.raw_trailing_space = l.raw_trailing_space;
                     prev.raw_len = l.raw_len;
