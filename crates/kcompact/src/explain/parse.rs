@@ -160,26 +160,14 @@ pub fn parse_report(bytes: &[u8]) -> Result<Report, ExplainError> {
     Ok(report)
 }
 
-/// The input as text: refuses binary data (NUL, invalid UTF-8, control characters other
-/// than tab, newline, carriage return, form feed and the escape of colour sequences).
+/// The input as text: refuses binary data (a NUL or control byte other than tab, newline,
+/// carriage return, form feed and the escape of colour sequences; or more than 1% of the
+/// bytes not UTF-8). A few stray non-UTF-8 bytes (a Latin-1 name in a mail) are replaced.
 fn decode_text(bytes: &[u8]) -> Result<String, ExplainError> {
     let line_of = |off: usize| bytes[..off].iter().filter(|&&b| b == b'\n').count() + 1;
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let off = e.valid_up_to();
-            return err(
-                line_of(off),
-                format!(
-                    "binary data (byte {:#04x} at offset {off} is not UTF-8 text): not a kernel log",
-                    bytes[off]
-                ),
-            );
-        }
-    };
-    if let Some(off) = text
-        .bytes()
-        .position(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b) || b == 0x7f)
+    if let Some(off) = bytes
+        .iter()
+        .position(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b) || b == 0x7f)
     {
         return err(
             line_of(off),
@@ -188,6 +176,22 @@ fn decode_text(bytes: &[u8]) -> Result<String, ExplainError> {
                 bytes[off]
             ),
         );
+    }
+    let text = String::from_utf8_lossy(bytes);
+    if let std::borrow::Cow::Owned(_) = &text {
+        let bad = text.matches('\u{fffd}').count();
+        if bad * 100 > bytes.len() {
+            let off = std::str::from_utf8(bytes)
+                .err()
+                .map_or(0, |e| e.valid_up_to());
+            return err(
+                line_of(off),
+                format!(
+                    "binary data ({bad} bytes are not UTF-8 text, the first at offset {off}): \
+                     not a kernel log"
+                ),
+            );
+        }
     }
     if text.trim().is_empty() {
         return err(1, "empty input: no kernel log text");
@@ -1326,6 +1330,18 @@ mod tests {
         assert_eq!(r.cpuset.as_deref(), Some("/box"));
         assert_eq!(r.mems_allowed, Some(vec![0, 1, 2, 3]));
         assert_eq!(r.gfp_names.as_deref(), Some("GFP_KERNEL"));
+    }
+
+    #[test]
+    fn stray_latin1_bytes_pass_and_binary_does_not() {
+        let mut t = b"Hi J\xfcrgen,\n".to_vec();
+        t.extend_from_slice(&[b'x'; 200]);
+        assert!(decode_text(&t).is_ok());
+        let bin: Vec<u8> = (0..400u32).map(|i| 0x80 + (i % 64) as u8).collect();
+        let e = decode_text(&bin).unwrap_err();
+        assert!(e.msg.contains("binary"), "{}", e.msg);
+        let e = decode_text(b"abc\ndef\0ghi").unwrap_err();
+        assert_eq!(e.line, 2);
     }
 
     #[test]
