@@ -237,7 +237,7 @@ fn steamdeck_6_11_order7_dma32_is_fragmented_and_noio_cannot_compact() {
         e.verdict
     );
     assert!(remedy(&e, "order <= 6").is_some_and(|m| m.sure));
-    // 6.8+: a costly request that may not compact does not retry even with the flag.
+    // A costly request that may not compact gains nothing from the flag.
     assert!(remedy(&e, "__GFP_RETRY_MAYFAIL").is_none());
     assert!(remedy(&e, "compaction").is_some_and(|m| m.why.contains("2838")));
 }

@@ -1778,10 +1778,11 @@ fn remedies(
     } else {
         "__GFP_RETRY_MAYFAIL"
     };
-    // From 6.8 a costly request that may not compact stops after one round even with
-    // __GFP_RETRY_MAYFAIL (the model's slow path has that rule).
-    let retry_helps = !(request.can_compact == Tri::No
-        && range.within(KernelVersion(6, 8, 0), KernelVersion::MAX));
+    // A costly request that may not compact gains nothing from __GFP_RETRY_MAYFAIL: since
+    // "mm, vmscan: prevent infinite loop for costly GFP_NOIO | __GFP_RETRY_MAYFAIL
+    // allocations" (2024, also in stable kernels) it stops after one round as before, and
+    // before that fix it could loop without end (the model's slow path has the fix).
+    let retry_helps = request.can_compact != Tri::No;
     if can_reclaim
         && request.costly
         && retry_helps
