@@ -299,4 +299,5 @@ fn rocketraid_old_atomic_order9_has_no_block_and_no_version() {
     assert!(e.verdict.contains("could not sleep"), "{}", e.verdict);
     assert!(remedy(&e, "order <= 8").is_some_and(|m| m.sure));
     assert!(remedy(&e, "__GFP_DIRECT_RECLAIM").is_some());
+    assert!(remedy(&e, "more vm.min_free_kbytes").is_some_and(|m| !m.sure));
 }

@@ -1902,6 +1902,18 @@ fn remedies(
                       free for requests that cannot reclaim"
                     .into(),
             });
+        } else if order > 0 && matches!(kind, VerdictKind::Fragmented | VerdictKind::ReservedTypes)
+        {
+            out.push(Remedy {
+                change: "more vm.min_free_kbytes".into(),
+                sure: false,
+                why: format!(
+                    "a higher min_free_kbytes makes kswapd, woken for order {order}, keep more \
+                     memory free ahead of requests that cannot reclaim, which gives blocks of \
+                     that order a better chance; by itself it does not make free pages \
+                     contiguous"
+                ),
+            });
         }
     }
     out
