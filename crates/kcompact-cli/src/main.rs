@@ -11,6 +11,7 @@ mod capture;
 mod capture_cmd;
 mod churn_out;
 mod cli;
+mod explain_cmd;
 mod out;
 mod replay_cmd;
 mod report;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         cli::Command::Validate(a) => validate::validate(a),
         cli::Command::Replay(a) => replay_cmd::replay(a),
         cli::Command::Report(a) => report_cmd::report(a),
+        cli::Command::Explain(a) => explain_cmd::explain_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,6 +18,7 @@ pub mod buddy;
 pub mod clock;
 pub mod compaction;
 pub mod event;
+pub mod explain;
 pub mod gfp;
 pub mod hugepage;
 pub mod layout;
