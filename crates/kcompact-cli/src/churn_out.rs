@@ -28,7 +28,7 @@ pub fn summary(m: &Machine, s: &Settings, seed: u64, r: &ChurnReport) -> String 
     let _ = writeln!(
         o,
         "machine: {} MiB, {} node(s), {} managed pages, min_free_kbytes {}, pageblock order {}",
-        s.mem_bytes >> 20,
+        s.machine.mem_bytes >> 20,
         m.nr_nodes(),
         m.managed_pages(),
         m.min_free_kbytes,
@@ -103,12 +103,12 @@ pub fn write_out(
 ) -> anyhow::Result<()> {
     let c = &r.config;
     let config = json!({
-        "mem_bytes": s.mem_bytes, "nodes": s.nodes, "movable_bytes": s.movable_bytes,
-        "min_free_kbytes": m.min_free_kbytes, "watermark_scale_factor": s.vm.watermark_scale_factor,
-        "watermark_boost_factor": s.vm.watermark_boost_factor, "thp": s.vm.thp_enabled,
-        "cma_pages": s.vm.cma_pages, "defrag_mode": s.vm.defrag_mode,
+        "mem_bytes": s.machine.mem_bytes, "nodes": s.machine.nodes, "movable_bytes": s.machine.movable_bytes,
+        "min_free_kbytes": m.min_free_kbytes, "watermark_scale_factor": s.machine.vm.watermark_scale_factor,
+        "watermark_boost_factor": s.machine.vm.watermark_boost_factor, "thp": s.machine.vm.thp_enabled,
+        "cma_pages": s.machine.vm.cma_pages, "defrag_mode": s.machine.vm.defrag_mode,
         "steps": c.steps, "fill_pct": c.fill_pct, "mix": c.mix, "max_order": c.max_order,
-        "integrity": format!("{:?}", s.integrity).to_lowercase(),
+        "integrity": s.machine.integrity.name(),
         "migrate_every": c.migrate_every,
     });
     let result = write_result(dir, m, "churn", seed, config, out)?;

@@ -46,6 +46,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<ui::Help>() => {
+            print!("{e}");
+            ExitCode::SUCCESS
+        }
         Err(e) if e.is::<Usage>() => {
             eprintln!("kcompact: {e}");
             ExitCode::from(2)

@@ -453,13 +453,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         Some(dir) => {
             // A snapshot brings its own memory; the run-time tunables of `--set` apply.
             let mut m = load_dir(dir)?.machine;
-            let (c, s) = (&mut m.config, &settings.vm);
-            c.compaction = s.compaction;
-            c.compaction_proactiveness = s.compaction_proactiveness;
-            c.extfrag_threshold = s.extfrag_threshold;
-            c.compact_unevictable_allowed = s.compact_unevictable_allowed;
-            c.skip_pinned = s.skip_pinned;
-            c.folio_compaction = s.folio_compaction;
+            settings.apply_runtime(&mut m)?;
             m
         }
         None => settings.boot()?,

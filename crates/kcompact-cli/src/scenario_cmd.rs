@@ -120,11 +120,11 @@ fn summary(m: &Machine, s: &Settings, p: &Params, seed: u64, out: &Outcome) -> S
     let _ = writeln!(
         o,
         "machine: {} MiB, {} node(s), {} managed pages, compaction {}, swap {} pages; simulated time {:.3} s",
-        s.mem_bytes >> 20,
+        s.machine.mem_bytes >> 20,
         m.nr_nodes(),
         m.managed_pages(),
-        if s.vm.compaction { "on" } else { "off" },
-        s.vm.swap_pages,
+        if s.machine.vm.compaction { "on" } else { "off" },
+        s.machine.vm.swap_pages,
         m.clock.now_ns as f64 / 1e9
     );
     let params: Vec<String> = p.pairs().map(|(k, v)| format!("{k}={v}")).collect();
@@ -160,15 +160,15 @@ fn write_out(
     out: &Outcome,
 ) -> anyhow::Result<()> {
     let mut config = json!({
-        "mem_bytes": s.mem_bytes, "nodes": s.nodes, "movable_bytes": s.movable_bytes,
-        "min_free_kbytes": m.min_free_kbytes, "watermark_scale_factor": s.vm.watermark_scale_factor,
-        "watermark_boost_factor": s.vm.watermark_boost_factor, "thp": s.vm.thp_enabled,
-        "thp_defrag": s.vm.thp_defrag.name(), "compaction": s.vm.compaction,
-        "swap_pages": s.vm.swap_pages, "zram": s.vm.zram, "swappiness": s.vm.swappiness,
-        "cma_pages": s.vm.cma_pages,
-        "defrag_mode": s.vm.defrag_mode, "compaction_proactiveness": s.vm.compaction_proactiveness,
-        "non_lru_movable": s.vm.non_lru_movable,
-        "compact_unevictable_allowed": s.vm.compact_unevictable_allowed,
+        "mem_bytes": s.machine.mem_bytes, "nodes": s.machine.nodes, "movable_bytes": s.machine.movable_bytes,
+        "min_free_kbytes": m.min_free_kbytes, "watermark_scale_factor": s.machine.vm.watermark_scale_factor,
+        "watermark_boost_factor": s.machine.vm.watermark_boost_factor, "thp": s.machine.vm.thp_enabled,
+        "thp_defrag": s.machine.vm.thp_defrag.name(), "compaction": s.machine.vm.compaction,
+        "swap_pages": s.machine.vm.swap_pages, "zram": s.machine.vm.zram, "swappiness": s.machine.vm.swappiness,
+        "cma_pages": s.machine.vm.cma_pages,
+        "defrag_mode": s.machine.vm.defrag_mode, "compaction_proactiveness": s.machine.vm.compaction_proactiveness,
+        "non_lru_movable": s.machine.vm.non_lru_movable,
+        "compact_unevictable_allowed": s.machine.vm.compact_unevictable_allowed,
     });
     for (k, v) in p.pairs() {
         config[k] = json!(v);

@@ -13,6 +13,18 @@ impl std::fmt::Display for Usage {
 
 impl std::error::Error for Usage {}
 
+/// Help the user asked for (`--set help=1`): printed on stdout, exit code 0.
+#[derive(Debug)]
+pub struct Help(pub String);
+
+impl std::fmt::Display for Help {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Help {}
+
 /// Shorthand for returning a [`Usage`] error.
 pub fn usage<T>(msg: impl Into<String>) -> anyhow::Result<T> {
     Err(Usage(msg.into()).into())
