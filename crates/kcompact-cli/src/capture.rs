@@ -1,4 +1,4 @@
-//! `kcompact capture DIR`: a snapshot of this machine's physical memory in the layout of
+//! A snapshot of this machine's physical memory written to a directory in the layout of
 //! ../shared/data/README.md, for `analyze`, `predict` and `validate`.
 //!
 //! The text files are read before the page arrays (`buddyinfo`, `vmstat`, `pagetypeinfo`,
@@ -9,16 +9,14 @@
 //! writes its files back and drops their page cache, so what it leaves in the machine is
 //! not mistaken for the machine's state. Linux only, as root.
 
-use crate::usage;
+use crate::snapshot_dir::CAPTURE_PFNS;
+use crate::ui::usage;
 use anyhow::Context;
 use indicatif::ProgressBar;
 use kcompact::snapshot::text::parse_zoneinfo;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// The file listing the capturing process's own anonymous pages (hex pfns, one a line).
-pub const CAPTURE_PFNS: &str = "capture_pfns.txt";
 
 /// What a capture measured.
 pub struct Captured {
@@ -174,36 +172,12 @@ pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Capture
         .1;
     let (pfn_start, pfn_end) = pfn_range(zoneinfo)?;
     let npfn = pfn_end - pfn_start;
-    let bar = crate::progress_bar(
+    let bar = crate::ui::progress_bar(
         2 * npfn * 8,
         "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} page arrays",
     );
-    // Both arrays at once, one thread each: the kernel's read is the floor, and copying
-    // them together narrows the window in which the machine moves between them.
-    let copied: Vec<(anyhow::Result<Copied>, f64)> = std::thread::scope(|s| {
-        let readers: Vec<_> = ["kpageflags", "kpagecount"]
-            .into_iter()
-            .map(|name| {
-                let bar = bar.as_ref();
-                s.spawn(move || {
-                    let src = format!("/proc/{name}");
-                    let r = copy_array(&src, pfn_start, npfn, level, bar);
-                    (r, t0.elapsed().as_secs_f64())
-                })
-            })
-            .collect();
-        readers
-            .into_iter()
-            .map(|h| h.join().expect("page array reader"))
-            .collect()
-    });
-    let mut copied = copied.into_iter();
-    let (flags_res, count_res) = (
-        copied.next().expect("flags"),
-        copied.next().expect("counts"),
-    );
-    let ((flags_zst, mut own), t2) = (flags_res.0?, flags_res.1);
-    let ((count_zst, own2), t3) = (count_res.0?, count_res.1);
+    let [((flags_zst, mut own), t2), ((count_zst, own2), t3)] =
+        copy_arrays(pfn_start, npfn, level, t0, bar.as_ref())?;
     for (name, data) in [
         ("kpageflags.zst", &flags_zst),
         ("kpagecount.zst", &count_zst),
@@ -235,13 +209,65 @@ pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Capture
         write(dir, name, &read_proc(src)?)?;
     }
     let t4 = t0.elapsed().as_secs_f64();
-    if let Ok(t) = std::fs::read_to_string("/proc/slabinfo") {
-        write(dir, "slabinfo", &t)?;
-    }
-    write(dir, "sysctl_vm.txt", &sysctl_vm())?;
-    write(dir, "modparams.txt", &modparams())?;
-    write(dir, "thp.txt", &thp())?;
-    write(dir, "hugepages.txt", &hugepages())?;
+    write_settings(dir)?;
+    let meta = meta(
+        label,
+        (pfn_start, pfn_end),
+        [t1, t2, t3, t4],
+        (flags_zst.len(), count_zst.len()),
+    );
+    write(dir, "meta.txt", &meta)?;
+    release_own_files(dir)?;
+    Ok(Captured {
+        dir: dir.to_path_buf(),
+        kpageflags_s: t2 - t1,
+        raw_bytes: npfn * 8,
+        total_s: t4,
+    })
+}
+
+/// Copies both page arrays at once, one thread each: the kernel's read is the floor, and
+/// copying them together narrows the window in which the machine moves between them.
+/// Returns kpageflags' and kpagecount's copies, each with the second since `t0` it ended.
+fn copy_arrays(
+    pfn_start: u64,
+    npfn: u64,
+    level: i32,
+    t0: Instant,
+    bar: Option<&ProgressBar>,
+) -> anyhow::Result<[(Copied, f64); 2]> {
+    let copied: Vec<(anyhow::Result<Copied>, f64)> = std::thread::scope(|s| {
+        let readers: Vec<_> = ["kpageflags", "kpagecount"]
+            .into_iter()
+            .map(|name| {
+                s.spawn(move || {
+                    let src = format!("/proc/{name}");
+                    let r = copy_array(&src, pfn_start, npfn, level, bar);
+                    (r, t0.elapsed().as_secs_f64())
+                })
+            })
+            .collect();
+        readers
+            .into_iter()
+            .map(|h| h.join().expect("page array reader"))
+            .collect()
+    });
+    let mut copied = copied.into_iter();
+    let (flags, counts) = (
+        copied.next().expect("flags"),
+        copied.next().expect("counts"),
+    );
+    Ok([(flags.0?, flags.1), (counts.0?, counts.1)])
+}
+
+/// meta.txt: the label, the kernel, the pfn range, the times (seconds since the start: the
+/// text files read, kpageflags and kpagecount copied, the whole capture) and the sizes.
+fn meta(
+    label: &str,
+    (pfn_start, pfn_end): (u64, u64),
+    [t1, t2, t3, t4]: [f64; 4],
+    (flags_zst, count_zst): (usize, usize),
+) -> String {
     let meta = [
         format!("label={label}"),
         format!("uname_r={}", one_line("/proc/sys/kernel/osrelease")),
@@ -261,19 +287,12 @@ pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Capture
         format!("t_kpagecount_s={:.9}", t3 - t1),
         format!("t_text_after_s={:.9}", t4 - t3),
         format!("t_total_s={t4:.9}"),
-        format!("kpageflags_zst_bytes={}", flags_zst.len()),
-        format!("kpagecount_zst_bytes={}", count_zst.len()),
-        format!("raw_bytes_each={}", npfn * 8),
+        format!("kpageflags_zst_bytes={flags_zst}"),
+        format!("kpagecount_zst_bytes={count_zst}"),
+        format!("raw_bytes_each={}", (pfn_end - pfn_start) * 8),
         "captured_by=kcompact capture".to_string(),
     ];
-    write(dir, "meta.txt", &(meta.join("\n") + "\n"))?;
-    release_own_files(dir)?;
-    Ok(Captured {
-        dir: dir.to_path_buf(),
-        kpageflags_s: t2 - t1,
-        raw_bytes: npfn * 8,
-        total_s: t4,
-    })
+    meta.join("\n") + "\n"
 }
 
 /// Writes the snapshot's own files back and drops them from the page cache. Left
@@ -307,6 +326,18 @@ fn drop_page_cache(f: &std::fs::File) {
 
 #[cfg(not(target_os = "linux"))]
 fn drop_page_cache(_: &std::fs::File) {}
+
+/// The machine's settings beside the snapshot: slabinfo (when readable), the vm sysctls,
+/// the memory modules' parameters, THP and hugetlb.
+fn write_settings(dir: &Path) -> anyhow::Result<()> {
+    if let Ok(t) = std::fs::read_to_string("/proc/slabinfo") {
+        write(dir, "slabinfo", &t)?;
+    }
+    write(dir, "sysctl_vm.txt", &sysctl_vm())?;
+    write(dir, "modparams.txt", &modparams())?;
+    write(dir, "thp.txt", &thp())?;
+    write(dir, "hugepages.txt", &hugepages())
+}
 
 fn one_line(path: &str) -> String {
     std::fs::read_to_string(path)
@@ -394,41 +425,4 @@ fn hugepages() -> String {
         }
     }
     out
-}
-
-/// `kcompact capture DIR`.
-pub fn capture(args: crate::cli::CaptureArgs) -> anyhow::Result<()> {
-    if !Path::new("/proc/kpageflags").exists() {
-        return usage(
-            "/proc/kpageflags: not there (capture needs Linux with CONFIG_PROC_PAGE_MONITOR)",
-        );
-    }
-    if !(1..=19).contains(&args.level) {
-        return usage(format!("--level {}: zstd levels 1..=19", args.level));
-    }
-    let label = args.label.clone().unwrap_or_else(|| {
-        args.dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
-    if let Some(secs) = args.trace {
-        return crate::trace_capture::capture_trace(
-            &args.dir,
-            secs,
-            args.trace_buffer_mb,
-            args.level,
-        );
-    }
-    let c = capture_to(&args.dir, &label, args.level)?;
-    let mb = c.raw_bytes as f64 / 1e6;
-    println!(
-        "captured {} in {:.2} s: kpageflags {:.1} MB in {:.3} s ({:.0} MB/s)",
-        c.dir.display(),
-        c.total_s,
-        mb,
-        c.kpageflags_s,
-        mb / c.kpageflags_s.max(1e-9)
-    );
-    Ok(())
 }

@@ -57,6 +57,26 @@ pub enum Command {
     ///
     /// Example: kcompact report ../shared/data/realkernel/A_g8_r1/before --out /tmp/a.html
     Report(ReportArgs),
+    /// Why a real `page allocation failure` failed, and what would have made it succeed.
+    ///
+    /// Reads the kernel's report (dmesg, syslog or mail text of Linux 3.x-6.x, any
+    /// architecture; DUMP `-` reads stdin) and shows the zones the request could use, each
+    /// zone's watermark check on the report's numbers, the verdict, the changes that would
+    /// have made it succeed and what the report does not say.
+    ///
+    /// Example: kcompact explain ../shared/data/dmesg/08-linux-fsdevel-steamdeck-dma32.txt
+    ///
+    /// Example: dmesg | kcompact explain - --json
+    Explain(ExplainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// The kernel log text holding the report (dmesg, syslog, a mail), or `-` for stdin.
+    pub dump: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -1,10 +1,13 @@
 //! `kcompact replay TRACE`: a kmem/compaction trace driving the model (issue 9).
 
 use crate::cli::ReplayArgs;
-use crate::run::zones_json;
+use crate::out::zones_json;
+use crate::report::{
+    free_by_order_chart, kernel_views, kv_table, map_section, write_report, Report, Section, Series,
+};
 use crate::settings::Settings;
-use crate::snapshot_cmd::load_dir;
-use crate::usage;
+use crate::snapshot_dir::load_dir;
+use crate::ui::usage;
 use anyhow::Context;
 use kcompact::replay::parse::{parse_trace, Trace};
 use kcompact::replay::{replay as run_replay, Mode, ReplayReport};
@@ -72,13 +75,8 @@ fn model_free(m: &Machine) -> ZoneFree {
         .collect()
 }
 
-fn text_report(
-    args: &ReplayArgs,
-    trace: &Trace,
-    r: &ReplayReport,
-    m: &Machine,
-    kernel: &Option<ZoneFree>,
-) -> String {
+/// The text report's head: the command, the events read, skipped and malformed.
+fn trace_text(args: &ReplayArgs, trace: &Trace, r: &ReplayReport) -> String {
     let mut o = String::new();
     let from = match &args.snapshot {
         Some(s) => format!("snapshot {}", s.display()),
@@ -115,6 +113,19 @@ fn text_report(
     for e in trace.malformed.iter().take(5) {
         let _ = writeln!(o, "  {e}");
     }
+    o
+}
+
+/// `kcompact replay`'s text: the events, what was applied and what did not fit, the
+/// compaction runs, the free blocks at the end against the kernel's.
+fn text_report(
+    args: &ReplayArgs,
+    trace: &Trace,
+    r: &ReplayReport,
+    m: &Machine,
+    kernel: &Option<ZoneFree>,
+) -> String {
+    let mut o = trace_text(args, trace, r);
     let _ = writeln!(o, "applied {} allocations and frees", r.applied);
     let kinds: Vec<String> = r
         .inconsistencies
@@ -146,6 +157,14 @@ fn text_report(
             .collect();
         let _ = writeln!(o, "gfp flags the model ignores: {}", u.join(", "));
     }
+    o += &compactions_text(r);
+    o += &end_text(m, kernel);
+    o
+}
+
+/// Each kernel compaction run beside the model's, one line per zone and run.
+fn compactions_text(r: &ReplayReport) -> String {
+    let mut o = String::new();
     if !r.compactions.is_empty() {
         let _ = writeln!(
             o,
@@ -174,6 +193,13 @@ fn text_report(
             );
         }
     }
+    o
+}
+
+/// The model's buddyinfo at the end and, with the kernel's, the difference per zone and
+/// order.
+fn end_text(m: &Machine, kernel: &Option<ZoneFree>) -> String {
+    let mut o = String::new();
     let _ = writeln!(o, "\nthe model's free pages by order at the end:");
     o.push_str(&buddyinfo(m));
     if let Some(k) = kernel {
@@ -268,11 +294,7 @@ fn replay_report(
     r: &ReplayReport,
     m: &Machine,
     j: &serde_json::Value,
-) -> crate::report::Report {
-    use crate::report::{
-        free_by_order_chart, kernel_views, kv_table, map_section, Report, Section, Series,
-    };
-    let secs = |t: &kcompact::replay::Row| t.time_ns as f64 / 1e9;
+) -> Report {
     let mut sections = vec![
         kv_table(
             "Replay",
@@ -300,65 +322,10 @@ fn replay_report(
                 .map(|(k, n)| (k.to_string(), n.to_string()))
                 .collect(),
         ),
-        free_by_order_chart(
-            "Fragmentation over the trace: free pages by order",
-            "trace time (s)",
-            &r.timeline
-                .iter()
-                .map(|t| (secs(t), t.free_by_order))
-                .collect::<Vec<_>>(),
-        ),
-        Section::Chart {
-            title: "Free order-9 blocks over the trace".into(),
-            x_label: "trace time (s)".into(),
-            y_label: "blocks".into(),
-            series: vec![Series {
-                name: "free order >= 9 blocks".into(),
-                points: r
-                    .timeline
-                    .iter()
-                    .map(|t| (secs(t), t.free_order9_blocks as f64))
-                    .collect(),
-            }],
-        },
-        Section::Table {
-            title: "Compaction runs: the kernel's (from its events) and the model's".into(),
-            headers: [
-                "zone",
-                "mode",
-                "status",
-                "side",
-                "migrate_scanned",
-                "free_scanned",
-                "isolated",
-                "migrated",
-                "failed",
-            ]
-            .iter()
-            .map(|h| h.to_string())
-            .collect(),
-            rows: r
-                .compactions
-                .iter()
-                .flat_map(|c| {
-                    [("kernel", &c.kernel), ("model", &c.model)].map(|(side, w)| {
-                        vec![
-                            format!("{:#x}-{:#x}", c.zone_start, c.zone_end),
-                            c.mode.clone(),
-                            c.status.clone(),
-                            side.to_string(),
-                            w.migrate_scanned.to_string(),
-                            w.free_scanned.to_string(),
-                            w.isolated.to_string(),
-                            w.migrated.to_string(),
-                            w.failed.to_string(),
-                        ]
-                    })
-                })
-                .collect(),
-        },
-        map_section("Physical memory at the end of the replay", m),
     ];
+    sections.extend(timeline_charts(r));
+    sections.push(compactions_table(r));
+    sections.push(map_section("Physical memory at the end of the replay", m));
     sections.extend(kernel_views(m));
     if let Some(k) = j["kernel_end"].as_array() {
         sections.push(Section::Pre {
@@ -392,6 +359,74 @@ fn replay_report(
     }
 }
 
+/// The fragmentation over the trace: free pages by order, and free order-9 blocks.
+fn timeline_charts(r: &ReplayReport) -> [Section; 2] {
+    let secs = |t: &kcompact::replay::Row| t.time_ns as f64 / 1e9;
+    [
+        free_by_order_chart(
+            "Fragmentation over the trace: free pages by order",
+            "trace time (s)",
+            &r.timeline
+                .iter()
+                .map(|t| (secs(t), t.free_by_order))
+                .collect::<Vec<_>>(),
+        ),
+        Section::Chart {
+            title: "Free order-9 blocks over the trace".into(),
+            x_label: "trace time (s)".into(),
+            y_label: "blocks".into(),
+            series: vec![Series {
+                name: "free order >= 9 blocks".into(),
+                points: r
+                    .timeline
+                    .iter()
+                    .map(|t| (secs(t), t.free_order9_blocks as f64))
+                    .collect(),
+            }],
+        },
+    ]
+}
+
+/// The compaction runs: a row for the kernel's (from its events) and one for the model's.
+fn compactions_table(r: &ReplayReport) -> Section {
+    Section::Table {
+        title: "Compaction runs: the kernel's (from its events) and the model's".into(),
+        headers: [
+            "zone",
+            "mode",
+            "status",
+            "side",
+            "migrate_scanned",
+            "free_scanned",
+            "isolated",
+            "migrated",
+            "failed",
+        ]
+        .iter()
+        .map(|h| h.to_string())
+        .collect(),
+        rows: r
+            .compactions
+            .iter()
+            .flat_map(|c| {
+                [("kernel", &c.kernel), ("model", &c.model)].map(|(side, w)| {
+                    vec![
+                        format!("{:#x}-{:#x}", c.zone_start, c.zone_end),
+                        c.mode.clone(),
+                        c.status.clone(),
+                        side.to_string(),
+                        w.migrate_scanned.to_string(),
+                        w.free_scanned.to_string(),
+                        w.isolated.to_string(),
+                        w.migrated.to_string(),
+                        w.failed.to_string(),
+                    ]
+                })
+            })
+            .collect(),
+    }
+}
+
 /// `kcompact replay`.
 pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let Some(mode) = Mode::parse(&args.mode) else {
@@ -418,18 +453,12 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         Some(dir) => {
             // A snapshot brings its own memory; the run-time tunables of `--set` apply.
             let mut m = load_dir(dir)?.machine;
-            let (c, s) = (&mut m.config, &settings.vm);
-            c.compaction = s.compaction;
-            c.compaction_proactiveness = s.compaction_proactiveness;
-            c.extfrag_threshold = s.extfrag_threshold;
-            c.compact_unevictable_allowed = s.compact_unevictable_allowed;
-            c.skip_pinned = s.skip_pinned;
-            c.folio_compaction = s.folio_compaction;
+            settings.apply_runtime(&mut m)?;
             m
         }
         None => settings.boot()?,
     };
-    let bar = crate::progress_bar(
+    let bar = crate::ui::progress_bar(
         trace.records.len() as u64,
         "{bar:40} {percent}% {elapsed} replay",
     );
@@ -451,14 +480,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     }
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
-        let write = |name: &str, text: String| -> anyhow::Result<()> {
-            let p = dir.join(name);
-            std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
-        };
-        write("result.json", serde_json::to_string_pretty(&j)? + "\n")?;
-        write("buddyinfo", buddyinfo(&m))?;
-        write("timeline.csv", timeline_csv(&r))?;
-        crate::report::write_report(dir, &replay_report(&args, &r, &m, &j))?;
+        crate::out::write(dir, "result.json", serde_json::to_string_pretty(&j)? + "\n")?;
+        crate::out::write(dir, "buddyinfo", buddyinfo(&m))?;
+        crate::out::write(dir, "timeline.csv", timeline_csv(&r))?;
+        write_report(dir, &replay_report(&args, &r, &m, &j))?;
         if !args.json {
             println!("\nwrote {}", dir.display());
         }

@@ -1,12 +1,12 @@
 //! `report.html`: one self-contained file (no network) with the physical memory map, the
 //! plots and the kernel-format tables of a run, an A/B comparison, a replay or a
 //! snapshot. The report is data first (`report.json`, [`Report`]), rendered by
-//! [`render`]; `kcompact report DIR` renders a directory's `report.json` again, or builds
-//! the report of a snapshot directory.
+//! [`render`] (`kcompact report DIR`, in `report_cmd.rs`, renders a directory's
+//! `report.json` again).
 //!
-//! Maps are drawn by a small script on a canvas from the cells' data (one cell per
-//! pageblock, or per group of them on large machines, said above the map); plots are
-//! inline SVG. The script reports its own errors in the page (`#errors`) and marks each
+//! Maps are drawn by a small script (`report.js`) on a canvas from the cells' data (one
+//! cell per pageblock, or per group of them on large machines, said above the map); plots
+//! are inline SVG. The script reports its own errors in the page (`#errors`) and marks each
 //! map with the number of cells it drew (`data-cells`), which the browser test reads.
 
 use kcompact::views::mapdata::MemoryMap;
@@ -328,49 +328,48 @@ td:first-child,th:first-child{text-align:left}pre{font-size:11px;background:#f6f
 #tip{position:fixed;pointer-events:none;background:#fff;border:1px solid #888;padding:4px 8px;font-size:12px;display:none;white-space:pre}
 #errors{color:#b00}canvas{border:1px solid #ccc}";
 
-const SCRIPT: &str = r#"
-(function(){
-var errs=document.getElementById('errors');
-window.onerror=function(m){var d=document.createElement('div');d.textContent='error: '+m;errs.appendChild(d);};
-var HUE=[0,120,45,280,200,300];var NAMES=['Unmovable','Movable','Reclaimable','HighAtomic','CMA','Isolate'];
-var tip=document.getElementById('tip');
-function col(d,i){var per=d.pageblock_pages*d.group;var present=per-d.hole[i];if(present<=0)return '#fff';
- var used=present-d.free[i];if(used<=0)return '#f4f4f4';var f=used/present;var l=88-50*f;
- return 'hsl('+HUE[d.mt[i]]+',60%,'+l+'%)';}
-function draw(cv){var d=JSON.parse(document.getElementById(cv.id+'-data').textContent);
- var n=d.pfn.length,C=n<=2048?64:128,S=n<=2048?12:(n<=16384?6:4),LAB=96,rows=0,LE=Math.ceil(12/(S+2));
- d.zones.forEach(function(z){rows+=Math.ceil(z.cells/C);});
- cv.width=LAB+C*S+4;cv.height=rows*(S+2)+d.zones.length*18+8;var g=cv.getContext('2d');g.font='11px monospace';
- var y=4,pos=[],drawn=0;
- d.zones.forEach(function(z){g.fillStyle='#222';g.font='bold 12px sans-serif';g.fillText(z.name+'  (pfn 0x'+z.start_pfn.toString(16)+'-0x'+z.end_pfn.toString(16)+')',2,y+12);g.font='10px monospace';y+=18;
-  var sc=function(r,c){if(!r)return;g.fillStyle=c;for(var i=0;i<z.cells;i++){var p=d.pfn[z.first_cell+i];var e=p+d.pageblock_pages*d.group;
-   if(e>r[0]&&p<r[1]){var rr=Math.floor(i/C),cc=i%C;g.fillRect(LAB+cc*S,y+rr*(S+2)+S-1,S,2);}}};
-  for(var i=0;i<z.cells;i++){var k=z.first_cell+i,r=Math.floor(i/C),c=i%C,x=LAB+c*S,yy=y+r*(S+2);
-   if(c==0&&r%LE==0){g.fillStyle='#555';g.fillText('0x'+d.pfn[k].toString(16),2,yy+Math.min(S,10));}
-   g.fillStyle=col(d,k);g.fillRect(x,yy,S-1,S-1);var m=d.marks[k],q=Math.max(2,S>>2);
-   if(m&1){g.fillStyle='#000';g.fillRect(x+1,yy+1,q,q);} if(m&2){g.fillStyle='#d00';g.fillRect(x+S-1-q,yy,q,q);}
-   if(m&4){g.fillStyle='#666';g.fillRect(x,yy+S-1-q,q,q);} pos[k]=[x,yy];drawn++;}
-  sc(z.migrate_scanned,'#06c');sc(z.free_scanned,'#f80');
-  y+=Math.ceil(z.cells/C)*(S+2);});
- cv.setAttribute('data-cells',drawn);
- cv.addEventListener('mousemove',function(ev){var b=cv.getBoundingClientRect(),mx=ev.clientX-b.left,my=ev.clientY-b.top,hit=-1;
-  for(var k=0;k<pos.length;k++){var p=pos[k];if(p&&mx>=p[0]&&mx<p[0]+S&&my>=p[1]&&my<p[1]+S){hit=k;break;}}
-  if(hit<0){tip.style.display='none';return;}
-  var s=d.pfn[hit],e=s+d.pageblock_pages*d.group;
-  tip.textContent='pfn 0x'+s.toString(16)+'-0x'+(e-1).toString(16)+(d.group>1?' ('+d.group+' pageblocks)':'')+'\n'+NAMES[d.mt[hit]]+
-   '\nfree '+d.free[hit]+'  anon '+d.anon[hit]+'  file '+d.file[hit]+'\nkernel '+d.kernel[hit]+'  driver '+d.driver[hit]+'  hugetlb '+d.hugetlb[hit]+
-   '\nreserved '+d.reserved[hit]+'  pinned '+d.pinned[hit]+'  hole '+d.hole[hit];
-  tip.style.left=(ev.clientX+12)+'px';tip.style.top=(ev.clientY+12)+'px';tip.style.display='block';});
- cv.addEventListener('mouseleave',function(){tip.style.display='none';});
- // Self-check: hovering the first cell shows its pfns (read by the browser test).
- var f=pos.findIndex(function(p){return !!p;});
- if(f>=0){var b=cv.getBoundingClientRect();cv.dispatchEvent(new MouseEvent('mousemove',{clientX:b.left+pos[f][0]+1,clientY:b.top+pos[f][1]+1}));
-  cv.setAttribute('data-hover',tip.textContent.indexOf('pfn 0x'+d.pfn[f].toString(16))==0?'ok':'fail');tip.style.display='none';}}
-document.querySelectorAll('canvas.map').forEach(draw);
-document.body.setAttribute('data-load-ms',Math.round(performance.now()));
-document.body.setAttribute('data-ready','1');
-})();
-"#;
+/// The page's script: draws the maps on their canvases from the cells' data, with a
+/// tooltip per cell, and reports its own errors in the page (`#errors`).
+const SCRIPT: &str = include_str!("report.js");
+
+/// A map section: its heading, what a cell is, the legend, the canvas and its data (the
+/// `n`th map of the page).
+fn render_map(o: &mut String, n: usize, title: &str, map: &serde_json::Value) {
+    let cells = map["pfn"].as_array().map_or(0, |a| a.len());
+    let group = map["group"].as_u64().unwrap_or(1);
+    let pb = map["pageblock_pages"].as_u64().unwrap_or(512);
+    let id = format!("map{n}");
+    let _ = write!(
+        o,
+        "<h2>{}</h2><p class=\"note\">{cells} cells, each {} ({} pages{}). Colour: migratetype; shade: pages in use; marks: black dot unmovable pages in a movable block, red pinned pages, grey reserved; blue and orange bars under a row: the pfns the last compaction's migrate and free scanners covered. Hover a cell for its counts.</p>",
+        esc(title),
+        if group == 1 { "one pageblock".to_string() } else { format!("a group of {group} pageblocks") },
+        pb * group,
+        if group == 1 { String::new() } else { format!("; groups of {group} keep large machines responsive") }
+    );
+    o.push_str("<div class=\"legend\">");
+    for (name, hue) in [
+        ("Unmovable", 0),
+        ("Movable", 120),
+        ("Reclaimable", 45),
+        ("HighAtomic", 280),
+        ("CMA", 200),
+        ("Isolate", 300),
+    ] {
+        let _ = write!(
+            o,
+            "<span><i class=\"sw\" style=\"background:hsl({hue},60%,50%)\"></i>{name}</span>"
+        );
+    }
+    o.push_str("<span><i class=\"sw\" style=\"background:#f4f4f4\"></i>free</span></div>");
+    let data = serde_json::to_string(map)
+        .unwrap_or_else(|_| "{}".into())
+        .replace("</", "<\\/");
+    let _ = write!(
+        o,
+        "<canvas class=\"map\" id=\"{id}\" data-expected-cells=\"{cells}\"></canvas><script type=\"application/json\" id=\"{id}-data\">{data}</script>"
+    );
+}
 
 /// The report as one HTML file.
 pub fn render(r: &Report) -> String {
@@ -390,40 +389,8 @@ pub fn render(r: &Report) -> String {
     for s in &r.sections {
         match s {
             Section::Map { title, map } => {
-                let cells = map["pfn"].as_array().map_or(0, |a| a.len());
-                let group = map["group"].as_u64().unwrap_or(1);
-                let pb = map["pageblock_pages"].as_u64().unwrap_or(512);
-                let id = format!("map{maps}");
+                render_map(&mut o, maps, title, map);
                 maps += 1;
-                let _ = write!(
-                    o,
-                    "<h2>{}</h2><p class=\"note\">{cells} cells, each {} ({} pages{}). Colour: migratetype; shade: pages in use; marks: black dot unmovable pages in a movable block, red pinned pages, grey reserved; blue and orange bars under a row: the pfns the last compaction's migrate and free scanners covered. Hover a cell for its counts.</p>",
-                    esc(title),
-                    if group == 1 { "one pageblock".to_string() } else { format!("a group of {group} pageblocks") },
-                    pb * group,
-                    if group == 1 { String::new() } else { format!("; groups of {group} keep large machines responsive") }
-                );
-                o.push_str("<div class=\"legend\">");
-                for (name, hue) in [
-                    ("Unmovable", 0),
-                    ("Movable", 120),
-                    ("Reclaimable", 45),
-                    ("HighAtomic", 280),
-                    ("CMA", 200),
-                    ("Isolate", 300),
-                ] {
-                    let _ = write!(o, "<span><i class=\"sw\" style=\"background:hsl({hue},60%,50%)\"></i>{name}</span>");
-                }
-                o.push_str(
-                    "<span><i class=\"sw\" style=\"background:#f4f4f4\"></i>free</span></div>",
-                );
-                let data = serde_json::to_string(map)
-                    .unwrap_or_else(|_| "{}".into())
-                    .replace("</", "<\\/");
-                let _ = write!(
-                    o,
-                    "<canvas class=\"map\" id=\"{id}\" data-expected-cells=\"{cells}\"></canvas><script type=\"application/json\" id=\"{id}-data\">{data}</script>"
-                );
             }
             Section::Chart {
                 title,
@@ -477,7 +444,7 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         o,
-        "<p class=\"note\">kcompact {} — a deterministic model of Linux memory compaction.</p><script>{SCRIPT}</script></body></html>",
+        "<p class=\"note\">kcompact {} — a deterministic model of Linux memory compaction.</p><script>\n{SCRIPT}</script></body></html>",
         env!("CARGO_PKG_VERSION")
     );
     o
@@ -485,12 +452,20 @@ pub fn render(r: &Report) -> String {
 
 /// Writes `report.json` and `report.html` into `dir`.
 pub fn write_report(dir: &std::path::Path, r: &Report) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let j = dir.join("report.json");
-    std::fs::write(&j, serde_json::to_string(r)? + "\n")
-        .with_context(|| format!("writing {}", j.display()))?;
-    let h = dir.join("report.html");
-    std::fs::write(&h, render(r)).with_context(|| format!("writing {}", h.display()))
+    crate::out::write(dir, "report.json", serde_json::to_string(r)? + "\n")?;
+    crate::out::write(dir, "report.html", render(r))
+}
+
+/// The first sections of a run's report: its metrics, its configuration and seed (from
+/// its result.json) and the memory map at the end of the run.
+pub fn run_sections(m: &kcompact::Machine, seed: u64, result: &serde_json::Value) -> Vec<Section> {
+    let mut config = vec![("seed".to_string(), seed.to_string())];
+    config.extend(flat_json(&result["config"]));
+    vec![
+        kv_table("Metrics", flat_json(&result["metrics"])),
+        kv_table("Configuration and seed", config),
+        map_section("Physical memory at the end of the run", m),
+    ]
 }
 
 /// The non-zero counters of `m`'s vmstat as a table.
@@ -536,41 +511,4 @@ pub fn free_by_order_chart(title: &str, x_label: &str, rows: &[(f64, [u64; 11])]
         y_label: "free pages".to_string(),
         series,
     }
-}
-
-/// `kcompact report DIR [--out FILE]`.
-pub fn report_cmd(args: crate::cli::ReportArgs) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let dir = &args.dir;
-    let out = args.out.clone().unwrap_or_else(|| dir.join("report.html"));
-    let report = if dir.join("report.json").is_file() {
-        let p = dir.join("report.json");
-        let text = std::fs::read_to_string(&p).with_context(|| p.display().to_string())?;
-        match serde_json::from_str::<Report>(&text) {
-            Ok(r) => r,
-            Err(e) => return crate::usage(format!("{}: not a report: {e}", p.display())),
-        }
-    } else if dir.join("meta.txt").is_file() {
-        crate::snapshot_cmd::snapshot_report(dir)?
-    } else {
-        return crate::usage(format!(
-            "{}: neither an --out directory (report.json) nor a snapshot (meta.txt)",
-            dir.display()
-        ));
-    };
-    let html = render(&report);
-    if let Err(e) = std::fs::write(&out, &html) {
-        return crate::usage(format!(
-            "{}: {e} (choose another file with --out)",
-            out.display()
-        ));
-    }
-    if !dir.join("report.json").is_file() {
-        // A snapshot's report: its data beside the page, as `--out` directories have it.
-        let j = out.with_file_name("report.json");
-        std::fs::write(&j, serde_json::to_string(&report)? + "\n")
-            .with_context(|| format!("writing {}", j.display()))?;
-    }
-    println!("wrote {} ({} bytes)", out.display(), html.len());
-    Ok(())
 }

@@ -1,25 +1,26 @@
-//! `kcompact run SCENARIO`, `kcompact scenarios` and `kcompact ab`: the seeds'
-//! experiments on the model, their metrics and the result files.
+//! `kcompact run SCENARIO`, `kcompact scenarios` and `kcompact ab`: the scenarios of
+//! [`kcompact::scenario`] (the seeds' experiments and the churn) on the model, their
+//! metrics and the result files.
 
-use crate::cli::{AbArgs, RunArgs};
+use crate::cli::{AbArgs, MachineArgs, RunArgs};
+use crate::out::write_result;
+use crate::report::{
+    free_by_order_chart, kernel_views, run_sections, vmstat_table, write_report, AbRow, Report,
+    Section, Series,
+};
 use crate::settings::Settings;
-use crate::usage;
+use crate::ui::{progress_bar, usage, Usage};
 use anyhow::Context;
 use kcompact::rng::SimRng;
-use kcompact::scenario::{self, Metric, Outcome, Params, ScenarioError};
+use kcompact::scenario::{self, Metric, Outcome, Params, ScenarioError, ScenarioInfo, Tick};
 use kcompact::views::buddyinfo;
 use kcompact::Machine;
 use serde_json::json;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// The model's memory when `--mem` is not given: small enough that the default
-/// `kcompact run` finishes in about a second.
-const SCENARIO_MEM: &str = "1G";
-
 /// `kcompact scenarios`.
 pub fn scenarios() -> anyhow::Result<()> {
-    println!("churn            the original allocate/free churn workload (kcompact's own)");
     for s in scenario::SCENARIOS {
         println!("{:<16} {} — {}", s.name, s.source, s.summary);
     }
@@ -27,15 +28,12 @@ pub fn scenarios() -> anyhow::Result<()> {
 }
 
 fn scenario_error(e: ScenarioError) -> anyhow::Error {
-    crate::Usage(e.to_string()).into()
+    Usage(e.to_string()).into()
 }
 
-fn metric_json(m: &Metric) -> serde_json::Value {
-    match m {
-        Metric::Int(v) => json!(v),
-        Metric::Float(v) => json!(v),
-        Metric::List(v) => json!(v),
-    }
+/// The scenario called `name`.
+fn find(name: &str) -> anyhow::Result<&'static ScenarioInfo> {
+    scenario::find(name).ok_or_else(|| scenario_error(ScenarioError::Unknown(name.into())))
 }
 
 fn metric_text(m: &Metric) -> String {
@@ -48,6 +46,15 @@ fn metric_text(m: &Metric) -> String {
             .collect::<Vec<_>>()
             .join(","),
     }
+}
+
+/// The machine and the parameters of scenario `info` from `--mem` and `--set` (the
+/// scenario's own machine settings first, its memory without `--mem`).
+fn settings_for(info: &ScenarioInfo, args: &MachineArgs) -> anyhow::Result<(Settings, Params)> {
+    let keys: Vec<&str> = info.params.iter().map(|(k, _, _)| *k).collect();
+    let settings = Settings::parse_for(args, &keys, info.machine, info.mem)?;
+    let params = Params::new(info.name, &settings.scenario_params).map_err(scenario_error)?;
+    Ok((settings, params))
 }
 
 /// Boots the machine of `settings` and runs `params`' scenario with `seed`.
@@ -65,14 +72,13 @@ fn run_one(
     Ok((m, out))
 }
 
-/// `kcompact run SCENARIO` for the scenarios of [`kcompact::scenario`].
-pub fn run(args: &RunArgs, name: &str) -> anyhow::Result<()> {
-    let info =
-        scenario::find(name).ok_or_else(|| scenario_error(ScenarioError::Unknown(name.into())))?;
-    let keys: Vec<&str> = info.params.iter().map(|(k, _, _)| *k).collect();
-    let settings = Settings::parse_for(&args.machine, &keys, info.machine, SCENARIO_MEM)?;
-    let params = Params::new(name, &settings.scenario_params).map_err(scenario_error)?;
-    let bar = crate::progress_bar(1, "{bar:40} {percent}% {elapsed} {msg}");
+/// `kcompact run [SCENARIO]` (default `highalloc`): the summary on stdout, the result files
+/// with `--out`; the churn in its own format ([`crate::churn_out`]). Tracked contents
+/// found wrong at the end fail the run after it is printed.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let name = args.scenario.as_deref().unwrap_or("highalloc");
+    let (settings, params) = settings_for(find(name)?, &args.machine)?;
+    let bar = progress_bar(1, "{bar:40} {percent}% {elapsed} {msg}");
     if let Some(b) = &bar {
         b.set_message(name.to_string());
     }
@@ -85,10 +91,19 @@ pub fn run(args: &RunArgs, name: &str) -> anyhow::Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    print!("{}", summary(&m, &settings, &params, args.seed, &out));
+    match &out.churn {
+        Some(r) => print!("{}", crate::churn_out::summary(&m, &settings, args.seed, r)),
+        None => print!("{}", summary(&m, &settings, &params, args.seed, &out)),
+    }
     if let Some(dir) = &args.out {
-        write_out(dir, &m, &settings, &params, args.seed, &out)?;
+        match &out.churn {
+            Some(r) => crate::churn_out::write_out(dir, &m, &settings, args.seed, &out, r)?,
+            None => write_out(dir, &m, &settings, &params, args.seed, &out)?,
+        }
         println!("\nwrote {}", dir.display());
+    }
+    if let Some(Metric::Int(n @ 1..)) = out.get("integrity_errors") {
+        anyhow::bail!("{n} folios lost or corrupted their data");
     }
     Ok(())
 }
@@ -105,11 +120,11 @@ fn summary(m: &Machine, s: &Settings, p: &Params, seed: u64, out: &Outcome) -> S
     let _ = writeln!(
         o,
         "machine: {} MiB, {} node(s), {} managed pages, compaction {}, swap {} pages; simulated time {:.3} s",
-        s.mem_bytes >> 20,
+        s.machine.mem_bytes >> 20,
         m.nr_nodes(),
         m.managed_pages(),
-        if s.vm.compaction { "on" } else { "off" },
-        s.vm.swap_pages,
+        if s.machine.vm.compaction { "on" } else { "off" },
+        s.machine.vm.swap_pages,
         m.clock.now_ns as f64 / 1e9
     );
     let params: Vec<String> = p.pairs().map(|(k, v)| format!("{k}={v}")).collect();
@@ -144,43 +159,27 @@ fn write_out(
     seed: u64,
     out: &Outcome,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let zones = crate::run::zones_json(m);
-    let vmstat = crate::run::vmstat_json(m);
-    let metrics: serde_json::Map<String, serde_json::Value> = out
-        .metrics
-        .iter()
-        .map(|(k, v)| (k.to_string(), metric_json(v)))
-        .collect();
     let mut config = json!({
-        "mem_bytes": s.mem_bytes, "nodes": s.nodes, "movable_bytes": s.movable_bytes,
-        "min_free_kbytes": m.min_free_kbytes, "watermark_scale_factor": s.vm.watermark_scale_factor,
-        "watermark_boost_factor": s.vm.watermark_boost_factor, "thp": s.vm.thp_enabled,
-        "thp_defrag": s.vm.thp_defrag.name(), "compaction": s.vm.compaction,
-        "swap_pages": s.vm.swap_pages, "zram": s.vm.zram, "swappiness": s.vm.swappiness,
-        "cma_pages": s.vm.cma_pages,
-        "defrag_mode": s.vm.defrag_mode, "compaction_proactiveness": s.vm.compaction_proactiveness,
-        "non_lru_movable": s.vm.non_lru_movable,
-        "compact_unevictable_allowed": s.vm.compact_unevictable_allowed,
+        "mem_bytes": s.machine.mem_bytes, "nodes": s.machine.nodes, "movable_bytes": s.machine.movable_bytes,
+        "min_free_kbytes": m.min_free_kbytes, "watermark_scale_factor": s.machine.vm.watermark_scale_factor,
+        "watermark_boost_factor": s.machine.vm.watermark_boost_factor, "thp": s.machine.vm.thp_enabled,
+        "thp_defrag": s.machine.vm.thp_defrag.name(), "compaction": s.machine.vm.compaction,
+        "swap_pages": s.machine.vm.swap_pages, "zram": s.machine.vm.zram, "swappiness": s.machine.vm.swappiness,
+        "cma_pages": s.machine.vm.cma_pages,
+        "defrag_mode": s.machine.vm.defrag_mode, "compaction_proactiveness": s.machine.vm.compaction_proactiveness,
+        "non_lru_movable": s.machine.vm.non_lru_movable,
+        "compact_unevictable_allowed": s.machine.vm.compact_unevictable_allowed,
     });
     for (k, v) in p.pairs() {
         config[k] = json!(v);
     }
-    let result = json!({
-        "kcompact_version": env!("CARGO_PKG_VERSION"),
-        "scenario": p.info().name,
-        "seed": seed,
-        "config": config,
-        "metrics": metrics,
-        "vmstat": vmstat,
-        "zones": zones,
-    });
-    let write = |name: &str, text: String| -> anyhow::Result<()> {
-        let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
-    };
-    write("result.json", serde_json::to_string_pretty(&result)? + "\n")?;
-    crate::run::write_kernel_files(dir, m)?;
+    let result = write_result(dir, m, p.info().name, seed, config, out)?;
+    crate::out::write(dir, "timeline.csv", timeline_csv(out))?;
+    write_report(dir, &scenario_report(m, p, seed, &result, out))
+}
+
+/// timeline.csv: a row per tick, free blocks per order last.
+fn timeline_csv(out: &Outcome) -> String {
     let mut csv =
         String::from("time_ns,phase,free_pages,free_order9_blocks,hugepages,pages_reclaimed");
     for o in 0..kcompact::units::NR_PAGE_ORDERS {
@@ -198,9 +197,7 @@ fn write_out(
         }
         csv.push('\n');
     }
-    write("timeline.csv", csv)?;
-    crate::report::write_report(dir, &scenario_report(m, p, seed, &result, out))?;
-    Ok(())
+    csv
 }
 
 /// The report of a scenario run.
@@ -210,13 +207,9 @@ fn scenario_report(
     seed: u64,
     result: &serde_json::Value,
     out: &Outcome,
-) -> crate::report::Report {
-    use crate::report::{
-        free_by_order_chart, kernel_views, kv_table, map_section, Section, Series,
-    };
-    let flat = crate::report::flat_json;
-    let secs = |t: &kcompact::scenario::Tick| t.time_ns as f64 / 1e9;
-    let line = |name: &str, f: &dyn Fn(&kcompact::scenario::Tick) -> u64| Series {
+) -> Report {
+    let secs = |t: &Tick| t.time_ns as f64 / 1e9;
+    let line = |name: &str, f: &dyn Fn(&Tick) -> u64| Series {
         name: name.to_string(),
         points: out
             .timeline
@@ -224,12 +217,8 @@ fn scenario_report(
             .map(|t| (secs(t), f(t) as f64))
             .collect(),
     };
-    let mut config = vec![("seed".to_string(), seed.to_string())];
-    config.extend(flat(&result["config"]));
-    let mut sections = vec![
-        kv_table("Metrics", flat(&result["metrics"])),
-        kv_table("Configuration and seed", config),
-        map_section("Physical memory at the end of the run", m),
+    let mut sections = run_sections(m, seed, result);
+    sections.extend([
         free_by_order_chart(
             "Free pages by order over time",
             "simulated time (s)",
@@ -256,13 +245,13 @@ fn scenario_report(
                 line("pages reclaimed", &|t| t.pages_reclaimed),
             ],
         },
-    ];
+    ]);
     sections.extend(kernel_views(m));
-    sections.push(crate::report::vmstat_table(
+    sections.push(vmstat_table(
         "/proc/vmstat (non-zero counters since boot)",
         m,
     ));
-    crate::report::Report {
+    Report {
         title: format!("kcompact run {}", p.info().name),
         subtitle: format!("{} — seed {seed}", p.info().source),
         sections,
@@ -281,32 +270,76 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// One metric of an A/B: mean and sample sd under A and under B, and B's change in
+/// percent of A.
+struct Compared {
+    name: String,
+    a: (f64, f64),
+    b: (f64, f64),
+    change_pct: f64,
+}
+
 /// `kcompact ab SCENARIO --toggle KEY=A,B --seeds N`: every numeric metric under A and
 /// under B over N seeds, runs spread over the CPUs (each run single-threaded and
 /// deterministic).
 pub fn ab(args: AbArgs) -> anyhow::Result<()> {
-    let info = scenario::find(&args.scenario)
-        .ok_or_else(|| scenario_error(ScenarioError::Unknown(args.scenario.clone())))?;
-    let Some((key, vals)) = args.toggle.split_once('=') else {
-        return usage(format!("--toggle {}: expected KEY=A,B", args.toggle));
-    };
-    let Some((a, b)) = vals.split_once(',') else {
+    let info = find(&args.scenario)?;
+    let Some((key, (a, b))) = args
+        .toggle
+        .split_once('=')
+        .and_then(|(k, vals)| Some((k, vals.split_once(',')?)))
+    else {
         return usage(format!("--toggle {}: expected KEY=A,B", args.toggle));
     };
     if args.seeds == 0 || args.seeds > 1000 {
         return usage(format!("--seeds {}: 1..=1000", args.seeds));
     }
-    let keys: Vec<&str> = info.params.iter().map(|(k, _, _)| *k).collect();
-    let mut settings = Vec::new();
+    let mut sides = Vec::new();
     for v in [a, b] {
         let mut m = args.machine.clone();
         m.set.push(format!("{key}={v}"));
-        let s = Settings::parse_for(&m, &keys, info.machine, SCENARIO_MEM)?;
-        let p = Params::new(info.name, &s.scenario_params).map_err(scenario_error)?;
-        settings.push((s, p));
+        sides.push(settings_for(info, &m)?);
     }
-    let jobs: Vec<(usize, u64)> = (0..2)
-        .flat_map(|side| (1..=args.seeds).map(move |seed| (side, seed)))
+    let rows = compare(&run_seeds(&sides, args.seeds)?);
+    let (la, lb) = (format!("{key}={a}"), format!("{key}={b}"));
+    let j = json!({
+        "scenario": info.name, "toggle": {"key": key, "a": a, "b": b}, "seeds": args.seeds,
+        "metrics": rows.iter().map(|r| json!({"name": r.name, "a": {"mean": r.a.0, "sd": r.a.1}, "b": {"mean": r.b.0, "sd": r.b.1}, "change_pct": r.change_pct})).collect::<Vec<_>>(),
+    });
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        crate::out::write(dir, "ab.json", serde_json::to_string_pretty(&j)? + "\n")?;
+        write_report(dir, &ab_report(info, &la, &lb, args.seeds, &rows))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&j)?);
+        return Ok(());
+    }
+    println!(
+        "kcompact ab {} — {la} vs {lb}, seeds 1..={} (mean ± sd)\n",
+        info.name, args.seeds
+    );
+    println!("{:<26} {la:>22} {lb:>22} {:>10}", "metric", "change");
+    for r in rows {
+        println!(
+            "{:<26} {:>22} {:>22} {:>9.1}%",
+            r.name,
+            format!("{:.2} ± {:.2}", r.a.0, r.a.1),
+            format!("{:.2} ± {:.2}", r.b.0, r.b.1),
+            r.change_pct
+        );
+    }
+    Ok(())
+}
+
+/// Runs both sides' scenario over seeds `1..=seeds` on every CPU; the outcomes by side
+/// (0 = A) and seed, in that order.
+fn run_seeds(
+    sides: &[(Settings, Params)],
+    seeds: u64,
+) -> anyhow::Result<Vec<(usize, u64, Outcome)>> {
+    let jobs: Vec<(usize, u64)> = (0..sides.len())
+        .flat_map(|side| (1..=seeds).map(move |seed| (side, seed)))
         .collect();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -323,7 +356,7 @@ pub fn ab(args: AbArgs) -> anyhow::Result<()> {
                         let Some(&(side, seed)) = jobs.get(i) else {
                             break;
                         };
-                        let (s, p) = &settings[side];
+                        let (s, p) = &sides[side];
                         mine.push(
                             run_one(s, p, seed, &mut |_, _| {}).map(|(_, o)| (side, seed, o)),
                         );
@@ -340,13 +373,11 @@ pub fn ab(args: AbArgs) -> anyhow::Result<()> {
     let mut outs: Vec<(usize, u64, Outcome)> =
         results.into_iter().collect::<anyhow::Result<_>>()?;
     outs.sort_by_key(|(side, seed, _)| (*side, *seed));
-    let names: Vec<&'static str> = outs[0]
-        .2
-        .metrics
-        .iter()
-        .filter(|(_, m)| !matches!(m, Metric::List(_)))
-        .map(|(n, _)| *n)
-        .collect();
+    Ok(outs)
+}
+
+/// Every metric that is no list (those of the first run), compared between side 0 and 1.
+fn compare(outs: &[(usize, u64, Outcome)]) -> Vec<Compared> {
     let value = |o: &Outcome, n: &str| -> f64 {
         match o.get(n) {
             Some(Metric::Int(v)) => *v as f64,
@@ -354,97 +385,75 @@ pub fn ab(args: AbArgs) -> anyhow::Result<()> {
             _ => 0.0,
         }
     };
-    let mut rows = Vec::new();
-    for n in &names {
-        let side = |s: usize| -> Vec<f64> {
-            outs.iter()
-                .filter(|(x, _, _)| *x == s)
-                .map(|(_, _, o)| value(o, n))
-                .collect()
-        };
-        let (ma, sa) = mean_sd(&side(0));
-        let (mb, sb) = mean_sd(&side(1));
-        let change = if ma != 0.0 {
-            100.0 * (mb - ma) / ma.abs()
-        } else {
-            0.0
-        };
-        rows.push((n.to_string(), ma, sa, mb, sb, change));
+    outs[0]
+        .2
+        .metrics
+        .iter()
+        .filter(|(_, m)| !matches!(m, Metric::List(_)))
+        .map(|(n, _)| {
+            let side = |s: usize| -> Vec<f64> {
+                outs.iter()
+                    .filter(|(x, _, _)| *x == s)
+                    .map(|(_, _, o)| value(o, n))
+                    .collect()
+            };
+            let (a, b) = (mean_sd(&side(0)), mean_sd(&side(1)));
+            let change_pct = if a.0 != 0.0 {
+                100.0 * (b.0 - a.0) / a.0.abs()
+            } else {
+                0.0
+            };
+            Compared {
+                name: n.to_string(),
+                a,
+                b,
+                change_pct,
+            }
+        })
+        .collect()
+}
+
+/// The report of an A/B: bars per metric and the table of numbers.
+fn ab_report(info: &ScenarioInfo, la: &str, lb: &str, seeds: u64, rows: &[Compared]) -> Report {
+    Report {
+        title: format!("kcompact ab {} — {la} vs {lb}", info.name),
+        subtitle: format!("{}; seeds 1..={seeds}; mean ± sample sd", info.source),
+        sections: vec![
+            Section::Bars {
+                title: "Every metric under A and under B".into(),
+                a_label: la.to_string(),
+                b_label: lb.to_string(),
+                rows: rows
+                    .iter()
+                    .map(|r| AbRow {
+                        metric: r.name.clone(),
+                        a: r.a.0,
+                        a_sd: r.a.1,
+                        b: r.b.0,
+                        b_sd: r.b.1,
+                    })
+                    .collect(),
+            },
+            Section::Table {
+                title: "The numbers".into(),
+                headers: vec![
+                    "metric".into(),
+                    la.to_string(),
+                    lb.to_string(),
+                    "change".into(),
+                ],
+                rows: rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.name.clone(),
+                            format!("{:.2} ± {:.2}", r.a.0, r.a.1),
+                            format!("{:.2} ± {:.2}", r.b.0, r.b.1),
+                            format!("{:+.1}%", r.change_pct),
+                        ]
+                    })
+                    .collect(),
+            },
+        ],
     }
-    let j = json!({
-        "scenario": info.name, "toggle": {"key": key, "a": a, "b": b}, "seeds": args.seeds,
-        "metrics": rows.iter().map(|(n, ma, sa, mb, sb, c)| json!({"name": n, "a": {"mean": ma, "sd": sa}, "b": {"mean": mb, "sd": sb}, "change_pct": c})).collect::<Vec<_>>(),
-    });
-    if let Some(dir) = &args.out {
-        use crate::report::{AbRow, Report, Section};
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let p = dir.join("ab.json");
-        std::fs::write(&p, serde_json::to_string_pretty(&j)? + "\n")
-            .with_context(|| format!("writing {}", p.display()))?;
-        let (la, lb) = (format!("{key}={a}"), format!("{key}={b}"));
-        let report = Report {
-            title: format!("kcompact ab {} — {la} vs {lb}", info.name),
-            subtitle: format!(
-                "{}; seeds 1..={}; mean ± sample sd",
-                info.source, args.seeds
-            ),
-            sections: vec![
-                Section::Bars {
-                    title: "Every metric under A and under B".into(),
-                    a_label: la.clone(),
-                    b_label: lb.clone(),
-                    rows: rows
-                        .iter()
-                        .map(|(n, ma, sa, mb, sb, _)| AbRow {
-                            metric: n.clone(),
-                            a: *ma,
-                            a_sd: *sa,
-                            b: *mb,
-                            b_sd: *sb,
-                        })
-                        .collect(),
-                },
-                Section::Table {
-                    title: "The numbers".into(),
-                    headers: vec!["metric".into(), la, lb, "change".into()],
-                    rows: rows
-                        .iter()
-                        .map(|(n, ma, sa, mb, sb, c)| {
-                            vec![
-                                n.clone(),
-                                format!("{ma:.2} ± {sa:.2}"),
-                                format!("{mb:.2} ± {sb:.2}"),
-                                format!("{c:+.1}%"),
-                            ]
-                        })
-                        .collect(),
-                },
-            ],
-        };
-        crate::report::write_report(dir, &report)?;
-    }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&j)?);
-        return Ok(());
-    }
-    println!(
-        "kcompact ab {} — {key}={a} vs {key}={b}, seeds 1..={} (mean ± sd)\n",
-        info.name, args.seeds
-    );
-    println!(
-        "{:<26} {:>22} {:>22} {:>10}",
-        "metric",
-        format!("{key}={a}"),
-        format!("{key}={b}"),
-        "change"
-    );
-    for (n, ma, sa, mb, sb, c) in rows {
-        println!(
-            "{n:<26} {:>22} {:>22} {:>9.1}%",
-            format!("{ma:.2} ± {sa:.2}"),
-            format!("{mb:.2} ± {sb:.2}"),
-            c
-        );
-    }
-    Ok(())
 }

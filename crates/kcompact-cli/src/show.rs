@@ -2,7 +2,7 @@
 
 use crate::cli::ShowArgs;
 use crate::settings::Settings;
-use crate::usage;
+use crate::ui::usage;
 use kcompact::views::View;
 
 pub fn show(args: ShowArgs) -> anyhow::Result<()> {

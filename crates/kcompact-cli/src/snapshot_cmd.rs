@@ -2,157 +2,17 @@
 //! ../shared/data/README.md) loaded into the model.
 
 use crate::cli::{AnalyzeArgs, PredictArgs};
-use crate::usage;
-use anyhow::Context;
+use crate::out::{compact_ends_json, compact_ends_text, zones_json};
+use crate::snapshot_dir::{buddyinfo_check, load_dir, Loaded, CAPTURE_PFNS};
+use crate::ui::usage;
 use kcompact::compaction::CompactEnd;
 use kcompact::scenario::free_order9_blocks;
 use kcompact::snapshot::kpageflags::{class_counts, PageClass};
-use kcompact::snapshot::load::{
-    load_with_counts, reconcile_pageblock_types, LoadReport, ZoneReconcile,
-};
-use kcompact::snapshot::text::{
-    pages_in_orders, parse_buddyinfo, parse_pagetypeinfo, parse_zoneinfo,
-};
-use kcompact::snapshot::u64_array;
 use kcompact::units::Pfn;
 use kcompact::views::procfs::buddyinfo;
-use kcompact::{Machine, VmConfig};
+use kcompact::Machine;
 use serde_json::json;
 use std::path::Path;
-
-/// A loaded snapshot.
-pub(crate) struct Loaded {
-    pub(crate) machine: Machine,
-    report: LoadReport,
-    /// Pageblock types reconciled with the snapshot's pagetypeinfo (when it has one).
-    reconcile: Vec<ZoneReconcile>,
-    flags: Vec<u64>,
-    pfn_start: u64,
-    /// Pages of the capturing process freed (`capture_pfns.txt`), when listed.
-    capture_pages_released: Option<u64>,
-}
-
-fn read_text(dir: &Path, name: &str) -> anyhow::Result<String> {
-    let p = dir.join(name);
-    match std::fs::read_to_string(&p) {
-        Ok(t) => Ok(t),
-        Err(e) => usage(format!("{}: {e}", p.display())),
-    }
-}
-
-/// `name.zst` (zstd) or `name` (plain).
-fn read_binary(dir: &Path, name: &str) -> anyhow::Result<Vec<u8>> {
-    let zst = dir.join(format!("{name}.zst"));
-    if zst.is_file() {
-        let f = std::fs::File::open(&zst).with_context(|| zst.display().to_string())?;
-        return match zstd::decode_all(f) {
-            Ok(b) => Ok(b),
-            Err(e) => usage(format!("{}: not zstd data: {e}", zst.display())),
-        };
-    }
-    let plain = dir.join(name);
-    match std::fs::read(&plain) {
-        Ok(b) => Ok(b),
-        Err(e) => usage(format!("{} (or {}.zst): {e}", plain.display(), name)),
-    }
-}
-
-fn meta_value(meta: &str, key: &str) -> Option<u64> {
-    meta.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-pub(crate) fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
-    if !dir.is_dir() {
-        return usage(format!("{}: no such snapshot directory", dir.display()));
-    }
-    let meta = read_text(dir, "meta.txt")?;
-    let Some(pfn_start) = meta_value(&meta, "pfn_start") else {
-        return usage(format!(
-            "{}: no pfn_start=N line",
-            dir.join("meta.txt").display()
-        ));
-    };
-    let zones = match parse_zoneinfo("zoneinfo", &read_text(dir, "zoneinfo")?) {
-        Ok(z) => z,
-        Err(e) => return usage(format!("{}: {e}", dir.display())),
-    };
-    let flags = match u64_array("kpageflags", &read_binary(dir, "kpageflags")?) {
-        Ok(f) => f,
-        Err(e) => return usage(format!("{}: {e}", dir.display())),
-    };
-    if let Some(end) = meta_value(&meta, "pfn_end") {
-        if pfn_start.checked_add(flags.len() as u64) != Some(end) {
-            return usage(format!(
-                "{}: kpageflags holds {} pfns but meta.txt says {pfn_start}..{end}",
-                dir.display(),
-                flags.len()
-            ));
-        }
-    }
-    // kpagecount (the map count) is optional: without it page cache loads unmapped.
-    let has_counts = dir.join("kpagecount.zst").is_file() || dir.join("kpagecount").is_file();
-    let counts = if has_counts {
-        match u64_array("kpagecount", &read_binary(dir, "kpagecount")?) {
-            Ok(c) => Some(c),
-            Err(e) => return usage(format!("{}: {e}", dir.display())),
-        }
-    } else {
-        None
-    };
-    let loaded = load_with_counts(
-        &zones,
-        &flags,
-        counts.as_deref(),
-        pfn_start,
-        VmConfig::default(),
-    );
-    let (mut machine, report) = match loaded {
-        Ok(x) => x,
-        Err(e) => return usage(format!("{}: {e}", dir.display())),
-    };
-    let reconcile = if dir.join("pagetypeinfo").is_file() {
-        match parse_pagetypeinfo("pagetypeinfo", &read_text(dir, "pagetypeinfo")?) {
-            Ok(p) => reconcile_pageblock_types(&mut machine, &p),
-            Err(e) => return usage(format!("{}: {e}", dir.display())),
-        }
-    } else {
-        Vec::new()
-    };
-    // The capture's own memory, freed once it was done (kcompact capture lists it).
-    let capture_pages_released = if dir.join(crate::capture::CAPTURE_PFNS).is_file() {
-        let name = crate::capture::CAPTURE_PFNS;
-        let text = read_text(dir, name)?;
-        let mut pfns = Vec::new();
-        for (i, l) in text.lines().enumerate() {
-            match u64::from_str_radix(l.trim(), 16) {
-                Ok(p) => pfns.push(p),
-                Err(_) => {
-                    return usage(format!(
-                        "{}: line {}: {l:?} is not a hex pfn",
-                        dir.join(name).display(),
-                        i + 1
-                    ))
-                }
-            }
-        }
-        Some(kcompact::snapshot::load::release_capture_pages(
-            &mut machine,
-            &pfns,
-        ))
-    } else {
-        None
-    };
-    Ok(Loaded {
-        machine,
-        report,
-        reconcile,
-        flags,
-        pfn_start,
-        capture_pages_released,
-    })
-}
 
 const DELTA_KEYS: [&str; 23] = [
     "pgmigrate_success",
@@ -218,14 +78,18 @@ fn parse_action(s: &str) -> anyhow::Result<Action> {
     }
 }
 
-/// `kcompact predict SNAPSHOT --action compact|drop-caches|hugepages=N`.
-pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
-    let action = parse_action(&args.action)?;
-    let loaded = load_dir(&args.snapshot)?;
-    let before = loaded.machine.clone();
-    let mut m = loaded.machine;
+/// What an action did to the loaded machine: the action in the kernel's words, its
+/// figures, and each zone's compaction end (for `compact`).
+struct Predicted {
+    what: String,
+    figures: Vec<(&'static str, u64)>,
+    ends: Vec<CompactEnd>,
+}
+
+/// Performs `action` on `m` (loaded as `before`) and lets the daemons finish.
+fn perform(m: &mut Machine, before: &Machine, action: Action) -> Predicted {
     let mut ends = Vec::new();
-    let (what, mut extra) = match action {
+    let (what, mut figures) = match action {
         Action::Compact => {
             // Writing /proc/sys/vm/compact_memory: sync, full compaction of every zone.
             ends = m.compact_memory();
@@ -255,15 +119,29 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     // the daemons' share.
     let work = |x: &Machine| kcompact::clock::Work::of(&x.vmstat);
     let ms = |ns: u64| ns / 1_000_000;
-    extra.push((
+    figures.push((
         "simulated_cpu_ms",
-        ms(m.config.costs.cost(&work(&before), &work(&m))),
+        ms(m.config.costs.cost(&work(before), &work(m))),
     ));
-    extra.push(("kswapd_cpu_ms", ms(m.clock.cpu.kswapd_ns.iter().sum())));
-    extra.push((
+    figures.push(("kswapd_cpu_ms", ms(m.clock.cpu.kswapd_ns.iter().sum())));
+    figures.push((
         "kcompactd_cpu_ms",
         ms(m.clock.cpu.kcompactd_ns.iter().sum()),
     ));
+    Predicted {
+        what,
+        figures,
+        ends,
+    }
+}
+
+/// `kcompact predict SNAPSHOT --action compact|drop-caches|hugepages=N`.
+pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    let action = parse_action(&args.action)?;
+    let loaded = load_dir(&args.snapshot)?;
+    let before = loaded.machine.clone();
+    let mut m = loaded.machine;
+    let p = perform(&mut m, &before, action);
     let delta = vmstat_delta(&before, &m);
     if args.json {
         let d: serde_json::Map<String, serde_json::Value> = delta
@@ -272,20 +150,24 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
             .collect();
         let mut out = json!({
             "action": args.action,
-            "before": {"zones": crate::run::zones_json(&before), "hugepages": free_order9_blocks(&before)},
-            "after": {"zones": crate::run::zones_json(&m), "hugepages": free_order9_blocks(&m)},
+            "before": {"zones": zones_json(&before), "hugepages": free_order9_blocks(&before)},
+            "after": {"zones": zones_json(&m), "hugepages": free_order9_blocks(&m)},
             "vmstat_delta": d,
         });
-        if !ends.is_empty() {
-            out["compaction"] = compact_ends_json(&m, &ends);
+        if !p.ends.is_empty() {
+            out["compaction"] = compact_ends_json(&m, &p.ends);
         }
-        for (k, v) in extra {
+        for (k, v) in p.figures {
             out[k] = json!(v);
         }
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("# {} — predicted effect of {what}", args.snapshot.display());
+    println!(
+        "# {} — predicted effect of {}",
+        args.snapshot.display(),
+        p.what
+    );
     println!("\n## buddyinfo before (as loaded)\n{}", buddyinfo(&before));
     println!("## buddyinfo after\n{}", buddyinfo(&m));
     println!(
@@ -293,12 +175,12 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         free_order9_blocks(&before),
         free_order9_blocks(&m)
     );
-    for (k, v) in extra {
+    for (k, v) in p.figures {
         println!("{k} {v}");
     }
-    if !ends.is_empty() {
+    if !p.ends.is_empty() {
         println!("\n## how each zone's compaction ended (mm_compaction_end)");
-        print!("{}", compact_ends_text(&m, &ends));
+        print!("{}", compact_ends_text(&m, &p.ends));
     }
     println!("\n## vmstat delta");
     for (k, v) in delta {
@@ -307,80 +189,6 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Each zone's compaction end as `mm_compaction_end` prints it, one line per zone.
-pub fn compact_ends_text(m: &Machine, ends: &[CompactEnd]) -> String {
-    let mut s = String::new();
-    for e in ends {
-        let z = m.zone(e.zone);
-        s += &format!(
-            "Node {}, zone {:>8} status={} migrate_pfn=0x{:x} free_pfn=0x{:x} migrate_scanned={} free_scanned={}\n",
-            z.node.0,
-            z.name(),
-            e.status.name(),
-            e.migrate_pfn.0,
-            e.free_pfn.0,
-            e.migrate_scanned,
-            e.free_scanned
-        );
-    }
-    s
-}
-
-/// The same as JSON objects.
-pub fn compact_ends_json(m: &Machine, ends: &[CompactEnd]) -> serde_json::Value {
-    ends.iter()
-        .map(|e| {
-            let z = m.zone(e.zone);
-            json!({
-                "node": z.node.0,
-                "zone": z.name(),
-                "status": e.status.name(),
-                "migrate_pfn": e.migrate_pfn.0,
-                "free_pfn": e.free_pfn.0,
-                "migrate_scanned": e.migrate_scanned,
-                "free_scanned": e.free_scanned,
-            })
-        })
-        .collect()
-}
-
-/// The loaded free lists against the snapshot's buddyinfo, read before the page arrays,
-/// and `buddyinfo.post`, read after them: per zone, free pages and free blocks apart
-/// (summed over orders). A live machine moves while it is copied; the two readings bound
-/// the drift.
-fn buddyinfo_check(dir: &Path, m: &Machine) -> anyhow::Result<Vec<serde_json::Value>> {
-    let mut readings = Vec::new();
-    for name in ["buddyinfo", "buddyinfo.post"] {
-        if !dir.join(name).is_file() {
-            readings.push(None);
-            continue;
-        }
-        match parse_buddyinfo(name, &read_text(dir, name)?) {
-            Ok(r) => readings.push(Some(r)),
-            Err(e) => return usage(format!("{}: {e}", dir.display())),
-        }
-    }
-    let mut out = Vec::new();
-    for z in m.zones.iter().filter(|z| z.is_populated()) {
-        let model = z.free_by_order();
-        let mut row = json!({"node": z.node.0, "zone": z.name(), "model_free_pages": pages_in_orders(&model)});
-        for (key, r) in ["buddyinfo", "buddyinfo_post"].iter().zip(&readings) {
-            let Some(r) = r else { continue };
-            if let Some(b) = r
-                .iter()
-                .find(|b| b.node == z.node.0 as u32 && b.name == z.name())
-            {
-                let apart: u64 = (0..11).map(|o| model[o].abs_diff(b.nr_free[o])).sum();
-                row[format!("{key}_free_pages")] = json!(pages_in_orders(&b.nr_free));
-                row[format!("{key}_blocks_apart")] = json!(apart);
-            }
-        }
-        out.push(row);
-    }
-    Ok(out)
-}
-
-/// `kcompact analyze SNAPSHOT`.
 /// What `analyze` finds in a loaded snapshot.
 pub(crate) struct Analysis {
     pub(crate) now: u64,
@@ -455,24 +263,15 @@ pub(crate) fn analysis(dir: &Path, loaded: &Loaded) -> anyhow::Result<Analysis> 
     })
 }
 
+/// `kcompact analyze SNAPSHOT`.
 pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let loaded = load_dir(&args.snapshot)?;
     let a = analysis(&args.snapshot, &loaded)?;
-    let (now, after_compaction, after_drop_caches) =
-        (a.now, a.after_compaction, a.after_drop_caches);
-    let (after, ranked, check) = (a.after, a.ranked, a.check);
     if args.json {
-        let out = json!({
-            "zones": crate::run::zones_json(&loaded.machine),
-            "hugepages_now": now,
-            "hugepages_after_compaction": after_compaction,
-            "hugepages_after_drop_caches": after_drop_caches,
-            "blockers": ranked.iter().map(|(r, n)| json!({"reason": r, "pageblocks": n})).collect::<Vec<_>>(),
-            "buddyinfo_check": check,
-            "pageblock_types": loaded.reconcile.iter().map(|r| json!({"node": r.zone.0, "zone": r.zone.1, "inferred": r.inferred, "reconciled": r.reconciled, "kernel": r.kernel, "free_list_distance": [r.free_list_distance.0, r.free_list_distance.1]})).collect::<Vec<_>>(),
-            "load": {"placed_by_class": PageClass::ALL.iter().zip(loaded.report.placed).map(|(c, n)| (c.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(), "unplaced": loaded.report.unplaced, "file_mappings": loaded.report.file_mappings, "pgtables_from_free": loaded.report.pgtables_from_free, "capture_pages_released": loaded.capture_pages_released},
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&analyze_json(&loaded, &a))?
+        );
         return Ok(());
     }
     println!("# {}\n", args.snapshot.display());
@@ -483,14 +282,58 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         kcompact::views::extfrag::unusable_index(&loaded.machine)
     );
     println!();
-    println!("hugepages_now {now}");
-    println!("hugepages_after_compaction {after_compaction}");
-    println!("hugepages_after_drop_caches {after_drop_caches}  (drop_caches 3, then compaction)");
-    if let Some(n) = loaded.capture_pages_released {
-        println!("\nthe capture's own anonymous pages, free again once it was done: {n} pages given back to the model's allocator ({})", crate::capture::CAPTURE_PFNS);
+    println!("hugepages_now {}", a.now);
+    println!("hugepages_after_compaction {}", a.after_compaction);
+    println!(
+        "hugepages_after_drop_caches {}  (drop_caches 3, then compaction)",
+        a.after_drop_caches
+    );
+    print_load_checks(&loaded, &a.check);
+    println!("\npageblocks that stay no huge page after compaction, by what blocks them:");
+    for (r, n) in &a.ranked {
+        println!("{n:10}  {r}");
+    }
+    if args.map {
+        use kcompact::views::mapdata::{memory_map, pageblock_map};
+        use kcompact::views::TERMINAL_MAP_CELLS;
+        println!("\nthe memory map as loaded:");
+        print!(
+            "{}",
+            pageblock_map(&memory_map(&loaded.machine, TERMINAL_MAP_CELLS))
+        );
+        println!("\nthe memory map after compact_memory:");
+        print!(
+            "{}",
+            pageblock_map(&memory_map(&a.after, TERMINAL_MAP_CELLS))
+        );
+    }
+    Ok(())
+}
+
+/// `analyze --json`.
+fn analyze_json(loaded: &Loaded, a: &Analysis) -> serde_json::Value {
+    let r = &loaded.report;
+    json!({
+        "zones": zones_json(&loaded.machine),
+        "hugepages_now": a.now,
+        "hugepages_after_compaction": a.after_compaction,
+        "hugepages_after_drop_caches": a.after_drop_caches,
+        "blockers": a.ranked.iter().map(|(r, n)| json!({"reason": r, "pageblocks": n})).collect::<Vec<_>>(),
+        "buddyinfo_check": a.check,
+        "pageblock_types": r.reconcile.iter().map(|r| json!({"node": r.zone.0, "zone": r.zone.1, "inferred": r.inferred, "reconciled": r.reconciled, "kernel": r.kernel, "free_list_distance": [r.free_list_distance.0, r.free_list_distance.1]})).collect::<Vec<_>>(),
+        "load": {"placed_by_class": PageClass::ALL.iter().zip(r.placed).map(|(c, n)| (c.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(), "unplaced": r.unplaced, "file_mappings": r.file_mappings, "pgtables_from_free": r.pgtables_from_free, "capture_pages_released": r.capture_pages_released},
+    })
+}
+
+/// How the load went, for `analyze`'s text: the capture's own pages given back, the free
+/// pages loaded against the snapshot's buddyinfo readings (`check`), and the pageblock
+/// types reconciled with pagetypeinfo.
+fn print_load_checks(loaded: &Loaded, check: &[serde_json::Value]) {
+    if let Some(n) = loaded.report.capture_pages_released {
+        println!("\nthe capture's own anonymous pages, free again once it was done: {n} pages given back to the model's allocator ({})", CAPTURE_PFNS);
     }
     println!("\nfree pages loaded vs buddyinfo before / after the page arrays were copied (free blocks apart over all orders):");
-    for c in &check {
+    for c in check {
         let g = |k: &str| {
             c.get(k)
                 .and_then(|v| v.as_u64())
@@ -507,9 +350,9 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             g("buddyinfo_post_blocks_apart")
         );
     }
-    if !loaded.reconcile.is_empty() {
+    if !loaded.report.reconcile.is_empty() {
         println!("\npageblock types UNMOVABLE / MOVABLE / RECLAIMABLE: inferred from the pages -> reconciled with pagetypeinfo (kernel)");
-        for r in &loaded.reconcile {
+        for r in &loaded.report.reconcile {
             let f = |c: [u64; 3]| format!("{} / {} / {}", c[0], c[1], c[2]);
             println!(
                 "Node {}, zone {:>8}  {} -> {} ({})",
@@ -521,22 +364,6 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             );
         }
     }
-    println!("\npageblocks that stay no huge page after compaction, by what blocks them:");
-    for (r, n) in ranked {
-        println!("{n:10}  {r}");
-    }
-    if args.map {
-        use kcompact::views::mapdata::{memory_map, pageblock_map};
-        use kcompact::views::TERMINAL_MAP_CELLS;
-        println!("\nthe memory map as loaded:");
-        print!(
-            "{}",
-            pageblock_map(&memory_map(&loaded.machine, TERMINAL_MAP_CELLS))
-        );
-        println!("\nthe memory map after compact_memory:");
-        print!("{}", pageblock_map(&memory_map(&after, TERMINAL_MAP_CELLS)));
-    }
-    Ok(())
 }
 
 /// The report of a snapshot: `analyze`'s results, the map as loaded and after

@@ -17,8 +17,8 @@
 //! caches dropped, trace instance removed) and changes no setting. Linux, root.
 
 use crate::capture::capture_to;
-use crate::snapshot_cmd::load_dir;
-use crate::usage;
+use crate::snapshot_dir::load_dir;
+use crate::ui::usage;
 use anyhow::Context;
 use kcompact::snapshot::text::parse_buddyinfo;
 use std::io::Write;
@@ -300,7 +300,85 @@ pub fn validate(args: crate::cli::ValidateArgs) -> anyhow::Result<()> {
     r
 }
 
+/// What the kernel did on this machine, measured before the model runs.
+struct Kernel {
+    /// The snapshot before `compact_memory`, after it (settled), and before `drop_caches`.
+    before_dir: PathBuf,
+    after_dir: PathBuf,
+    drop_dir: PathBuf,
+    /// /proc/vmstat right before and right after `compact_memory`.
+    vmstat_before: Vec<(String, u64)>,
+    vmstat_after: Vec<(String, u64)>,
+    /// Free blocks per order around `compact_memory`: before (`buddyinfo.post`), right
+    /// after, settled.
+    compacted: [[u64; 11]; 3],
+    /// The same around `drop_caches`.
+    dropped: [[u64; 11]; 3],
+    /// How long the write to `compact_memory` took, ms.
+    compact_ms: f64,
+    /// Seconds the machine took to settle after `compact_memory`.
+    settled_s: u64,
+    /// Each zone's traced compaction end (empty without a trace).
+    ends: Vec<kcompact::replay::parse::TracedEnd>,
+    /// Free pages on the per-CPU lists, settled after `drop_caches`.
+    pcp_dropped: u64,
+}
+
 fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Result<()> {
+    let k = measure_kernel(args, out, data)?;
+    say("predicting compact_memory on before/ in the model");
+    let compaction = compare_compaction(args, &k)?;
+    let mut text = compaction.text;
+    let (drop_text, drop_json) = compare_drop_caches(&k)?;
+    text += &drop_text;
+    std::fs::write(out.join("validate.txt"), &text)?;
+    let (kg, kg2, mg) = compaction.o9_gains;
+    let verdict = args.check.map(|limit| check_gain(kg, kg2, mg, limit));
+    if args.json {
+        let mut j = compaction.json;
+        j["drop_caches"] = drop_json;
+        println!("{}", serde_json::to_string_pretty(&j)?);
+    } else {
+        print!("{text}");
+    }
+    if let Some((err, limit, ok)) = verdict {
+        if !ok {
+            anyhow::bail!(
+                "the model's gain in free order>=9 blocks is off the kernel's (between the reading right after and the settled one) by {err:+.1} %, beyond --check {limit}"
+            );
+        }
+        say(&format!(
+            "check passed: gain error {err:+.1} % (off the kernel's two readings) within {limit} %"
+        ));
+    }
+    Ok(())
+}
+
+/// `--check`: the model's gain `mg` off the interval the kernel's two readings `kg`, `kg2`
+/// bound, in percent of its nearer end (0 inside it); with the limit and whether it holds.
+fn check_gain(kg: i64, kg2: i64, mg: i64, limit: f64) -> (f64, f64, bool) {
+    let (lo, hi) = (kg.min(kg2), kg.max(kg2));
+    let err = if (lo..=hi).contains(&mg) {
+        0.0
+    } else {
+        let end = if mg < lo { lo } else { hi };
+        if end <= 0 {
+            f64::INFINITY
+        } else {
+            100.0 * (mg - end) as f64 / end as f64
+        }
+    };
+    (err, limit, err.abs() <= limit)
+}
+
+/// Everything on the real machine, in order: a clean start, the fragmentation, a snapshot,
+/// `compact_memory` under a compaction trace, a settled snapshot, then `drop_caches` with a
+/// snapshot just before it.
+fn measure_kernel(
+    args: &crate::cli::ValidateArgs,
+    out: &Path,
+    data: &Path,
+) -> anyhow::Result<Kernel> {
     say("clean start: sync, drop caches, settle");
     let _ = std::process::Command::new("sync").status();
     write_sysctl("/proc/sys/vm/drop_caches", "3")?;
@@ -319,7 +397,7 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
     let s1 = settle(90);
     // The kernel's compaction events during the write, in a private tracefs instance set
     // up before the capture (its ring buffer is kernel memory the snapshot then holds).
-    let trace = match crate::trace_capture::Instance::start(
+    let trace = match crate::tracefs::Instance::start(
         &["compaction", "migrate/mm_migrate_pages"],
         (2 * args.gib).max(8),
     ) {
@@ -339,20 +417,59 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
     ));
     // The model runs only once the kernel is done: loading it here would put hundreds of
     // MB of this process's memory into the machine between the capture and the write.
-    let v0 = vmstat();
+    let c = kernel_compact(out, &before_dir, trace.as_ref())?;
+    let settled_s = settle(90);
+    let after = capture_to(&out.join("after"), "validate-after", 3)?;
+    // The ring buffer's pages go only now, so the settled reading is not helped by them.
+    drop(trace);
+    let b2 = orders_of(&std::fs::read_to_string(after.dir.join("buddyinfo"))?)?;
+    let (drop_dir, dropped, pcp_dropped) = kernel_drop_caches(out)?;
+    Ok(Kernel {
+        before_dir,
+        after_dir: after.dir,
+        drop_dir,
+        vmstat_before: c.vmstat_before,
+        vmstat_after: c.vmstat_after,
+        compacted: [c.before, c.after, b2],
+        dropped,
+        compact_ms: c.ms,
+        settled_s,
+        ends: c.ends,
+        pcp_dropped,
+    })
+}
+
+/// The kernel's `compact_memory`, read right after the write.
+struct KernelCompact {
+    vmstat_before: Vec<(String, u64)>,
+    vmstat_after: Vec<(String, u64)>,
+    before: [u64; 11],
+    after: [u64; 11],
+    ms: f64,
+    ends: Vec<kcompact::replay::parse::TracedEnd>,
+}
+
+/// Writes `compact_memory` and reads what it did: vmstat and free blocks around it, and,
+/// with a trace, each zone's end (the trace is kept in `out/trace.txt.zst`).
+fn kernel_compact(
+    out: &Path,
+    before_dir: &Path,
+    trace: Option<&crate::tracefs::Instance>,
+) -> anyhow::Result<KernelCompact> {
+    let vmstat_before = vmstat();
     // The kernel's state before: buddyinfo re-read right after the page arrays
     // (`buddyinfo.post`), the reading closest to what the model loaded and to the write.
-    let b0 = orders_of(&std::fs::read_to_string(before_dir.join("buddyinfo.post"))?)?;
+    let before = orders_of(&std::fs::read_to_string(before_dir.join("buddyinfo.post"))?)?;
     let t = Instant::now();
     write_sysctl("/proc/sys/vm/compact_memory", "1")?;
-    let kernel_ms = t.elapsed().as_secs_f64() * 1e3;
-    let b1 = orders_of(&std::fs::read_to_string("/proc/buddyinfo")?)?;
-    let v1 = vmstat();
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    let after = orders_of(&std::fs::read_to_string("/proc/buddyinfo")?)?;
+    let vmstat_after = vmstat();
     std::fs::write(
         out.join("buddyinfo_post_immediate"),
         std::fs::read_to_string("/proc/buddyinfo")?,
     )?;
-    let kernel_ends = match &trace {
+    let ends = match trace {
         Some(t) => {
             t.stop()?;
             let (lost, _) = t.lost_events()?;
@@ -369,13 +486,20 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
         }
         None => Vec::new(),
     };
-    let s2 = settle(90);
-    let after = capture_to(&out.join("after"), "validate-after", 3)?;
-    // The ring buffer's pages go only now, so the settled reading is not helped by them.
-    drop(trace);
-    let b2 = orders_of(&std::fs::read_to_string(after.dir.join("buddyinfo"))?)?;
-    // Then what an operator does next: `sync; echo 3 > drop_caches` on the compacted
-    // machine, against the model's drop_caches on a snapshot taken just before it.
+    Ok(KernelCompact {
+        vmstat_before,
+        vmstat_after,
+        before,
+        after,
+        ms,
+        ends,
+    })
+}
+
+/// What an operator does next: `sync; echo 3 > drop_caches` on the compacted machine,
+/// with a snapshot just before it. Returns the snapshot, the free blocks per order before
+/// (`buddyinfo.post`), right after and settled, and the per-CPU free pages settled.
+fn kernel_drop_caches(out: &Path) -> anyhow::Result<(PathBuf, [[u64; 11]; 3], u64)> {
     say("sync; capturing before_drop/; writing 3 to /proc/sys/vm/drop_caches");
     let _ = std::process::Command::new("sync").status();
     let drop_dir = out.join("before_drop");
@@ -387,9 +511,32 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
     let d2 = orders_of(&std::fs::read_to_string("/proc/buddyinfo")?)?;
     let pcp_dropped = pcp_pages(&std::fs::read_to_string("/proc/zoneinfo")?);
     say(&format!("settled in {s3} s"));
-    say("predicting compact_memory on before/ in the model");
+    Ok((drop_dir, [d0, d1, d2], pcp_dropped))
+}
+
+/// Pages on the per-CPU lists summed from the zoneinfo file `name` of `dir` (0 without).
+fn pcp_in(dir: &Path, name: &str) -> u64 {
+    std::fs::read_to_string(dir.join(name))
+        .map(|t| pcp_pages(&t))
+        .unwrap_or(0)
+}
+
+/// The compaction half of the comparison: its text, the JSON without `drop_caches`, and
+/// the gains in free order >= 9 blocks (kernel right after, kernel settled, model).
+struct CompactionComparison {
+    text: String,
+    json: serde_json::Value,
+    o9_gains: (i64, i64, i64),
+}
+
+/// Loads `before/`, runs the model's `compact_memory` and sets it against the kernel's:
+/// free blocks per order, the gain in order >= 9 blocks, the counters, each zone's end.
+fn compare_compaction(
+    args: &crate::cli::ValidateArgs,
+    k: &Kernel,
+) -> anyhow::Result<CompactionComparison> {
     let t = Instant::now();
-    let loaded = load_dir(&before_dir)?;
+    let loaded = load_dir(&k.before_dir)?;
     let load_s = t.elapsed().as_secs_f64();
     let mut model = loaded.machine;
     let model_before = model.clone();
@@ -397,25 +544,57 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
     let model_ends = model.compact_memory();
     let model_s = t.elapsed().as_secs_f64();
     let (mb, ma) = (sum_orders(&model_before), sum_orders(&model));
-    let mut text = String::new();
-    text += &format!(
-        "kcompact validate: {} GiB fragmented; kernel compact_memory {kernel_ms:.0} ms, model {:.0} ms (load {:.0} ms); settled {s2} s after\n\n",
+    let [b0, b1, b2] = k.compacted;
+    let mut text = format!(
+        "kcompact validate: {} GiB fragmented; kernel compact_memory {:.0} ms, model {:.0} ms (load {:.0} ms); settled {} s after\n\n",
         args.gib,
+        k.compact_ms,
         model_s * 1e3,
-        load_s * 1e3
+        load_s * 1e3,
+        k.settled_s
     );
     let compacted = Readings {
-        kernel: [b0, b1, b2],
+        kernel: k.compacted,
         model: [mb, ma],
     };
     text += "free blocks per order (all zones)\n";
     text += &compacted.table();
     let (kg, kg2, mg) = compacted.o9_gains();
     text += &format!("\n{}\n", compacted.o9_line());
+    let pcp = (
+        pcp_in(&k.before_dir, "zoneinfo.post"),
+        pcp_in(&k.after_dir, "zoneinfo"),
+    );
+    text += &settling_text(k, pcp);
+    let (counters, json_counters) = counters_table(k, &model_before, &model);
+    text += &counters;
+    let (ends, json_ends) = ends_table(k, &model, &model_ends);
+    text += &ends;
+    let json = serde_json::json!({
+        "gib": args.gib,
+        "kernel_compact_memory_ms": k.compact_ms,
+        "model_compact_memory_ms": model_s * 1e3,
+        "free_by_order": {"kernel_before": b0, "kernel_after": b1, "kernel_settled": b2, "model_before": mb, "model_after": ma},
+        "order9_gain": {"kernel": kg, "kernel_settled": kg2, "model": mg},
+        "counters": json_counters,
+        "kernel_pcp_pages": {"before": pcp.0, "settled": pcp.1},
+        "compaction": json_ends,
+    });
+    Ok(CompactionComparison {
+        text,
+        json,
+        o9_gains: (kg, kg2, mg),
+    })
+}
+
+/// How the machine moved while it settled after `compact_memory`, and the free pages on
+/// its per-CPU lists before and after (`pcp`).
+fn settling_text(k: &Kernel, (pcp_before, pcp_after): (u64, u64)) -> String {
+    let [_, b1, b2] = k.compacted;
     // Between the two readings the machine moves on its own: free page reporting hands
     // back blocks it held right after (the first reading undercounts), and anything freed
     // while settling merges into blocks compaction did not make (the second overcounts).
-    let file_after = std::fs::read_to_string(after.dir.join("vmstat"))
+    let file_after = std::fs::read_to_string(k.after_dir.join("vmstat"))
         .map(|t| {
             t.lines()
                 .find_map(|l| l.strip_prefix("nr_file_pages "))
@@ -423,65 +602,70 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
                 .unwrap_or(0)
         })
         .unwrap_or(0);
-    text += &format!(
+    let mut text = format!(
         "while settling: free pages {:+}, page cache {:+} pages; the kernel's gain lies between the two readings\n",
         pages_of(&b2) - pages_of(&b1),
-        file_after as i64 - get(&v1, "nr_file_pages") as i64
-    );
-    let pcp = |dir: &Path, name: &str| {
-        std::fs::read_to_string(dir.join(name))
-            .map(|t| pcp_pages(&t))
-            .unwrap_or(0)
-    };
-    let (pcp_before, pcp_after) = (
-        pcp(&before_dir, "zoneinfo.post"),
-        pcp(&after.dir, "zoneinfo"),
+        file_after as i64 - get(&k.vmstat_after, "nr_file_pages") as i64
     );
     text += &format!(
         "free pages on the kernel's per-CPU lists (not in buddyinfo; the model has none): {pcp_before} before, {pcp_after} settled after\n\n"
     );
-    text += &format!(
+    text
+}
+
+/// The compaction counters, kernel against model, as text and JSON.
+fn counters_table(
+    k: &Kernel,
+    model_before: &kcompact::Machine,
+    model: &kcompact::Machine,
+) -> (String, serde_json::Map<String, serde_json::Value>) {
+    let counter = |m: &kcompact::Machine, name: &str| {
+        m.vmstat
+            .pairs()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+            .unwrap_or(0)
+    };
+    let mut text = format!(
         "{:<26}{:>14}{:>14}{:>10}\n",
         "counter", "kernel", "model", "error"
     );
-    let mut json_counters = serde_json::Map::new();
-    for k in [
+    let mut json = serde_json::Map::new();
+    for c in [
         "compact_migrate_scanned",
         "compact_free_scanned",
         "compact_isolated",
         "pgmigrate_success",
         "pgmigrate_fail",
     ] {
-        let kernel = get(&v1, k) - get(&v0, k);
-        let m = model
-            .vmstat
-            .pairs()
-            .iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| *v)
-            .unwrap_or(0)
-            - model_before
-                .vmstat
-                .pairs()
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| *v)
-                .unwrap_or(0);
+        let kernel = get(&k.vmstat_after, c) - get(&k.vmstat_before, c);
+        let m = counter(model, c) - counter(model_before, c);
         text += &format!(
-            "{k:<26}{kernel:>14}{m:>14}{:>10}\n",
+            "{c:<26}{kernel:>14}{m:>14}{:>10}\n",
             pct(m as f64, kernel as f64)
         );
-        json_counters.insert(
-            k.to_string(),
+        json.insert(
+            c.to_string(),
             serde_json::json!({"kernel": kernel, "model": m}),
         );
     }
-    text += "\nhow each zone's compaction ended (mm_compaction_end)\n";
-    let mut json_ends = Vec::new();
-    for e in &model_ends {
+    (text, json)
+}
+
+/// Each zone's compaction end, the model's and the kernel's traced one, as text and JSON.
+fn ends_table(
+    k: &Kernel,
+    model: &kcompact::Machine,
+    model_ends: &[kcompact::compaction::CompactEnd],
+) -> (String, Vec<serde_json::Value>) {
+    let mut text = String::from("\nhow each zone's compaction ended (mm_compaction_end)\n");
+    let mut json = Vec::new();
+    for e in model_ends {
         let z = model.zone(e.zone);
         let (start, end) = (z.zone_start_pfn.0.max(1), z.end_pfn().0);
-        let kernel = kernel_ends
+        let kernel = k
+            .ends
             .iter()
             .find(|k| k.zone_start == start && k.zone_end == end);
         text += &format!(
@@ -500,90 +684,55 @@ fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Resu
             }
             None => text += &format!("  {:<7} kernel (not traced)\n", ""),
         }
-        json_ends.push(serde_json::json!({
+        json.push(serde_json::json!({
             "zone": z.name(),
             "model": {"status": e.status.name(), "migrate_pfn": e.migrate_pfn.0, "free_pfn": e.free_pfn.0},
             "kernel": kernel.map(|k| serde_json::json!({"status": k.status, "migrate_pfn": k.migrate_pfn, "free_pfn": k.free_pfn})),
         }));
     }
-    // drop_caches: the model loads the snapshot taken just before the write (the compacted
-    // model's memory goes first: it would be in that snapshot's machine otherwise).
-    drop((model, model_before));
-    let mut dm = load_dir(&drop_dir)?.machine;
+    (text, json)
+}
+
+/// The model's `drop_caches` on the snapshot taken just before the kernel's, against it:
+/// free blocks per order, free pages and order >= 9 blocks gained; as text and JSON.
+fn compare_drop_caches(k: &Kernel) -> anyhow::Result<(String, serde_json::Value)> {
+    let mut dm = load_dir(&k.drop_dir)?.machine;
     let dmb = sum_orders(&dm);
     let dropped = dm.drop_caches(3);
     let dma = sum_orders(&dm);
-    let dropped_caches = Readings {
-        kernel: [d0, d1, d2],
+    let [d0, d1, d2] = k.dropped;
+    let readings = Readings {
+        kernel: k.dropped,
         model: [dmb, dma],
     };
-    text += "\nthen `sync; echo 3 > /proc/sys/vm/drop_caches` (snapshot before_drop/)\n";
-    text += &dropped_caches.table();
+    let mut text =
+        String::from("\nthen `sync; echo 3 > /proc/sys/vm/drop_caches` (snapshot before_drop/)\n");
+    text += &readings.table();
     let (kf, kf2, mf) = (
         pages_of(&d1) - pages_of(&d0),
         pages_of(&d2) - pages_of(&d0),
         pages_of(&dma) - pages_of(&dmb),
     );
-    let (kd, kd2, md) = dropped_caches.o9_gains();
+    let (kd, kd2, md) = readings.o9_gains();
     text += &format!(
         "free pages: kernel {kf:+} right after, {kf2:+} settled; model {mf:+} ({dropped} page cache pages dropped; the model keeps slab); error {} (vs settled {})\n",
         pct(mf as f64, kf as f64),
         pct(mf as f64, kf2 as f64)
     );
-    text += &dropped_caches.o9_line();
+    text += &readings.o9_line();
+    let pcp_before = pcp_in(&k.drop_dir, "zoneinfo.post");
     text += &format!(
-        "free pages on the kernel's per-CPU lists: {} before, {pcp_dropped} settled after\n",
-        pcp(&drop_dir, "zoneinfo.post")
+        "free pages on the kernel's per-CPU lists: {pcp_before} before, {} settled after\n",
+        k.pcp_dropped
     );
-    std::fs::write(out.join("validate.txt"), &text)?;
-    let verdict = args.check.map(|limit| {
-        // Off the interval the two readings bound, relative to its nearer end.
-        let (lo, hi) = (kg.min(kg2), kg.max(kg2));
-        let err = if (lo..=hi).contains(&mg) {
-            0.0
-        } else {
-            let end = if mg < lo { lo } else { hi };
-            if end <= 0 {
-                f64::INFINITY
-            } else {
-                100.0 * (mg - end) as f64 / end as f64
-            }
-        };
-        (err, limit, err.abs() <= limit)
+    let json = serde_json::json!({
+        "free_by_order": {"kernel_before": d0, "kernel_after": d1, "kernel_settled": d2, "model_before": dmb, "model_after": dma},
+        "free_pages_gain": {"kernel": kf, "kernel_settled": kf2, "model": mf},
+        "order9_gain": {"kernel": kd, "kernel_settled": kd2, "model": md},
+        "model_pages_dropped": dropped,
+        "kernel_pcp_pages": {"before": pcp_before, "settled": k.pcp_dropped},
     });
-    if args.json {
-        let j = serde_json::json!({
-            "gib": args.gib,
-            "kernel_compact_memory_ms": kernel_ms,
-            "model_compact_memory_ms": model_s * 1e3,
-            "free_by_order": {"kernel_before": b0, "kernel_after": b1, "kernel_settled": b2, "model_before": mb, "model_after": ma},
-            "order9_gain": {"kernel": kg, "kernel_settled": kg2, "model": mg},
-            "counters": json_counters,
-            "kernel_pcp_pages": {"before": pcp_before, "settled": pcp_after},
-            "compaction": json_ends,
-            "drop_caches": {
-                "free_by_order": {"kernel_before": d0, "kernel_after": d1, "kernel_settled": d2, "model_before": dmb, "model_after": dma},
-                "free_pages_gain": {"kernel": kf, "kernel_settled": kf2, "model": mf},
-                "order9_gain": {"kernel": kd, "kernel_settled": kd2, "model": md},
-                "model_pages_dropped": dropped,
-                "kernel_pcp_pages": {"before": pcp(&drop_dir, "zoneinfo.post"), "settled": pcp_dropped},
-            },
-        });
-        println!("{}", serde_json::to_string_pretty(&j)?);
-    } else {
-        print!("{text}");
-    }
-    if let Some((err, limit, ok)) = verdict {
-        if !ok {
-            anyhow::bail!(
-                "the model's gain in free order>=9 blocks is off the kernel's (between the reading right after and the settled one) by {err:+.1} %, beyond --check {limit}"
-            );
-        }
-        say(&format!(
-            "check passed: gain error {err:+.1} % (off the kernel's two readings) within {limit} %"
-        ));
-    }
-    Ok(())
+    Ok((text, json))
 }
 
 #[cfg(test)]
@@ -595,6 +744,19 @@ mod tests {
         let zoneinfo = "Node 0, zone   Normal\n  pagesets\n    cpu: 0\n              count:    6295\n              high:     6295\n    cpu: 1\n              count:    5208\n              high:     6295\n  node_unreclaimable:  0\n";
         assert_eq!(pcp_pages(zoneinfo), 6295 + 5208);
         assert_eq!(pcp_pages("Node 0, zone DMA\n  pages free 3\n"), 0);
+    }
+
+    #[test]
+    fn check_gain_is_zero_between_the_kernels_readings_and_relative_to_the_nearer_end_outside() {
+        assert_eq!(check_gain(10, 20, 15, 5.0), (0.0, 5.0, true));
+        assert_eq!(check_gain(20, 10, 10, 0.0), (0.0, 0.0, true));
+        // Above the interval: off its upper end, 22 against 20 is +10 %.
+        assert_eq!(check_gain(10, 20, 22, 5.0), (10.0, 5.0, false));
+        // Below it: off its lower end, 9 against 10 is -10 %.
+        assert_eq!(check_gain(10, 20, 9, 10.0), (-10.0, 10.0, true));
+        // A nearer end at or below zero leaves no relative error.
+        let (err, _, ok) = check_gain(-5, 0, 3, 1000.0);
+        assert!(err.is_infinite() && !ok);
     }
 
     #[test]

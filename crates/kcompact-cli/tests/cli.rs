@@ -76,6 +76,9 @@ const BAD_INPUT: &[(&[&str], &str)] = &[
     (&["run", "churn", "--set", "steps=abc"], "steps"),
     (&["run", "churn", "--set", "fill_pct=99"], "fill_pct"),
     (&["run", "churn", "--set", "mix=1,2"], "mix"),
+    (&["run", "churn", "--set", "mix=0,0,0,0"], "mix"),
+    // The churn's parameters are its own, not machine settings of every scenario.
+    (&["run", "highalloc", "--set", "steps=5"], "steps"),
     (&["run", "nosuchscenario"], "nosuchscenario"),
     (
         &["show", "buddyinfo", "--mem", "1T", "--set", "nodes=0"],
@@ -283,6 +286,44 @@ fn run_out_writes_result_json_and_kernel_files() {
         "timeline.csv has no header"
     );
     drop(dir);
+}
+
+/// The churn is a scenario like the others: listed, its parameters read as scenario
+/// parameters, its numeric metrics compared by `ab`.
+#[test]
+fn churn_is_listed_and_compared_like_every_scenario() {
+    let list = ok(&["scenarios"]);
+    assert!(
+        list.lines().any(|l| l.starts_with("churn ")),
+        "no churn line:\n{list}"
+    );
+    let out = ok(&[
+        "ab",
+        "churn",
+        "--toggle",
+        "compaction=on,off",
+        "--seeds",
+        "1",
+        "--mem",
+        "256M",
+        "--set",
+        "steps=5000",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("ab --json parses");
+    let names: Vec<&str> = v["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .map(|m| m["name"].as_str().expect("name"))
+        .collect();
+    for n in ["success_pct", "frees", "hugepages_after_compaction"] {
+        assert!(names.contains(&n), "{n} not compared: {names:?}");
+    }
+    assert!(
+        !names.contains(&"attempts_by_order"),
+        "lists are not compared: {names:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

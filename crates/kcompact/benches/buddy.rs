@@ -9,12 +9,12 @@
 //! 1 TiB model (set KCOMPACT_BENCH_1T=0 to skip that one). Figures are wall-clock on one
 //! core, best of three runs where a run is short.
 
-use kcompact::churn::{run_churn, ChurnConfig};
 use kcompact::event::VmEvent;
 use kcompact::gfp::Gfp;
 use kcompact::layout::Layout;
 use kcompact::memmap::BYTES_PER_PAGE;
 use kcompact::rng::SimRng;
+use kcompact::scenario::churn::{run_churn, ChurnConfig};
 use kcompact::units::{NodeId, Order, Pfn};
 use kcompact::{Machine, VmConfig};
 use std::hint::black_box;
@@ -290,7 +290,8 @@ fn compact_memory_like_kernel_cases() {
 /// `before/` snapshot loaded into the model, then timed against the kernel's own
 /// `compact_memory_ms` and vmstat_delta for that image. Skipped without ../shared/data.
 fn compact_memory_on_kernel_images() {
-    use kcompact::snapshot::{load::load, text::parse_zoneinfo, u64_array};
+    use kcompact::snapshot::load::{load, SnapshotFiles};
+    use kcompact::snapshot::{text::parse_zoneinfo, u64_array};
     let root =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/realkernel");
     if !root.is_dir() {
@@ -332,7 +333,16 @@ fn compact_memory_on_kernel_images() {
         .expect("zstd");
         let flags = u64_array("kpageflags", &raw).expect("kpageflags");
         let t = Instant::now();
-        let (loaded, _) = load(&zones, &flags, 1, VmConfig::default()).expect("load");
+        let (loaded, _) = load(
+            &SnapshotFiles {
+                pfn_start: 1,
+                zoneinfo: &zones,
+                kpageflags: &flags,
+                ..Default::default()
+            },
+            VmConfig::default(),
+        )
+        .expect("load");
         let load_s = t.elapsed().as_secs_f64();
         // Best of three, each on a fresh copy of the loaded image.
         let mut secs = f64::MAX;

@@ -81,39 +81,21 @@ impl Machine {
         flags
     }
 
-    /// Mirrors `alloc_flags_slowpath()` (formerly `gfp_to_alloc_flags()`; the slow path's flags): MIN watermark, __GFP_HIGH's
-    /// reserve access, the non-blocking and highatomic rights of callers that cannot reclaim.
+    /// Mirrors `alloc_flags_slowpath()` (formerly `gfp_to_alloc_flags()`; the slow path's
+    /// flags) with this machine's CMA and `defrag_mode` settings; see
+    /// [`alloc_flags_slowpath`].
     pub fn alloc_flags_slowpath(
         &self,
         gfp: Gfp,
         order: Order,
         migratetype: MigrateType,
     ) -> AllocFlags {
-        let mut f = AllocFlags::WMARK_MIN | AllocFlags::CPUSET;
-        if gfp.contains(Gfp::HIGH) {
-            f = f | AllocFlags::MIN_RESERVE;
-        }
-        if gfp.contains(Gfp::KSWAPD_RECLAIM) {
-            f = f | AllocFlags::KSWAPD;
-        }
-        if !gfp.contains(Gfp::DIRECT_RECLAIM) {
-            if !gfp.contains(Gfp::NOMEMALLOC) {
-                f = f | AllocFlags::NON_BLOCK;
-                if order.0 > 0 && f.has(AllocFlags::MIN_RESERVE) {
-                    f = f | AllocFlags::HIGHATOMIC;
-                }
-            }
-            if f.has(AllocFlags::MIN_RESERVE) {
-                f = f.without(AllocFlags::CPUSET);
-            }
-        }
-        if self.config.config_cma && migratetype == MigrateType::Movable {
-            f = f | AllocFlags::CMA;
-        }
-        if self.config.defrag_mode {
-            f = f | AllocFlags::NOFRAGMENT;
-        }
-        f
+        alloc_flags_slowpath(
+            gfp,
+            order,
+            self.config.config_cma && migratetype == MigrateType::Movable,
+            self.config.defrag_mode,
+        )
     }
 
     /// Allocates `2^order` pages for `gfp` on `node`: the fast path at the LOW watermark,
@@ -339,4 +321,41 @@ fn wmark_of(flags: AllocFlags) -> crate::zone::Wmark {
         1 => Wmark::Low,
         _ => Wmark::High,
     }
+}
+
+/// Mirrors `alloc_flags_slowpath()` (formerly `gfp_to_alloc_flags()`; the slow path's
+/// flags): MIN watermark, __GFP_HIGH's reserve access, the non-blocking and highatomic
+/// rights of callers that cannot reclaim; ALLOC_CMA when `cma_movable` (CONFIG_CMA and a
+/// movable request), ALLOC_NOFRAGMENT under `defrag_mode`.
+pub fn alloc_flags_slowpath(
+    gfp: Gfp,
+    order: Order,
+    cma_movable: bool,
+    defrag_mode: bool,
+) -> AllocFlags {
+    let mut f = AllocFlags::WMARK_MIN | AllocFlags::CPUSET;
+    if gfp.contains(Gfp::HIGH) {
+        f = f | AllocFlags::MIN_RESERVE;
+    }
+    if gfp.contains(Gfp::KSWAPD_RECLAIM) {
+        f = f | AllocFlags::KSWAPD;
+    }
+    if !gfp.contains(Gfp::DIRECT_RECLAIM) {
+        if !gfp.contains(Gfp::NOMEMALLOC) {
+            f = f | AllocFlags::NON_BLOCK;
+            if order.0 > 0 && f.has(AllocFlags::MIN_RESERVE) {
+                f = f | AllocFlags::HIGHATOMIC;
+            }
+        }
+        if f.has(AllocFlags::MIN_RESERVE) {
+            f = f.without(AllocFlags::CPUSET);
+        }
+    }
+    if cma_movable {
+        f = f | AllocFlags::CMA;
+    }
+    if defrag_mode {
+        f = f | AllocFlags::NOFRAGMENT;
+    }
+    f
 }

@@ -245,6 +245,29 @@ impl Machine {
     }
 }
 
+impl Machine {
+    /// A write of `value` to run-time tunable `key` on this running machine: the value is
+    /// checked by the table ([`VmConfig::set_runtime`]) and its sysctl handler's effect
+    /// applied — `min_free_kbytes_sysctl_handler()` and `watermark_scale_factor_sysctl_handler()`
+    /// recompute the watermarks (`setup_per_zone_wmarks()`); the switches take effect on the
+    /// next operation that reads them.
+    pub fn sysctl_write(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        self.config.set_runtime(key, value)?;
+        match key {
+            "min_free_kbytes" => {
+                let kb = self
+                    .config
+                    .user_min_free_kbytes
+                    .unwrap_or(self.min_free_kbytes);
+                self.set_min_free_kbytes(kb);
+            }
+            "watermark_scale_factor" => self.setup_per_zone_wmarks(),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// The largest machine `integrity=bytes` is allowed on.
 pub const INTEGRITY_BYTES_MAX: u64 = 8 << 30;
 

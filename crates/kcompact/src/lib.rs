@@ -15,10 +15,10 @@
 pub mod alloc;
 pub mod boot;
 pub mod buddy;
-pub mod churn;
 pub mod clock;
 pub mod compaction;
 pub mod event;
+pub mod explain;
 pub mod gfp;
 pub mod hugepage;
 pub mod layout;

@@ -9,7 +9,7 @@ mod common;
 use common::{iters, mutate_text};
 use kcompact::rng::SimRng;
 use kcompact::snapshot::kpageflags::{kpf, rebuild_free_blocks};
-use kcompact::snapshot::load::load;
+use kcompact::snapshot::load::{load, SnapshotFiles};
 use kcompact::snapshot::text::{parse_buddyinfo, parse_pagetypeinfo, parse_zoneinfo};
 use kcompact::snapshot::u64_array;
 use kcompact::VmConfig;
@@ -146,7 +146,15 @@ fn random_images_load_into_a_consistent_machine_or_an_error() {
             12_287
         };
         let flags = random_flags(&mut rng, n);
-        match load(&zones, &flags, 1, VmConfig::default()) {
+        match load(
+            &SnapshotFiles {
+                pfn_start: 1,
+                zoneinfo: &zones,
+                kpageflags: &flags,
+                ..Default::default()
+            },
+            VmConfig::default(),
+        ) {
             Ok((mut m, report)) => {
                 loaded += 1;
                 kcompact::verify::verify(&m).unwrap_or_else(|e| panic!("loaded: {e}"));

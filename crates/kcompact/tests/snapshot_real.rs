@@ -167,7 +167,7 @@ fn o9(c: &[u64; 11]) -> u64 {
 /// blocks against the kernel's (`buddyinfo_post_immediate` minus `before/buddyinfo`).
 #[test]
 fn loaded_cases_compact_like_the_kernel() {
-    use kcompact::snapshot::load::load;
+    use kcompact::snapshot::load::{load, SnapshotFiles};
     use kcompact::VmConfig;
     let Some(root) = data_dir() else {
         eprintln!("skipped: ../shared/data/realkernel is not here");
@@ -192,8 +192,16 @@ fn loaded_cases_compact_like_the_kernel() {
         )
         .unwrap();
         let flags = u64_array("kpageflags", &read_zst(&dir.join("kpageflags.zst"))).unwrap();
-        let (mut m, report) = load(&zones, &flags, meta(&dir, "pfn_start"), VmConfig::default())
-            .expect("the snapshot loads");
+        let (mut m, report) = load(
+            &SnapshotFiles {
+                pfn_start: meta(&dir, "pfn_start"),
+                zoneinfo: &zones,
+                kpageflags: &flags,
+                ..Default::default()
+            },
+            VmConfig::default(),
+        )
+        .expect("the snapshot loads");
         kcompact::verify::verify(&m).unwrap_or_else(|e| panic!("{case}: {e}"));
         // Pageblock types: inferred from the pages, against pagetypeinfo's block counts.
         let pti = std::fs::read_to_string(dir.join("pagetypeinfo")).unwrap();
@@ -361,7 +369,7 @@ fn loaded_cases_compact_like_the_kernel() {
 /// on later passes), and moved 47,908 buffer pages in C_none.
 #[test]
 fn long_term_pinned_buffer_never_moves_like_c_pin() {
-    use kcompact::snapshot::load::load;
+    use kcompact::snapshot::load::{load, SnapshotFiles};
     use kcompact::units::Pfn;
     use kcompact::VmConfig;
     let Some(root) = data_dir() else {
@@ -394,9 +402,12 @@ fn long_term_pinned_buffer_never_moves_like_c_pin() {
         .unwrap();
         let flags = u64_array("kpageflags", &read_zst(&before.join("kpageflags.zst"))).unwrap();
         let (mut m, _) = load(
-            &zones,
-            &flags,
-            meta(&before, "pfn_start"),
+            &SnapshotFiles {
+                pfn_start: meta(&before, "pfn_start"),
+                zoneinfo: &zones,
+                kpageflags: &flags,
+                ..Default::default()
+            },
             VmConfig::default(),
         )
         .expect("loads");
@@ -470,7 +481,7 @@ fn long_term_pinned_buffer_never_moves_like_c_pin() {
 #[test]
 fn kpagecount_maps_page_cache_that_drop_caches_then_keeps() {
     use kcompact::snapshot::kpageflags::{has, kpf};
-    use kcompact::snapshot::load::load_with_counts;
+    use kcompact::snapshot::load::{load, SnapshotFiles};
     let Some(root) = data_dir() else {
         eprintln!("skipped: ../shared/data/realkernel is not here");
         return;
@@ -484,11 +495,14 @@ fn kpagecount_maps_page_cache_that_drop_caches_then_keeps() {
     let flags = u64_array("kpageflags", &read_zst(&dir.join("kpageflags.zst"))).unwrap();
     let counts = u64_array("kpagecount", &read_zst(&dir.join("kpagecount.zst"))).unwrap();
     let start = meta(&dir, "pfn_start");
-    let (mut m, report) = load_with_counts(
-        &zones,
-        &flags,
-        Some(&counts),
-        start,
+    let (mut m, report) = load(
+        &SnapshotFiles {
+            pfn_start: start,
+            zoneinfo: &zones,
+            kpageflags: &flags,
+            kpagecount: Some(&counts),
+            ..Default::default()
+        },
         kcompact::VmConfig::default(),
     )
     .expect("loads");

@@ -159,31 +159,40 @@ pub fn zone_watermark_unusable_free(
     alloc_flags: AllocFlags,
     config_cma: bool,
 ) -> u64 {
+    watermark_unusable_free(
+        order,
+        alloc_flags,
+        z.nr_free_highatomic,
+        z.nr_free_cma,
+        config_cma,
+    )
+}
+
+/// Mirrors `__zone_watermark_unusable_free()` on a zone's counters: the `2^order - 1`
+/// pages the request itself takes beyond one, the free high-atomic reserve unless the
+/// request may use reserves, the free CMA pages unless it may use CMA.
+pub fn watermark_unusable_free(
+    order: Order,
+    alloc_flags: AllocFlags,
+    nr_free_highatomic: u64,
+    nr_free_cma: u64,
+    config_cma: bool,
+) -> u64 {
     let mut unusable = order.nr_pages() - 1;
     if !alloc_flags.has(AllocFlags::RESERVES) {
-        unusable += z.nr_free_highatomic;
+        unusable += nr_free_highatomic;
     }
     if config_cma && !alloc_flags.has(AllocFlags::CMA) {
-        unusable += z.nr_free_cma;
+        unusable += nr_free_cma;
     }
     unusable
 }
 
-/// Mirrors `__zone_watermark_ok()`: after discounting what the request cannot use, more
-/// than `mark` (reduced for reserve-entitled requests) plus the lowmem reserve against the
-/// request's highest zone must be free; a high-order request also needs a free block of at
-/// least its order on a list it may use.
-pub fn zone_watermark_ok_free(
-    z: &Zone,
-    order: Order,
-    mark: u64,
-    highest: ZoneType,
-    alloc_flags: AllocFlags,
-    free_pages: i64,
-    config_cma: bool,
-) -> bool {
+/// The `min` of `__zone_watermark_ok()`: `mark` lowered for requests entitled to reserves
+/// (half for ALLOC_MIN_RESERVE, a further quarter for ALLOC_NON_BLOCK with it, half for
+/// ALLOC_OOM).
+pub fn watermark_reserve_mark(mark: u64, alloc_flags: AllocFlags) -> i64 {
     let mut min = mark as i64;
-    let free = free_pages - zone_watermark_unusable_free(z, order, alloc_flags, config_cma) as i64;
     if alloc_flags.has(AllocFlags::RESERVES) {
         if alloc_flags.has(AllocFlags::MIN_RESERVE) {
             min -= min / 2;
@@ -195,25 +204,108 @@ pub fn zone_watermark_ok_free(
             min -= min / 2;
         }
     }
-    if free <= min + z.lowmem_reserve[highest.idx()] as i64 {
-        return false;
+    min
+}
+
+/// The zone counters `__zone_watermark_ok()` reads, for callers that have the numbers
+/// without a model zone (a kernel report's figures).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatermarkCounts {
+    /// NR_FREE_PAGES (or the caller's free-page figure).
+    pub free_pages: i64,
+    /// `lowmem_reserve[highest_zoneidx]`.
+    pub lowmem_reserve: u64,
+    /// `nr_free_highatomic`.
+    pub nr_free_highatomic: u64,
+    /// NR_FREE_CMA_PAGES.
+    pub nr_free_cma: u64,
+}
+
+/// Why `__zone_watermark_ok()` refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatermarkFail {
+    /// The usable free pages are not above the mark plus the lowmem reserve.
+    BelowMark,
+    /// Enough free pages, but no free block of the order or larger on a list the request
+    /// may use.
+    NoFreeBlock,
+}
+
+/// Mirrors `__zone_watermark_ok()` on counters: after discounting what the request cannot
+/// use, more than the reserve-adjusted `mark` plus the lowmem reserve must be free; a
+/// high-order request also needs a free block of at least its order (up to `max_order`)
+/// on a list it may use: `list_nonempty(order, type)` says whether that free list holds a
+/// block.
+pub fn watermark_check_counts(
+    c: &WatermarkCounts,
+    order: Order,
+    mark: u64,
+    alloc_flags: AllocFlags,
+    config_cma: bool,
+    max_order: u8,
+    list_nonempty: impl Fn(u8, MigrateType) -> bool,
+) -> Result<(), WatermarkFail> {
+    let min = watermark_reserve_mark(mark, alloc_flags);
+    let free = c.free_pages
+        - watermark_unusable_free(
+            order,
+            alloc_flags,
+            c.nr_free_highatomic,
+            c.nr_free_cma,
+            config_cma,
+        ) as i64;
+    if free <= min + c.lowmem_reserve as i64 {
+        return Err(WatermarkFail::BelowMark);
     }
     if order.0 == 0 {
-        return true;
+        return Ok(());
     }
-    (order.0..=MAX_PAGE_ORDER).any(|o| {
-        let area = &z.free_area[o as usize];
-        if area.nr_free == 0 {
-            return false;
-        }
-        let nonempty = |mt: MigrateType| !area.free_list[mt.idx()].is_empty();
+    let found = (order.0..=max_order).any(|o| {
+        let nonempty = |mt: MigrateType| list_nonempty(o, mt);
         nonempty(MigrateType::Unmovable)
             || nonempty(MigrateType::Movable)
             || nonempty(MigrateType::Reclaimable)
             || (config_cma && alloc_flags.has(AllocFlags::CMA) && nonempty(MigrateType::Cma))
             || (alloc_flags.has(AllocFlags(AllocFlags::HIGHATOMIC.0 | AllocFlags::OOM.0))
                 && nonempty(MigrateType::HighAtomic))
-    })
+    });
+    if found {
+        Ok(())
+    } else {
+        Err(WatermarkFail::NoFreeBlock)
+    }
+}
+
+/// Mirrors `__zone_watermark_ok()`: [`watermark_check_counts`] on the zone's counters and
+/// free lists, with `lowmem_reserve` against the request's highest zone.
+pub fn zone_watermark_ok_free(
+    z: &Zone,
+    order: Order,
+    mark: u64,
+    highest: ZoneType,
+    alloc_flags: AllocFlags,
+    free_pages: i64,
+    config_cma: bool,
+) -> bool {
+    let counts = WatermarkCounts {
+        free_pages,
+        lowmem_reserve: z.lowmem_reserve[highest.idx()],
+        nr_free_highatomic: z.nr_free_highatomic,
+        nr_free_cma: z.nr_free_cma,
+    };
+    watermark_check_counts(
+        &counts,
+        order,
+        mark,
+        alloc_flags,
+        config_cma,
+        MAX_PAGE_ORDER,
+        |o, mt| {
+            let area = &z.free_area[o as usize];
+            area.nr_free != 0 && !area.free_list[mt.idx()].is_empty()
+        },
+    )
+    .is_ok()
 }
 
 /// Mirrors `zone_watermark_ok()`.

@@ -224,18 +224,17 @@ impl Replayer<'_> {
     /// A new folio for a request: page cache for movable requests, kernel memory else;
     /// at `at` in exact mode.
     fn allocate(&mut self, at: Option<Pfn>, order: Order, mt: i32, gfp: Gfp) -> Option<FolioId> {
-        self.m.place_at = at;
-        let id = if mt == MigrateType::Movable as i32 {
-            let idx = self.next_index.next_multiple_of(order.nr_pages());
-            self.next_index = idx + order.nr_pages();
-            self.m.file_add(self.file, idx, order, false).ok()
-        } else {
-            let gfp = if gfp.0 == 0 { Gfp::GFP_KERNEL } else { gfp };
-            self.m
-                .alloc_kernel_gfp(Gfp(gfp.0 & !Gfp::MOVABLE.0), order, REPLAY_TAG)
-        };
-        self.m.place_at = None;
-        id
+        let (file, next_index) = (self.file, &mut self.next_index);
+        self.m.with_placement(at, |m| {
+            if mt == MigrateType::Movable as i32 {
+                let idx = next_index.next_multiple_of(order.nr_pages());
+                *next_index = idx + order.nr_pages();
+                m.file_add(file, idx, order, false).ok()
+            } else {
+                let gfp = if gfp.0 == 0 { Gfp::GFP_KERNEL } else { gfp };
+                m.alloc_kernel_gfp(Gfp(gfp.0 & !Gfp::MOVABLE.0), order, REPLAY_TAG)
+            }
+        })
     }
 
     /// Frees the model folio `id` by what it is; false if the replay cannot free it.

@@ -20,6 +20,7 @@ pub const INFO: ScenarioInfo = ScenarioInfo {
         ("request", "100000", "huge pages asked for (the selftest writes 100000)"),
     ],
     machine: &[],
+    mem: "1G",
     run,
 };
 

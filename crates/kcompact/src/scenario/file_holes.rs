@@ -22,6 +22,7 @@ pub const INFO: ScenarioInfo = ScenarioInfo {
         ("steps", "20", "steps (1..=100)"),
     ],
     machine: &[],
+    mem: "1G",
     run,
 };
 

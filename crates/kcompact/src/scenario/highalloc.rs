@@ -29,6 +29,7 @@ pub const INFO: ScenarioInfo = ScenarioInfo {
         ("heap_pct", "3", "largest compiler heap of one build, percent of memory (1..=50)"),
     ],
     machine: &[],
+    mem: "1G",
     run,
 };
 

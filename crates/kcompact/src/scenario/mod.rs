@@ -7,6 +7,8 @@
 //! `key=value` strings (`--set` on the command line), checked against the scenario's
 //! own list; the machine's tunables (compaction on or off, swap, …) are the caller's.
 //!
+//! - [`churn`]: the project's own allocate/free churn, printed in the format it had
+//!   before the seeds' scenarios existed.
 //! - [`file_holes`]: seed 003's first test.
 //! - [`highalloc`]: seed 003's third test (mmtests stress-highalloc).
 //! - [`compaction_test`]: the kernel selftest `tools/testing/selftests/mm/compaction_test.c`.
@@ -15,6 +17,7 @@
 //! - [`mthp`]: seed 002, compacting large folios.
 //! - [`zram_gpu`]: seed 004, driver pages made movable.
 
+pub mod churn;
 pub mod compaction_test;
 pub mod file_holes;
 pub mod highalloc;
@@ -55,12 +58,16 @@ pub struct ScenarioInfo {
     /// Machine settings (`--set` keys of the command line) the scenario's source ran
     /// with; the caller applies them before its own.
     pub machine: &'static [(&'static str, &'static str)],
+    /// The model's memory when the caller gives none (`--mem`): 1G for the seeds'
+    /// scenarios, small enough that the default `kcompact run` finishes in about a second.
+    pub mem: &'static str,
     /// The workload.
     pub run: RunFn,
 }
 
 /// Every scenario there is.
 pub const SCENARIOS: &[ScenarioInfo] = &[
+    churn::INFO,
     highalloc::INFO,
     file_holes::INFO,
     compaction_test::INFO,
@@ -113,7 +120,8 @@ fn names() -> String {
         .join(", ")
 }
 
-/// A scenario's parameters with their defaults filled in.
+/// A scenario's parameters with their defaults filled in. A parameter is a whole number,
+/// or, when its default is a comma-separated list, a list of as many whole numbers.
 #[derive(Clone, Debug)]
 pub struct Params {
     info: &'static ScenarioInfo,
@@ -145,8 +153,12 @@ impl Params {
             values.insert(key, v.clone());
         }
         let p = Params { info, values };
-        for (k, _, _) in info.params {
-            p.num(k)?;
+        for (k, default, _) in info.params {
+            if default.contains(',') {
+                p.nums(k)?;
+            } else {
+                p.num(k)?;
+            }
         }
         Ok(p)
     }
@@ -170,6 +182,33 @@ impl Params {
             value: v.clone(),
             why: "expected a whole number".into(),
         })
+    }
+
+    /// List parameter `key` as whole numbers, as many as its default has.
+    pub fn nums(&self, key: &str) -> Result<Vec<u64>, ScenarioError> {
+        let v = self.values.get(key).expect("a declared parameter");
+        let default = self
+            .info
+            .params
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map_or("", |(_, d, _)| *d);
+        let len = default.split(',').count();
+        let bad = |why: String| ScenarioError::BadValue {
+            scenario: self.info.name,
+            key: key.to_string(),
+            value: v.clone(),
+            why,
+        };
+        let n: Vec<u64> = v
+            .split(',')
+            .map(|x| x.parse::<u64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad("expected whole numbers separated by commas".into()))?;
+        if n.len() != len {
+            return Err(bad(format!("expected {len} numbers, e.g. {default}")));
+        }
+        Ok(n)
     }
 
     /// Parameter `key` as a whole number in `lo..=hi`.
@@ -224,6 +263,9 @@ pub struct Outcome {
     pub metrics: Vec<(&'static str, Metric)>,
     /// The timeline.
     pub timeline: Vec<Tick>,
+    /// The churn's own record (attempts per order, samples per step), which the command
+    /// line prints in the churn's format; `None` for every other scenario.
+    pub churn: Option<churn::ChurnReport>,
 }
 
 impl Outcome {

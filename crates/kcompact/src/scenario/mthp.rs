@@ -22,6 +22,7 @@ pub const INFO: ScenarioInfo = ScenarioInfo {
         ("requests", "64", "order-9 requests (1..=100000)"),
     ],
     machine: &[],
+    mem: "1G",
     run,
 };
 

@@ -22,6 +22,7 @@ pub const INFO: ScenarioInfo = ScenarioInfo {
         ("thp_pct", "50", "the THP mapping, percent of the first region (1..=100)"),
     ],
     machine: &[],
+    mem: "1G",
     run,
 };
 

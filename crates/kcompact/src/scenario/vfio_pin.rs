@@ -30,6 +30,7 @@ pub const INFO: ScenarioInfo = ScenarioInfo {
         ("burst", "8", "huge page requests per round (1..=1000)"),
     ],
     machine: &[],
+    mem: "1G",
     run,
 };
 

@@ -45,6 +45,7 @@ pub const INFO: ScenarioInfo = ScenarioInfo {
         ("forks", "4", "forks per round (0..=1000)"),
     ],
     machine: &[("swap", "50%"), ("zram", "on"), ("cma", "12%"), ("swappiness", "100")],
+    mem: "1G",
     run,
 };
 

@@ -1,5 +1,7 @@
 //! Building a model machine from a snapshot: the zones of `/proc/zoneinfo`, every page's
-//! state from `/proc/kpageflags`, placed pfn by pfn with [`Machine::place_at`].
+//! state from `/proc/kpageflags`, placed pfn by pfn with [`Machine::with_placement`]; then
+//! the pageblock types reconciled with `/proc/pagetypeinfo` and the capture's own pages
+//! freed, when the snapshot has those files ([`SnapshotFiles`], [`load`]).
 //!
 //! What the files cannot show is assumed (docs/linux-map.md, "Snapshot loading"):
 //! - refcounts and pins: each folio holds its owner's references only (no pins);
@@ -19,7 +21,7 @@
 //!   on file-heavy machines dentries and inodes dominate), the rest MOVABLE.
 
 use super::kpageflags::{classify, has, kpf, PageClass};
-use super::text::ZoneInfoRecord;
+use super::text::{PagetypeInfoRecord, ZoneInfoRecord};
 use super::SnapshotError;
 use crate::event::VmEvent;
 use crate::gfp::Gfp;
@@ -47,6 +49,11 @@ pub struct LoadReport {
     pub unmovable_blocks: u64,
     /// Pageblocks made RECLAIMABLE (slab pages only).
     pub reclaimable_blocks: u64,
+    /// Pageblock types reconciled with the snapshot's pagetypeinfo, per zone (empty
+    /// without it).
+    pub reconcile: Vec<ZoneReconcile>,
+    /// Pages of the capturing process freed (`capture_pfns`), when listed.
+    pub capture_pages_released: Option<u64>,
 }
 
 fn zone_type(file: &str, z: &ZoneInfoRecord) -> Result<ZoneType, SnapshotError> {
@@ -74,8 +81,6 @@ fn runs(start: u64, end: u64, mut pred: impl FnMut(u64) -> bool) -> Vec<PfnRange
     out
 }
 
-/// Builds a machine from a snapshot's zoneinfo and kpageflags (`flags[i]` is pfn
-/// `pfn_start + i`).
 /// The most mappings a loaded page-cache folio gets from its kpagecount.
 pub const MAX_FILE_MAPS: u64 = 8;
 /// Where the loader maps page cache in its process: mapping `k` of the folio at pfn `p`
@@ -83,53 +88,106 @@ pub const MAX_FILE_MAPS: u64 = 8;
 /// (virtual page = pfn).
 const FILE_MAP_BASE: u64 = 1 << 36;
 
-/// [`load_with_counts`] without `/proc/kpagecount`: page cache is loaded unmapped.
-pub fn load(
-    zones: &[ZoneInfoRecord],
-    flags: &[u64],
-    pfn_start: u64,
-    config: VmConfig,
-) -> Result<(Machine, LoadReport), SnapshotError> {
-    load_with_counts(zones, flags, None, pfn_start, config)
+/// Every file of a snapshot the loader uses, read and parsed by the caller (the core does
+/// no I/O): `kpageflags[i]` and `kpagecount[i]` are pfn `pfn_start + i`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SnapshotFiles<'a> {
+    /// `meta.txt`'s `pfn_start`: the first pfn of the page arrays.
+    pub pfn_start: u64,
+    /// `/proc/zoneinfo`.
+    pub zoneinfo: &'a [ZoneInfoRecord],
+    /// `/proc/kpageflags`.
+    pub kpageflags: &'a [u64],
+    /// `/proc/kpagecount` (the map count), when captured; without it page cache loads
+    /// unmapped.
+    pub kpagecount: Option<&'a [u64]>,
+    /// `/proc/pagetypeinfo`, when captured: the pageblock types inferred from the pages
+    /// are reconciled with it ([`reconcile_pageblock_types`]).
+    pub pagetypeinfo: Option<&'a [PagetypeInfoRecord]>,
+    /// `capture_pfns.txt`, when captured: the capturing process's own anonymous pages,
+    /// freed once the machine is built ([`release_capture_pages`]).
+    pub capture_pfns: Option<&'a [u64]>,
 }
 
-/// Builds a machine from a snapshot's zones, `/proc/kpageflags` and, when given,
-/// `/proc/kpagecount` (the same pfn range); see the module documentation.
-pub fn load_with_counts(
-    zones: &[ZoneInfoRecord],
-    flags: &[u64],
-    counts: Option<&[u64]>,
-    pfn_start: u64,
+impl SnapshotFiles<'_> {
+    /// The kpageflags word of pfn `p` (NOPAGE outside the array).
+    fn flags_of(&self, p: u64) -> u64 {
+        match p.checked_sub(self.pfn_start) {
+            Some(i) if i < self.kpageflags.len() as u64 => self.kpageflags[i as usize],
+            _ => 1 << kpf::NOPAGE,
+        }
+    }
+
+    /// The kpagecount of pfn `p` (0 without the array).
+    fn mapcount(&self, p: u64) -> u64 {
+        self.kpagecount
+            .and_then(|c| c.get(p.wrapping_sub(self.pfn_start) as usize).copied())
+            .unwrap_or(0)
+    }
+}
+
+/// Builds a machine from a snapshot's files (see the module documentation): the zones, then
+/// every page placed where it was, then the pageblock types reconciled with pagetypeinfo
+/// and the capture's own pages freed, when the snapshot has those files.
+pub fn load(
+    files: &SnapshotFiles,
     config: VmConfig,
 ) -> Result<(Machine, LoadReport), SnapshotError> {
-    if let Some(c) = counts {
-        if c.len() != flags.len() {
+    if let Some(c) = files.kpagecount {
+        if c.len() != files.kpageflags.len() {
             return Err(SnapshotError::File {
                 file: "kpagecount".into(),
-                msg: format!("{} pfns, but kpageflags has {}", c.len(), flags.len()),
+                msg: format!(
+                    "{} pfns, but kpageflags has {}",
+                    c.len(),
+                    files.kpageflags.len()
+                ),
             });
         }
     }
-    let mapcount = |p: u64| -> u64 {
-        counts
-            .and_then(|c| c.get(p.wrapping_sub(pfn_start) as usize).copied())
-            .unwrap_or(0)
-    };
-    let word = |p: u64| -> u64 {
-        if p >= pfn_start && p - pfn_start < flags.len() as u64 {
-            flags[(p - pfn_start) as usize]
-        } else {
-            1 << kpf::NOPAGE
-        }
-    };
-    let mut specs = Vec::new();
-    let Some(flags_end) = pfn_start.checked_add(flags.len() as u64) else {
+    let layout =
+        Layout::from_zones(zone_specs(files)?, Order(9)).map_err(|e| SnapshotError::File {
+            file: "zoneinfo".into(),
+            msg: format!("zones do not form a layout: {e}"),
+        })?;
+    let m = Machine::boot(&layout, config).map_err(|e| SnapshotError::File {
+        file: "zoneinfo".into(),
+        msg: format!("cannot boot the zones: {e}"),
+    })?;
+    let mut l = Loader::new(m, files);
+    l.place_folios(&layout);
+    l.place_anon();
+    l.map_page_cache();
+    l.set_lru_flags();
+    l.place_spare_page_tables();
+    l.set_pageblock_types();
+    let (mut m, mut report) = (l.m, l.report);
+    if let Some(pti) = files.pagetypeinfo {
+        report.reconcile = reconcile_pageblock_types(&mut m, pti);
+    }
+    if let Some(pfns) = files.capture_pfns {
+        report.capture_pages_released = Some(release_capture_pages(&mut m, pfns));
+    }
+    Ok((m, report))
+}
+
+/// The zones of the layout: each populated zone of zoneinfo with its present and reserved
+/// pfns as kpageflags shows them.
+fn zone_specs(files: &SnapshotFiles) -> Result<Vec<ZoneSpec>, SnapshotError> {
+    let pfn_start = files.pfn_start;
+    let Some(flags_end) = pfn_start.checked_add(files.kpageflags.len() as u64) else {
         return Err(SnapshotError::File {
             file: "meta.txt".into(),
             msg: format!("pfn_start {pfn_start} leaves no room for the page arrays"),
         });
     };
-    for z in zones.iter().filter(|z| z.spanned > 0 && z.present > 0) {
+    let word = |p: u64| files.flags_of(p);
+    let mut specs = Vec::new();
+    for z in files
+        .zoneinfo
+        .iter()
+        .filter(|z| z.spanned > 0 && z.present > 0)
+    {
         let (start, end) = (z.start_pfn, z.start_pfn.saturating_add(z.spanned));
         if start < pfn_start || end > flags_end {
             return Err(SnapshotError::File {
@@ -140,23 +198,7 @@ pub fn load_with_counts(
                 ),
             });
         }
-        // Memory `deferred_init=lazy` has not initialised yet reads as pages with no flag
-        // at the zone's end; this kernel's compaction runs only up to the initialised end
-        // (its trace shows Normal's zone_end = start + managed while zoneinfo's spanned is
-        // far larger), so the model's zone ends there too, at a pageblock boundary.
-        let mut end = end;
-        let mut last = end;
-        while last > start && word(last - 1) == 0 {
-            last -= 1;
-        }
-        let init_end = last.div_ceil(1 << 9) << 9;
-        // A trailing run no longer than the zone's holes (spanned - present) is a hole
-        // (DMA32's end below 4 GiB), not uninitialised memory.
-        let hole_end = init_end < end && end - init_end <= z.spanned.saturating_sub(z.present);
-        if init_end < end && end - init_end >= 1 << 9 && !hole_end {
-            end = init_end.max(start + 1);
-        }
-        let present_end = if hole_end { init_end } else { end };
+        let (end, present_end) = initialised_end(files, z, start, end);
         specs.push(ZoneSpec {
             node: NodeId(z.node as u8),
             zone_type: zone_type("zoneinfo", z)?,
@@ -173,211 +215,300 @@ pub fn load_with_counts(
             }),
         });
     }
-    let layout = Layout::from_zones(specs, Order(9)).map_err(|e| SnapshotError::File {
-        file: "zoneinfo".into(),
-        msg: format!("zones do not form a layout: {e}"),
-    })?;
-    let mut m = Machine::boot(&layout, config).map_err(|e| SnapshotError::File {
-        file: "zoneinfo".into(),
-        msg: format!("cannot boot the zones: {e}"),
-    })?;
-    let mut report = LoadReport::default();
-    let class_idx = |c: PageClass| PageClass::ALL.iter().position(|x| *x == c).expect("class");
-    let pid = m.new_process();
-    let file_plain = m.new_file(false, true, false);
-    let file_buffers = m.new_file(false, true, true);
-    let shmem = m.new_file(true, true, false);
-    let mut table_slots: Vec<u64> = Vec::new();
-    let mut anon: Vec<(u64, Order)> = Vec::new();
-    // Page cache to map: (file, pfn = index, mappings).
-    let mut mapped: Vec<(u32, u64, u64)> = Vec::new();
-    // LRU folios whose list position the flags give: (pfn, active, referenced).
-    let mut lru_state: Vec<(u64, bool, bool)> = Vec::new();
-    // Pageblocks holding kernel pages: (block, holds page-table or other kernel pages).
-    let mut kernel_blocks: Vec<(u64, bool)> = Vec::new();
+    Ok(specs)
+}
 
-    for z in layout.zones.iter().filter(|z| z.spanned > 0) {
-        let (start, end) = (z.start_pfn.0, z.start_pfn.0 + z.spanned);
-        let mut p = start;
-        while p < end {
-            let w = word(p);
-            let c = classify(w, w);
-            if matches!(
-                c,
-                PageClass::NoPage | PageClass::Reserved | PageClass::NoFlags | PageClass::Free
-            ) || has(w, kpf::COMPOUND_TAIL)
-            {
-                p += 1;
-                continue;
-            }
-            // The folio: a compound head and its tails.
-            let mut n = 1u64;
-            if has(w, kpf::COMPOUND_HEAD) {
-                while p + n < end && has(word(p + n), kpf::COMPOUND_TAIL) {
-                    n += 1;
-                }
-            }
-            let mut order = Order(n.trailing_zeros() as u8);
-            let mut step = n;
-            if !n.is_power_of_two() || order.0 > MAX_PAGE_ORDER || !p.is_multiple_of(n) {
-                report.odd_compounds += 1;
-                order = Order(0);
-                step = 1;
-            }
-            if matches!(
-                c,
-                PageClass::Slab | PageClass::PageTable | PageClass::Kernel
-            ) {
-                let hard = c != PageClass::Slab;
-                match kernel_blocks.last_mut() {
-                    Some((b, h)) if *b == p >> 9 => *h |= hard,
-                    _ => kernel_blocks.push((p >> 9, hard)),
-                }
-            }
-            let placed = match c {
-                PageClass::Anon => {
-                    anon.push((p, order));
-                    lru_state.push((p, has(w, kpf::ACTIVE), has(w, kpf::REFERENCED)));
-                    p += step;
-                    continue;
-                }
-                PageClass::PageTable if order.0 == 0 => {
-                    table_slots.push(p);
-                    p += 1;
-                    continue;
-                }
+/// Where zone `z` (pfns `start..end`) ends in the model, and where its present pages end.
+///
+/// Memory `deferred_init=lazy` has not initialised yet reads as pages with no flag at the
+/// zone's end; this kernel's compaction runs only up to the initialised end (its trace
+/// shows Normal's zone_end = start + managed while zoneinfo's spanned is far larger), so
+/// the model's zone ends there too, at a pageblock boundary. A trailing run no longer than
+/// the zone's holes (spanned - present) is a hole (DMA32's end below 4 GiB), not
+/// uninitialised memory.
+fn initialised_end(files: &SnapshotFiles, z: &ZoneInfoRecord, start: u64, end: u64) -> (u64, u64) {
+    let mut last = end;
+    while last > start && files.flags_of(last - 1) == 0 {
+        last -= 1;
+    }
+    let init_end = last.div_ceil(1 << 9) << 9;
+    let hole_end = init_end < end && end - init_end <= z.spanned.saturating_sub(z.present);
+    let mut end = end;
+    if init_end < end && end - init_end >= 1 << 9 && !hole_end {
+        end = init_end.max(start + 1);
+    }
+    let present_end = if hole_end { init_end } else { end };
+    (end, present_end)
+}
 
-                PageClass::File | PageClass::Shmem => {
-                    let fid = if c == PageClass::Shmem {
-                        shmem
-                    } else if has(w, kpf::PRIVATE) {
-                        file_buffers
-                    } else {
-                        file_plain
-                    };
-                    let dirty = has(w, kpf::DIRTY) || has(w, kpf::WRITEBACK);
-                    m.place_at = Some(Pfn(p));
-                    match m.file_add(fid, p, order, dirty) {
-                        Ok(id) => {
-                            if has(w, kpf::WRITEBACK) {
-                                m.folio_start_writeback(id);
-                            }
-                            if has(w, kpf::MMAP) && counts.is_some() {
-                                mapped.push((fid, p, mapcount(p).clamp(1, MAX_FILE_MAPS)));
-                            }
-                            lru_state.push((p, has(w, kpf::ACTIVE), has(w, kpf::REFERENCED)));
-                            true
-                        }
-                        Err(_) => false,
+/// The index of a class in [`PageClass::ALL`] (the tag of the kernel memory standing for
+/// it, and its slot in [`LoadReport::placed`]).
+fn class_idx(c: PageClass) -> usize {
+    PageClass::ALL.iter().position(|x| *x == c).expect("class")
+}
+
+/// The loader's state while it places the pages of a booted machine.
+struct Loader<'a> {
+    files: &'a SnapshotFiles<'a>,
+    m: Machine,
+    report: LoadReport,
+    /// The process owning the anonymous memory and the page-cache mappings.
+    pid: u32,
+    /// Page cache without and with buffers (PG_private), and shmem.
+    file_plain: u32,
+    file_buffers: u32,
+    shmem: u32,
+    /// Order-0 page-table pages of the snapshot, for the process's page tables.
+    table_slots: Vec<u64>,
+    /// Anonymous folios to fault in: (pfn = virtual page, order).
+    anon: Vec<(u64, Order)>,
+    /// Page cache to map: (file, pfn = index, mappings).
+    mapped: Vec<(u32, u64, u64)>,
+    /// LRU folios whose list position the flags give: (pfn, active, referenced).
+    lru_state: Vec<(u64, bool, bool)>,
+    /// Pageblocks holding kernel pages: (block, holds page-table or other kernel pages).
+    kernel_blocks: Vec<(u64, bool)>,
+}
+
+impl<'a> Loader<'a> {
+    fn new(mut m: Machine, files: &'a SnapshotFiles<'a>) -> Self {
+        let pid = m.new_process();
+        let file_plain = m.new_file(false, true, false);
+        let file_buffers = m.new_file(false, true, true);
+        let shmem = m.new_file(true, true, false);
+        Loader {
+            files,
+            m,
+            report: LoadReport::default(),
+            pid,
+            file_plain,
+            file_buffers,
+            shmem,
+            table_slots: Vec::new(),
+            anon: Vec::new(),
+            mapped: Vec::new(),
+            lru_state: Vec::new(),
+            kernel_blocks: Vec::new(),
+        }
+    }
+
+    /// Walks every zone's pfns: kernel memory and page cache are placed at once, anonymous
+    /// folios and page-table pages are kept for [`Loader::place_anon`].
+    fn place_folios(&mut self, layout: &Layout) {
+        for z in layout.zones.iter().filter(|z| z.spanned > 0) {
+            let (start, end) = (z.start_pfn.0, z.start_pfn.0 + z.spanned);
+            let mut p = start;
+            while p < end {
+                p += self.place_folio_at(p, end);
+            }
+        }
+    }
+
+    /// Places the folio whose head is pfn `p` (a compound head and its tails before
+    /// `end`); returns the pfns it covers (1 for a page that heads no folio).
+    fn place_folio_at(&mut self, p: u64, end: u64) -> u64 {
+        let w = self.files.flags_of(p);
+        let c = classify(w, w);
+        if matches!(
+            c,
+            PageClass::NoPage | PageClass::Reserved | PageClass::NoFlags | PageClass::Free
+        ) || has(w, kpf::COMPOUND_TAIL)
+        {
+            return 1;
+        }
+        let (order, step) = self.folio_extent(p, end, w);
+        if matches!(
+            c,
+            PageClass::Slab | PageClass::PageTable | PageClass::Kernel
+        ) {
+            let hard = c != PageClass::Slab;
+            match self.kernel_blocks.last_mut() {
+                Some((b, h)) if *b == p >> 9 => *h |= hard,
+                _ => self.kernel_blocks.push((p >> 9, hard)),
+            }
+        }
+        let placed = match c {
+            PageClass::Anon => {
+                self.anon.push((p, order));
+                self.lru_state
+                    .push((p, has(w, kpf::ACTIVE), has(w, kpf::REFERENCED)));
+                return step;
+            }
+            PageClass::PageTable if order.0 == 0 => {
+                self.table_slots.push(p);
+                return 1;
+            }
+            PageClass::File | PageClass::Shmem => self.place_page_cache(p, c, w, order),
+            _ => self.m.with_placement(Some(Pfn(p)), |m| {
+                m.alloc_kernel_gfp(Gfp::GFP_KERNEL, order, class_idx(c) as u32)
+                    .is_some()
+            }),
+        };
+        if placed {
+            self.report.placed[class_idx(c)] += step;
+        } else {
+            self.report.unplaced += 1;
+        }
+        step
+    }
+
+    /// The order and pfn count of the folio headed at `p` with flags `w`: a compound run
+    /// that is no naturally aligned power of two of at most MAX_PAGE_ORDER is placed page
+    /// by page.
+    fn folio_extent(&mut self, p: u64, end: u64, w: u64) -> (Order, u64) {
+        let mut n = 1u64;
+        if has(w, kpf::COMPOUND_HEAD) {
+            while p + n < end && has(self.files.flags_of(p + n), kpf::COMPOUND_TAIL) {
+                n += 1;
+            }
+        }
+        let order = Order(n.trailing_zeros() as u8);
+        if !n.is_power_of_two() || order.0 > MAX_PAGE_ORDER || !p.is_multiple_of(n) {
+            self.report.odd_compounds += 1;
+            return (Order(0), 1);
+        }
+        (order, n)
+    }
+
+    /// Places a page-cache or shmem folio at `p`, dirty or under writeback as its flags
+    /// say; keeps its mappings and LRU position for later. False if it could not be placed.
+    fn place_page_cache(&mut self, p: u64, c: PageClass, w: u64, order: Order) -> bool {
+        let fid = if c == PageClass::Shmem {
+            self.shmem
+        } else if has(w, kpf::PRIVATE) {
+            self.file_buffers
+        } else {
+            self.file_plain
+        };
+        let dirty = has(w, kpf::DIRTY) || has(w, kpf::WRITEBACK);
+        let files = self.files;
+        let (mapped, lru_state) = (&mut self.mapped, &mut self.lru_state);
+        self.m
+            .with_placement(Some(Pfn(p)), |m| match m.file_add(fid, p, order, dirty) {
+                Ok(id) => {
+                    if has(w, kpf::WRITEBACK) {
+                        m.folio_start_writeback(id);
                     }
+                    if has(w, kpf::MMAP) && files.kpagecount.is_some() {
+                        mapped.push((fid, p, files.mapcount(p).clamp(1, MAX_FILE_MAPS)));
+                    }
+                    lru_state.push((p, has(w, kpf::ACTIVE), has(w, kpf::REFERENCED)));
+                    true
                 }
-                _ => {
-                    m.place_at = Some(Pfn(p));
-                    m.alloc_kernel_gfp(Gfp::GFP_KERNEL, order, class_idx(c) as u32)
-                        .is_some()
+                Err(_) => false,
+            })
+    }
+
+    /// Anonymous folios, each page table first, on a page-table page of the snapshot.
+    fn place_anon(&mut self) {
+        self.table_slots.reverse();
+        let pid = self.pid;
+        for (p, order) in std::mem::take(&mut self.anon) {
+            let window = p / crate::owners::process::PTRS_PER_PTE;
+            if !self.m.owners.processes[pid as usize]
+                .pgtables
+                .contains_key(&window)
+            {
+                let slot = self.table_slots.pop().map(Pfn);
+                if slot.is_none() {
+                    self.report.pgtables_from_free += 1;
                 }
+                if self
+                    .m
+                    .with_placement(slot, |m| m.ensure_pgtable(pid, p).is_ok())
+                {
+                    self.report.placed[class_idx(PageClass::PageTable)] += 1;
+                }
+            }
+            if self
+                .m
+                .with_placement(Some(Pfn(p)), |m| m.fault_anon(pid, p, order).is_ok())
+            {
+                self.report.placed[class_idx(PageClass::Anon)] += order.nr_pages();
+            } else {
+                self.report.unplaced += 1;
+            }
+        }
+    }
+
+    /// Mapped page cache. The snapshot's page-table pages (placed as they are) stand for
+    /// these mappings' tables: no page is taken for them, so the free lists stay the
+    /// snapshot's.
+    fn map_page_cache(&mut self) {
+        for (fid, p, maps) in std::mem::take(&mut self.mapped) {
+            let Some((_, id)) = self.m.file_lookup(fid, p) else {
+                continue;
             };
-            m.place_at = None;
+            for k in 0..maps {
+                self.m.map_folio(self.pid, (k + 1) * FILE_MAP_BASE + p, id);
+                self.report.file_mappings += 1;
+            }
+        }
+    }
+
+    /// The LRU lists as the flags say: active or not, PG_referenced; no PTE accessed bit.
+    fn set_lru_flags(&mut self) {
+        use crate::memmap::PageFlags;
+        for (p, active, referenced) in std::mem::take(&mut self.lru_state) {
+            let Some(id) = self.m.folio_of(Pfn(p)) else {
+                continue;
+            };
+            let f = self.m.mem.flags(Pfn(p));
+            let mut new = f.without(PageFlags::YOUNG);
+            if active && !f.contains(PageFlags::UNEVICTABLE) {
+                new = new.with(PageFlags::ACTIVE);
+            }
+            if referenced {
+                new = new.with(PageFlags::REFERENCED);
+            }
+            self.m.folio_set_lru_flags(id, new);
+        }
+    }
+
+    /// The snapshot's page-table pages the process's page tables did not take, placed as
+    /// kernel memory.
+    fn place_spare_page_tables(&mut self) {
+        let tag = class_idx(PageClass::PageTable);
+        for p in std::mem::take(&mut self.table_slots) {
+            let placed = self.m.with_placement(Some(Pfn(p)), |m| {
+                m.alloc_kernel_gfp(Gfp::GFP_KERNEL, Order(0), tag as u32)
+                    .is_some()
+            });
             if placed {
-                report.placed[class_idx(c)] += step;
+                self.report.placed[tag] += 1;
             } else {
-                report.unplaced += 1;
-            }
-            p += step;
-        }
-    }
-    // Anonymous folios, each page table first, on a page-table page of the snapshot.
-    table_slots.reverse();
-    for (p, order) in anon {
-        let window = p / crate::owners::process::PTRS_PER_PTE;
-        if !m.owners.processes[pid as usize]
-            .pgtables
-            .contains_key(&window)
-        {
-            m.place_at = table_slots.pop().map(Pfn);
-            if m.place_at.is_none() {
-                report.pgtables_from_free += 1;
-            }
-            let ok = m.ensure_pgtable(pid, p).is_ok();
-            m.place_at = None;
-            if ok {
-                report.placed[class_idx(PageClass::PageTable)] += 1;
+                self.report.unplaced += 1;
             }
         }
-        m.place_at = Some(Pfn(p));
-        let ok = m.fault_anon(pid, p, order).is_ok();
-        m.place_at = None;
-        if ok {
-            report.placed[class_idx(PageClass::Anon)] += order.nr_pages();
-        } else {
-            report.unplaced += 1;
-        }
     }
-    // Mapped page cache. The snapshot's page-table pages (placed as they are) stand for
-    // these mappings' tables: no page is taken for them, so the free lists stay the
-    // snapshot's.
-    for (fid, p, maps) in mapped {
-        let Some((_, id)) = m.file_lookup(fid, p) else {
-            continue;
-        };
-        for k in 0..maps {
-            m.map_folio(pid, (k + 1) * FILE_MAP_BASE + p, id);
-            report.file_mappings += 1;
-        }
-    }
-    // The LRU lists as the flags say: active or not, PG_referenced; no PTE accessed bit.
-    for (p, active, referenced) in lru_state {
-        let Some(id) = m.folio_of(Pfn(p)) else {
-            continue;
-        };
-        let f = m.mem.flags(Pfn(p));
-        let mut new = f.without(crate::memmap::PageFlags::YOUNG);
-        if active && !f.contains(crate::memmap::PageFlags::UNEVICTABLE) {
-            new = new.with(crate::memmap::PageFlags::ACTIVE);
-        }
-        if referenced {
-            new = new.with(crate::memmap::PageFlags::REFERENCED);
-        }
-        m.folio_set_lru_flags(id, new);
-    }
-    for p in table_slots {
-        m.place_at = Some(Pfn(p));
-        if m.alloc_kernel_gfp(
-            Gfp::GFP_KERNEL,
-            Order(0),
-            class_idx(PageClass::PageTable) as u32,
-        )
-        .is_some()
-        {
-            report.placed[class_idx(PageClass::PageTable)] += 1;
-        } else {
-            report.unplaced += 1;
-        }
-        m.place_at = None;
-    }
-    // Pageblock types.
-    for (b, hard) in kernel_blocks {
-        let start = Pfn(b << 9);
-        let Some(zi) = m.page_zone(start) else {
-            continue;
-        };
-        let mt = if hard {
-            MigrateType::Unmovable
-        } else {
-            MigrateType::Reclaimable
-        };
-        if m.migratetype(start) == MigrateType::Movable
-            && m.move_freepages_block(zi, start, MigrateType::Movable, mt)
-                .is_some()
-        {
-            if hard {
-                report.unmovable_blocks += 1;
+
+    /// Pageblock types: blocks holding page-table or other kernel pages become UNMOVABLE,
+    /// those holding slab pages only RECLAIMABLE.
+    fn set_pageblock_types(&mut self) {
+        for (b, hard) in std::mem::take(&mut self.kernel_blocks) {
+            let start = Pfn(b << 9);
+            let Some(zi) = self.m.page_zone(start) else {
+                continue;
+            };
+            let mt = if hard {
+                MigrateType::Unmovable
             } else {
-                report.reclaimable_blocks += 1;
+                MigrateType::Reclaimable
+            };
+            if self.m.migratetype(start) == MigrateType::Movable
+                && self
+                    .m
+                    .move_freepages_block(zi, start, MigrateType::Movable, mt)
+                    .is_some()
+            {
+                if hard {
+                    self.report.unmovable_blocks += 1;
+                } else {
+                    self.report.reclaimable_blocks += 1;
+                }
             }
         }
     }
-    Ok((m, report))
 }
 
 /// What [`reconcile_pageblock_types`] did in one zone.
@@ -417,7 +548,7 @@ const RECONCILED: [MigrateType; 3] = [
 /// slab. The free lists of each type, per order, are the evidence pagetypeinfo gives.
 pub fn reconcile_pageblock_types(
     m: &mut Machine,
-    pti: &[super::text::PagetypeInfoRecord],
+    pti: &[PagetypeInfoRecord],
 ) -> Vec<ZoneReconcile> {
     let mut out = Vec::new();
     for rec in pti {
@@ -430,29 +561,7 @@ pub fn reconcile_pageblock_types(
         else {
             continue;
         };
-        let blocks_of = |name: &str| {
-            rec.blocks
-                .iter()
-                .find(|(n, _)| n == name)
-                .map_or(0, |(_, c)| *c)
-        };
-        let kernel = [
-            blocks_of("Unmovable"),
-            blocks_of("Movable"),
-            blocks_of("Reclaimable"),
-        ];
-        let hist_of = |name: &str| {
-            rec.free
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, h)| *h)
-                .unwrap_or([Some(0); 11])
-        };
-        let targets = [
-            hist_of("Unmovable"),
-            hist_of("Movable"),
-            hist_of("Reclaimable"),
-        ];
+        let (kernel, targets) = kernel_types(rec);
         let before = type_counts(m, zi);
         let d0 = free_list_distance(m, zi, &targets);
         // In order: slab-only blocks guessed RECLAIMABLE beyond the kernel's count become
@@ -488,6 +597,26 @@ pub fn reconcile_pageblock_types(
         });
     }
     out
+}
+
+/// What pagetypeinfo says of one zone: its pageblocks per reconciled type, and each
+/// type's free blocks per order (orders the file does not count are `None`).
+fn kernel_types(rec: &PagetypeInfoRecord) -> ([u64; 3], [[Option<u64>; 11]; 3]) {
+    let blocks_of = |name: &str| {
+        rec.blocks
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, c)| *c)
+    };
+    let hist_of = |name: &str| {
+        rec.free
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, h)| *h)
+            .unwrap_or([Some(0); 11])
+    };
+    let names = ["Unmovable", "Movable", "Reclaimable"];
+    (names.map(blocks_of), names.map(hist_of))
 }
 
 /// Pageblocks of the zone per reconciled type.
@@ -553,33 +682,7 @@ fn convert_blocks(
     if n == 0 {
         return;
     }
-    let pb = m.pageblock_order();
-    // Per candidate block: free chunks per order below pageblock order, and LRU pages.
-    // A block inside a free chunk larger than a pageblock is left alone: the chunk's
-    // type is that of all its blocks.
-    let mut cands: Vec<(Pfn, [u64; 11], u64)> = zone_blocks(m, zi)
-        .into_iter()
-        .filter(|b| m.migratetype(*b) == from && m.find_large_buddy(*b).is_none())
-        .map(|b| {
-            let mut chunks = [0u64; 11];
-            let mut lru = 0;
-            let mut p = b.0;
-            while p < b.0 + pb.nr_pages() {
-                let f = m.mem.flags(Pfn(p));
-                if m.mem.is_buddy(Pfn(p)) {
-                    let o = m.mem.buddy_order(Pfn(p)).0;
-                    chunks[o as usize] += 1;
-                    p += 1 << o;
-                    continue;
-                }
-                if f.contains(crate::memmap::PageFlags::LRU) {
-                    lru += 1;
-                }
-                p += 1;
-            }
-            (b, chunks, lru)
-        })
-        .collect();
+    let mut cands = candidate_blocks(m, zi, from);
     let mut have = list_hist(m, zi, to);
     for _ in 0..n {
         let deficit: [u64; 11] =
@@ -612,6 +715,40 @@ fn convert_blocks(
             }
         }
     }
+}
+
+/// The blocks of type `from` in the zone that [`convert_blocks`] may convert, each with its
+/// free chunks per order below pageblock order and its LRU pages. A block inside a free
+/// chunk larger than a pageblock is left out: the chunk's type is that of all its blocks.
+fn candidate_blocks(
+    m: &Machine,
+    zi: crate::units::ZoneIdx,
+    from: MigrateType,
+) -> Vec<(Pfn, [u64; 11], u64)> {
+    let pb = m.pageblock_order();
+    zone_blocks(m, zi)
+        .into_iter()
+        .filter(|b| m.migratetype(*b) == from && m.find_large_buddy(*b).is_none())
+        .map(|b| {
+            let mut chunks = [0u64; 11];
+            let mut lru = 0;
+            let mut p = b.0;
+            while p < b.0 + pb.nr_pages() {
+                let f = m.mem.flags(Pfn(p));
+                if m.mem.is_buddy(Pfn(p)) {
+                    let o = m.mem.buddy_order(Pfn(p)).0;
+                    chunks[o as usize] += 1;
+                    p += 1 << o;
+                    continue;
+                }
+                if f.contains(crate::memmap::PageFlags::LRU) {
+                    lru += 1;
+                }
+                p += 1;
+            }
+            (b, chunks, lru)
+        })
+        .collect()
 }
 
 /// Frees the capturing process's own anonymous pages, listed by `kcompact capture` in

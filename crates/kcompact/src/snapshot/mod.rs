@@ -5,10 +5,29 @@
 //! - [`text`]: `/proc/zoneinfo` and `/proc/buddyinfo`.
 //! - [`kpageflags`]: the `/proc/kpageflags` bits, the page classes they imply, and the free
 //!   blocks rebuilt from the BUDDY runs.
+//! - [`load`]: a machine built from the files ([`load::SnapshotFiles`]), placed pfn by pfn
+//!   with [`Machine::with_placement`].
 
 pub mod kpageflags;
 pub mod load;
 pub mod text;
+
+use crate::units::Pfn;
+use crate::Machine;
+
+impl Machine {
+    /// Runs `f` with the next page allocation placed at `at` ([`Machine::place_at`]): that
+    /// allocation takes exactly the block at `at` or fails; `None` leaves the choice to the
+    /// allocator. The placement ends with `f`, whether an allocation took it or not. The
+    /// loader builds a snapshot's machine pfn by pfn with it, and exact replay puts each
+    /// allocation at its recorded pfn.
+    pub fn with_placement<R>(&mut self, at: Option<Pfn>, f: impl FnOnce(&mut Machine) -> R) -> R {
+        self.place_at = at;
+        let r = f(self);
+        self.place_at = None;
+        r
+    }
+}
 
 /// A snapshot file that cannot be read as what it claims to be.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

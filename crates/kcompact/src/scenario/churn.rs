@@ -1,5 +1,5 @@
-//! A seeded allocate/free churn: the workload `kcompact run` drives until the scenarios
-//! of the seed experiments exist.
+//! `churn`: the project's own seeded allocate/free churn, the first workload `kcompact run`
+//! drove, before the scenarios of the seed experiments existed.
 //!
 //! Every step either allocates or frees, holding memory use around a target. Allocations
 //! go through real owners: movable memory is anonymous memory a process faults in (orders
@@ -9,7 +9,12 @@
 //! under load. At the end it probes how many order-9 blocks can still be allocated without
 //! reclaim or compaction (giving them back), runs `compact_memory` and probes again, and
 //! checks every owner's data when contents are tracked.
+//!
+//! Its parameters are read like every scenario's; the command line prints its
+//! [`ChurnReport`] (in [`Outcome::churn`]) in the churn's own format: the attempts per
+//! order, the probes, every counter and the step samples.
 
+use super::{Metric, Outcome, Params, ScenarioError, ScenarioInfo};
 use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::migrate::{AllocTarget, MigrateMode, MigrateReason};
@@ -18,6 +23,79 @@ use crate::owners::table::FolioId;
 use crate::rng::SimRng;
 use crate::units::{NodeId, Order, NR_PAGE_ORDERS};
 use crate::views::extfrag::{unusable_free_index, ContigPageInfo};
+
+/// The scenario's description.
+pub const INFO: ScenarioInfo = ScenarioInfo {
+    name: "churn",
+    source: "kcompact's own",
+    summary: "the original allocate/free churn: anonymous and kernel memory of orders 0..=10 held around a fill level, migration batches, then huge pages probed before and after compact_memory",
+    ab_key: "compaction",
+    params: &[
+        ("steps", "1000000", "allocate/free steps"),
+        ("fill_pct", "90", "target memory use in percent (1..=95)"),
+        ("max_order", "10", "largest order allocated (0..=10)"),
+        ("mix", "15,75,8,2", "weights unmovable,movable,reclaimable,atomic (at least one positive)"),
+        ("migrate_every", "2000", "steps between migration batches (0 = none)"),
+    ],
+    machine: &[],
+    mem: "4G",
+    run,
+};
+
+/// Runs the scenario: [`run_churn`] with the parameters' [`ChurnConfig`]; the metrics are
+/// the report's figures, the report itself goes in [`Outcome::churn`].
+pub fn run(
+    m: &mut Machine,
+    p: &Params,
+    rng: &mut SimRng,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Outcome, ScenarioError> {
+    let cfg = ChurnConfig::from_params(p)?;
+    let r = run_churn(m, &cfg, rng, |step| progress(step, cfg.steps));
+    let mut metrics = vec![
+        (
+            "success_pct",
+            Metric::Float((r.success_pct() * 100.0).round() / 100.0),
+        ),
+        // As `kcompact run churn` has always reported it.
+        ("pages_reclaimed", Metric::Int(0)),
+        ("hugepages_obtainable", Metric::Int(r.hugepages_obtainable)),
+        (
+            "hugepages_after_compaction",
+            Metric::Int(r.hugepages_after_compaction),
+        ),
+        (
+            "free_order9_blocks_before_compaction",
+            Metric::Int(r.free_order9_blocks_before_compaction),
+        ),
+        (
+            "free_order9_blocks_after_compaction",
+            Metric::Int(r.free_order9_blocks_after_compaction),
+        ),
+        ("frees", Metric::Int(r.frees)),
+        ("used_pages_end", Metric::Int(r.used_pages_end)),
+        (
+            "attempts_by_order",
+            Metric::List(r.attempts_by_order.to_vec()),
+        ),
+        (
+            "failures_by_order",
+            Metric::List(r.failures_by_order.to_vec()),
+        ),
+    ];
+    if m.contents.enabled() {
+        metrics.push((
+            "integrity_checked_pages",
+            Metric::Int(r.integrity_checked_pages),
+        ));
+        metrics.push(("integrity_errors", Metric::Int(r.integrity_errors)));
+    }
+    Ok(Outcome {
+        metrics,
+        timeline: Vec::new(),
+        churn: Some(r),
+    })
+}
 
 /// What the churn does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +112,34 @@ pub struct ChurnConfig {
     pub sample_every: u64,
     /// Steps between migration batches (0: none).
     pub migrate_every: u64,
+}
+
+impl ChurnConfig {
+    /// The churn's parameters (`steps`, `fill_pct`, `max_order`, `mix`, `migrate_every`);
+    /// the timeline is sampled every 10000 steps.
+    pub fn from_params(p: &Params) -> Result<ChurnConfig, ScenarioError> {
+        let mix = p.nums("mix")?;
+        if mix.iter().all(|w| *w == 0) {
+            return Err(ScenarioError::BadValue {
+                scenario: INFO.name,
+                key: "mix".into(),
+                value: p
+                    .pairs()
+                    .find(|(k, _)| *k == "mix")
+                    .map_or("", |(_, v)| v)
+                    .into(),
+                why: "at least one weight must be positive".into(),
+            });
+        }
+        Ok(ChurnConfig {
+            steps: p.num("steps")?,
+            fill_pct: p.num_in("fill_pct", 1, 95)?,
+            mix: [mix[0], mix[1], mix[2], mix[3]],
+            max_order: p.num_in("max_order", 0, 10)? as u8,
+            migrate_every: p.num("migrate_every")?,
+            ..ChurnConfig::default()
+        })
+    }
 }
 
 impl Default for ChurnConfig {
@@ -65,6 +171,8 @@ pub struct ChurnSample {
 /// What the churn measured.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChurnReport {
+    /// The configuration it ran with.
+    pub config: ChurnConfig,
     /// Allocation attempts per order.
     pub attempts_by_order: [u64; NR_PAGE_ORDERS],
     /// Failed attempts per order.
@@ -87,6 +195,18 @@ pub struct ChurnReport {
     pub integrity_errors: u64,
     /// Timeline.
     pub samples: Vec<ChurnSample>,
+}
+
+impl ChurnReport {
+    /// Successful allocation attempts in percent of all (100 without attempts).
+    pub fn success_pct(&self) -> f64 {
+        let attempts: u64 = self.attempts_by_order.iter().sum();
+        let failures: u64 = self.failures_by_order.iter().sum();
+        if attempts == 0 {
+            return 100.0;
+        }
+        100.0 * (attempts - failures) as f64 / attempts as f64
+    }
 }
 
 const KERNEL_GFP: [Gfp; 4] = [
@@ -121,7 +241,10 @@ pub fn run_churn(
     let mut live: Vec<Live> = Vec::new();
     let mut used = 0u64;
     let target = m.managed_pages() * cfg.fill_pct / 100;
-    let mut rep = ChurnReport::default();
+    let mut rep = ChurnReport {
+        config: cfg.clone(),
+        ..ChurnReport::default()
+    };
     let weights = &ORDER_WEIGHTS[..=cfg.max_order as usize];
     let sample_every = cfg.sample_every.max(1);
     for step in 0..cfg.steps {
@@ -252,5 +375,80 @@ pub fn sample(m: &Machine, step: u64) -> ChurnSample {
         free_pages: m.nr_free_pages(),
         free_order9_blocks,
         unusable_order9: unusable_free_index(Order(9), &info),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Layout;
+
+    fn params(given: &[(&str, &str)]) -> Result<Params, ScenarioError> {
+        let given: Vec<(String, String)> = given
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Params::new("churn", &given)
+    }
+
+    #[test]
+    fn a_list_parameter_takes_as_many_whole_numbers_as_its_default() {
+        let p = params(&[("mix", "0,1,0,0")]).unwrap();
+        assert_eq!(p.nums("mix").unwrap(), vec![0, 1, 0, 0]);
+        for bad in ["1,2", "1,2,3,4,5", "1,2,x,4", "15, 75,8,2"] {
+            assert!(
+                matches!(params(&[("mix", bad)]), Err(ScenarioError::BadValue { .. })),
+                "mix={bad}"
+            );
+        }
+        // Whole-number parameters stay whole numbers.
+        assert!(params(&[("steps", "1,2")]).is_err());
+    }
+
+    #[test]
+    fn the_defaults_are_the_churn_config_defaults_and_ranges_are_checked() {
+        let cfg = ChurnConfig::from_params(&params(&[]).unwrap()).unwrap();
+        assert_eq!(cfg, ChurnConfig::default());
+        for (k, v, why) in [
+            ("fill_pct", "0", "out of range 1..=95"),
+            ("fill_pct", "96", "out of range 1..=95"),
+            ("max_order", "11", "out of range 0..=10"),
+            ("mix", "0,0,0,0", "at least one weight must be positive"),
+        ] {
+            let e = ChurnConfig::from_params(&params(&[(k, v)]).unwrap()).unwrap_err();
+            assert_eq!(e.to_string(), format!("churn: {k}={v}: {why}"));
+        }
+    }
+
+    #[test]
+    fn the_scenario_reports_the_churn_and_its_figures_as_metrics() {
+        let layout = Layout::x86_64(256 << 20, 1, 0).unwrap();
+        let mut m = Machine::boot(&layout, crate::VmConfig::default()).unwrap();
+        let p = params(&[("steps", "20000")]).unwrap();
+        let mut seen = 0;
+        let out = super::super::run(&mut m, &p, &mut SimRng::new(1), &mut |done, total| {
+            assert_eq!(total, 20_000);
+            seen = done;
+        })
+        .unwrap();
+        assert_eq!(seen, 20_000, "progress reaches the last sample");
+        let r = out.churn.as_ref().expect("the churn's report");
+        assert_eq!(r.config.steps, 20_000);
+        assert_eq!(r.samples.len(), 2, "a sample every 10000 steps");
+        let int = |n: &str| match out.get(n) {
+            Some(Metric::Int(v)) => *v,
+            other => panic!("{n}: {other:?}"),
+        };
+        assert_eq!(int("frees"), r.frees);
+        assert_eq!(int("hugepages_obtainable"), r.hugepages_obtainable);
+        assert!(r.attempts_by_order.iter().sum::<u64>() + r.frees == 20_000);
+        let Some(Metric::Float(pct)) = out.get("success_pct") else {
+            panic!("success_pct")
+        };
+        assert_eq!(*pct, (r.success_pct() * 100.0).round() / 100.0);
+        assert!(
+            out.get("integrity_errors").is_none(),
+            "contents not tracked"
+        );
     }
 }

@@ -1,29 +1,13 @@
-//! `kcompact capture --trace SECONDS DIR`: records the kmem and compaction tracepoints of
-//! this machine through a private tracefs instance, bounded in time and buffer size, with
-//! snapshots at its start and end — the layout of `../shared/data/trace/case0`:
-//! `start/`, `trace.txt.zst`, `ringbuffer_stats.txt` (lost events), `buddyinfo_end_immediate`
-//! (read as tracing stops), `end/`.
+//! A private tracefs instance: chosen events, a bounded ring buffer that drops (and counts)
+//! what does not fit, removed on every exit path. `kcompact capture --trace` records
+//! through it, and `validate` traces the kernel's compaction with it.
 
-use crate::capture::capture_to;
-use crate::usage;
+use crate::ui::usage;
 use anyhow::Context;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 const TRACEFS: &str = "/sys/kernel/tracing";
-
-/// The events recorded (`system/event`, or `system` for all of it).
-pub const EVENTS: &[&str] = &[
-    "kmem/mm_page_alloc",
-    "kmem/mm_page_free",
-    "kmem/mm_page_free_batched",
-    "kmem/mm_page_alloc_extfrag",
-    "kmem/mm_page_alloc_zone_locked",
-    "kmem/mm_page_pcpu_drain",
-    "migrate/mm_migrate_pages",
-    "compaction",
-];
 
 /// A private tracefs instance with some events enabled, removed when dropped.
 pub struct Instance {
@@ -122,50 +106,4 @@ impl Drop for Instance {
         }
         let _ = std::fs::remove_dir(&self.dir);
     }
-}
-
-/// Records `seconds` of events into `dir` with `buffer_mb` MiB of ring buffer per CPU.
-pub fn capture_trace(dir: &Path, seconds: u64, buffer_mb: u64, level: i32) -> anyhow::Result<()> {
-    if !(1..=3600).contains(&seconds) {
-        return usage(format!("--trace {seconds}: 1..=3600 seconds"));
-    }
-    if !(1..=4096).contains(&buffer_mb) {
-        return usage(format!("--trace-buffer-mb {buffer_mb}: 1..=4096"));
-    }
-    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
-    let inst = Instance::start(EVENTS, buffer_mb)?;
-    let t0 = Instant::now();
-    capture_to(&dir.join("start"), "start", level)?;
-    let bar = crate::progress_bar(seconds, "{bar:40} {pos}/{len} s tracing");
-    while t0.elapsed() < Duration::from_secs(seconds) {
-        std::thread::sleep(Duration::from_millis(100));
-        if let Some(b) = &bar {
-            b.set_position(t0.elapsed().as_secs().min(seconds));
-        }
-    }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    inst.stop()?;
-    std::fs::write(
-        dir.join("buddyinfo_end_immediate"),
-        std::fs::read_to_string("/proc/buddyinfo")?,
-    )?;
-    let (dropped, stats) = inst.lost_events()?;
-    std::fs::write(dir.join("ringbuffer_stats.txt"), &stats)?;
-    let bytes = inst.save_text(&dir.join("trace.txt.zst"), level)?;
-    // The instance goes once nothing holds its files open.
-    drop(inst);
-    capture_to(&dir.join("end"), "end", level)?;
-    println!(
-        "traced {seconds} s into {}: {:.1} MB of trace text, {dropped} events lost{}",
-        dir.display(),
-        bytes as f64 / 1e6,
-        if dropped > 0 {
-            " (raise --trace-buffer-mb)"
-        } else {
-            ""
-        }
-    );
-    Ok(())
 }
