@@ -66,6 +66,28 @@ fn kernel_end(trace: &Path) -> anyhow::Result<Option<ZoneFree>> {
     }
 }
 
+/// The kernel's free pages on each zone's per-CPU lists at the end, from `end/zoneinfo`
+/// beside the trace (the `count:` lines): `(zone name, pages)`.
+fn kernel_end_pcp(trace: &Path) -> anyhow::Result<Option<Vec<(String, u64)>>> {
+    let Some(p) = trace.parent().map(|d| d.join("end").join("zoneinfo")) else {
+        return Ok(None);
+    };
+    if !p.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&p).with_context(|| p.display().to_string())?;
+    match kcompact::snapshot::text::parse_zoneinfo("end/zoneinfo", &text) {
+        Ok(zones) => Ok(Some(
+            zones
+                .into_iter()
+                .filter(|z| z.present > 0)
+                .map(|z| (z.name, z.pagesets.iter().map(|s| s.count).sum()))
+                .collect(),
+        )),
+        Err(e) => usage(format!("{}: {e}", p.display())),
+    }
+}
+
 /// The model's free blocks per zone and order.
 fn model_free(m: &Machine) -> ZoneFree {
     m.zones
@@ -124,6 +146,7 @@ fn text_report(
     r: &ReplayReport,
     m: &Machine,
     kernel: &Option<ZoneFree>,
+    kernel_pcp: &Option<Vec<(String, u64)>>,
 ) -> String {
     let mut o = trace_text(args, trace, r);
     let _ = writeln!(o, "applied {} allocations and frees", r.applied);
@@ -149,6 +172,18 @@ fn text_report(
         "pages the snapshot left out of the allocator, adopted when the trace used them {}; compaction sources freed in a kernel compaction window {}; blocks the model had reclaimed first {}; kernel fallbacks (mm_page_alloc_extfrag) {}",
         r.adopted, r.compaction_sources, r.freed_by_model_first, r.kernel_extfrag
     );
+    if r.before_snapshot > 0 {
+        let _ = writeln!(
+            o,
+            "events on a pfn before the snapshot read its flags (already in it), skipped {}",
+            r.before_snapshot
+        );
+    }
+    let _ = writeln!(
+        o,
+        "per-CPU lists: refills {} ({} blocks from the buddy lists); drains {} (and {} blocks the model had drained first)",
+        r.pcp_refills.0, r.pcp_refills.1, r.pcp_drains.0, r.pcp_drains.1
+    );
     if !r.unknown_gfp.is_empty() {
         let u: Vec<String> = r
             .unknown_gfp
@@ -158,7 +193,7 @@ fn text_report(
         let _ = writeln!(o, "gfp flags the model ignores: {}", u.join(", "));
     }
     o += &compactions_text(r);
-    o += &end_text(m, kernel);
+    o += &end_text(m, kernel, kernel_pcp);
     o
 }
 
@@ -198,10 +233,25 @@ fn compactions_text(r: &ReplayReport) -> String {
 
 /// The model's buddyinfo at the end and, with the kernel's, the difference per zone and
 /// order.
-fn end_text(m: &Machine, kernel: &Option<ZoneFree>) -> String {
+fn end_text(
+    m: &Machine,
+    kernel: &Option<ZoneFree>,
+    kernel_pcp: &Option<Vec<(String, u64)>>,
+) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "\nthe model's free pages by order at the end:");
     o.push_str(&buddyinfo(m));
+    let _ = writeln!(
+        o,
+        "\nfree pages on the per-CPU lists at the end (model, kernel's end/zoneinfo):"
+    );
+    for z in m.zones.iter().filter(|z| z.is_populated()) {
+        let k = kernel_pcp
+            .as_ref()
+            .and_then(|k| k.iter().find(|(n, _)| n == z.name()))
+            .map_or("-".to_string(), |(_, n)| n.to_string());
+        let _ = writeln!(o, "  {:<8}{:>9} {:>9}", z.name(), z.pcp_pages(), k);
+    }
     if let Some(k) = kernel {
         let _ = writeln!(
             o,
@@ -229,6 +279,7 @@ fn report_json(
     r: &ReplayReport,
     m: &Machine,
     kernel: &Option<ZoneFree>,
+    kernel_pcp: &Option<Vec<(String, u64)>>,
 ) -> serde_json::Value {
     let inc: serde_json::Map<String, serde_json::Value> = r
         .inconsistencies
@@ -256,6 +307,10 @@ fn report_json(
         "adopted": r.adopted,
         "freed_by_model_first": r.freed_by_model_first,
         "kernel_extfrag": r.kernel_extfrag,
+        "before_snapshot": r.before_snapshot,
+        "pcp_refills": {"runs": r.pcp_refills.0, "blocks": r.pcp_refills.1},
+        "pcp_drains": {"blocks": r.pcp_drains.0, "drained_by_model_first": r.pcp_drains.1},
+        "kernel_end_pcp": kernel_pcp.as_ref().map(|k| k.iter().map(|(z, n)| json!({"zone": z, "pages": n})).collect::<Vec<_>>()),
         "compactions": r.compactions.iter().map(|c| json!({
             "zone_start": c.zone_start, "zone_end": c.zone_end, "mode": c.mode,
             "status": c.status, "kernel": work(&c.kernel), "model": work(&c.model)})).collect::<Vec<_>>(),
@@ -448,6 +503,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         ));
     }
     let kernel = kernel_end(&args.trace)?;
+    let kernel_pcp = kernel_end_pcp(&args.trace)?;
     let settings = Settings::parse(&args.machine)?;
     let mut m = match &args.snapshot {
         Some(dir) => {
@@ -462,7 +518,11 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         trace.records.len() as u64,
         "{bar:40} {percent}% {elapsed} replay",
     );
-    let r = run_replay(&mut m, &trace, mode, &mut |done, _| {
+    let read = args
+        .snapshot
+        .as_deref()
+        .and_then(crate::snapshot_dir::snapshot_read_window);
+    let r = run_replay(&mut m, &trace, mode, read, &mut |done, _| {
         if let Some(b) = &bar {
             b.set_position(done);
         }
@@ -472,11 +532,14 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     }
     kcompact::verify::verify(&m)
         .map_err(|e| anyhow::anyhow!("the model's state is inconsistent after the replay:\n{e}"))?;
-    let j = report_json(&args, &trace, &r, &m, &kernel);
+    let j = report_json(&args, &trace, &r, &m, &kernel, &kernel_pcp);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
-        print!("{}", text_report(&args, &trace, &r, &m, &kernel));
+        print!(
+            "{}",
+            text_report(&args, &trace, &r, &m, &kernel, &kernel_pcp)
+        );
     }
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;

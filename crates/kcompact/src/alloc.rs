@@ -103,8 +103,13 @@ impl Machine {
     /// head page has refcount 1 (and is a compound head with __GFP_COMP).
     pub fn alloc_pages(&mut self, gfp: Gfp, order: Order, node: NodeId) -> Option<Pfn> {
         if let Some(at) = self.place_at.take() {
-            // A placed allocation (see Machine::place_at): exactly this block or nothing.
-            if !self.take_free_range(at, order) {
+            // A placed allocation (see Machine::place_at): exactly this block, from a
+            // per-CPU list or the buddy lists (after draining the per-CPU blocks it
+            // overlaps), or nothing.
+            let placed = self.take_pcp_block_for_alloc(at, order)
+                || self.take_free_range(at, order)
+                || (self.drain_pcp_blocks_over(at, order) > 0 && self.take_free_range(at, order));
+            if !placed {
                 self.vmstat[VmEvent::AllocFail] += 1;
                 return None;
             }

@@ -198,7 +198,7 @@ impl Machine {
     }
 
     /// Mirrors `rmqueue_bulk()`: up to `count` blocks of `order` from the buddy lists onto
-    /// list `pindex` of `cpu`'s pcp, in the order `__rmqueue()` hands them out (to the
+    /// `cpu`'s list for (`mt`, `order`), in the order `__rmqueue()` hands them out (to the
     /// tail), keeping its fallback mode across the loop. Returns the blocks taken.
     fn rmqueue_bulk(
         &mut self,
@@ -206,10 +206,10 @@ impl Machine {
         cpu: usize,
         order: Order,
         count: u64,
-        pindex: usize,
         mt: MigrateType,
         alloc_flags: AllocFlags,
     ) -> u64 {
+        let pindex = order_to_pindex(mt, order);
         let mut mode = RmqueueMode::Normal;
         let mut taken = 0;
         while taken < count {
@@ -240,7 +240,7 @@ impl Machine {
         pcp.free_count >>= 1;
         if pcp.lists[pindex].is_empty() {
             let batch = self.nr_pcp_alloc(zi, cpu, order);
-            let n = self.rmqueue_bulk(zi, cpu, order, batch, pindex, mt, alloc_flags);
+            let n = self.rmqueue_bulk(zi, cpu, order, batch, mt, alloc_flags);
             self.zones[zi.idx()].pageset[cpu].count += n << order.0;
             if n == 0 {
                 return None;
@@ -507,24 +507,147 @@ impl Machine {
         todo
     }
 
+    /// Gives reserved page `pfn` of a zone to `cpu`'s per-CPU lists as a free order-0 block
+    /// on the list of its pageblock's type, the zone's managed pages growing by one, as a
+    /// snapshot shows a page waiting there (a model utility: `free_reserved_page()` with the
+    /// page left on the list). False if `pfn` is no reserved page of a zone or the machine
+    /// has no per-CPU lists.
+    pub fn adopt_reserved_page_to_pcp(&mut self, pfn: Pfn, cpu: u32) -> bool {
+        let Some(zi) = self.page_zone(pfn) else {
+            return false;
+        };
+        if !self.config.pcp
+            || cpu >= self.nr_cpus()
+            || !self.mem.flags(pfn).contains(PageFlags::RESERVED)
+        {
+            return false;
+        }
+        let mt = match self.migratetype(pfn) {
+            MigrateType::Isolate => return false,
+            mt if mt.is_mergeable() => mt,
+            _ => MigrateType::Movable,
+        };
+        self.zones[zi.idx()].managed_pages += 1;
+        self.mem.clear_block(pfn, Order(0));
+        let cpu = cpu as usize;
+        let pindex = order_to_pindex(mt, Order(0));
+        self.mem.set_pcp(pfn, Order(0), pcp_tag(cpu, pindex));
+        let pcp = &mut self.zones[zi.idx()].pageset[cpu];
+        pcp.lists[pindex].push_tail(&mut self.mem, pfn);
+        pcp.count += 1;
+        true
+    }
+
+    /// The start of a refill of `cpu`'s list for `order` that a trace recorded (its
+    /// `mm_page_alloc_zone_locked` events with `percpu_refill`): `nr_pcp_alloc()`'s effect
+    /// on `high` and `alloc_factor`. Returns the blocks the kernel would take.
+    pub fn pcp_refill_begin(&mut self, zi: ZoneIdx, cpu: u32, order: Order) -> u64 {
+        if !self.config.pcp || cpu >= self.nr_cpus() || !pcp_allowed_order(order) {
+            return 0;
+        }
+        self.nr_pcp_alloc(zi, cpu as usize, order)
+    }
+
+    /// One block of a traced refill: `[pfn, pfn + 2^order)` taken off the buddy lists onto
+    /// `cpu`'s list for (`mt`, `order`), as `rmqueue_bulk()` does. False if the block is not
+    /// free in the buddy lists.
+    pub fn pcp_refill_block(&mut self, pfn: Pfn, order: Order, cpu: u32, mt: MigrateType) -> bool {
+        let Some(zi) = self.page_zone(pfn) else {
+            return false;
+        };
+        if !self.config.pcp
+            || cpu >= self.nr_cpus()
+            || !pcp_allowed_order(order)
+            || !self.take_free_range(pfn, order)
+        {
+            return false;
+        }
+        let mt = if mt.is_mergeable() {
+            mt
+        } else {
+            MigrateType::Movable
+        };
+        let (cpu, pindex) = (cpu as usize, order_to_pindex(mt, order));
+        self.mem.set_pcp(pfn, order, pcp_tag(cpu, pindex));
+        let pcp = &mut self.zones[zi.idx()].pageset[cpu];
+        pcp.lists[pindex].push_tail(&mut self.mem, pfn);
+        pcp.count += order.nr_pages();
+        true
+    }
+
+    /// A placed allocation's block taken off the per-CPU list holding it, with the list's
+    /// bookkeeping of an allocation from it (`rmqueue_pcplist()` halves `free_count`).
+    pub(crate) fn take_pcp_block_for_alloc(&mut self, pfn: Pfn, order: Order) -> bool {
+        match self.take_pcp_block_of(pfn, order) {
+            Some((zi, cpu)) => {
+                self.zones[zi.idx()].pageset[cpu].free_count >>= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// One block of a traced drain (`mm_page_pcpu_drain`): taken off its per-CPU list and
+    /// freed to the buddy lists at its pageblock's type. False if no list holds it.
+    pub fn pcp_drain_block(&mut self, pfn: Pfn, order: Order) -> bool {
+        let Some(zi) = self.page_zone(pfn) else {
+            return false;
+        };
+        if !self.take_pcp_block(pfn, order) {
+            return false;
+        }
+        self.free_one_page(zi, pfn, order, FreeFlags::NONE);
+        true
+    }
+
+    /// Frees to the buddy lists every per-CPU block that overlaps `[pfn, pfn + 2^order)`,
+    /// as the drain that must have come before a recorded allocation there would have
+    /// (a trace can miss it: recorded from the middle, or without `mm_page_pcpu_drain`).
+    /// Returns how many blocks it freed. A model utility for placed allocations.
+    pub(crate) fn drain_pcp_blocks_over(&mut self, pfn: Pfn, order: Order) -> u64 {
+        let end = pfn.plus(order.nr_pages()).min(self.mem.end_pfn());
+        let mut drained = 0;
+        // A block that starts before `pfn` and covers it starts at an aligned pfn below.
+        let mut p = (0..=HPAGE_PMD_ORDER)
+            .map(|o| pfn.align_down(Order(o)))
+            .filter(|&h| h < end && self.mem.is_pcp(h))
+            .find(|&h| pfn < h.plus(Order(self.mem.flags(h).order()).nr_pages()))
+            .unwrap_or(pfn);
+        while p < end {
+            if !self.mem.is_pcp(p) {
+                p = p.plus(1);
+                continue;
+            }
+            let o = Order(self.mem.flags(p).order());
+            if self.pcp_drain_block(p, o) {
+                drained += 1;
+            }
+            p = p.plus(o.nr_pages());
+        }
+        drained
+    }
+
     /// Takes block `[pfn, pfn + 2^order)` off whichever per-CPU list holds it as a block of
     /// exactly that order. A model utility for placing pages where a snapshot or a trace
     /// says they are.
     pub fn take_pcp_block(&mut self, pfn: Pfn, order: Order) -> bool {
+        self.take_pcp_block_of(pfn, order).is_some()
+    }
+
+    /// [`Machine::take_pcp_block`], returning the zone and CPU whose list held the block.
+    fn take_pcp_block_of(&mut self, pfn: Pfn, order: Order) -> Option<(ZoneIdx, usize)> {
         let f = self.mem.flags(pfn);
         if !f.contains(PageFlags::PCP) || f.order() != order.0 {
-            return false;
+            return None;
         }
-        let Some(zi) = self.page_zone(pfn) else {
-            return false;
-        };
+        let zi = self.page_zone(pfn)?;
         let tag = self.mem.pcp_tag(pfn) as usize;
         let (cpu, pindex) = (tag / NR_PCP_LISTS, tag % NR_PCP_LISTS);
         let pcp = &mut self.zones[zi.idx()].pageset[cpu];
         pcp.lists[pindex].remove(&mut self.mem, pfn);
         pcp.count -= order.nr_pages();
         self.mem.clear_pcp(pfn);
-        true
+        Some((zi, cpu))
     }
 }
 

@@ -19,12 +19,14 @@
 //! - Which kind of memory a page is. A movable request (`migratetype=1`) becomes clean
 //!   page cache of one replay file, which compaction can move and reclaim can drop; other
 //!   requests become kernel memory. DEVIATION(linux): anonymous memory is page cache here.
-//! - Per-CPU lists. `mm_page_free` is the free of a block (`free_pages_prepare()`, every
-//!   free path); the model returns it to the buddy lists at once, so its free lists hold
-//!   what the kernel's per-CPU lists hold (about 11,500 pages in the Normal zone of
-//!   case0). `mm_page_free_batched` repeats a free already seen and changes nothing;
-//!   `mm_page_alloc_zone_locked` and `mm_page_pcpu_drain` are buddy-side views of the
-//!   same allocations and are counted only.
+//! - Per-CPU lists. Every event runs on the CPU the trace recorded it on, so a free goes
+//!   to that CPU's per-CPU list by the model's rules (`free_frozen_page_commit()`, which
+//!   may drain). In exact mode the trace also says where the lists' pages come from and
+//!   go: a run of `mm_page_alloc_zone_locked` events with `percpu_refill` is one refill of
+//!   the CPU's list (`nr_pcp_alloc()` tunes `high` as the kernel's did, and each block
+//!   moves from the buddy lists to the list), `mm_page_pcpu_drain` moves a block back, and
+//!   an allocation takes its block from whichever list holds it. `mm_page_free_batched`
+//!   repeats a free already seen and changes nothing.
 //! - Where compaction put a page: compaction takes free pages without `mm_page_alloc`, so
 //!   a migration source freed inside a compaction window is left to the model's own
 //!   compaction (counted as `compaction_sources`), and a later free of a page the kernel
@@ -43,6 +45,32 @@ use crate::owners::table::{FolioId, FolioKind};
 use crate::units::{Order, Pfn, NR_PAGE_ORDERS};
 use parse::Trace;
 use std::collections::HashMap;
+
+/// When the start snapshot read its page flags, on the trace's clock (boot time): pfn `p`
+/// of `pfn_start..pfn_end` was read at `start_ns` + its share of the read, in pfn order. A
+/// trace recorded across the capture has events on a pfn before its flags were read, which
+/// the snapshot already shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotRead {
+    /// The first pfn of the page arrays.
+    pub pfn_start: u64,
+    /// One past the last.
+    pub pfn_end: u64,
+    /// When reading `/proc/kpageflags` began, ns since boot.
+    pub start_ns: u64,
+    /// When it ended.
+    pub end_ns: u64,
+}
+
+impl SnapshotRead {
+    /// When pfn `p`'s flags were read.
+    pub fn read_at(&self, p: u64) -> u64 {
+        let span = self.pfn_end.saturating_sub(self.pfn_start).max(1) as u128;
+        let off = p.clamp(self.pfn_start, self.pfn_end) - self.pfn_start;
+        self.start_ns
+            + ((self.end_ns.saturating_sub(self.start_ns)) as u128 * off as u128 / span) as u64
+    }
+}
 
 /// How pfns are chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,12 +211,32 @@ pub struct ReplayReport {
     pub freed_by_model_first: u64,
     /// Fallbacks the kernel reported (`mm_page_alloc_extfrag`).
     pub kernel_extfrag: u64,
+    /// exact: events on a pfn recorded before the start snapshot read its flags (already
+    /// in the snapshot), skipped.
+    pub before_snapshot: u64,
+    /// exact: refills of a per-CPU list the trace recorded, and their blocks moved from
+    /// the buddy lists (blocks not free there are not counted).
+    pub pcp_refills: (u64, u64),
+    /// exact: drains the trace recorded (`mm_page_pcpu_drain`): blocks moved back, and
+    /// blocks the model had already given back by its own rules.
+    pub pcp_drains: (u64, u64),
     /// gfp flag names the model does not know, with their count.
     pub unknown_gfp: Vec<(String, u64)>,
     /// The timeline.
     pub timeline: Vec<Row>,
     /// Compaction runs.
     pub compactions: Vec<CompactionRun>,
+}
+
+/// The pfn a kmem event is about.
+fn event_pfn(e: &Tracepoint) -> Option<u64> {
+    match e {
+        Tracepoint::PageAlloc { pfn, .. } => pfn.map(|p| p.0),
+        Tracepoint::PageFree { pfn, .. }
+        | Tracepoint::PageAllocZoneLocked { pfn, .. }
+        | Tracepoint::PagePcpuDrain { pfn, .. } => Some(pfn.0),
+        _ => None,
+    }
 }
 
 /// Rows in the timeline, about.
@@ -216,6 +264,8 @@ struct Replayer<'a> {
     /// Pfns filled by the kernel's compaction windows (inside the free scanner's ranges).
     migrated_to: Vec<(u64, u64)>,
     in_compaction: Option<usize>,
+    /// exact: the CPUs whose list a refill run is filling now.
+    refilling: Vec<bool>,
     report: ReplayReport,
     unknown_gfp: HashMap<String, u64>,
 }
@@ -274,7 +324,9 @@ impl Replayer<'_> {
                         self.held.insert(p, (id, self.m.owners.folio(id).stamp));
                         self.report.applied += 1;
                     }
-                    None => self.report.inconsistencies.alloc_not_free += 1,
+                    None => {
+                        self.report.inconsistencies.alloc_not_free += 1;
+                    }
                 }
             }
             (Mode::Exact, None) => self.report.inconsistencies.alloc_outside += 1,
@@ -368,6 +420,30 @@ impl Replayer<'_> {
         }
     }
 
+    /// One block of a refill of the current CPU's list the trace recorded: the first block
+    /// of a run starts the refill (`nr_pcp_alloc()`), each moves from the buddy lists to
+    /// the list.
+    fn pcp_refill(&mut self, pfn: Pfn, order: Order, mt: i32) {
+        let cpu = self.m.cpu;
+        let Some(zi) = self.m.page_zone(pfn) else {
+            return;
+        };
+        if !self.refilling[cpu as usize] {
+            self.refilling[cpu as usize] = true;
+            self.m.pcp_refill_begin(zi, cpu, order);
+            self.report.pcp_refills.0 += 1;
+        }
+        self.adopt(pfn.0, order);
+        let mt = match mt {
+            0 => MigrateType::Unmovable,
+            2 => MigrateType::Reclaimable,
+            _ => MigrateType::Movable,
+        };
+        if self.m.pcp_refill_block(pfn, order, cpu, mt) {
+            self.report.pcp_refills.1 += 1;
+        }
+    }
+
     /// Pages of `[pfn, pfn + 2^order)` the model holds reserved but the trace shows in
     /// the allocator's hands (an allocation or a free of them) are given to the buddy
     /// allocator first ([`Machine::free_reserved_page`]); returns how many.
@@ -430,12 +506,14 @@ pub fn replay(
     m: &mut Machine,
     trace: &Trace,
     mode: Mode,
+    read: Option<SnapshotRead>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> ReplayReport {
     let file = m.new_file(false, true, false);
     let total = trace.records.len() as u64;
     let every = (total / TIMELINE_ROWS).max(1);
     let t0 = trace.records.first().map(|r| r.ts_ns).unwrap_or(0);
+    let m_cpus = m.nr_cpus() as usize;
     let mut r = Replayer {
         m,
         mode,
@@ -444,6 +522,7 @@ pub fn replay(
         held: HashMap::new(),
         migrated_to: Vec::new(),
         in_compaction: None,
+        refilling: vec![false; m_cpus],
         report: ReplayReport {
             mode,
             events: 0,
@@ -453,6 +532,9 @@ pub fn replay(
             adopted: 0,
             freed_by_model_first: 0,
             kernel_extfrag: 0,
+            before_snapshot: 0,
+            pcp_refills: (0, 0),
+            pcp_drains: (0, 0),
             unknown_gfp: Vec::new(),
             timeline: Vec::new(),
             compactions: Vec::new(),
@@ -467,7 +549,42 @@ pub fn replay(
             // The daemons run on the trace's clock.
             r.m.advance_to(clock0 + since);
         }
+        if mode == Mode::Exact {
+            if let (Some(read), Some(p)) = (read, event_pfn(&rec.event)) {
+                if rec.ts_ns < read.read_at(p) {
+                    r.report.before_snapshot += 1;
+                    r.report.events += 1;
+                    continue;
+                }
+            }
+        }
+        // The event happens on the CPU the trace recorded it on.
+        r.m.cpu = rec.cpu % r.m.nr_cpus();
+        let cpu = r.m.cpu as usize;
+        let refill_block = matches!(
+            rec.event,
+            Tracepoint::PageAllocZoneLocked {
+                percpu_refill: true,
+                ..
+            }
+        );
+        if !refill_block {
+            r.refilling[cpu] = false;
+        }
         match &rec.event {
+            Tracepoint::PageAllocZoneLocked {
+                pfn,
+                order,
+                migratetype,
+                percpu_refill: true,
+            } if mode == Mode::Exact => r.pcp_refill(*pfn, *order, *migratetype),
+            Tracepoint::PagePcpuDrain { pfn, order, .. } if mode == Mode::Exact => {
+                if r.m.pcp_drain_block(*pfn, *order) {
+                    r.report.pcp_drains.0 += 1;
+                } else {
+                    r.report.pcp_drains.1 += 1;
+                }
+            }
             Tracepoint::PageAlloc {
                 pfn,
                 order,
