@@ -92,7 +92,8 @@ pub struct ReplayArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Write result.json, buddyinfo and timeline.csv here.
+    /// Write result.json, buddyinfo, timeline.csv, the report and the model's own tracepoints
+    /// (model-trace.txt) here.
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[command(flatten)]

@@ -202,15 +202,20 @@ impl Machine {
                         continue;
                     }
                 }
-                let free_before = self.zone(zi).nr_free_pages + self.zone(zi).pcp_pages();
+                // Postcondition (checked in debug builds: summing the per-CPU lists costs
+                // more than the allocation itself).
+                let free_before = cfg!(debug_assertions)
+                    .then(|| self.zone(zi).nr_free_pages + self.zone(zi).pcp_pages());
                 if let Some(pfn) = self.rmqueue(zi, order, flags, ac.migratetype) {
                     self.prep_new_page(pfn, order, gfp);
-                    let z = self.zone(zi);
-                    assert_eq!(
-                        free_before - z.nr_free_pages - z.pcp_pages(),
-                        order.nr_pages(),
-                        "allocating {pfn:?} at order {order} must take exactly its pages"
-                    );
+                    if let Some(before) = free_before {
+                        let z = self.zone(zi);
+                        debug_assert_eq!(
+                            before - z.nr_free_pages - z.pcp_pages(),
+                            order.nr_pages(),
+                            "allocating {pfn:?} at order {order} must take exactly its pages"
+                        );
+                    }
                     if flags.has(AllocFlags::HIGHATOMIC)
                         && order.0 > 0
                         && flags.wmark() == AllocFlags::WMARK_MIN.wmark()
@@ -291,31 +296,37 @@ impl Machine {
             "free of a folio of order {} at order {order}",
             f.order()
         );
-        let pb = self.pageblock_order();
-        let step = order.min(pb).nr_pages();
-        let counted: u64 = (0..order.nr_pages() / step)
-            .filter(|i| self.migratetype(pfn.plus(i * step)) != MigrateType::Isolate)
-            .count() as u64
-            * step;
-        let free_before = (self.zone(zi).nr_free_pages + self.zone(zi).pcp_pages()) as i64;
-        let captured_before = self.capture.and_then(|c| c.page);
+        // Postcondition, for a block that bypasses the per-CPU lists (debug builds; a block
+        // freed to a list may push older ones into isolated pageblocks, whose pages
+        // NR_FREE_PAGES leaves out: the checker recounts that case).
+        let to_pcp = self.config.pcp && crate::buddy::pcp::pcp_allowed_order(order);
+        let before = (cfg!(debug_assertions) && !to_pcp).then(|| {
+            let pb = self.pageblock_order();
+            let step = order.min(pb).nr_pages();
+            let counted = (0..order.nr_pages() / step)
+                .filter(|i| self.migratetype(pfn.plus(i * step)) != MigrateType::Isolate)
+                .count() as u64
+                * step;
+            let free = (self.zone(zi).nr_free_pages + self.zone(zi).pcp_pages()) as i64;
+            (counted, free, self.capture.and_then(|c| c.page))
+        });
         self.mem.clear_block(pfn, order);
         self.free_frozen_pages(zi, pfn, order);
         self.vmstat[VmEvent::Pgfree] += order.nr_pages();
-        // A direct compactor may have captured the merged block (compaction_capture()).
-        let captured = match self.capture {
-            Some(c) if c.page.is_some() && captured_before.is_none() => c.order.nr_pages() as i64,
-            _ => 0,
-        };
-        // (A block freed to a per-CPU list may push older ones into isolated pageblocks,
-        // whose pages NR_FREE_PAGES leaves out; the checker recounts that case.)
-        let to_pcp = self.config.pcp && crate::buddy::pcp::pcp_allowed_order(order);
-        assert!(
-            to_pcp
-                || (self.zone(zi).nr_free_pages + self.zone(zi).pcp_pages()) as i64 - free_before
+        if let Some((counted, free_before, captured_before)) = before {
+            // A direct compactor may have captured the merged block (compaction_capture()).
+            let captured = match self.capture {
+                Some(c) if c.page.is_some() && captured_before.is_none() => {
+                    c.order.nr_pages() as i64
+                }
+                _ => 0,
+            };
+            debug_assert!(
+                (self.zone(zi).nr_free_pages + self.zone(zi).pcp_pages()) as i64 - free_before
                     == counted as i64 - captured,
-            "freeing {pfn:?} at order {order} must add exactly its non-isolated, uncaptured pages"
-        );
+                "freeing {pfn:?} at order {order} must add exactly its non-isolated, uncaptured pages"
+            );
+        }
     }
 }
 

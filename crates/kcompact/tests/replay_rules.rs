@@ -230,6 +230,15 @@ fn exact_replay_skips_events_on_a_pfn_before_the_snapshot_read_it() {
         end_ns: 3_000_000_000,
     };
     assert_eq!(read.read_at(base + 8), 2_000_000_000);
+    // The snapshot shows base+8 allocated.
+    let held = m.with_placement(Some(Pfn(base + 8)), |m| {
+        m.alloc_pages(
+            kcompact::gfp::Gfp::GFP_KERNEL,
+            kcompact::units::Order(0),
+            kcompact::units::NodeId(0),
+        )
+    });
+    assert_eq!(held, Some(Pfn(base + 8)));
     let mut t = String::from("# tracer: nop\n");
     // base+8 is allocated at 1.5 s, before its flags were read: the snapshot shows it.
     t += &alloc_line(1_500_000, base + 8, 0, 1);
@@ -245,6 +254,81 @@ fn exact_replay_skips_events_on_a_pfn_before_the_snapshot_read_it() {
     check(&m);
     assert_eq!(r.before_snapshot, 1);
     assert_eq!(r.applied, 1);
+    assert_eq!(r.inconsistencies.total(), 0, "{:?}", r.inconsistencies);
+    assert_eq!(free_all(&m), free0 - 2);
+}
+
+fn zone_locked_line(ts: u64, pfn: u64, order: u8, mt: u8) -> String {
+    format!(
+        "  t-1 [000] ..... {}.{:06}: mm_page_alloc_zone_locked: page=0000 pfn={pfn:#x} order={order} migratetype={mt} percpu_refill=1\n",
+        ts / 1_000_000,
+        ts % 1_000_000
+    )
+}
+
+#[test]
+fn exact_replay_sets_a_block_to_the_type_of_the_list_the_kernel_took_it_from() {
+    use kcompact::memmap::MigrateType;
+    let mut m = machine();
+    let base = first_free_pfn(&m);
+    assert_eq!(m.migratetype(Pfn(base)), MigrateType::Movable);
+    let free0 = free_all(&m);
+    // A refill of the reclaimable list took this block: it was a reclaimable block.
+    let mut t = String::from("# tracer: nop\n");
+    t += &zone_locked_line(1, base, 0, 2);
+    let r = replay(&mut m, &parse_trace(&t), Mode::Exact, None, &mut |_, _| {});
+    check(&m);
+    // The page lay in a free order-10 block: one block on one list, both its pageblocks
+    // of that list's type.
+    assert_eq!(r.blocks_retyped, 2);
+    assert_eq!(m.migratetype(Pfn(base)), MigrateType::Reclaimable);
+    assert_eq!(m.migratetype(Pfn(base ^ 512)), MigrateType::Reclaimable);
+    assert_eq!(
+        free_all(&m),
+        free0,
+        "the page moved to a per-CPU list, still free"
+    );
+    // A fallback that claimed an order-10 block retypes both its pageblocks.
+    let big = base + 2048;
+    let mut t = String::new();
+    t += &format!(
+        "  t-1 [000] d..3. 0.000002: mm_page_alloc_extfrag: page=0000 pfn={big:#x} alloc_order=0 fallback_order=10 pageblock_order=9 alloc_migratetype=0 fallback_migratetype=1 fragmenting=0 change_ownership=1\n"
+    );
+    let r = replay(&mut m, &parse_trace(&t), Mode::Exact, None, &mut |_, _| {});
+    check(&m);
+    assert_eq!(r.blocks_retyped, 2);
+    assert_eq!(m.migratetype(Pfn(big)), MigrateType::Unmovable);
+    assert_eq!(m.migratetype(Pfn(big + 512)), MigrateType::Unmovable);
+}
+
+#[test]
+fn an_event_before_the_read_that_the_snapshot_does_not_show_is_applied() {
+    use kcompact::replay::SnapshotRead;
+    let mut m = machine();
+    let base = first_free_pfn(&m);
+    let free0 = free_all(&m);
+    // The read estimate puts base+8's read at 2 s, but the snapshot shows it free: an
+    // allocation at 1.5 s must have come after the read.
+    let read = SnapshotRead {
+        pfn_start: base,
+        pfn_end: base + 16,
+        start_ns: 1_000_000_000,
+        end_ns: 3_000_000_000,
+    };
+    let mut t = String::from("# tracer: nop\n");
+    t += &alloc_line(1_500_000, base + 8, 0, 1);
+    t += &free_line(1_600_000, base + 8, 0);
+    t += &alloc_line(1_700_000, base + 8, 0, 1);
+    let r = replay(
+        &mut m,
+        &parse_trace(&t),
+        Mode::Exact,
+        Some(read),
+        &mut |_, _| {},
+    );
+    check(&m);
+    assert_eq!(r.before_snapshot, 0);
+    assert_eq!(r.applied, 3);
     assert_eq!(r.inconsistencies.total(), 0, "{:?}", r.inconsistencies);
     assert_eq!(free_all(&m), free0 - 1);
 }

@@ -23,6 +23,7 @@
 //! chunked drains are one call (the same pages in the same order).
 
 use super::{FreeFlags, RmqueueMode};
+use crate::event::Tracepoint;
 use crate::gfp::AllocFlags;
 use crate::machine::Machine;
 use crate::memmap::{MigrateType, PageFlags};
@@ -405,7 +406,13 @@ impl Machine {
                 self.mem.clear_pcp(p);
                 // The block goes to its pageblock's type as it is now; a THP-order block
                 // larger than a (configured) pageblock goes a pageblock at a time.
+                let mt = self.pageblocks.migratetype(p) as i32;
                 self.free_one_page(zi, p, order, FreeFlags::NONE);
+                self.trace_event(|| Tracepoint::PagePcpuDrain {
+                    pfn: p,
+                    order,
+                    migratetype: mt,
+                });
                 if count <= 0 || empty {
                     break;
                 }
@@ -598,6 +605,14 @@ impl Machine {
         }
         self.free_one_page(zi, pfn, order, FreeFlags::NONE);
         true
+    }
+
+    /// True if `pfn` lies in a block on a per-CPU list.
+    pub fn is_pcp_page(&self, pfn: Pfn) -> bool {
+        (0..=HPAGE_PMD_ORDER).any(|o| {
+            let h = pfn.align_down(Order(o));
+            self.mem.is_pcp(h) && self.mem.flags(h).order() >= o
+        })
     }
 
     /// Frees to the buddy lists every per-CPU block that overlaps `[pfn, pfn + 2^order)`,
