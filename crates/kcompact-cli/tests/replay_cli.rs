@@ -134,42 +134,26 @@ fn issue_16_case0_compact_memory_meets_where_the_kernel_did() {
         "{bad} of {applied} contradict the model"
     );
     // The lists at the trace's end: the start snapshot's counts plus the trace's flows.
-    let kernel_pcp = j["kernel_trace_end_pcp"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|z| z["zone"] == "Normal")
-        .unwrap()["pages"]
-        .as_f64()
-        .unwrap();
-    let model_pcp = j["zones"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|z| z["name"] == "Normal")
-        .unwrap()["pcp_pages"]
-        .as_f64()
-        .unwrap();
+    let normal = |list: &str, key: &str| -> serde_json::Value {
+        j[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|z| z["zone"] == "Normal" || z["name"] == "Normal")
+            .unwrap()[key]
+            .clone()
+    };
+    let kernel_pcp = normal("kernel_trace_end_pcp", "pages").as_f64().unwrap();
+    let model_pcp = normal("zones", "pcp_pages").as_f64().unwrap();
     assert!(
         (model_pcp - kernel_pcp).abs() <= kernel_pcp * 0.10,
         "per-CPU pages: model {model_pcp}, kernel {kernel_pcp}"
     );
     // The buddy lists at the end, order by order, within a few blocks of the kernel's.
-    let kernel_end = &j["kernel_end"].as_array().unwrap();
-    let kn = kernel_end.iter().find(|z| z["zone"] == "Normal").unwrap()["free_by_order"]
-        .as_array()
-        .unwrap()
-        .clone();
-    let mn = j["zones"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|z| z["name"] == "Normal")
-        .unwrap()["free_by_order"]
-        .as_array()
-        .unwrap()
-        .clone();
-    for (o, (a, b)) in kn.iter().zip(&mn).enumerate() {
+    let kn = normal("kernel_end", "free_by_order");
+    let mn = normal("zones", "free_by_order");
+    let (kn, mn) = (kn.as_array().unwrap(), mn.as_array().unwrap());
+    for (o, (a, b)) in kn.iter().zip(mn).enumerate() {
         let (a, b) = (a.as_i64().unwrap(), b.as_i64().unwrap());
         assert!(
             (a - b).abs() <= 2 + a / 10,

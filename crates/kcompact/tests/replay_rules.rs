@@ -216,19 +216,23 @@ fn trace_parser_never_panics_on_mutated_input_and_replay_stays_consistent() {
     );
 }
 
-#[test]
-fn exact_replay_skips_events_on_a_pfn_before_the_snapshot_read_it() {
-    use kcompact::replay::SnapshotRead;
-    let mut m = machine();
-    let base = first_free_pfn(&m);
-    let free0 = free_all(&m);
-    // The read covers base..base+16 over 1 s..3 s: base is read at 1 s, base+8 at 2 s.
-    let read = SnapshotRead {
+/// A snapshot read of `base..base + 16` over 1 s..3 s: `base` read at 1 s, `base + 8` at
+/// 2 s.
+fn read_window(base: u64) -> kcompact::replay::SnapshotRead {
+    kcompact::replay::SnapshotRead {
         pfn_start: base,
         pfn_end: base + 16,
         start_ns: 1_000_000_000,
         end_ns: 3_000_000_000,
-    };
+    }
+}
+
+#[test]
+fn exact_replay_skips_events_on_a_pfn_before_the_snapshot_read_it() {
+    let mut m = machine();
+    let base = first_free_pfn(&m);
+    let free0 = free_all(&m);
+    let read = read_window(base);
     assert_eq!(read.read_at(base + 8), 2_000_000_000);
     // The snapshot shows base+8 allocated.
     let held = m.with_placement(Some(Pfn(base + 8)), |m| {
@@ -303,18 +307,12 @@ fn exact_replay_sets_a_block_to_the_type_of_the_list_the_kernel_took_it_from() {
 
 #[test]
 fn an_event_before_the_read_that_the_snapshot_does_not_show_is_applied() {
-    use kcompact::replay::SnapshotRead;
     let mut m = machine();
     let base = first_free_pfn(&m);
     let free0 = free_all(&m);
     // The read estimate puts base+8's read at 2 s, but the snapshot shows it free: an
     // allocation at 1.5 s must have come after the read.
-    let read = SnapshotRead {
-        pfn_start: base,
-        pfn_end: base + 16,
-        start_ns: 1_000_000_000,
-        end_ns: 3_000_000_000,
-    };
+    let read = read_window(base);
     let mut t = String::from("# tracer: nop\n");
     t += &alloc_line(1_500_000, base + 8, 0, 1);
     t += &free_line(1_600_000, base + 8, 0);
