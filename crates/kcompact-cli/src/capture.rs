@@ -152,6 +152,13 @@ fn copy_array(
 /// Captures this machine into `dir` (created) with `label`; zstd at `level`.
 pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Captured> {
     let t0 = Instant::now();
+    // The boot-clock time of t0, the clock trace timestamps use: with it a trace recorded
+    // across the capture knows when each pfn's flags were read.
+    let uptime_start = one_line("/proc/uptime")
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
     std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
     // Read now, written once the page arrays are read (see copy_array).
     let mut texts = Vec::new();
@@ -212,6 +219,7 @@ pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Capture
     write_settings(dir)?;
     let meta = meta(
         label,
+        &uptime_start,
         (pfn_start, pfn_end),
         [t1, t2, t3, t4],
         (flags_zst.len(), count_zst.len()),
@@ -260,10 +268,12 @@ fn copy_arrays(
     Ok([(flags.0?, flags.1), (counts.0?, counts.1)])
 }
 
-/// meta.txt: the label, the kernel, the pfn range, the times (seconds since the start: the
-/// text files read, kpageflags and kpagecount copied, the whole capture) and the sizes.
+/// meta.txt: the label, the kernel, the pfn range, the times (`uptime_start`, /proc/uptime
+/// at the start; then seconds since the start: the text files read, kpageflags and
+/// kpagecount copied, the whole capture) and the sizes.
 fn meta(
     label: &str,
+    uptime_start: &str,
     (pfn_start, pfn_end): (u64, u64),
     [t1, t2, t3, t4]: [f64; 4],
     (flags_zst, count_zst): (usize, usize),
@@ -279,6 +289,7 @@ fn meta(
                 .next()
                 .unwrap_or("")
         ),
+        format!("uptime_start={uptime_start}"),
         format!("pfn_start={pfn_start}"),
         format!("pfn_end={pfn_end}"),
         "page_size=4096".to_string(),

@@ -92,7 +92,8 @@ pub struct ReplayArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Write result.json, buddyinfo and timeline.csv here.
+    /// Write result.json, buddyinfo, timeline.csv, the report and the model's own tracepoints
+    /// (model-trace.txt) here.
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[command(flatten)]
@@ -143,6 +144,10 @@ pub struct PredictArgs {
     /// /proc/sys/vm/nr_hugepages`).
     #[arg(long)]
     pub action: String,
+    /// The CPU the task writing the file runs on (its per-CPU lists take the pages the
+    /// action frees); 0 by default.
+    #[arg(long, default_value_t = 0)]
+    pub cpu: u32,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,

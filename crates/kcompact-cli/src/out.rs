@@ -16,13 +16,15 @@ pub fn write(dir: &Path, name: &str, text: impl AsRef<[u8]>) -> anyhow::Result<(
     std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
 }
 
-/// result.json's `zones`: every populated zone's free blocks per order and managed pages.
+/// result.json's `zones`: every populated zone's free blocks per order (the buddy lists, as
+/// buddyinfo), the free pages on its per-CPU lists (`pcp_pages`, which buddyinfo does not
+/// show) and its managed pages.
 pub fn zones_json(m: &Machine) -> serde_json::Value {
     json!(m
         .zones
         .iter()
         .filter(|z| z.is_populated())
-        .map(|z| json!({"node": z.node.0, "name": z.name(), "free_by_order": z.free_by_order(), "managed_pages": z.managed_pages}))
+        .map(|z| json!({"node": z.node.0, "name": z.name(), "free_by_order": z.free_by_order(), "pcp_pages": z.pcp_pages(), "managed_pages": z.managed_pages}))
         .collect::<Vec<_>>())
 }
 
@@ -39,7 +41,7 @@ pub fn vmstat_json(m: &Machine) -> serde_json::Map<String, serde_json::Value> {
 pub fn write_kernel_files(dir: &Path, m: &Machine) -> anyhow::Result<()> {
     write(dir, "buddyinfo", buddyinfo(m))?;
     write(dir, "pagetypeinfo", pagetypeinfo(m))?;
-    write(dir, "zoneinfo", zoneinfo(m, 2))?;
+    write(dir, "zoneinfo", zoneinfo(m))?;
     let mut vm = format!("nr_free_pages {}\n", m.nr_free_pages());
     for (k, v) in m.vmstat.pairs() {
         let _ = writeln!(vm, "{k} {v}");

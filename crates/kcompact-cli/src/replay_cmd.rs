@@ -66,6 +66,85 @@ fn kernel_end(trace: &Path) -> anyhow::Result<Option<ZoneFree>> {
     }
 }
 
+/// Each zone's per-CPU lists at the kernel's end, from `end/zoneinfo` beside the trace:
+/// `(zone name, [(count, high) per CPU])`.
+type ZonePcp = Vec<(String, Vec<(u64, u64)>)>;
+
+/// Per zone, a count per CPU.
+type ZoneCounts = Vec<(String, Vec<i64>)>;
+
+/// What is known of the kernel's per-CPU lists at the end.
+struct KernelPcp {
+    /// From `end/zoneinfo` beside the trace (read a few seconds after the trace ended).
+    end_zoneinfo: Option<ZonePcp>,
+    /// At the trace's end, per zone and CPU: the start snapshot's counts plus the trace's
+    /// flows.
+    trace_end: Option<ZoneCounts>,
+}
+
+/// [`ZonePcp`] of the kernel's end, if `end/zoneinfo` is beside the trace.
+fn kernel_end_pcp(trace: &Path) -> anyhow::Result<Option<ZonePcp>> {
+    let Some(p) = trace.parent().map(|d| d.join("end").join("zoneinfo")) else {
+        return Ok(None);
+    };
+    if !p.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&p).with_context(|| p.display().to_string())?;
+    match kcompact::snapshot::text::parse_zoneinfo("end/zoneinfo", &text) {
+        Ok(zones) => Ok(Some(
+            zones
+                .into_iter()
+                .filter(|z| z.present > 0)
+                .map(|z| {
+                    (
+                        z.name,
+                        z.pagesets.iter().map(|s| (s.count, s.high)).collect(),
+                    )
+                })
+                .collect(),
+        )),
+        Err(e) => usage(format!("{}: {e}", p.display())),
+    }
+}
+
+/// The kernel's per-CPU lists at the trace's end, per zone: the start snapshot's `count:`
+/// lines plus what the trace's events did to them ([`ReplayReport::kernel_pcp_flow`]).
+fn kernel_trace_end_pcp(
+    args: &ReplayArgs,
+    m: &Machine,
+    r: &ReplayReport,
+) -> anyhow::Result<Option<ZoneCounts>> {
+    let Some(p) = args.snapshot.as_ref().map(|d| d.join("zoneinfo")) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&p).with_context(|| p.display().to_string())?;
+    let zones = match kcompact::snapshot::text::parse_zoneinfo("zoneinfo", &text) {
+        Ok(z) => z,
+        Err(e) => return usage(format!("{}: {e}", p.display())),
+    };
+    Ok(Some(
+        m.zones
+            .iter()
+            .enumerate()
+            .filter(|(_, z)| z.is_populated())
+            .filter_map(|(i, z)| {
+                let rec = zones
+                    .iter()
+                    .find(|q| q.name == z.name() && q.node == z.node.0 as u32)?;
+                let flow = r.kernel_pcp_flow.get(i)?;
+                let counts = rec
+                    .pagesets
+                    .iter()
+                    .zip(flow)
+                    .map(|(s, f)| s.count as i64 + f)
+                    .collect();
+                Some((z.name().to_string(), counts))
+            })
+            .collect(),
+    ))
+}
+
 /// The model's free blocks per zone and order.
 fn model_free(m: &Machine) -> ZoneFree {
     m.zones
@@ -124,6 +203,7 @@ fn text_report(
     r: &ReplayReport,
     m: &Machine,
     kernel: &Option<ZoneFree>,
+    kernel_pcp: &KernelPcp,
 ) -> String {
     let mut o = trace_text(args, trace, r);
     let _ = writeln!(o, "applied {} allocations and frees", r.applied);
@@ -149,6 +229,25 @@ fn text_report(
         "pages the snapshot left out of the allocator, adopted when the trace used them {}; compaction sources freed in a kernel compaction window {}; blocks the model had reclaimed first {}; kernel fallbacks (mm_page_alloc_extfrag) {}",
         r.adopted, r.compaction_sources, r.freed_by_model_first, r.kernel_extfrag
     );
+    if r.before_snapshot > 0 {
+        let _ = writeln!(
+            o,
+            "events on a pfn before the snapshot read its flags (already in it), skipped {}",
+            r.before_snapshot
+        );
+    }
+    let _ = writeln!(
+        o,
+        "per-CPU lists: refills {} ({} blocks from the buddy lists); drains {} (and {} blocks the model had drained first)",
+        r.pcp_refills.0, r.pcp_refills.1, r.pcp_drains.0, r.pcp_drains.1
+    );
+    if r.blocks_retyped > 0 {
+        let _ = writeln!(
+            o,
+            "pageblocks set to the type the trace showed (a free list it took from, a fallback claim) {}",
+            r.blocks_retyped
+        );
+    }
     if !r.unknown_gfp.is_empty() {
         let u: Vec<String> = r
             .unknown_gfp
@@ -158,7 +257,7 @@ fn text_report(
         let _ = writeln!(o, "gfp flags the model ignores: {}", u.join(", "));
     }
     o += &compactions_text(r);
-    o += &end_text(m, kernel);
+    o += &end_text(m, kernel, kernel_pcp);
     o
 }
 
@@ -168,14 +267,14 @@ fn compactions_text(r: &ReplayReport) -> String {
     if !r.compactions.is_empty() {
         let _ = writeln!(
             o,
-            "\ncompaction (kernel | model): migrate_scanned free_scanned isolated migrated failed"
+            "\ncompaction (kernel | model): migrate_scanned free_scanned isolated migrated failed, scanners met at"
         );
         for c in &r.compactions {
             let k = &c.kernel;
             let md = &c.model;
             let _ = writeln!(
                 o,
-                "  zone {:#x}-{:#x} {} {}: {} {} {} {} {} | {} {} {} {} {}",
+                "  zone {:#x}-{:#x} {} {}: {} {} {} {} {} at {:#x} | {} {} {} {} {} at {:#x}",
                 c.zone_start,
                 c.zone_end,
                 c.mode,
@@ -185,11 +284,13 @@ fn compactions_text(r: &ReplayReport) -> String {
                 k.isolated,
                 k.migrated,
                 k.failed,
+                k.end_migrate_pfn,
                 md.migrate_scanned,
                 md.free_scanned,
                 md.isolated,
                 md.migrated,
-                md.failed
+                md.failed,
+                md.end_migrate_pfn,
             );
         }
     }
@@ -198,10 +299,52 @@ fn compactions_text(r: &ReplayReport) -> String {
 
 /// The model's buddyinfo at the end and, with the kernel's, the difference per zone and
 /// order.
-fn end_text(m: &Machine, kernel: &Option<ZoneFree>) -> String {
+fn end_text(m: &Machine, kernel: &Option<ZoneFree>, kernel_pcp: &KernelPcp) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "\nthe model's free pages by order at the end:");
     o.push_str(&buddyinfo(m));
+    let _ = writeln!(
+        o,
+        "\nper-CPU lists at the end, pages (per CPU: count/high; the kernel at the trace's end: \
+         the start snapshot's count plus the trace's refills, frees, allocations and drains; \
+         in end/zoneinfo, read after the trace):"
+    );
+    let join = |v: Vec<String>| v.join(" ");
+    for z in m.zones.iter().filter(|z| z.is_populated()) {
+        let model = join(
+            z.pageset
+                .iter()
+                .map(|p| format!("{}/{}", p.count, p.high))
+                .collect(),
+        );
+        let _ = writeln!(o, "  {:<8} model {} ({model})", z.name(), z.pcp_pages());
+        if let Some((_, v)) = kernel_pcp
+            .trace_end
+            .as_ref()
+            .and_then(|k| k.iter().find(|(n, _)| n == z.name()))
+        {
+            let total: i64 = v.iter().sum();
+            let _ = writeln!(
+                o,
+                "  {:<8} kernel at the trace's end {total} ({})",
+                "",
+                join(v.iter().map(|c| c.to_string()).collect())
+            );
+        }
+        if let Some((_, v)) = kernel_pcp
+            .end_zoneinfo
+            .as_ref()
+            .and_then(|k| k.iter().find(|(n, _)| n == z.name()))
+        {
+            let total: u64 = v.iter().map(|(c, _)| c).sum();
+            let _ = writeln!(
+                o,
+                "  {:<8} kernel in end/zoneinfo {total} ({})",
+                "",
+                join(v.iter().map(|(c, h)| format!("{c}/{h}")).collect())
+            );
+        }
+    }
     if let Some(k) = kernel {
         let _ = writeln!(
             o,
@@ -229,6 +372,7 @@ fn report_json(
     r: &ReplayReport,
     m: &Machine,
     kernel: &Option<ZoneFree>,
+    kernel_pcp: &KernelPcp,
 ) -> serde_json::Value {
     let inc: serde_json::Map<String, serde_json::Value> = r
         .inconsistencies
@@ -238,7 +382,8 @@ fn report_json(
         .collect();
     let work = |w: &kcompact::replay::CompactWork| {
         json!({"migrate_scanned": w.migrate_scanned, "free_scanned": w.free_scanned,
-               "isolated": w.isolated, "migrated": w.migrated, "failed": w.failed})
+               "isolated": w.isolated, "migrated": w.migrated, "failed": w.failed,
+               "end_migrate_pfn": w.end_migrate_pfn})
     };
     json!({
         "kcompact_version": env!("CARGO_PKG_VERSION"),
@@ -256,6 +401,15 @@ fn report_json(
         "adopted": r.adopted,
         "freed_by_model_first": r.freed_by_model_first,
         "kernel_extfrag": r.kernel_extfrag,
+        "before_snapshot": r.before_snapshot,
+        "blocks_retyped": r.blocks_retyped,
+        "pcp_refills": {"runs": r.pcp_refills.0, "blocks": r.pcp_refills.1},
+        "pcp_drains": {"blocks": r.pcp_drains.0, "drained_by_model_first": r.pcp_drains.1},
+        "kernel_trace_end_pcp": kernel_pcp.trace_end.as_ref().map(|k| k.iter().map(|(z, v)| json!({
+            "zone": z, "pages": v.iter().sum::<i64>(), "cpus": v})).collect::<Vec<_>>()),
+        "kernel_end_pcp": kernel_pcp.end_zoneinfo.as_ref().map(|k| k.iter().map(|(z, v)| json!({
+            "zone": z, "pages": v.iter().map(|(c, _)| c).sum::<u64>(),
+            "cpus": v.iter().map(|(c, h)| json!({"count": c, "high": h})).collect::<Vec<_>>()})).collect::<Vec<_>>()),
         "compactions": r.compactions.iter().map(|c| json!({
             "zone_start": c.zone_start, "zone_end": c.zone_end, "mode": c.mode,
             "status": c.status, "kernel": work(&c.kernel), "model": work(&c.model)})).collect::<Vec<_>>(),
@@ -448,6 +602,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         ));
     }
     let kernel = kernel_end(&args.trace)?;
+    let end_zoneinfo = kernel_end_pcp(&args.trace)?;
     let settings = Settings::parse(&args.machine)?;
     let mut m = match &args.snapshot {
         Some(dir) => {
@@ -462,7 +617,16 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         trace.records.len() as u64,
         "{bar:40} {percent}% {elapsed} replay",
     );
-    let r = run_replay(&mut m, &trace, mode, &mut |done, _| {
+    let read = args
+        .snapshot
+        .as_deref()
+        .and_then(crate::snapshot_dir::snapshot_read_window);
+    if args.out.is_some() {
+        // The model's own tracepoints (compaction, reclaim) go to model-trace.txt, to set
+        // beside the kernel's block by block.
+        m.trace = Some(Vec::new());
+    }
+    let r = run_replay(&mut m, &trace, mode, read, &mut |done, _| {
         if let Some(b) = &bar {
             b.set_position(done);
         }
@@ -472,17 +636,27 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     }
     kcompact::verify::verify(&m)
         .map_err(|e| anyhow::anyhow!("the model's state is inconsistent after the replay:\n{e}"))?;
-    let j = report_json(&args, &trace, &r, &m, &kernel);
+    let kernel_pcp = KernelPcp {
+        end_zoneinfo,
+        trace_end: kernel_trace_end_pcp(&args, &m, &r)?,
+    };
+    let j = report_json(&args, &trace, &r, &m, &kernel, &kernel_pcp);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
-        print!("{}", text_report(&args, &trace, &r, &m, &kernel));
+        print!(
+            "{}",
+            text_report(&args, &trace, &r, &m, &kernel, &kernel_pcp)
+        );
     }
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
         crate::out::write(dir, "result.json", serde_json::to_string_pretty(&j)? + "\n")?;
         crate::out::write(dir, "buddyinfo", buddyinfo(&m))?;
         crate::out::write(dir, "timeline.csv", timeline_csv(&r))?;
+        let mut model_trace = m.take_trace_text().join("\n");
+        model_trace.push('\n');
+        crate::out::write(dir, "model-trace.txt", model_trace)?;
         write_report(dir, &replay_report(&args, &r, &m, &j))?;
         if !args.json {
             println!("\nwrote {}", dir.display());

@@ -141,6 +141,14 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let loaded = load_dir(&args.snapshot)?;
     let before = loaded.machine.clone();
     let mut m = loaded.machine;
+    if args.cpu >= m.nr_cpus() {
+        return usage(format!(
+            "--cpu {}: the snapshot's machine has CPUs 0..={}",
+            args.cpu,
+            m.nr_cpus() - 1
+        ));
+    }
+    m.cpu = args.cpu;
     let p = perform(&mut m, &before, action);
     let delta = vmstat_delta(&before, &m);
     if args.json {

@@ -62,6 +62,35 @@ fn read_array(dir: &Path, name: &str) -> anyhow::Result<Vec<u64>> {
     }
 }
 
+fn meta_f64(meta: &str, key: &str) -> Option<f64> {
+    meta.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// When the snapshot in `dir` read its page flags, on the boot clock trace timestamps use
+/// (`kcompact replay` skips what a trace recorded on a pfn before then). `kcompact capture`
+/// records `uptime_start`; for an older snapshot whose `uptime` was read as the capture
+/// ended, the start is that minus the capture's duration.
+pub fn snapshot_read_window(dir: &Path) -> Option<kcompact::replay::SnapshotRead> {
+    let meta = std::fs::read_to_string(dir.join("meta.txt")).ok()?;
+    let (before, kpf) = (
+        meta_f64(&meta, "t_text_before_s")?,
+        meta_f64(&meta, "t_kpageflags_s")?,
+    );
+    let start = match meta_f64(&meta, "uptime_start") {
+        Some(u) => u + before,
+        None => meta_f64(&meta, "uptime")? - meta_f64(&meta, "t_total_s")? + before,
+    };
+    let ns = |s: f64| (s.max(0.0) * 1e9) as u64;
+    Some(kcompact::replay::SnapshotRead {
+        pfn_start: meta_value(&meta, "pfn_start")?,
+        pfn_end: meta_value(&meta, "pfn_end")?,
+        start_ns: ns(start),
+        end_ns: ns(start + kpf),
+    })
+}
+
 fn meta_value(meta: &str, key: &str) -> Option<u64> {
     meta.lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
@@ -85,6 +114,53 @@ fn read_capture_pfns(dir: &Path) -> anyhow::Result<Vec<u64>> {
         }
     }
     Ok(pfns)
+}
+
+/// The tunables of the machine the snapshot was taken on: `sysctl_vm.txt`'s values of the
+/// run-time tunables that mirror a `/proc/sys/vm` file, and `thp.txt`'s THP `enabled` and
+/// `defrag` (the bracketed word). Files that are missing leave the model's defaults.
+pub fn snapshot_config(dir: &Path) -> anyhow::Result<VmConfig> {
+    use kcompact::sysctl::{Scope, ThpDefrag, TUNABLES};
+    let mut vm = VmConfig::default();
+    if dir.join("sysctl_vm.txt").is_file() {
+        let text = read_text(dir, "sysctl_vm.txt")?;
+        for (i, l) in text.lines().enumerate() {
+            let Some((k, v)) = l.split_once('=') else {
+                continue;
+            };
+            let (k, v) = (k.trim(), v.trim());
+            let Some(t) = TUNABLES
+                .iter()
+                .find(|t| t.scope == Scope::Runtime && t.file == Some(k))
+            else {
+                continue;
+            };
+            if let Err(e) = vm.set_runtime(t.name, v) {
+                return usage(format!(
+                    "{}: line {}: {e}",
+                    dir.join("sysctl_vm.txt").display(),
+                    i + 1
+                ));
+            }
+        }
+    }
+    if dir.join("thp.txt").is_file() {
+        let text = read_text(dir, "thp.txt")?;
+        let chosen = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|v| v.split('[').nth(1)?.split(']').next())
+                .map(str::to_string)
+        };
+        if let Some(e) = chosen("enabled") {
+            vm.thp_enabled = e != "never";
+            vm.thp_madvise_only = e == "madvise";
+        }
+        if let Some(d) = chosen("defrag").and_then(|d| ThpDefrag::parse(&d)) {
+            vm.thp_defrag = d;
+        }
+    }
+    Ok(vm)
 }
 
 /// Reads the snapshot in `dir` and loads it: its zones, every page, the pageblock types
@@ -136,6 +212,14 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
     } else {
         None
     };
+    let zones_post = if dir.join("zoneinfo.post").is_file() {
+        match parse_zoneinfo("zoneinfo.post", &read_text(dir, "zoneinfo.post")?) {
+            Ok(z) => Some(z),
+            Err(e) => return usage(format!("{}: {e}", dir.display())),
+        }
+    } else {
+        None
+    };
     let files = SnapshotFiles {
         pfn_start,
         zoneinfo: &zones,
@@ -143,8 +227,10 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
         kpagecount: counts.as_deref(),
         pagetypeinfo: pagetypeinfo.as_deref(),
         capture_pfns: capture_pfns.as_deref(),
+        zoneinfo_post: zones_post.as_deref(),
     };
-    let (machine, report) = match load(&files, VmConfig::default()) {
+    let config = snapshot_config(dir)?;
+    let (machine, report) = match load(&files, config) {
         Ok(x) => x,
         Err(e) => return usage(format!("{}: {e}", dir.display())),
     };

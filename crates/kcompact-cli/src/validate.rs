@@ -235,14 +235,56 @@ impl Readings {
     }
 }
 
-/// Pages on the per-CPU lists of every zone: the sum of zoneinfo's pageset `count:`
-/// lines. They are free but off the buddy lists (the model has no per-CPU lists).
-fn pcp_pages(zoneinfo: &str) -> u64 {
-    zoneinfo
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("count:"))
-        .filter_map(|v| v.trim().parse::<u64>().ok())
-        .sum()
+/// Pages on each CPU's lists, over every zone: zoneinfo's `count:` lines, CPU by CPU (the
+/// `cpu:` line before each). They are free but off the buddy lists.
+fn pcp_per_cpu(zoneinfo: &str) -> Vec<u64> {
+    let mut per = Vec::new();
+    let mut cpu = 0usize;
+    for l in zoneinfo.lines().map(str::trim) {
+        if let Some(c) = l.strip_prefix("cpu:").and_then(|v| v.trim().parse().ok()) {
+            cpu = c;
+        } else if let Some(n) = l
+            .strip_prefix("count:")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            if per.len() <= cpu {
+                per.resize(cpu + 1, 0);
+            }
+            per[cpu] += n;
+        }
+    }
+    per
+}
+
+/// Pages on each CPU's lists of the model, over every zone.
+fn model_pcp_per_cpu(m: &kcompact::Machine) -> Vec<u64> {
+    (0..m.nr_cpus() as usize)
+        .map(|c| {
+            m.zones
+                .iter()
+                .filter_map(|z| z.pageset.get(c))
+                .map(|p| p.count)
+                .sum()
+        })
+        .collect()
+}
+
+/// `total (cpu0 cpu1 ...)`.
+fn per_cpu_text(v: &[u64]) -> String {
+    let each: Vec<String> = v.iter().map(u64::to_string).collect();
+    format!("{} ({})", v.iter().sum::<u64>(), each.join(" "))
+}
+
+/// The per-CPU lists, kernel beside model: before the action and after it (the kernel's
+/// settled reading), total and per CPU.
+fn pcp_text(kernel: (&[u64], &[u64]), model: (&kcompact::Machine, &kcompact::Machine)) -> String {
+    format!(
+        "free pages on the per-CPU lists (not in buddyinfo), total (per CPU): kernel {} before, {} settled after; model {} before, {} after\n",
+        per_cpu_text(kernel.0),
+        per_cpu_text(kernel.1),
+        per_cpu_text(&model_pcp_per_cpu(model.0)),
+        per_cpu_text(&model_pcp_per_cpu(model.1))
+    )
 }
 
 /// Free pages in a buddyinfo-like count per order, signed for differences.
@@ -321,7 +363,7 @@ struct Kernel {
     /// Each zone's traced compaction end (empty without a trace).
     ends: Vec<kcompact::replay::parse::TracedEnd>,
     /// Free pages on the per-CPU lists, settled after `drop_caches`.
-    pcp_dropped: u64,
+    pcp_dropped: Vec<u64>,
 }
 
 fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Result<()> {
@@ -498,8 +540,8 @@ fn kernel_compact(
 
 /// What an operator does next: `sync; echo 3 > drop_caches` on the compacted machine,
 /// with a snapshot just before it. Returns the snapshot, the free blocks per order before
-/// (`buddyinfo.post`), right after and settled, and the per-CPU free pages settled.
-fn kernel_drop_caches(out: &Path) -> anyhow::Result<(PathBuf, [[u64; 11]; 3], u64)> {
+/// (`buddyinfo.post`), right after and settled, and each CPU's free pages settled.
+fn kernel_drop_caches(out: &Path) -> anyhow::Result<(PathBuf, [[u64; 11]; 3], Vec<u64>)> {
     say("sync; capturing before_drop/; writing 3 to /proc/sys/vm/drop_caches");
     let _ = std::process::Command::new("sync").status();
     let drop_dir = out.join("before_drop");
@@ -507,18 +549,20 @@ fn kernel_drop_caches(out: &Path) -> anyhow::Result<(PathBuf, [[u64; 11]; 3], u6
     let d0 = orders_of(&std::fs::read_to_string(drop_dir.join("buddyinfo.post"))?)?;
     write_sysctl("/proc/sys/vm/drop_caches", "3")?;
     let d1 = orders_of(&std::fs::read_to_string("/proc/buddyinfo")?)?;
+    // The kernel's state right after the drop, page by page, to set beside the model's.
+    capture_to(&out.join("after_drop"), "validate-after-drop", 3)?;
     let s3 = settle(60);
     let d2 = orders_of(&std::fs::read_to_string("/proc/buddyinfo")?)?;
-    let pcp_dropped = pcp_pages(&std::fs::read_to_string("/proc/zoneinfo")?);
+    let pcp_dropped = pcp_per_cpu(&std::fs::read_to_string("/proc/zoneinfo")?);
     say(&format!("settled in {s3} s"));
     Ok((drop_dir, [d0, d1, d2], pcp_dropped))
 }
 
-/// Pages on the per-CPU lists summed from the zoneinfo file `name` of `dir` (0 without).
-fn pcp_in(dir: &Path, name: &str) -> u64 {
+/// Pages on each CPU's lists from the zoneinfo file `name` of `dir` (none without).
+fn pcp_in(dir: &Path, name: &str) -> Vec<u64> {
     std::fs::read_to_string(dir.join(name))
-        .map(|t| pcp_pages(&t))
-        .unwrap_or(0)
+        .map(|t| pcp_per_cpu(&t))
+        .unwrap_or_default()
 }
 
 /// The compaction half of the comparison: its text, the JSON without `drop_caches`, and
@@ -565,7 +609,9 @@ fn compare_compaction(
         pcp_in(&k.before_dir, "zoneinfo.post"),
         pcp_in(&k.after_dir, "zoneinfo"),
     );
-    text += &settling_text(k, pcp);
+    text += &settling_text(k);
+    text += &pcp_text((&pcp.0, &pcp.1), (&model_before, &model));
+    text += "\n";
     let (counters, json_counters) = counters_table(k, &model_before, &model);
     text += &counters;
     let (ends, json_ends) = ends_table(k, &model, &model_ends);
@@ -578,6 +624,7 @@ fn compare_compaction(
         "order9_gain": {"kernel": kg, "kernel_settled": kg2, "model": mg},
         "counters": json_counters,
         "kernel_pcp_pages": {"before": pcp.0, "settled": pcp.1},
+        "model_pcp_pages": {"before": model_pcp_per_cpu(&model_before), "after": model_pcp_per_cpu(&model)},
         "compaction": json_ends,
     });
     Ok(CompactionComparison {
@@ -587,9 +634,8 @@ fn compare_compaction(
     })
 }
 
-/// How the machine moved while it settled after `compact_memory`, and the free pages on
-/// its per-CPU lists before and after (`pcp`).
-fn settling_text(k: &Kernel, (pcp_before, pcp_after): (u64, u64)) -> String {
+/// How the machine moved while it settled after `compact_memory`.
+fn settling_text(k: &Kernel) -> String {
     let [_, b1, b2] = k.compacted;
     // Between the two readings the machine moves on its own: free page reporting hands
     // back blocks it held right after (the first reading undercounts), and anything freed
@@ -602,15 +648,11 @@ fn settling_text(k: &Kernel, (pcp_before, pcp_after): (u64, u64)) -> String {
                 .unwrap_or(0)
         })
         .unwrap_or(0);
-    let mut text = format!(
+    format!(
         "while settling: free pages {:+}, page cache {:+} pages; the kernel's gain lies between the two readings\n",
         pages_of(&b2) - pages_of(&b1),
         file_after as i64 - get(&k.vmstat_after, "nr_file_pages") as i64
-    );
-    text += &format!(
-        "free pages on the kernel's per-CPU lists (not in buddyinfo; the model has none): {pcp_before} before, {pcp_after} settled after\n\n"
-    );
-    text
+    )
 }
 
 /// The compaction counters, kernel against model, as text and JSON.
@@ -697,6 +739,7 @@ fn ends_table(
 /// free blocks per order, free pages and order >= 9 blocks gained; as text and JSON.
 fn compare_drop_caches(k: &Kernel) -> anyhow::Result<(String, serde_json::Value)> {
     let mut dm = load_dir(&k.drop_dir)?.machine;
+    let dm_before = dm.clone();
     let dmb = sum_orders(&dm);
     let dropped = dm.drop_caches(3);
     let dma = sum_orders(&dm);
@@ -721,16 +764,14 @@ fn compare_drop_caches(k: &Kernel) -> anyhow::Result<(String, serde_json::Value)
     );
     text += &readings.o9_line();
     let pcp_before = pcp_in(&k.drop_dir, "zoneinfo.post");
-    text += &format!(
-        "free pages on the kernel's per-CPU lists: {pcp_before} before, {} settled after\n",
-        k.pcp_dropped
-    );
+    text += &pcp_text((&pcp_before, &k.pcp_dropped), (&dm_before, &dm));
     let json = serde_json::json!({
         "free_by_order": {"kernel_before": d0, "kernel_after": d1, "kernel_settled": d2, "model_before": dmb, "model_after": dma},
         "free_pages_gain": {"kernel": kf, "kernel_settled": kf2, "model": mf},
         "order9_gain": {"kernel": kd, "kernel_settled": kd2, "model": md},
         "model_pages_dropped": dropped,
         "kernel_pcp_pages": {"before": pcp_before, "settled": k.pcp_dropped},
+        "model_pcp_pages": {"before": model_pcp_per_cpu(&dm_before), "after": model_pcp_per_cpu(&dm)},
     });
     Ok((text, json))
 }
@@ -740,10 +781,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pcp_pages_sums_every_pageset_count() {
-        let zoneinfo = "Node 0, zone   Normal\n  pagesets\n    cpu: 0\n              count:    6295\n              high:     6295\n    cpu: 1\n              count:    5208\n              high:     6295\n  node_unreclaimable:  0\n";
-        assert_eq!(pcp_pages(zoneinfo), 6295 + 5208);
-        assert_eq!(pcp_pages("Node 0, zone DMA\n  pages free 3\n"), 0);
+    fn pcp_per_cpu_sums_each_cpus_pageset_counts_over_the_zones() {
+        let zone = |name: &str, a: u64, b: u64| {
+            format!("Node 0, zone {name}\n  pagesets\n    cpu: 0\n              count:    {a}\n              high:     6295\n    cpu: 1\n              count:    {b}\n              high:     6295\n  node_unreclaimable:  0\n")
+        };
+        let zoneinfo = zone("DMA32", 7, 9) + &zone("Normal", 6295, 5208);
+        assert_eq!(pcp_per_cpu(&zoneinfo), vec![6295 + 7, 5208 + 9]);
+        assert_eq!(per_cpu_text(&pcp_per_cpu(&zoneinfo)), "11519 (6302 5217)");
+        assert!(pcp_per_cpu("Node 0, zone DMA\n  pages free 3\n").is_empty());
     }
 
     #[test]

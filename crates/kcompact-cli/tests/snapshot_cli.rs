@@ -147,21 +147,33 @@ fn predict_drop_caches_and_hugepages_on_a_real_snapshot() {
     assert_eq!(v["vmstat_delta"]["drop_pagecache"], 1);
     assert_eq!(v["vmstat_delta"]["compact_migrate_scanned"], 0);
     // nr_hugepages past what is free: the rest comes from direct compaction (and some
-    // reclaim), up to about what compact_memory would have made; asking for more than
-    // that stops at the first failure.
+    // reclaim) until the first allocation that fails; the pool then stops growing. (The
+    // measured nr_hugepages cases, H_*, are compared in docs/results.md.)
     let free = o9(&v["before"]["zones"]);
-    let v = json_ok(&["predict", snap, "--action", "hugepages=4000", "--json"]);
-    assert_eq!(v["hugepages_allocated"], 4000);
-    assert!(v["vmstat_delta"]["compact_success"].as_u64().unwrap() > 4000 - free - 50);
-    assert!(v["simulated_cpu_ms"].as_u64().unwrap() > 0);
     let v = json_ok(&["predict", snap, "--action", "hugepages=9000", "--json"]);
     let got = v["hugepages_allocated"].as_u64().unwrap();
-    assert!(got < 9000 && got > 4000, "got {got} of 9000");
+    assert!(
+        got < 9000 && got > free + 200,
+        "got {got} of 9000, {free} free"
+    );
+    assert!(v["vmstat_delta"]["compact_success"].as_u64().unwrap() > got - free - 50);
+    assert!(v["simulated_cpu_ms"].as_u64().unwrap() > 0);
     assert_eq!(v["vmstat_delta"]["htlb_buddy_alloc_fail"], 1);
     assert_eq!(
         v["vmstat_delta"]["htlb_buddy_alloc_success"].as_u64(),
         Some(got)
     );
+    // Asking for fewer than that is granted in full.
+    let ask = (free + got) / 2;
+    let v = json_ok(&[
+        "predict",
+        snap,
+        "--action",
+        &format!("hugepages={ask}"),
+        "--json",
+    ]);
+    assert_eq!(v["hugepages_allocated"].as_u64(), Some(ask));
+    assert_eq!(v["vmstat_delta"]["htlb_buddy_alloc_fail"], 0);
     let text = kcompact(&["predict", snap, "--action", "hugepages=100"]);
     let t = String::from_utf8_lossy(&text.stdout);
     assert!(t.contains("echo 100 > /proc/sys/vm/nr_hugepages"), "{t}");
@@ -266,10 +278,9 @@ fn bad_snapshots_exit_2_naming_the_file() {
     let v = json_ok(&["analyze", dir, "--json"]);
     assert_eq!(v["load"]["placed_by_class"]["anon"], 1);
     assert_eq!(v["load"]["capture_pages_released"], 1);
-    assert_eq!(
-        v["zones"][0]["free_by_order"][0], 3,
-        "the capture's page is free"
-    );
+    // The capture process exits: its page goes where a freed page goes, its CPU's list.
+    assert_eq!(v["zones"][0]["free_by_order"][0], 2);
+    assert_eq!(v["zones"][0]["pcp_pages"], 1, "the capture's page is free");
     std::fs::remove_file(tmp.join("capture_pfns.txt")).unwrap();
     let v = json_ok(&["analyze", dir, "--json"]);
     assert_eq!(v["zones"][0]["free_by_order"][0], 2, "without the list");

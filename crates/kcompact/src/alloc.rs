@@ -4,14 +4,15 @@
 //! `rmqueue()` for the fast path; a miss goes to the slow path ([`crate::slowpath`]).
 //! Freeing mirrors `__free_pages()` → `free_one_page()`.
 
+use crate::buddy::pcp::pcp_allowed_order;
 use crate::buddy::watermark::zone_watermark_fast;
-use crate::buddy::FreeFlags;
 use crate::event::VmEvent;
 use crate::gfp::{AllocFlags, Gfp};
 use crate::layout::ZoneType;
 use crate::machine::Machine;
 use crate::memmap::{MigrateType, PageFlags};
 use crate::units::{NodeId, Order, Pfn, ZoneIdx, MAX_PAGE_ORDER};
+use crate::zone::Wmark;
 
 /// Mirrors `struct alloc_context`: where an allocation may look and what it asks for.
 #[derive(Clone, Debug)]
@@ -102,8 +103,13 @@ impl Machine {
     /// head page has refcount 1 (and is a compound head with __GFP_COMP).
     pub fn alloc_pages(&mut self, gfp: Gfp, order: Order, node: NodeId) -> Option<Pfn> {
         if let Some(at) = self.place_at.take() {
-            // A placed allocation (see Machine::place_at): exactly this block or nothing.
-            if !self.take_free_range(at, order) {
+            // A placed allocation (see Machine::place_at): exactly this block, from a
+            // per-CPU list or the buddy lists (after draining the per-CPU blocks it
+            // overlaps), or nothing.
+            let placed = self.take_pcp_block_for_alloc(at, order)
+                || self.take_free_range(at, order)
+                || (self.drain_pcp_blocks_over(at, order) > 0 && self.take_free_range(at, order));
+            if !placed {
                 self.vmstat[VmEvent::AllocFail] += 1;
                 return None;
             }
@@ -146,10 +152,13 @@ impl Machine {
     /// watermark and has a page. Under ALLOC_NOFRAGMENT, moving to a remote node or running
     /// out of zones drops the flag and starts over (unless `defrag_mode`).
     ///
+    /// A zone not yet marked ZONE_BELOW_HIGH is first tested at its high watermark; passing
+    /// it goes straight to the allocation, failing it sets the mark (which makes frees
+    /// shrink the per-CPU lists) before the allocation's own watermark is tested.
+    ///
     /// DEVIATION(linux): no cpusets, dirty-page spreading, node reclaim, deferred-init
     /// growth, or skipping of nodes whose kswapd is awake (`skip_kswapd_nodes`, which
-    /// only spreads allocations across nodes); the ZONE_BELOW_HIGH probe at the high watermark is skipped because passing
-    /// it implies passing the allocation's own mark, so the outcome is the same.
+    /// only spreads allocations across nodes).
     pub fn get_page_from_freelist(
         &mut self,
         gfp: Gfp,
@@ -171,27 +180,42 @@ impl Machine {
                     flags = flags.without(AllocFlags::NOFRAGMENT);
                     continue 'retry;
                 }
-                if !flags.has(AllocFlags::NO_WATERMARKS) {
-                    let mark = z.wmark_pages(wmark_of(flags));
-                    if !zone_watermark_fast(
+                let cma = self.config.config_cma;
+                let high_ok = !z.below_high
+                    && zone_watermark_fast(
                         z,
                         order,
-                        mark,
+                        z.wmark_pages(Wmark::High),
                         ac.highest,
                         flags,
-                        self.config.config_cma,
-                    ) {
+                        cma,
+                    );
+                if !high_ok {
+                    if self.config.pcp {
+                        self.zones[zi.idx()].below_high = true;
+                    }
+                    let z = self.zone(zi);
+                    let mark = z.wmark_pages(wmark_of(flags));
+                    if !zone_watermark_fast(z, order, mark, ac.highest, flags, cma)
+                        && !flags.has(AllocFlags::NO_WATERMARKS)
+                    {
                         continue;
                     }
                 }
-                let free_before = self.zone(zi).nr_free_pages;
+                // Postcondition (checked in debug builds: summing the per-CPU lists costs
+                // more than the allocation itself).
+                let free_before = cfg!(debug_assertions)
+                    .then(|| self.zone(zi).nr_free_pages + self.zone(zi).pcp_pages());
                 if let Some(pfn) = self.rmqueue(zi, order, flags, ac.migratetype) {
                     self.prep_new_page(pfn, order, gfp);
-                    assert_eq!(
-                        free_before - self.zone(zi).nr_free_pages,
-                        order.nr_pages(),
-                        "allocating {pfn:?} at order {order} must take exactly its pages"
-                    );
+                    if let Some(before) = free_before {
+                        let z = self.zone(zi);
+                        debug_assert_eq!(
+                            before - z.nr_free_pages - z.pcp_pages(),
+                            order.nr_pages(),
+                            "allocating {pfn:?} at order {order} must take exactly its pages"
+                        );
+                    }
                     if flags.has(AllocFlags::HIGHATOMIC)
                         && order.0 > 0
                         && flags.wmark() == AllocFlags::WMARK_MIN.wmark()
@@ -209,12 +233,8 @@ impl Machine {
         }
     }
 
-    /// Mirrors `rmqueue()` and the boosted-watermark kswapd wake-up that follows it.
-    ///
-    /// DEVIATION(linux): no per-cpu page lists. Linux serves orders 0..=3 and the THP order
-    /// from per-cpu lists refilled `batch` pages at a time and drained in batches, which
-    /// delays merging by up to `pcp->high` pages per CPU. The model is one deterministic
-    /// CPU; every allocation and free goes straight to the buddy lists.
+    /// Mirrors `rmqueue()`: the current CPU's per-CPU lists for orders they serve, else the
+    /// buddy lists; then the boosted-watermark kswapd wake-up.
     fn rmqueue(
         &mut self,
         zi: ZoneIdx,
@@ -222,7 +242,13 @@ impl Machine {
         flags: AllocFlags,
         mt: MigrateType,
     ) -> Option<Pfn> {
-        let page = self.rmqueue_buddy(zi, order, mt, flags);
+        let mut page = None;
+        if self.config.pcp && pcp_allowed_order(order) {
+            page = self.rmqueue_pcplist(zi, order, mt, flags);
+        }
+        if page.is_none() {
+            page = self.rmqueue_buddy(zi, order, mt, flags);
+        }
         if flags.has(AllocFlags::KSWAPD) && self.zones[zi.idx()].boosted_watermark {
             self.zones[zi.idx()].boosted_watermark = false;
             let zt = self.zone(zi).zone_type;
@@ -241,8 +267,9 @@ impl Machine {
     }
 
     /// Frees a block allocated at `order` (mirrors `__free_pages()` dropping the last
-    /// reference, `__free_pages_prepare()`, then `free_one_page()`). Every page's state is
-    /// cleared; the block merges with free buddies.
+    /// reference, `__free_pages_prepare()`, then `free_frozen_pages()`: the current CPU's
+    /// per-CPU list for the orders it holds, else `free_one_page()`). Every page's state is
+    /// cleared; a block freed to the buddy lists merges with free buddies.
     pub fn free_pages(&mut self, pfn: Pfn, order: Order) {
         assert!(
             order.0 <= MAX_PAGE_ORDER && pfn.is_aligned(order),
@@ -269,27 +296,37 @@ impl Machine {
             "free of a folio of order {} at order {order}",
             f.order()
         );
-        let pb = self.pageblock_order();
-        let step = order.min(pb).nr_pages();
-        let counted: u64 = (0..order.nr_pages() / step)
-            .filter(|i| self.migratetype(pfn.plus(i * step)) != MigrateType::Isolate)
-            .count() as u64
-            * step;
-        let free_before = self.zone(zi).nr_free_pages as i64;
-        let captured_before = self.capture.and_then(|c| c.page);
+        // Postcondition, for a block that bypasses the per-CPU lists (debug builds; a block
+        // freed to a list may push older ones into isolated pageblocks, whose pages
+        // NR_FREE_PAGES leaves out: the checker recounts that case).
+        let to_pcp = self.config.pcp && crate::buddy::pcp::pcp_allowed_order(order);
+        let before = (cfg!(debug_assertions) && !to_pcp).then(|| {
+            let pb = self.pageblock_order();
+            let step = order.min(pb).nr_pages();
+            let counted = (0..order.nr_pages() / step)
+                .filter(|i| self.migratetype(pfn.plus(i * step)) != MigrateType::Isolate)
+                .count() as u64
+                * step;
+            let free = (self.zone(zi).nr_free_pages + self.zone(zi).pcp_pages()) as i64;
+            (counted, free, self.capture.and_then(|c| c.page))
+        });
         self.mem.clear_block(pfn, order);
-        self.free_one_page(zi, pfn, order, FreeFlags::NONE);
+        self.free_frozen_pages(zi, pfn, order);
         self.vmstat[VmEvent::Pgfree] += order.nr_pages();
-        // A direct compactor may have captured the merged block (compaction_capture()).
-        let captured = match self.capture {
-            Some(c) if c.page.is_some() && captured_before.is_none() => c.order.nr_pages() as i64,
-            _ => 0,
-        };
-        assert_eq!(
-            self.zone(zi).nr_free_pages as i64 - free_before,
-            counted as i64 - captured,
-            "freeing {pfn:?} at order {order} must add exactly its non-isolated, uncaptured pages"
-        );
+        if let Some((counted, free_before, captured_before)) = before {
+            // A direct compactor may have captured the merged block (compaction_capture()).
+            let captured = match self.capture {
+                Some(c) if c.page.is_some() && captured_before.is_none() => {
+                    c.order.nr_pages() as i64
+                }
+                _ => 0,
+            };
+            debug_assert!(
+                (self.zone(zi).nr_free_pages + self.zone(zi).pcp_pages()) as i64 - free_before
+                    == counted as i64 - captured,
+                "freeing {pfn:?} at order {order} must add exactly its non-isolated, uncaptured pages"
+            );
+        }
     }
 }
 

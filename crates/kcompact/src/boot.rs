@@ -106,6 +106,7 @@ impl Machine {
             owners: Default::default(),
             contents: Default::default(),
             pf_memalloc: false,
+            cpu: 0,
             trace: None,
             capture: None,
             place_at: None,
@@ -221,26 +222,42 @@ impl Machine {
         }
     }
 
-    /// Mirrors `free_reserved_page()`: a reserved page of a zone is given to the buddy
-    /// allocator and the zone's managed pages grow by one (`adjust_managed_page_count()`).
-    /// False if `pfn` is not a reserved page of a zone. The trace replay gives the
-    /// allocator the pages a snapshot could not place (count 0, no flags: on a per-CPU
-    /// list or in flight when it was captured) once the trace shows them in its hands.
+    /// Mirrors `free_reserved_page()`: a reserved page of a zone is freed as any page is
+    /// (`__free_page()`: onto the current CPU's list) and the zone's managed pages grow by
+    /// one (`adjust_managed_page_count()`). False if `pfn` is not a reserved page of a zone.
     pub fn free_reserved_page(&mut self, pfn: Pfn) -> bool {
-        let Some(zi) = self.page_zone(pfn) else {
+        let Some(zi) = self.unreserve(pfn) else {
             return false;
         };
+        self.free_frozen_pages(zi, pfn, Order(0));
+        true
+    }
+
+    /// A reserved page of a zone given straight to the buddy lists, its zone's managed
+    /// pages growing by one. A model utility: the trace replay gives the allocator a page
+    /// the snapshot could not place (count 0, no flags: on a per-CPU list or in flight
+    /// when it was captured) once the trace allocates it, wherever the kernel held it.
+    pub fn adopt_reserved_page(&mut self, pfn: Pfn) -> bool {
+        let Some(zi) = self.unreserve(pfn) else {
+            return false;
+        };
+        self.free_one_page(zi, pfn, Order(0), FreeFlags::NONE);
+        true
+    }
+
+    /// Clears a reserved page of a zone for freeing, counting it managed; its zone.
+    fn unreserve(&mut self, pfn: Pfn) -> Option<crate::units::ZoneIdx> {
+        let zi = self.page_zone(pfn)?;
         if !self
             .mem
             .flags(pfn)
             .contains(crate::memmap::PageFlags::RESERVED)
         {
-            return false;
+            return None;
         }
         self.zones[zi.idx()].managed_pages += 1;
         self.mem.clear_block(pfn, Order(0));
-        self.free_one_page(zi, pfn, Order(0), FreeFlags::NONE);
-        true
+        Some(zi)
     }
 }
 

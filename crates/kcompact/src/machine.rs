@@ -57,6 +57,10 @@ pub struct Machine {
     /// The current task is in direct compaction or reclaim (`current->flags & PF_MEMALLOC`):
     /// migration does not sleep on page locks.
     pub pf_memalloc: bool,
+    /// The CPU the current task runs on (`smp_processor_id()`): its per-CPU page lists
+    /// serve the task's allocations and frees. Scenarios place their tasks; the daemons
+    /// run on [`Machine::daemon_cpu`].
+    pub cpu: u32,
     /// Reclaim: LRU lists, kswapd, swap.
     pub reclaim: crate::mmzone::ReclaimState,
     /// Simulated time and what each actor spent of it.

@@ -13,11 +13,13 @@
 //! - [`CaptureControl`]: the current task's `struct capture_control`.
 //! - [`HugetlbPool`]: the 2 MiB pool (`struct hstate`).
 //! - [`ReclaimState`], [`SwapEntry`]: the machine's swap space and LRU sequence numbers.
+//! - [`PerCpuPages`]: one CPU's free-page lists of one zone (`struct per_cpu_pages`).
 //!
 //! Architecture Invariant: this file imports nothing that holds behaviour, so every
 //! behaviour file can use it without an import circle.
 
 use crate::layout::ZoneType;
+use crate::memmap::list::PageList;
 use crate::memmap::{MigrateType, PageFlags};
 use crate::owners::table::FolioId;
 use crate::units::{Order, Pfn, ZoneIdx};
@@ -234,4 +236,59 @@ pub struct SwapEntry {
     pub stamp_offset: u32,
     /// The folio while it is still in the swap cache.
     pub cached: Option<FolioId>,
+}
+
+/// `NR_PCP_LISTS`: a list per PCP migratetype for orders 0..=PAGE_ALLOC_COSTLY_ORDER, and
+/// two for the THP order (unmovable and reclaimable share one).
+pub const NR_PCP_LISTS: usize = 14;
+/// `CONFIG_PCP_BATCH_SCALE_MAX` (Kconfig default): order-0 refills grow to `batch << 5`.
+pub const PCP_BATCH_SCALE_MAX: u32 = 5;
+/// `PCPF_PREV_FREE_HIGH_ORDER`: the last free to this pcp was of orders 1..=3.
+pub const PCPF_PREV_FREE_HIGH_ORDER: u8 = 1 << 0;
+/// `PCPF_FREE_HIGH_BATCH`: the CPU's cache slice holds more than three batches, so a
+/// burst of high-order frees may keep a batch on the list.
+pub const PCPF_FREE_HIGH_BATCH: u8 = 1 << 1;
+
+/// Mirrors `struct per_cpu_pages`: one CPU's cache of free pages of one zone. Pages on its
+/// lists are not `PageBuddy`, not counted in NR_FREE_PAGES, buddyinfo or the watermarks,
+/// and invisible to compaction's free scanner until a drain gives them back.
+#[derive(Clone, Debug)]
+pub struct PerCpuPages {
+    /// `count`: pages on all lists (a block of order `o` counts `2^o`).
+    pub count: u64,
+    /// `high`: the current limit, tuned between `high_min` and `high_max`; 0 until the
+    /// pcp is first used.
+    pub high: u64,
+    /// `high_min` (from the low watermark).
+    pub high_min: u64,
+    /// `high_max` (from the zone's managed pages).
+    pub high_max: u64,
+    /// `batch`: the refill and drain chunk.
+    pub batch: u64,
+    /// `flags`: [`PCPF_PREV_FREE_HIGH_ORDER`], [`PCPF_FREE_HIGH_BATCH`].
+    pub flags: u8,
+    /// `alloc_factor`: order-0 refills take `batch << alloc_factor` (0..=5).
+    pub alloc_factor: u8,
+    /// `free_count`: pages freed since the last allocations halved it.
+    pub free_count: u64,
+    /// `lists[NR_PCP_LISTS]`, by `order_to_pindex()`: blocks linked through the memory
+    /// map, newest at the head.
+    pub lists: [PageList; NR_PCP_LISTS],
+}
+
+impl Default for PerCpuPages {
+    /// Mirrors `per_cpu_pages_init()`: everything zero, `batch` 1 (`BOOT_PAGESET_BATCH`).
+    fn default() -> Self {
+        PerCpuPages {
+            count: 0,
+            high: 0,
+            high_min: 0,
+            high_max: 0,
+            batch: 1,
+            flags: 0,
+            alloc_factor: 0,
+            free_count: 0,
+            lists: [PageList::default(); NR_PCP_LISTS],
+        }
+    }
 }

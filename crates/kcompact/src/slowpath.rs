@@ -271,7 +271,10 @@ impl Machine {
             if drained {
                 return (None, progress);
             }
+            // Reclaim freed pages but none could be had: some may wait on the CPUs' lists
+            // or in the highatomic reserve, so give those back once and try again.
             self.unreserve_highatomic_pageblock(&zonelist, ac.highest, ac.migratetype, false);
+            self.drain_all_pages(None);
             drained = true;
         }
     }

@@ -71,6 +71,18 @@ pub struct VmConfig {
     /// Anonymous folio orders faults may use (bit `o` for order `o`; the mTHP sizes'
     /// `enabled` files). The default is the PMD order alone.
     pub thp_orders: u16,
+    /// Per-CPU page lists (`pcp=on`, Linux's): orders 0..=3 and the THP order are
+    /// allocated from and freed to each CPU's lists. `off` sends every allocation and free
+    /// straight to the buddy lists (the model before it had them).
+    pub pcp: bool,
+    /// Online CPUs (`nr_cpu_ids`), each with its own per-CPU lists.
+    pub cpus: u32,
+    /// `vm.percpu_pagelist_high_fraction`: 0 lets `high` auto-tune between the low
+    /// watermark and managed/8 per CPU; N (at least 8) fixes it at managed/N per CPU.
+    pub percpu_pagelist_high_fraction: u32,
+    /// `PCPF_FREE_HIGH_BATCH`: the CPU's data cache slice holds more than three batches
+    /// (true on this project's machine, whose CPUs have megabytes of cache each).
+    pub pcp_free_high_batch: bool,
 }
 
 /// How compaction treats large folios and free pages (`folio_compaction`).
@@ -122,6 +134,10 @@ impl Default for VmConfig {
             thp_defrag: ThpDefrag::Madvise,
             thp_madvise_only: false,
             thp_orders: 1 << 9,
+            pcp: true,
+            cpus: 2,
+            percpu_pagelist_high_fraction: 0,
+            pcp_free_high_batch: true,
         }
     }
 }
@@ -559,6 +575,33 @@ pub static TUNABLES: &[Tunable] = &[
         get: |c| Value::Choice(c.vm.thp_defrag.name()),
     },
     Tunable {
+        name: "pcp",
+        handler: Handler::Bool { numeric: false },
+        scope: Scope::Boot,
+        file: None,
+        help: "per-CPU page lists (default on, Linux's; off: every free goes straight to the buddy lists)",
+        set: |c, v| c.vm.pcp = flag(v),
+        get: |c| Value::Bool(c.vm.pcp),
+    },
+    Tunable {
+        name: "cpus",
+        handler: Handler::Int { min: 1, max: 256 },
+        scope: Scope::Boot,
+        file: None,
+        help: "online CPUs, each with its own per-CPU page lists (default 2)",
+        set: |c, v| c.vm.cpus = int(v) as u32,
+        get: |c| Value::Int(c.vm.cpus as u64),
+    },
+    Tunable {
+        name: "percpu_pagelist_high_fraction",
+        handler: Handler::Int { min: 0, max: INT_MAX },
+        scope: Scope::Runtime,
+        file: Some("percpu_pagelist_high_fraction"),
+        help: "vm.percpu_pagelist_high_fraction (0 = auto-tuned, default; else at least 8)",
+        set: |c, v| c.vm.percpu_pagelist_high_fraction = int(v) as u32,
+        get: |c| Value::Int(c.vm.percpu_pagelist_high_fraction as u64),
+    },
+    Tunable {
         name: "integrity",
         handler: Handler::Choice(&["off", "stamps", "bytes"]),
         scope: Scope::Boot,
@@ -645,7 +688,13 @@ impl MachineConfig {
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let t = tunable(key).ok_or_else(|| unknown(key, &[]))?;
         let v = t.parse(value, self.mem_bytes)?;
+        let before = self.clone();
         (t.set)(self, v);
+        // Ranges that depend on more than the handler (percpu_pagelist_high_fraction).
+        if let Err(e @ ConfigError::OutOfRange { .. }) = self.vm.validate() {
+            *self = before;
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -670,8 +719,15 @@ impl VmConfig {
             vm: std::mem::take(self),
             ..MachineConfig::new(0)
         };
+        let before = c.vm.clone();
         let r = t.parse(value, 0).map(|v| (t.set)(&mut c, v));
         *self = c.vm;
+        if r.is_ok() {
+            if let Err(e) = self.validate() {
+                *self = before;
+                return Err(e);
+            }
+        }
         r
     }
 
@@ -695,6 +751,15 @@ impl VmConfig {
         }
         if self.zram && self.swap_pages == 0 {
             return Err(ConfigError::Zram);
+        }
+        // percpu_pagelist_high_fraction_sysctl_handler(): 0, or at least
+        // MIN_PERCPU_PAGELIST_HIGH_FRACTION.
+        if (1..8).contains(&self.percpu_pagelist_high_fraction) {
+            return Err(ConfigError::OutOfRange {
+                key: "percpu_pagelist_high_fraction",
+                value: self.percpu_pagelist_high_fraction as u64,
+                range: "0 or 8..=2147483647".into(),
+            });
         }
         if self.cma_pages > 0 && !self.config_cma {
             return Err(ConfigError::Cma("cma_pages needs config_cma".into()));
@@ -748,7 +813,8 @@ mod tests {
         let samples = |t: &Tunable| -> Vec<&'static str> {
             match t.handler {
                 Handler::Bool { .. } => vec!["on", "off"],
-                Handler::Int { .. } => vec!["1", "64"],
+                // 8: the least percpu_pagelist_high_fraction other than 0.
+                Handler::Int { .. } => vec!["8", "64"],
                 Handler::Size => vec!["1G", "0"],
                 Handler::SizeOrPct => vec!["2G", "25%"],
                 Handler::Choice(w) => w.to_vec(),

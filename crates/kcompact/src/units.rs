@@ -16,6 +16,8 @@ pub const PAGE_SHIFT: u32 = 12;
 pub const MAX_PAGE_ORDER: u8 = 10;
 /// Mirrors `NR_PAGE_ORDERS`: the number of free lists per migratetype.
 pub const NR_PAGE_ORDERS: usize = MAX_PAGE_ORDER as usize + 1;
+/// Mirrors `HPAGE_PMD_ORDER` on x86-64 with 4 KiB pages: a PMD maps a folio of this order.
+pub const HPAGE_PMD_ORDER: u8 = 9;
 /// Mirrors `PAGE_ALLOC_COSTLY_ORDER`: orders above this are "costly".
 pub const PAGE_ALLOC_COSTLY_ORDER: u8 = 3;
 /// Mirrors `pageblock_order` on x86-64 (HPAGE_PMD_ORDER); the machine may set another.

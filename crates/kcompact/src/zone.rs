@@ -7,6 +7,7 @@
 use crate::layout::{ZoneType, MAX_NR_ZONES};
 use crate::memmap::list::PageList;
 use crate::memmap::pageblock::MIGRATE_TYPES;
+use crate::mmzone::PerCpuPages;
 use crate::units::{NodeId, Pfn, NR_PAGE_ORDERS};
 
 /// Mirrors `enum zone_watermarks`.
@@ -75,6 +76,16 @@ pub struct Zone {
     pub compact: ZoneCompaction,
     /// `NR_ZONE_INACTIVE_ANON` … `NR_ZONE_UNEVICTABLE`: pages on each LRU list.
     pub nr_lru: [u64; crate::mmzone::NR_LRU_LISTS],
+    /// `per_cpu_pageset`: each CPU's free-page lists (empty when `pcp=off`).
+    pub pageset: Vec<PerCpuPages>,
+    /// `pageset_high_min`, `pageset_high_max`, `pageset_batch`: what every CPU's pcp was
+    /// last sized to (`zone_set_pageset_high_and_batch()`).
+    pub pageset_sizes: (u64, u64, u64),
+    /// `ZONE_BELOW_HIGH`: an allocation found the zone below its high watermark; frees
+    /// shrink `pcp->high` until a drain brings it back above.
+    pub below_high: bool,
+    /// `ZONE_RECLAIM_ACTIVE`: kswapd is reclaiming the zone; the pcps keep few pages.
+    pub reclaim_active: bool,
 }
 
 /// The zone fields compaction keeps between runs (`struct zone`, CONFIG_COMPACTION).
@@ -128,6 +139,10 @@ impl Zone {
             boosted_watermark: false,
             compact: ZoneCompaction::default(),
             nr_lru: [0; crate::mmzone::NR_LRU_LISTS],
+            pageset: Vec::new(),
+            pageset_sizes: (0, 0, 0),
+            below_high: false,
+            reclaim_active: false,
         }
     }
 
@@ -141,6 +156,12 @@ impl Zone {
     #[inline]
     pub fn spans(&self, pfn: Pfn) -> bool {
         self.zone_start_pfn <= pfn && pfn < self.end_pfn()
+    }
+
+    /// Free pages on every CPU's per-CPU lists of this zone (the sum of zoneinfo's
+    /// `count:`), which NR_FREE_PAGES and buddyinfo do not show.
+    pub fn pcp_pages(&self) -> u64 {
+        self.pageset.iter().map(|p| p.count).sum()
     }
 
     /// `populated_zone()`: the zone has present pages.

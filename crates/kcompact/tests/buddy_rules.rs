@@ -11,10 +11,19 @@ use kcompact::memmap::{MigrateType, PageFlags};
 use kcompact::units::{NodeId, Order, Pfn};
 use kcompact::{Machine, VmConfig};
 
+/// These rules are the buddy allocator's own: allocations and frees go straight to its
+/// lists (`pcp=off`); the per-CPU lists above them have their rules in `pcp_rules.rs`.
+fn buddy_only() -> VmConfig {
+    VmConfig {
+        pcp: false,
+        ..VmConfig::default()
+    }
+}
+
 fn no_boost() -> VmConfig {
     VmConfig {
         watermark_boost_factor: 0,
-        ..VmConfig::default()
+        ..buddy_only()
     }
 }
 
@@ -527,7 +536,7 @@ fn highatomic_reserve_and_unreserve() {
 
 #[test]
 fn boost_rises_by_a_pageblock_per_fragmenting_fallback_up_to_its_cap() {
-    let mut m = small_machine(0, 64, VmConfig::default());
+    let mut m = small_machine(0, 64, buddy_only());
     let zi = m.zone_of(NodeId(0), ZoneType::Normal);
     let high = m.zone(zi).watermark[2];
     let cap = (high * 15000 / 10000).max(512);
@@ -555,7 +564,7 @@ fn boost_rises_by_a_pageblock_per_fragmenting_fallback_up_to_its_cap() {
 
 #[test]
 fn kswapd_wake_for_a_boost_takes_the_boost_back() {
-    let mut m = small_machine(0, 64, VmConfig::default());
+    let mut m = small_machine(0, 64, buddy_only());
     let zi = m.zone_of(NodeId(0), ZoneType::Normal);
     drain(&mut m, Gfp::GFP_HIGHUSER_MOVABLE);
     for i in 0..4 {

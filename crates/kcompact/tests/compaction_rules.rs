@@ -20,8 +20,11 @@ fn order9_blocks(m: &Machine) -> u64 {
 }
 
 /// A machine whose Normal zone is filled with order-0 anonymous pages of one process and
-/// then has every second page unmapped: plenty of free memory, no free pageblock.
+/// then has every second page unmapped: plenty of free memory, no free pageblock. The
+/// rules here are compaction's own on the buddy lists, so frees go straight to them
+/// (`pcp=off`); `pcp_rules.rs` has compaction beside the per-CPU lists.
 fn fragmented(blocks: u64, cfg: VmConfig) -> (Machine, u32, Vec<FolioId>) {
+    let cfg = VmConfig { pcp: false, ..cfg };
     let mut m = small_machine(0, blocks, cfg);
     m.enable_contents(false);
     let p = m.new_process();
@@ -464,7 +467,11 @@ fn switch_folio_compaction_split_skips_large_folios() {
 /// 2048 order-0 anonymous pages faulted into a 16-block Normal zone, then the ones at
 /// pfns of one parity unmapped: a band of half-full pageblocks below free order-10 blocks.
 fn parity_holes(odd_holes: bool) -> Machine {
-    let mut m = small_machine(0, 16, VmConfig::default());
+    let cfg = VmConfig {
+        pcp: false,
+        ..VmConfig::default()
+    };
+    let mut m = small_machine(0, 16, cfg);
     let p = m.new_process();
     let mut pfns = Vec::new();
     for vpn in 0..2048 {

@@ -8,8 +8,17 @@ use kcompact::units::Order;
 use kcompact::views::mapdata::{cell_glyph, memory_map, pageblock_map};
 use kcompact::VmConfig;
 
-fn machine_with_a_mix() -> kcompact::Machine {
-    let mut m = small_machine(0, 8, VmConfig::default());
+/// Anonymous, page cache, kernel and hugetlb pages in an 8-block zone; with `pcp`, some
+/// free pages wait on the per-CPU lists.
+fn machine_with_a_mix_pcp(pcp: bool) -> kcompact::Machine {
+    let mut m = small_machine(
+        0,
+        8,
+        VmConfig {
+            pcp,
+            ..VmConfig::default()
+        },
+    );
     let p = m.new_process();
     for v in 0..700 {
         m.fault_anon(p, v, Order(0)).unwrap();
@@ -26,11 +35,22 @@ fn machine_with_a_mix() -> kcompact::Machine {
     m
 }
 
+/// The mix on the buddy lists alone (`pcp=off`), for the picture.
+fn machine_with_a_mix() -> kcompact::Machine {
+    machine_with_a_mix_pcp(false)
+}
+
 #[test]
 fn every_page_is_counted_once_in_its_cell() {
-    let m = machine_with_a_mix();
+    for m in [machine_with_a_mix(), machine_with_a_mix_pcp(true)] {
+        every_page_counted_once(&m);
+    }
+    assert!(machine_with_a_mix_pcp(true).nr_pcp_pages() > 0);
+}
+
+fn every_page_counted_once(m: &kcompact::Machine) {
     for max in [1, 2, 3, 8, 1000] {
-        let map = memory_map(&m, max);
+        let map = memory_map(m, max);
         assert!(map.len() <= max.max(1), "{max}: {} cells", map.len());
         let pages = map.cell_pages();
         for i in 0..map.len() {
@@ -45,15 +65,19 @@ fn every_page_is_counted_once_in_its_cell() {
             assert_eq!(u64::from(sum), pages, "cell {i} with {max} cells at most");
         }
         let sum = |v: &Vec<u32>| v.iter().map(|x| u64::from(*x)).sum::<u64>();
-        assert_eq!(sum(&map.free), m.nr_free_pages());
+        assert_eq!(
+            sum(&map.free),
+            m.nr_free_pages() + m.nr_pcp_pages(),
+            "pages on the buddy and per-CPU lists are free"
+        );
         assert_eq!(sum(&map.anon), 700);
         assert_eq!(sum(&map.file), 300);
         assert_eq!(sum(&map.hugetlb), 512);
         assert!(sum(&map.kernel) > 3, "3 kernel pages and a page table");
     }
-    assert_eq!(memory_map(&m, 8).group, 1);
-    assert_eq!(memory_map(&m, 4).group, 2);
-    assert_eq!(memory_map(&m, 3).group, 4);
+    assert_eq!(memory_map(m, 8).group, 1);
+    assert_eq!(memory_map(m, 4).group, 2);
+    assert_eq!(memory_map(m, 3).group, 4);
 }
 
 #[test]

@@ -736,13 +736,14 @@ impl Swarm {
         if let Err(e) = verify(&self.m) {
             self.fail(step, format!("checker at teardown:\n{e}"));
         }
-        if !self.m.owners.is_empty() || self.m.nr_free_pages() != self.m.managed_pages() {
+        let free = self.m.nr_free_pages() + self.m.nr_pcp_pages();
+        if !self.m.owners.is_empty() || free != self.m.managed_pages() {
             self.fail(
                 step,
                 format!(
                     "leak: {} folios still owned, {} of {} pages free",
                     self.m.owners.len(),
-                    self.m.nr_free_pages(),
+                    free,
                     self.m.managed_pages()
                 ),
             );

@@ -80,7 +80,13 @@ fn order9_free(m: &Machine) -> u64 {
 
 #[test]
 fn kswapd_wakes_at_low_and_stops_at_high() {
-    let (mut m, f) = with_page_cache(64, 50, VmConfig::default());
+    // Free pages move one at a time here (pcp=off): a per-CPU refill would take a batch
+    // past the watermark at once.
+    let cfg = VmConfig {
+        pcp: false,
+        ..VmConfig::default()
+    };
+    let (mut m, f) = with_page_cache(64, 50, cfg);
     let zi = normal(&m);
     let (low, high) = (m.zone(zi).low_wmark_pages(), m.zone(zi).high_wmark_pages());
     let mut index = 1 << 20;

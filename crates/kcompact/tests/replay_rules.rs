@@ -50,7 +50,7 @@ fn first_free_pfn(m: &Machine) -> u64 {
 fn exact_replay_places_and_frees_at_the_recorded_pfns() {
     let mut m = machine();
     let base = first_free_pfn(&m);
-    let free0 = m.nr_free_pages();
+    let free0 = free_all(&m);
     let mut t = String::from("# tracer: nop\n");
     t += &alloc_line(1, base, 0, 1);
     t += &alloc_line(2, base + 4, 2, 0);
@@ -59,12 +59,12 @@ fn exact_replay_places_and_frees_at_the_recorded_pfns() {
     t += &alloc_line(5, base + 8, 3, 0);
     let tr = parse_trace(&t);
     assert_eq!(tr.records.len(), 5);
-    let r = replay(&mut m, &tr, Mode::Exact, &mut |_, _| {});
+    let r = replay(&mut m, &tr, Mode::Exact, None, &mut |_, _| {});
     check(&m);
     assert_eq!(r.inconsistencies.total(), 0, "{:?}", r.inconsistencies);
     assert_eq!(r.applied, 5);
     assert_eq!(
-        m.nr_free_pages(),
+        free_all(&m),
         free0 - 8,
         "only the order-3 block stays allocated"
     );
@@ -84,7 +84,7 @@ fn exact_replay_counts_each_contradiction() {
     t += &free_line(3, base + 64, 0); // never allocated: free already
     t += &free_line(4, base, 0); // held at order 1, freed at order 0
     t += &alloc_line(5, 1 << 40, 0, 0); // outside every zone
-    let r = replay(&mut m, &parse_trace(&t), Mode::Exact, &mut |_, _| {});
+    let r = replay(&mut m, &parse_trace(&t), Mode::Exact, None, &mut |_, _| {});
     check(&m);
     let i = &r.inconsistencies;
     assert_eq!(i.alloc_not_free, 1);
@@ -97,7 +97,7 @@ fn exact_replay_counts_each_contradiction() {
 #[test]
 fn policy_replay_lets_the_model_choose_and_follows_each_kernel_pfn() {
     let mut m = machine();
-    let free0 = m.nr_free_pages();
+    let free0 = free_all(&m);
     let mut t = String::new();
     // Kernel pfns far outside the model: policy mode does not care where they were.
     for i in 0..64u64 {
@@ -107,12 +107,12 @@ fn policy_replay_lets_the_model_choose_and_follows_each_kernel_pfn() {
         t += &free_line(100 + i, (1 << 30) + i * 8, (i % 4) as u8);
     }
     t += &free_line(500, 1 << 31, 0); // allocated before the trace
-    let r = replay(&mut m, &parse_trace(&t), Mode::Policy, &mut |_, _| {});
+    let r = replay(&mut m, &parse_trace(&t), Mode::Policy, None, &mut |_, _| {});
     check(&m);
     assert_eq!(r.inconsistencies.policy_alloc_failed, 0);
     assert_eq!(r.inconsistencies.policy_free_unknown, 1);
     let held: u64 = (1..64u64).step_by(2).map(|i| 1u64 << (i % 4)).sum();
-    assert_eq!(m.nr_free_pages(), free0 - held);
+    assert_eq!(free_all(&m), free0 - held);
 }
 
 /// A random trace of allocations and frees over a small zone, replayed exactly, against a
@@ -159,8 +159,8 @@ fn exact_replay_agrees_with_a_naive_model() {
                 }
             }
         }
-        let free0 = m.nr_free_pages();
-        let r = replay(&mut m, &parse_trace(&t), Mode::Exact, &mut |_, _| {});
+        let free0 = free_all(&m);
+        let r = replay(&mut m, &parse_trace(&t), Mode::Exact, None, &mut |_, _| {});
         check(&m);
         assert_eq!(r.applied, ok, "seed {seed}");
         assert_eq!(
@@ -170,7 +170,7 @@ fn exact_replay_agrees_with_a_naive_model() {
             r.inconsistencies
         );
         let held: u64 = naive.values().map(|o| 1u64 << o).sum();
-        assert_eq!(m.nr_free_pages(), free0 - held, "seed {seed}");
+        assert_eq!(free_all(&m), free0 - held, "seed {seed}");
     }
 }
 
@@ -206,7 +206,7 @@ fn trace_parser_never_panics_on_mutated_input_and_replay_stays_consistent() {
         }
         if i % 50 == 0 {
             let mut m = machine();
-            replay(&mut m, &tr, Mode::Exact, &mut |_, _| {});
+            replay(&mut m, &tr, Mode::Exact, None, &mut |_, _| {});
             check(&m);
         }
     }
@@ -214,4 +214,119 @@ fn trace_parser_never_panics_on_mutated_input_and_replay_stays_consistent() {
         records > 0 && malformed > 0,
         "the mutations hit both ways: {records} / {malformed}"
     );
+}
+
+/// A snapshot read of `base..base + 16` over 1 s..3 s: `base` read at 1 s, `base + 8` at
+/// 2 s.
+fn read_window(base: u64) -> kcompact::replay::SnapshotRead {
+    kcompact::replay::SnapshotRead {
+        pfn_start: base,
+        pfn_end: base + 16,
+        start_ns: 1_000_000_000,
+        end_ns: 3_000_000_000,
+    }
+}
+
+#[test]
+fn exact_replay_skips_events_on_a_pfn_before_the_snapshot_read_it() {
+    let mut m = machine();
+    let base = first_free_pfn(&m);
+    let free0 = free_all(&m);
+    let read = read_window(base);
+    assert_eq!(read.read_at(base + 8), 2_000_000_000);
+    // The snapshot shows base+8 allocated.
+    let held = m.with_placement(Some(Pfn(base + 8)), |m| {
+        m.alloc_pages(
+            kcompact::gfp::Gfp::GFP_KERNEL,
+            kcompact::units::Order(0),
+            kcompact::units::NodeId(0),
+        )
+    });
+    assert_eq!(held, Some(Pfn(base + 8)));
+    let mut t = String::from("# tracer: nop\n");
+    // base+8 is allocated at 1.5 s, before its flags were read: the snapshot shows it.
+    t += &alloc_line(1_500_000, base + 8, 0, 1);
+    // base is allocated at 1.5 s, after its read: applied.
+    t += &alloc_line(1_500_000, base, 0, 1);
+    let r = replay(
+        &mut m,
+        &parse_trace(&t),
+        Mode::Exact,
+        Some(read),
+        &mut |_, _| {},
+    );
+    check(&m);
+    assert_eq!(r.before_snapshot, 1);
+    assert_eq!(r.applied, 1);
+    assert_eq!(r.inconsistencies.total(), 0, "{:?}", r.inconsistencies);
+    assert_eq!(free_all(&m), free0 - 2);
+}
+
+fn zone_locked_line(ts: u64, pfn: u64, order: u8, mt: u8) -> String {
+    format!(
+        "  t-1 [000] ..... {}.{:06}: mm_page_alloc_zone_locked: page=0000 pfn={pfn:#x} order={order} migratetype={mt} percpu_refill=1\n",
+        ts / 1_000_000,
+        ts % 1_000_000
+    )
+}
+
+#[test]
+fn exact_replay_sets_a_block_to_the_type_of_the_list_the_kernel_took_it_from() {
+    use kcompact::memmap::MigrateType;
+    let mut m = machine();
+    let base = first_free_pfn(&m);
+    assert_eq!(m.migratetype(Pfn(base)), MigrateType::Movable);
+    let free0 = free_all(&m);
+    // A refill of the reclaimable list took this block: it was a reclaimable block.
+    let mut t = String::from("# tracer: nop\n");
+    t += &zone_locked_line(1, base, 0, 2);
+    let r = replay(&mut m, &parse_trace(&t), Mode::Exact, None, &mut |_, _| {});
+    check(&m);
+    // The page lay in a free order-10 block: one block on one list, both its pageblocks
+    // of that list's type.
+    assert_eq!(r.blocks_retyped, 2);
+    assert_eq!(m.migratetype(Pfn(base)), MigrateType::Reclaimable);
+    assert_eq!(m.migratetype(Pfn(base ^ 512)), MigrateType::Reclaimable);
+    assert_eq!(
+        free_all(&m),
+        free0,
+        "the page moved to a per-CPU list, still free"
+    );
+    // A fallback that claimed an order-10 block retypes both its pageblocks.
+    let big = base + 2048;
+    let mut t = String::new();
+    t += &format!(
+        "  t-1 [000] d..3. 0.000002: mm_page_alloc_extfrag: page=0000 pfn={big:#x} alloc_order=0 fallback_order=10 pageblock_order=9 alloc_migratetype=0 fallback_migratetype=1 fragmenting=0 change_ownership=1\n"
+    );
+    let r = replay(&mut m, &parse_trace(&t), Mode::Exact, None, &mut |_, _| {});
+    check(&m);
+    assert_eq!(r.blocks_retyped, 2);
+    assert_eq!(m.migratetype(Pfn(big)), MigrateType::Unmovable);
+    assert_eq!(m.migratetype(Pfn(big + 512)), MigrateType::Unmovable);
+}
+
+#[test]
+fn an_event_before_the_read_that_the_snapshot_does_not_show_is_applied() {
+    let mut m = machine();
+    let base = first_free_pfn(&m);
+    let free0 = free_all(&m);
+    // The read estimate puts base+8's read at 2 s, but the snapshot shows it free: an
+    // allocation at 1.5 s must have come after the read.
+    let read = read_window(base);
+    let mut t = String::from("# tracer: nop\n");
+    t += &alloc_line(1_500_000, base + 8, 0, 1);
+    t += &free_line(1_600_000, base + 8, 0);
+    t += &alloc_line(1_700_000, base + 8, 0, 1);
+    let r = replay(
+        &mut m,
+        &parse_trace(&t),
+        Mode::Exact,
+        Some(read),
+        &mut |_, _| {},
+    );
+    check(&m);
+    assert_eq!(r.before_snapshot, 0);
+    assert_eq!(r.applied, 3);
+    assert_eq!(r.inconsistencies.total(), 0, "{:?}", r.inconsistencies);
+    assert_eq!(free_all(&m), free0 - 1);
 }

@@ -4,8 +4,10 @@
 //! operation mix (allocation orders, migratetypes, ALLOC flags, frees, isolation, highatomic
 //! unreserve, LRU marking), so different seeds stress different corners (swarm testing).
 //! The reference model is a plain per-page state vector. After every step the full-state
-//! checker runs and the model's free pages are compared with the reference's; allocation
-//! results are checked against what the reference says was possible.
+//! checker runs and the model's free pages (buddy and per-CPU lists) are compared with the
+//! reference's; allocation results are checked against what the reference says was
+//! possible. Most seeds run with per-CPU lists on 1 to 4 CPUs, switching CPUs, draining and
+//! decaying between operations.
 //!
 //! A failure prints its seed; rerun one seed with
 //! `KCOMPACT_SWARM_SEED=N cargo test -p kcompact --test swarm`.
@@ -77,6 +79,7 @@ impl Reference {
         zones: &[kcompact::units::ZoneIdx],
         order: Order,
         usable: &dyn Fn(MigrateType) -> bool,
+        on_pcp: &[bool],
     ) -> bool {
         for zi in zones {
             let z = m.zone(*zi);
@@ -85,7 +88,9 @@ impl Reference {
                 let pfn = Pfn(p);
                 if pfn >= z.zone_start_pfn
                     && usable(m.migratetype(pfn))
-                    && (0..order.nr_pages()).all(|i| self.pages[(p + i) as usize] == RefPage::Free)
+                    && (0..order.nr_pages()).all(|i| {
+                        self.pages[(p + i) as usize] == RefPage::Free && !on_pcp[(p + i) as usize]
+                    })
                 {
                     return true;
                 }
@@ -96,6 +101,24 @@ impl Reference {
     }
 }
 
+/// Which pages are inside blocks on the model's per-CPU lists.
+fn pcp_pages(m: &Machine) -> Vec<bool> {
+    let mut on = vec![false; m.mem.end_pfn().idx()];
+    for z in &m.zones {
+        for pcp in &z.pageset {
+            for (pindex, list) in pcp.lists.iter().enumerate() {
+                let o = kcompact::buddy::pcp::pindex_to_order(pindex);
+                for p in list.iter(&m.mem) {
+                    for i in 0..o.nr_pages() {
+                        on[p.plus(i).idx()] = true;
+                    }
+                }
+            }
+        }
+    }
+    on
+}
+
 /// One seed's machine and operation mix.
 struct Swarm {
     seed: u64,
@@ -104,7 +127,9 @@ struct Swarm {
     reference: Reference,
     live: Vec<(Pfn, Order, u32)>,
     next_id: u32,
-    op_weights: [u64; 8],
+    op_weights: [u64; 11],
+    drains: u64,
+    ticks_with_work: u64,
     order_weights: [u64; 11],
     type_weights: [u64; 5],
     ops: u64,
@@ -136,7 +161,11 @@ impl Swarm {
             rng.range(8, 20)
         };
         let config_cma = !tiny && rng.chance(1, 4);
+        let pcp = rng.chance(3, 4);
         let cfg = VmConfig {
+            pcp,
+            cpus: rng.range(1, 4) as u32,
+            percpu_pagelist_high_fraction: if rng.chance(1, 4) { 8 } else { 0 },
             watermark_boost_factor: if rng.chance(1, 2) { 15000 } else { 0 },
             watermark_scale_factor: [10, 100, 1000][rng.below(3) as usize],
             defrag_mode: rng.chance(1, 5),
@@ -165,6 +194,9 @@ impl Swarm {
             w(&mut rng, 2),
             w(&mut rng, 10),
             w(&mut rng, 2),
+            w(&mut rng, 10),
+            w(&mut rng, 2),
+            w(&mut rng, 4),
         ];
         let mut order_weights = [0u64; 11];
         for (o, x) in order_weights.iter_mut().enumerate() {
@@ -198,6 +230,8 @@ impl Swarm {
             order_weights,
             type_weights,
             ops: 0,
+            drains: 0,
+            ticks_with_work: 0,
             oracle_checks: 0,
             last_op: "boot",
         }
@@ -224,6 +258,9 @@ impl Swarm {
             "unreserve",
             "toggle LRU",
             "free many",
+            "switch CPU",
+            "drain pcp",
+            "vmstat tick",
         ][op];
         match op {
             0 => self.alloc(step, false),
@@ -233,7 +270,13 @@ impl Swarm {
             4 => self.isolate(false),
             5 => self.unreserve(),
             6 => self.toggle_lru(),
-            _ => self.free_many(step),
+            7 => self.free_many(step),
+            8 => self.m.cpu = self.rng.below(self.m.nr_cpus() as u64) as u32,
+            9 => self.drain(),
+            _ => {
+                let cpu = self.rng.below(self.m.nr_cpus() as u64) as u32;
+                self.ticks_with_work += self.m.refresh_cpu_vm_stats(cpu) as u64;
+            }
         }
         self.ops += 1;
         self.check(step);
@@ -384,10 +427,16 @@ impl Swarm {
                     || flags.has(AllocFlags(AllocFlags::OOM.0 | AllocFlags::NON_BLOCK.0)))
         };
         self.oracle_checks += 1;
-        if self
-            .reference
-            .could_allocate(&self.m, self.m.ac_zonelist(ac), order, &usable_for_order)
-        {
+        // Free pages waiting on per-CPU lists are not on the buddy lists the request falls
+        // back to.
+        let on_pcp = pcp_pages(&self.m);
+        if self.reference.could_allocate(
+            &self.m,
+            self.m.ac_zonelist(ac),
+            order,
+            &usable_for_order,
+            &on_pcp,
+        ) {
             self.fail(step, format!("order-{order} {:?} request with {flags:?} failed although the reference has a free aligned block", ac.migratetype));
         }
     }
@@ -426,11 +475,31 @@ impl Swarm {
         self.m.free_pages(p, order);
     }
 
+    fn drain(&mut self) {
+        self.drains += 1;
+        if self.rng.chance(1, 2) {
+            self.m.drain_all_pages(None);
+            assert_eq!(self.m.nr_pcp_pages(), 0, "drain_all_pages leaves nothing");
+        } else {
+            let zi = self.rng.below(self.m.zones.len() as u64) as u8;
+            let zone = self
+                .rng
+                .chance(1, 2)
+                .then_some(kcompact::units::ZoneIdx(zi));
+            self.m.drain_local_pages(zone);
+        }
+    }
+
     fn isolate(&mut self, on: bool) {
         let end = self.m.mem.end_pfn().0;
         let p = Pfn(self.rng.range(0x1000, end - 1));
         if on {
             self.m.isolate_pageblock(p);
+            // As every caller of start_isolate_page_range() does (alloc_contig_range(),
+            // offline_pages()): blocks already on the per-CPU lists could otherwise still
+            // be handed out from the isolated pageblock.
+            let zone = self.m.page_zone(p);
+            self.m.drain_all_pages(zone);
         } else {
             self.m.unisolate_pageblock(p);
         }
@@ -478,13 +547,14 @@ impl Swarm {
                 })
                 .sum();
             let want = self.reference.free_in(&self.m, zi);
-            if z.nr_free_pages + isolated != want {
+            if z.nr_free_pages + isolated + z.pcp_pages() != want {
                 self.fail(
                     step,
                     format!(
-                        "zone {}: model has {} free (+{isolated} isolated), reference {want}",
+                        "zone {}: model has {} free (+{isolated} isolated, +{} on per-CPU lists), reference {want}",
                         z.name(),
-                        z.nr_free_pages
+                        z.nr_free_pages,
+                        z.pcp_pages()
                     ),
                 );
             }
@@ -508,6 +578,10 @@ struct Coverage {
     defrag_mode_machines: u64,
     mobility_disabled_machines: u64,
     small_pageblock_machines: u64,
+    pcp_machines: u64,
+    multi_cpu_machines: u64,
+    drains: u64,
+    ticks_with_work: u64,
 }
 
 fn run_seed(seed: u64, cov: &mut Coverage) {
@@ -548,6 +622,10 @@ fn run_seed(seed: u64, cov: &mut Coverage) {
     cov.defrag_mode_machines += s.m.config.defrag_mode as u64;
     cov.mobility_disabled_machines += s.m.mobility_disabled as u64;
     cov.small_pageblock_machines += (s.m.pageblock_order().0 < 9) as u64;
+    cov.pcp_machines += s.m.config.pcp as u64;
+    cov.multi_cpu_machines += (s.m.config.pcp && s.m.nr_cpus() > 1) as u64;
+    cov.drains += s.drains;
+    cov.ticks_with_work += s.ticks_with_work;
 }
 
 #[test]
@@ -592,6 +670,10 @@ fn swarm_against_reference_model() {
                 "machines with small pageblocks",
                 cov.small_pageblock_machines,
             ),
+            ("machines with per-CPU lists", cov.pcp_machines),
+            ("per-CPU lists on several CPUs", cov.multi_cpu_machines),
+            ("pcp drains", cov.drains),
+            ("vmstat ticks that decayed a pcp", cov.ticks_with_work),
         ] {
             assert!(n > 0, "the swarm never exercised {what}: {cov:?}");
         }

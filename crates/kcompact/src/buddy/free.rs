@@ -291,6 +291,43 @@ impl Machine {
     }
 }
 
+impl Machine {
+    /// Gives the pageblock holding `pfn` type `new`, its free pages moving with it. A free
+    /// block larger than a pageblock that covers it is one free block on one list: all its
+    /// pageblocks take the type (as `try_to_claim_block()` claims such a block whole, and
+    /// as `__free_one_page()` gives a merged buddy the block's type). False if the block is
+    /// already `new`, isolated, CMA, a highatomic reserve or straddles the zone's edge. A
+    /// model utility: the replay sets a block to the type the kernel's trace shows it had;
+    /// Linux changes types only by its fallback and reserve rules. Returns the pageblocks
+    /// retyped.
+    pub fn retype_pageblock(&mut self, pfn: Pfn, new: MigrateType) -> u64 {
+        let Some(zi) = self.page_zone(pfn) else {
+            return 0;
+        };
+        let start = pfn.align_down(self.pageblocks.order());
+        let old = self.pageblocks.migratetype(start);
+        if old == new || !old.is_mergeable() || !new.is_mergeable() {
+            return 0;
+        }
+        if let Some((big, order)) = self.find_large_buddy(start) {
+            let mt = self.pageblocks.migratetype(big);
+            self.del_from_free_list(zi, big, order, mt);
+            self.account_freepages(zi, -(order.nr_pages() as i64), mt);
+            let pb = self.pageblocks.order().nr_pages();
+            let mut n = 0;
+            for i in 0..order.nr_pages() / pb {
+                let p = big.plus(i * pb);
+                n += (self.pageblocks.migratetype(p) != new) as u64;
+                self.set_pageblock_migratetype(p, new);
+            }
+            self.add_to_free_list(zi, big, order, new, false);
+            self.account_freepages(zi, order.nr_pages() as i64, new);
+            return n;
+        }
+        self.move_freepages_block(zi, start, old, new).is_some() as u64
+    }
+}
+
 /// `a + d` for a counter that must never go negative.
 #[inline]
 pub(crate) fn add_signed(a: u64, d: i64) -> u64 {

@@ -51,6 +51,15 @@ impl Machine {
         true
     }
 
+    /// Mirrors `is_free_buddy_page()`: true if `pfn` lies in a free block on the buddy
+    /// lists, of any order.
+    pub fn is_free_buddy_page(&self, pfn: Pfn) -> bool {
+        (0..=MAX_PAGE_ORDER).any(|o| {
+            let h = pfn.align_down(Order(o));
+            self.mem.is_buddy(h) && self.mem.buddy_order(h).0 >= o
+        })
+    }
+
     /// Finds a free block of order above pageblock order that covers `pfn`
     /// (`find_large_buddy()`).
     pub(crate) fn find_large_buddy(&self, pfn: Pfn) -> Option<(Pfn, Order)> {

@@ -8,6 +8,8 @@
 //!   (`__free_one_page`), `split_large_buddy`, moving a block's free pages between types.
 //! - [`rmqueue`]: `expand`, `__rmqueue_smallest`, the fallback table, claim and steal,
 //!   `boost_watermark`, `rmqueue_buddy`.
+//! - [`pcp`]: the per-CPU page lists (`rmqueue_pcplist`, `free_frozen_page_commit`,
+//!   `free_pcppages_bulk`, `high` auto-tuning and decay, the drains).
 //! - [`highatomic`]: the high-order atomic reserve.
 //! - [`watermark`]: `min_free_kbytes`, watermarks, lowmem reserves, `__zone_watermark_ok`.
 //!
@@ -18,7 +20,10 @@
 pub mod free;
 pub mod highatomic;
 pub mod isolate;
+pub mod pcp;
 pub mod rmqueue;
+
+pub use rmqueue::RmqueueMode;
 pub mod watermark;
 
 /// Mirrors `fpi_t` (FPI_* flags of `__free_one_page()`).

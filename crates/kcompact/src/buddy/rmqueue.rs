@@ -50,6 +50,20 @@ pub fn mult_frac(x: u64, n: u64, d: u64) -> u64 {
     (x / d) * n + ((x % d) * n) / d
 }
 
+/// Mirrors `enum rmqueue_mode`: where `__rmqueue()` starts looking, so a bulk refill does
+/// not search the lists that came up empty for its previous page.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum RmqueueMode {
+    /// RMQUEUE_NORMAL: the requested type's lists first.
+    Normal,
+    /// RMQUEUE_CMA: the CMA lists first.
+    Cma,
+    /// RMQUEUE_CLAIM: claim a block of another type first.
+    Claim,
+    /// RMQUEUE_STEAL: steal a page of another type.
+    Steal,
+}
+
 impl Machine {
     /// Mirrors `expand()`: splits a block of order `high` down to `low`, putting each upper
     /// half at the head of `free_list[mt]` of its order. Returns the pages put back.
@@ -282,14 +296,17 @@ impl Machine {
         self.vmstat.note_extfrag(&ev);
     }
 
-    /// Mirrors `__rmqueue()` for a single allocation (mode RMQUEUE_NORMAL): CMA balancing,
-    /// own type, CMA, claim, then steal unless ALLOC_NOFRAGMENT.
+    /// Mirrors `__rmqueue()`: CMA balancing, then the free lists of the requested type and
+    /// the fallbacks in rising fragmentation risk (CMA, claiming a block, stealing a page
+    /// unless ALLOC_NOFRAGMENT), starting at `mode`, which remembers across a bulk refill
+    /// where the last page was found.
     pub(crate) fn rmqueue_inner(
         &mut self,
         zi: ZoneIdx,
         order: Order,
         mt: MigrateType,
         alloc_flags: AllocFlags,
+        mode: &mut RmqueueMode,
     ) -> Option<Pfn> {
         let cma = alloc_flags.has(AllocFlags::CMA) && self.config.config_cma;
         if cma {
@@ -300,19 +317,29 @@ impl Machine {
                 }
             }
         }
-        if let Some(p) = self.rmqueue_smallest(zi, order, mt) {
-            return Some(p);
-        }
-        if cma {
-            if let Some(p) = self.rmqueue_smallest(zi, order, MigrateType::Cma) {
+        if *mode == RmqueueMode::Normal {
+            if let Some(p) = self.rmqueue_smallest(zi, order, mt) {
                 return Some(p);
             }
         }
-        if let Some(p) = self.rmqueue_claim(zi, order, mt, alloc_flags) {
-            return Some(p);
+        if *mode <= RmqueueMode::Cma && cma {
+            if let Some(p) = self.rmqueue_smallest(zi, order, MigrateType::Cma) {
+                *mode = RmqueueMode::Cma;
+                return Some(p);
+            }
+        }
+        if *mode <= RmqueueMode::Claim {
+            if let Some(p) = self.rmqueue_claim(zi, order, mt, alloc_flags) {
+                // The preferred list has pages again.
+                *mode = RmqueueMode::Normal;
+                return Some(p);
+            }
         }
         if !alloc_flags.has(AllocFlags::NOFRAGMENT) {
-            return self.rmqueue_steal(zi, order, mt);
+            if let Some(p) = self.rmqueue_steal(zi, order, mt) {
+                *mode = RmqueueMode::Steal;
+                return Some(p);
+            }
         }
         None
     }
@@ -331,7 +358,7 @@ impl Machine {
             page = self.rmqueue_smallest(zi, order, MigrateType::HighAtomic);
         }
         if page.is_none() {
-            page = self.rmqueue_inner(zi, order, mt, alloc_flags);
+            page = self.rmqueue_inner(zi, order, mt, alloc_flags, &mut RmqueueMode::Normal);
             if page.is_none()
                 && alloc_flags.has(AllocFlags(AllocFlags::OOM.0 | AllocFlags::NON_BLOCK.0))
             {

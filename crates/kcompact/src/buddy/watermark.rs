@@ -74,6 +74,8 @@ impl Machine {
             z.watermark_boost = 0;
             z.watermark = [min, min + delta, min + 2 * delta, min + 3 * delta];
         }
+        // The per-CPU lists' limits follow the low watermark.
+        self.zone_pcp_update_all();
         self.calculate_totalreserve_pages();
     }
 

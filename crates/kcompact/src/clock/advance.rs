@@ -2,7 +2,7 @@
 //! [`Machine::advance_to`], which runs the daemons and the disk in time order (the types it
 //! moves are in the parent module).
 
-use super::{Actor, Work};
+use super::{Actor, Work, STAT_INTERVAL_NS};
 use crate::machine::Machine;
 use crate::owners::table::FolioId;
 use crate::units::NodeId;
@@ -88,6 +88,10 @@ impl Machine {
             self.clock.cpu.kswapd_ns.resize(nodes, 0);
             self.clock.cpu.kcompactd_ns.resize(nodes, 0);
         }
+        let cpus = self.nr_cpus() as usize;
+        if self.clock.vmstat_last.len() < cpus {
+            self.clock.vmstat_last.resize(cpus, 0);
+        }
         let mut guard = 0u64;
         loop {
             guard += 1;
@@ -116,6 +120,17 @@ impl Machine {
                     }
                 }
             }
+            for cpu in 0..cpus as u32 {
+                if self.pcp_needs_decay(cpu) {
+                    // vmstat_update() re-arms itself each whole second while there is work.
+                    let last = self.clock.vmstat_last[cpu as usize];
+                    let next = (last / STAT_INTERVAL_NS + 1) * STAT_INTERVAL_NS;
+                    consider(
+                        next.max(now.next_multiple_of(STAT_INTERVAL_NS)),
+                        Actor::Vmstat(cpu),
+                    );
+                }
+            }
             let Some((at, actor)) = best else { break };
             if at > t {
                 break;
@@ -124,15 +139,21 @@ impl Machine {
             let before = Work::of(&self.vmstat);
             match actor {
                 Actor::Writeback => self.complete_writeback(),
+                Actor::Vmstat(cpu) => {
+                    self.clock.vmstat_last[cpu as usize] = at;
+                    self.refresh_cpu_vm_stats(cpu);
+                }
                 Actor::Kswapd(n) => {
-                    self.kswapd_step(NodeId(n));
+                    let cpu = self.daemon_cpu();
+                    self.on_cpu(cpu, |m| m.kswapd_step(NodeId(n)));
                     let cost = self.config.costs.cost(&before, &Work::of(&self.vmstat))
                         + self.config.costs.daemon_step_ns;
                     self.clock.cpu.kswapd_ns[n as usize] += cost;
                     self.clock.kswapd_next[n as usize] = at + cost;
                 }
                 Actor::Kcompactd(n) => {
-                    self.kcompactd_run_until(NodeId(n), at / 1_000_000);
+                    let cpu = self.daemon_cpu();
+                    self.on_cpu(cpu, |m| m.kcompactd_run_until(NodeId(n), at / 1_000_000));
                     let cost = self.config.costs.cost(&before, &Work::of(&self.vmstat));
                     self.clock.cpu.kcompactd_ns[n as usize] += cost;
                 }

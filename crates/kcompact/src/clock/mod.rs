@@ -149,6 +149,8 @@ pub struct Clock {
     pub(crate) disk_busy_until: u64,
     /// When each node's kswapd can run its next step.
     pub(crate) kswapd_next: Vec<u64>,
+    /// When each CPU's vmstat tick last ran (`vmstat_update`).
+    pub(crate) vmstat_last: Vec<u64>,
 }
 
 /// The kinds of actor, in tie-break order.
@@ -157,7 +159,11 @@ pub(crate) enum Actor {
     Writeback,
     Kswapd(u8),
     Kcompactd(u8),
+    Vmstat(u32),
 }
+
+/// `sysctl_stat_interval`: the vmstat tick of each CPU (HZ, one second).
+pub const STAT_INTERVAL_NS: u64 = 1_000_000_000;
 
 impl Clock {
     /// Writes in flight.

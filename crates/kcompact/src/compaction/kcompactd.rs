@@ -148,6 +148,9 @@ impl Machine {
             match self.compact_zone(&mut cc) {
                 CompactResult::Success => self.compaction_defer_reset(zi, k.max_order, false),
                 CompactResult::PartialSkipped | CompactResult::Complete => {
+                    // Free pages left on the CPUs' lists might merge into a block of the
+                    // order wanted: give them back before deferring.
+                    self.drain_all_pages(Some(zi));
                     self.defer_compaction(zi, k.max_order)
                 }
                 _ => {}

@@ -237,6 +237,9 @@ impl Machine {
                             let c = &mut self.zones[zi.idx()].compact;
                             c.cached_migrate_pfn[1] = c.cached_migrate_pfn[0];
                         }
+                        // Nothing isolated, but an earlier block's migrations may still
+                        // wait on this CPU's lists.
+                        self.compact_check_drain(cc, &mut last_migrated_pfn);
                         continue 'outer;
                     }
                     migrate_scan::IsolateMigrate::Success => {
@@ -282,6 +285,7 @@ impl Machine {
                     ret = CompactResult::Success;
                     break 'outer;
                 }
+                self.compact_check_drain(cc, &mut last_migrated_pfn);
                 break;
             }
         }
@@ -316,6 +320,24 @@ impl Machine {
         );
         self.trace_event(|| Tracepoint::CompactionEnd(run(cc), ret));
         ret
+    }
+
+    /// The `check_drain` step of `compact_zone()`: once a high-order request's migrate
+    /// scanner has left the `2^order` block it last migrated from, the pages the migration
+    /// freed onto this CPU's lists go back to the buddy allocator (`lru_add_drain_cpu_zone()`
+    /// → `drain_local_pages()`), so they can merge and `compact_finished()` sees them.
+    /// `compact_memory` (no order) never drains.
+    fn compact_check_drain(&mut self, cc: &CompactControl, last_migrated_pfn: &mut Pfn) {
+        let Some(order) = cc.order.filter(|o| o.0 > 0) else {
+            return;
+        };
+        if *last_migrated_pfn == Pfn(0) {
+            return;
+        }
+        if *last_migrated_pfn < cc.migrate_pfn.align_down(order) {
+            self.drain_local_pages(Some(cc.zone));
+            *last_migrated_pfn = Pfn(0);
+        }
     }
 
     /// Mirrors `compact_zone_order()`: a direct compaction attempt on one zone.

@@ -75,6 +75,10 @@ page_flags! {
     /// The accessed (young) bit of the folio's page-table entries, which
     /// `folio_referenced()` reads and clears.
     YOUNG = 26;
+    /// The head of a free block on a per-CPU page list (the order field holds its order).
+    /// The model's own mark: Linux sets no flag on such a page (kpageflags shows none), it
+    /// only links it through `page->pcp_list`.
+    PCP = 27;
 }
 
 const ORDER_SHIFT: u32 = 28;

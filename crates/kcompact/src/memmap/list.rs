@@ -92,6 +92,22 @@ impl PageList {
         mm.set_next(p, 0);
     }
 
+    /// Takes the first entry off the list (`list_first_entry()` + `list_del()`).
+    #[inline]
+    pub fn pop_head(&mut self, mm: &mut MemMap) -> Option<Pfn> {
+        let p = self.first()?;
+        self.remove(mm, p);
+        Some(p)
+    }
+
+    /// Takes the last entry off the list (`list_last_entry()` + `list_del()`).
+    #[inline]
+    pub fn pop_tail(&mut self, mm: &mut MemMap) -> Option<Pfn> {
+        let p = self.last()?;
+        self.remove(mm, p);
+        Some(p)
+    }
+
     /// The entries from tail to head.
     pub fn iter_rev<'a>(&self, mm: &'a MemMap) -> impl Iterator<Item = Pfn> + 'a {
         let mut cur = self.tail;

@@ -4,12 +4,12 @@
 //! depends on the page's state. The model keeps 16 bytes, in four parallel arrays, with the
 //! same idea of state-dependent words:
 //!
-//! | array      | free block head (`BUDDY`) | compound tail (`TAIL`) | any other page          |
-//! |------------|---------------------------|------------------------|-------------------------|
-//! | `flags`    | flags + buddy order       | flags                  | flags + compound order  |
-//! | `a`        | previous on the free list | pfn of the head        | refcount (`_refcount`)  |
-//! | `b`        | next on the free list     | 0 (first tail: pincount) | owner reference       |
-//! | `mapcount` | 0                         | mapcount of this page  | mapcount (`_mapcount`+1)|
+//! | array      | free block head (`BUDDY`) | per-CPU list block head (`PCP`) | compound tail (`TAIL`) | any other page          |
+//! |------------|---------------------------|---------------------------------|------------------------|-------------------------|
+//! | `flags`    | flags + buddy order       | flags + block order             | flags                  | flags + compound order  |
+//! | `a`        | previous on the free list | previous on the pcp list        | pfn of the head        | refcount (`_refcount`)  |
+//! | `b`        | next on the free list     | next on the pcp list            | 0 (first tail: pincount) | owner reference       |
+//! | `mapcount` | 0                         | which pcp list (CPU, pindex)    | mapcount of this page  | mapcount (`_mapcount`+1)|
 //!
 //! Pages inside a free block other than its head carry no flags and zero words, as in Linux
 //! where only the head of a buddy block has `PageBuddy`. The refcount of a folio lives on its
@@ -151,7 +151,7 @@ impl MemMap {
     #[inline]
     pub fn refcount(&self, pfn: Pfn) -> u32 {
         let f = self.flags[pfn.idx()];
-        if f.intersects(PageFlags::BUDDY | PageFlags::TAIL | PageFlags::NOPAGE) {
+        if f.intersects(PageFlags::BUDDY | PageFlags::PCP | PageFlags::TAIL | PageFlags::NOPAGE) {
             0
         } else {
             self.a[pfn.idx()]
@@ -170,7 +170,7 @@ impl MemMap {
     #[inline]
     pub fn owner(&self, pfn: Pfn) -> OwnerRef {
         let f = self.flags[pfn.idx()];
-        if f.intersects(PageFlags::BUDDY | PageFlags::TAIL | PageFlags::NOPAGE) {
+        if f.intersects(PageFlags::BUDDY | PageFlags::PCP | PageFlags::TAIL | PageFlags::NOPAGE) {
             OwnerRef::NONE
         } else {
             OwnerRef(self.b[pfn.idx()])
@@ -214,6 +214,9 @@ impl MemMap {
     /// The number of page-table mappings of this page (Linux `page_mapcount()`).
     #[inline]
     pub fn mapcount(&self, pfn: Pfn) -> u32 {
+        if self.flags[pfn.idx()].contains(PageFlags::PCP) {
+            return 0;
+        }
         self.mapcount[pfn.idx()]
     }
 
@@ -282,6 +285,43 @@ impl MemMap {
         self.flags[pfn.idx()] = PageFlags::EMPTY;
         self.a[pfn.idx()] = 0;
         self.b[pfn.idx()] = 0;
+    }
+
+    /// Marks a clean block's head as on a per-CPU list of `order`, tagged with the list it
+    /// is on (`tag`, kept in the mapcount word, which a free page does not use). Its links
+    /// are set by the list it joins.
+    #[inline]
+    pub fn set_pcp(&mut self, pfn: Pfn, order: Order, tag: u32) {
+        debug_assert!(
+            self.flags[pfn.idx()] == PageFlags::EMPTY,
+            "{pfn:?} is not clean"
+        );
+        self.flags[pfn.idx()] = PageFlags::PCP.with_order(order.0);
+        self.mapcount[pfn.idx()] = tag;
+    }
+
+    /// True if the page heads a block on a per-CPU list.
+    #[inline]
+    pub fn is_pcp(&self, pfn: Pfn) -> bool {
+        self.flags[pfn.idx()].contains(PageFlags::PCP)
+    }
+
+    /// The tag [`MemMap::set_pcp`] stored: which list holds the block.
+    #[inline]
+    pub fn pcp_tag(&self, pfn: Pfn) -> u32 {
+        debug_assert!(self.is_pcp(pfn));
+        self.mapcount[pfn.idx()]
+    }
+
+    /// Takes the per-CPU list mark off a block head (after it left its list), leaving a
+    /// clean page.
+    #[inline]
+    pub fn clear_pcp(&mut self, pfn: Pfn) {
+        debug_assert!(self.is_pcp(pfn));
+        self.flags[pfn.idx()] = PageFlags::EMPTY;
+        self.a[pfn.idx()] = 0;
+        self.b[pfn.idx()] = 0;
+        self.mapcount[pfn.idx()] = 0;
     }
 
     /// Marks `[start, end)` as present, clean pages (no longer holes).

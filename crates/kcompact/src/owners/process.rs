@@ -10,8 +10,7 @@ use crate::machine::Machine;
 use crate::memmap::PageFlags;
 use crate::units::{NodeId, Order};
 
-/// `HPAGE_PMD_ORDER`: a folio of this order is mapped by one PMD.
-pub const HPAGE_PMD_ORDER: u8 = 9;
+pub use crate::units::HPAGE_PMD_ORDER;
 /// Pages one page-table page maps (`PTRS_PER_PTE`).
 pub const PTRS_PER_PTE: u64 = 512;
 

@@ -107,6 +107,17 @@ impl Machine {
         self.node_data_mut(node).kswapd.awake = true;
     }
 
+    /// Mirrors `set_reclaim_active()` / `clear_reclaim_active()`: ZONE_RECLAIM_ACTIVE on the
+    /// node's zones up to `highest` with managed pages while `balance_pgdat()` runs, so their
+    /// per-CPU lists keep few pages.
+    fn set_reclaim_active(&mut self, node: NodeId, highest: ZoneType, on: bool) {
+        for zi in self.node_zones_upto(node, highest) {
+            if self.zone(zi).managed_pages > 0 {
+                self.zones[zi.idx()].reclaim_active = on;
+            }
+        }
+    }
+
     /// The end of a boosted `balance_pgdat()`: boosts of the zones up to `highest` are
     /// cleared and kcompactd is woken at pageblock order.
     fn kswapd_finish_boost(&mut self, node: NodeId, highest: ZoneType) {
@@ -147,6 +158,7 @@ impl Machine {
                 k.order = 0;
                 k.highest = None;
                 self.vmstat[VmEvent::Pageoutrun] += 1;
+                self.set_reclaim_active(node, highest, true);
                 Balance {
                     alloc_order: order,
                     order,
@@ -164,6 +176,7 @@ impl Machine {
             return true;
         }
         // The end of balance_pgdat(), then kswapd_try_to_sleep().
+        self.set_reclaim_active(node, b.highest, false);
         if b.nr_reclaimed == 0 {
             self.node_data_mut(node).kswapd.failures += 1;
         }

@@ -19,12 +19,14 @@
 //! - Which kind of memory a page is. A movable request (`migratetype=1`) becomes clean
 //!   page cache of one replay file, which compaction can move and reclaim can drop; other
 //!   requests become kernel memory. DEVIATION(linux): anonymous memory is page cache here.
-//! - Per-CPU lists. `mm_page_free` is the free of a block (`free_pages_prepare()`, every
-//!   free path); the model returns it to the buddy lists at once, so its free lists hold
-//!   what the kernel's per-CPU lists hold (about 11,500 pages in the Normal zone of
-//!   case0). `mm_page_free_batched` repeats a free already seen and changes nothing;
-//!   `mm_page_alloc_zone_locked` and `mm_page_pcpu_drain` are buddy-side views of the
-//!   same allocations and are counted only.
+//! - Per-CPU lists. Every event runs on the CPU the trace recorded it on, so a free goes
+//!   to that CPU's per-CPU list by the model's rules (`free_frozen_page_commit()`, which
+//!   may drain). In exact mode the trace also says where the lists' pages come from and
+//!   go: a run of `mm_page_alloc_zone_locked` events with `percpu_refill` is one refill of
+//!   the CPU's list (`nr_pcp_alloc()` tunes `high` as the kernel's did, and each block
+//!   moves from the buddy lists to the list), `mm_page_pcpu_drain` moves a block back, and
+//!   an allocation takes its block from whichever list holds it. `mm_page_free_batched`
+//!   repeats a free already seen and changes nothing.
 //! - Where compaction put a page: compaction takes free pages without `mm_page_alloc`, so
 //!   a migration source freed inside a compaction window is left to the model's own
 //!   compaction (counted as `compaction_sources`), and a later free of a page the kernel
@@ -43,6 +45,32 @@ use crate::owners::table::{FolioId, FolioKind};
 use crate::units::{Order, Pfn, NR_PAGE_ORDERS};
 use parse::Trace;
 use std::collections::HashMap;
+
+/// When the start snapshot read its page flags, on the trace's clock (boot time): pfn `p`
+/// of `pfn_start..pfn_end` was read at `start_ns` + its share of the read, in pfn order. A
+/// trace recorded across the capture has events on a pfn before its flags were read, which
+/// the snapshot already shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotRead {
+    /// The first pfn of the page arrays.
+    pub pfn_start: u64,
+    /// One past the last.
+    pub pfn_end: u64,
+    /// When reading `/proc/kpageflags` began, ns since boot.
+    pub start_ns: u64,
+    /// When it ended.
+    pub end_ns: u64,
+}
+
+impl SnapshotRead {
+    /// When pfn `p`'s flags were read.
+    pub fn read_at(&self, p: u64) -> u64 {
+        let span = self.pfn_end.saturating_sub(self.pfn_start).max(1) as u128;
+        let off = p.clamp(self.pfn_start, self.pfn_end) - self.pfn_start;
+        self.start_ns
+            + ((self.end_ns.saturating_sub(self.start_ns)) as u128 * off as u128 / span) as u64
+    }
+}
 
 /// How pfns are chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,12 +166,14 @@ pub struct CompactWork {
     pub migrate_scanned: u64,
     /// Pages the free scanner scanned.
     pub free_scanned: u64,
-    /// Pages isolated for migration.
+    /// Pages isolated, by the migrate and the free scanner (`compact_isolated`).
     pub isolated: u64,
     /// Pages migrated.
     pub migrated: u64,
     /// Pages that failed to migrate.
     pub failed: u64,
+    /// Where the migrate scanner stopped (`migrate_pfn` at `mm_compaction_end`).
+    pub end_migrate_pfn: u64,
 }
 
 /// One compaction run of the trace and the model's run of the same zone.
@@ -183,12 +213,60 @@ pub struct ReplayReport {
     pub freed_by_model_first: u64,
     /// Fallbacks the kernel reported (`mm_page_alloc_extfrag`).
     pub kernel_extfrag: u64,
+    /// exact: events on a pfn recorded before the start snapshot read its flags (already
+    /// in the snapshot), skipped.
+    pub before_snapshot: u64,
+    /// exact: refills of a per-CPU list the trace recorded, and their blocks moved from
+    /// the buddy lists (blocks not free there are not counted).
+    pub pcp_refills: (u64, u64),
+    /// exact: drains the trace recorded (`mm_page_pcpu_drain`): blocks moved back, and
+    /// blocks the model had already given back by its own rules.
+    pub pcp_drains: (u64, u64),
+    /// The kernel's per-CPU lists as the trace moved them, per zone (by index) and CPU:
+    /// pages refilled and freed onto them less pages allocated from and drained off them,
+    /// over the events at or after the start snapshot's read began (all events without a
+    /// snapshot). Added to the snapshot's `count:` lines, it gives the kernel's lists at
+    /// the trace's end.
+    pub kernel_pcp_flow: Vec<Vec<i64>>,
+    /// exact: pageblocks whose type the trace showed to differ from the model's (a block
+    /// taken from a type's free list, a fallback that claimed a block), set to it.
+    pub blocks_retyped: u64,
     /// gfp flag names the model does not know, with their count.
     pub unknown_gfp: Vec<(String, u64)>,
     /// The timeline.
     pub timeline: Vec<Row>,
     /// Compaction runs.
     pub compactions: Vec<CompactionRun>,
+}
+
+/// The pfn a kmem event is about.
+fn event_pfn(e: &Tracepoint) -> Option<u64> {
+    match e {
+        Tracepoint::PageAlloc { pfn, .. } => pfn.map(|p| p.0),
+        Tracepoint::PageFree { pfn, .. }
+        | Tracepoint::PageAllocZoneLocked { pfn, .. }
+        | Tracepoint::PagePcpuDrain { pfn, .. } => Some(pfn.0),
+        _ => None,
+    }
+}
+
+/// True if the model's state already shows the event's effect at its pfn: an allocation
+/// or a refill whose page is not free on the buddy lists, a free whose page is free or
+/// unused, a drain whose page is on no per-CPU list.
+fn already_shown(m: &Machine, e: &Tracepoint) -> bool {
+    let free = |p: Pfn| m.is_free_buddy_page(p) || m.is_pcp_page(p);
+    match e {
+        Tracepoint::PageAlloc { pfn: Some(p), .. } => !free(*p),
+        Tracepoint::PageAllocZoneLocked { pfn, .. } => !m.is_free_buddy_page(*pfn),
+        // A page the snapshot left reserved (count 0, no flags) and the trace frees was
+        // on a per-CPU list when read: the free puts it there.
+        Tracepoint::PageFree { pfn, .. } => {
+            free(*pfn)
+                || (m.folio_of(*pfn).is_none() && !m.mem.flags(*pfn).contains(PageFlags::RESERVED))
+        }
+        Tracepoint::PagePcpuDrain { pfn, .. } => !m.is_pcp_page(*pfn),
+        _ => true,
+    }
 }
 
 /// Rows in the timeline, about.
@@ -216,6 +294,8 @@ struct Replayer<'a> {
     /// Pfns filled by the kernel's compaction windows (inside the free scanner's ranges).
     migrated_to: Vec<(u64, u64)>,
     in_compaction: Option<usize>,
+    /// exact: the CPUs whose list a refill run is filling now.
+    refilling: Vec<bool>,
     report: ReplayReport,
     unknown_gfp: HashMap<String, u64>,
 }
@@ -268,13 +348,15 @@ impl Replayer<'_> {
                     self.report.inconsistencies.alloc_outside += 1;
                     return;
                 }
-                self.adopt(p, order);
+                self.adopt(p, order, false);
                 match self.allocate(Some(Pfn(p)), order, mt, gfp) {
                     Some(id) => {
                         self.held.insert(p, (id, self.m.owners.folio(id).stamp));
                         self.report.applied += 1;
                     }
-                    None => self.report.inconsistencies.alloc_not_free += 1,
+                    None => {
+                        self.report.inconsistencies.alloc_not_free += 1;
+                    }
                 }
             }
             (Mode::Exact, None) => self.report.inconsistencies.alloc_outside += 1,
@@ -339,7 +421,7 @@ impl Replayer<'_> {
             self.report.inconsistencies.free_untracked += 1;
             return;
         }
-        if self.adopt(pfn, order) > 0 {
+        if self.adopt(pfn, order, true) > 0 {
             // The allocator had it: it is free now.
             self.report.applied += 1;
             return;
@@ -368,17 +450,107 @@ impl Replayer<'_> {
         }
     }
 
+    /// One block of a refill of the current CPU's list the trace recorded: the first block
+    /// of a run starts the refill (`nr_pcp_alloc()`), each moves from the buddy lists to
+    /// the list.
+    fn pcp_refill(&mut self, pfn: Pfn, order: Order, mt: i32) {
+        let cpu = self.m.cpu;
+        let Some(zi) = self.m.page_zone(pfn) else {
+            return;
+        };
+        if !self.refilling[cpu as usize] {
+            self.refilling[cpu as usize] = true;
+            self.m.pcp_refill_begin(zi, cpu, order);
+            self.report.pcp_refills.0 += 1;
+        }
+        self.adopt(pfn.0, order, false);
+        self.learn_block_type(pfn, mt);
+        let mt = match mt {
+            0 => MigrateType::Unmovable,
+            2 => MigrateType::Reclaimable,
+            _ => MigrateType::Movable,
+        };
+        if self.m.pcp_refill_block(pfn, order, cpu, mt) {
+            self.report.pcp_refills.1 += 1;
+        }
+    }
+
+    /// Counts what event `rec` did to the kernel's per-CPU lists (pcp orders only): a
+    /// refill (`mm_page_alloc_zone_locked`, whose `percpu_refill=1` also marks an order-0
+    /// allocation straight from the buddy lists, whose `mm_page_alloc` then cancels it) and
+    /// a free add, an allocation and a drain take. A free that bypassed the lists (an
+    /// isolated block, a failed trylock) cannot be told from the trace.
+    fn kernel_pcp_flow(&mut self, rec: &parse::Record) {
+        let (pfn, order, sign) = match rec.event {
+            Tracepoint::PageAllocZoneLocked {
+                pfn,
+                order,
+                percpu_refill: true,
+                ..
+            } => (pfn, order, 1),
+            Tracepoint::PageFree { pfn, order } => (pfn, order, 1),
+            Tracepoint::PageAlloc {
+                pfn: Some(pfn),
+                order,
+                ..
+            } => (pfn, order, -1),
+            Tracepoint::PagePcpuDrain { pfn, order, .. } => (pfn, order, -1),
+            _ => return,
+        };
+        if !crate::buddy::pcp::pcp_allowed_order(order) {
+            return;
+        }
+        let (Some(zi), cpu) = (self.m.page_zone(pfn), (rec.cpu % self.m.nr_cpus()) as usize) else {
+            return;
+        };
+        self.report.kernel_pcp_flow[zi.idx()][cpu] += sign * order.nr_pages() as i64;
+    }
+
+    /// A block the kernel took from free list `mt` (`mm_page_alloc_zone_locked`, fired by
+    /// `__rmqueue_smallest()` for the list it searched; every fallback also fires
+    /// `mm_page_alloc_extfrag`) sat in a pageblock of that type: the snapshot cannot tell a
+    /// nearly free block's type, the trace can.
+    fn learn_block_type(&mut self, pfn: Pfn, mt: i32) {
+        let Some(mt) = mobility_type(mt) else {
+            return;
+        };
+        self.report.blocks_retyped += self.m.retype_pageblock(pfn, mt);
+    }
+
+    /// A fallback that changed owner (`mm_page_alloc_extfrag` with `change_ownership=1`):
+    /// the pageblocks it claimed, all of a block above pageblock order, become the
+    /// request's type.
+    fn learn_claim(&mut self, pfn: Pfn, fallback_order: Order, alloc_mt: i32) {
+        let Some(mt) = mobility_type(alloc_mt) else {
+            return;
+        };
+        let pb = self.m.pageblock_order();
+        let span = fallback_order.max(pb);
+        let start = pfn.align_down(span);
+        let mut p = start;
+        while p < start.plus(span.nr_pages()) {
+            self.report.blocks_retyped += self.m.retype_pageblock(p, mt);
+            p = p.plus(pb.nr_pages());
+        }
+    }
+
     /// Pages of `[pfn, pfn + 2^order)` the model holds reserved but the trace shows in
-    /// the allocator's hands (an allocation or a free of them) are given to the buddy
-    /// allocator first ([`Machine::free_reserved_page`]); returns how many.
-    fn adopt(&mut self, pfn: u64, order: Order) -> u64 {
+    /// the allocator's hands: an allocation of them finds them on the buddy lists
+    /// ([`Machine::adopt_reserved_page`]), a free frees them as the kernel did, onto the
+    /// CPU's list ([`Machine::free_reserved_page`]). Returns how many.
+    fn adopt(&mut self, pfn: u64, order: Order, freed: bool) -> u64 {
         let mut n = 0;
         for p in pfn..pfn + order.nr_pages() {
-            if self.m.mem.flags(Pfn(p)).contains(PageFlags::RESERVED)
-                && self.m.free_reserved_page(Pfn(p))
-            {
-                n += 1;
+            let p = Pfn(p);
+            if !self.m.mem.flags(p).contains(PageFlags::RESERVED) {
+                continue;
             }
+            let done = if freed {
+                self.m.free_reserved_page(p)
+            } else {
+                self.m.adopt_reserved_page(p)
+            };
+            n += done as u64;
         }
         self.report.adopted += n;
         n
@@ -417,7 +589,19 @@ impl Replayer<'_> {
             isolated: v[VmEvent::CompactIsolated] - before[VmEvent::CompactIsolated],
             migrated: v[VmEvent::PgmigrateSuccess] - before[VmEvent::PgmigrateSuccess],
             failed: v[VmEvent::PgmigrateFail] - before[VmEvent::PgmigrateFail],
+            end_migrate_pfn: cc.migrate_pfn.0,
         }
+    }
+}
+
+/// The mobility type a trace's `migratetype=` number names (0 unmovable, 1 movable, 2
+/// reclaimable); `None` for the reserves and CMA.
+fn mobility_type(mt: i32) -> Option<MigrateType> {
+    match mt {
+        0 => Some(MigrateType::Unmovable),
+        1 => Some(MigrateType::Movable),
+        2 => Some(MigrateType::Reclaimable),
+        _ => None,
     }
 }
 
@@ -430,12 +614,15 @@ pub fn replay(
     m: &mut Machine,
     trace: &Trace,
     mode: Mode,
+    read: Option<SnapshotRead>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> ReplayReport {
     let file = m.new_file(false, true, false);
     let total = trace.records.len() as u64;
     let every = (total / TIMELINE_ROWS).max(1);
     let t0 = trace.records.first().map(|r| r.ts_ns).unwrap_or(0);
+    let m_cpus = m.nr_cpus() as usize;
+    let r_zones = m.zones.len();
     let mut r = Replayer {
         m,
         mode,
@@ -444,6 +631,7 @@ pub fn replay(
         held: HashMap::new(),
         migrated_to: Vec::new(),
         in_compaction: None,
+        refilling: vec![false; m_cpus],
         report: ReplayReport {
             mode,
             events: 0,
@@ -453,6 +641,11 @@ pub fn replay(
             adopted: 0,
             freed_by_model_first: 0,
             kernel_extfrag: 0,
+            before_snapshot: 0,
+            pcp_refills: (0, 0),
+            pcp_drains: (0, 0),
+            blocks_retyped: 0,
+            kernel_pcp_flow: vec![vec![0; m_cpus]; r_zones],
             unknown_gfp: Vec::new(),
             timeline: Vec::new(),
             compactions: Vec::new(),
@@ -467,7 +660,48 @@ pub fn replay(
             // The daemons run on the trace's clock.
             r.m.advance_to(clock0 + since);
         }
+        if read.is_none_or(|rd| rec.ts_ns >= rd.start_ns) {
+            r.kernel_pcp_flow(rec);
+        }
+        if mode == Mode::Exact {
+            if let (Some(read), Some(p)) = (read, event_pfn(&rec.event)) {
+                // Before the read by the estimate, and the snapshot shows its effect: the
+                // read saw it. (The estimate is linear in pfn; an event the snapshot does
+                // not show happened after all and is applied.)
+                if rec.ts_ns < read.read_at(p) && already_shown(r.m, &rec.event) {
+                    r.report.before_snapshot += 1;
+                    r.report.events += 1;
+                    continue;
+                }
+            }
+        }
+        // The event happens on the CPU the trace recorded it on.
+        r.m.cpu = rec.cpu % r.m.nr_cpus();
+        let cpu = r.m.cpu as usize;
+        let refill_block = matches!(
+            rec.event,
+            Tracepoint::PageAllocZoneLocked {
+                percpu_refill: true,
+                ..
+            }
+        );
+        if !refill_block {
+            r.refilling[cpu] = false;
+        }
         match &rec.event {
+            Tracepoint::PageAllocZoneLocked {
+                pfn,
+                order,
+                migratetype,
+                percpu_refill: true,
+            } if mode == Mode::Exact => r.pcp_refill(*pfn, *order, *migratetype),
+            Tracepoint::PagePcpuDrain { pfn, order, .. } if mode == Mode::Exact => {
+                if r.m.pcp_drain_block(*pfn, *order) {
+                    r.report.pcp_drains.0 += 1;
+                } else {
+                    r.report.pcp_drains.1 += 1;
+                }
+            }
             Tracepoint::PageAlloc {
                 pfn,
                 order,
@@ -475,7 +709,21 @@ pub fn replay(
                 gfp_flags,
             } => r.alloc(pfn.map(|p| p.0), order.0, *migratetype, gfp_flags),
             Tracepoint::PageFree { pfn, order } => r.free(pfn.0, order.0),
-            Tracepoint::PageAllocExtfrag { .. } => r.report.kernel_extfrag += 1,
+            Tracepoint::PageAllocExtfrag {
+                pfn,
+                fallback_order,
+                alloc_migratetype,
+                change_ownership,
+                ..
+            } => {
+                r.report.kernel_extfrag += 1;
+                if mode == Mode::Exact && *change_ownership {
+                    r.learn_claim(*pfn, *fallback_order, *alloc_migratetype);
+                }
+            }
+            Tracepoint::PageAllocZoneLocked {
+                pfn, migratetype, ..
+            } if mode == Mode::Exact => r.learn_block_type(*pfn, *migratetype),
             Tracepoint::CompactionBegin(run) => {
                 let model = r.compact(run.zone_start.0, run.sync, rec.kcompactd);
                 r.report.compactions.push(CompactionRun {
@@ -488,14 +736,17 @@ pub fn replay(
                 });
                 r.in_compaction = Some(r.report.compactions.len() - 1);
             }
-            Tracepoint::CompactionEnd(_, status) => {
+            Tracepoint::CompactionEnd(run, status) => {
                 if let Some(c) = r.in_compaction.take() {
                     r.report.compactions[c].status = status.name().to_string();
+                    r.report.compactions[c].kernel.end_migrate_pfn = run.migrate_pfn.0;
                 }
             }
             Tracepoint::IsolateFreepages(i) => {
                 if let Some(c) = r.in_compaction {
                     r.report.compactions[c].kernel.free_scanned += i.nr_scanned;
+                    // COMPACTISOLATED counts both scanners' isolations, as the model's does.
+                    r.report.compactions[c].kernel.isolated += i.nr_taken;
                     if i.nr_taken > 0 {
                         r.migrated_to.push((i.start_pfn.0, i.end_pfn.0));
                     }

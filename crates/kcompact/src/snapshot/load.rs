@@ -54,6 +54,23 @@ pub struct LoadReport {
     pub reconcile: Vec<ZoneReconcile>,
     /// Pages of the capturing process freed (`capture_pfns`), when listed.
     pub capture_pages_released: Option<u64>,
+    /// Per-CPU lists filled from zoneinfo's `pagesets`, per zone.
+    pub pcp: Vec<ZonePcpLoad>,
+}
+
+/// How one zone's per-CPU lists were filled ([`place_pcp_pages`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZonePcpLoad {
+    /// Node and zone name.
+    pub zone: (u32, String),
+    /// Pages zoneinfo's `count:` lines put on the zone's lists, all CPUs.
+    pub wanted: u64,
+    /// Pages with no flag and map count 0 in the zone (the candidates).
+    pub candidates: u64,
+    /// Pages placed on the lists.
+    pub placed: u64,
+    /// Candidates left as kernel pages without flags (reserved).
+    pub left_over: u64,
 }
 
 fn zone_type(file: &str, z: &ZoneInfoRecord) -> Result<ZoneType, SnapshotError> {
@@ -107,6 +124,9 @@ pub struct SnapshotFiles<'a> {
     /// `capture_pfns.txt`, when captured: the capturing process's own anonymous pages,
     /// freed once the machine is built ([`release_capture_pages`]).
     pub capture_pfns: Option<&'a [u64]>,
+    /// `zoneinfo.post`, read just after the page arrays, when captured: the per-CPU lists'
+    /// `high` when the capture ended, right before an action ([`place_pcp_pages`]).
+    pub zoneinfo_post: Option<&'a [ZoneInfoRecord]>,
 }
 
 impl SnapshotFiles<'_> {
@@ -131,8 +151,14 @@ impl SnapshotFiles<'_> {
 /// and the capture's own pages freed, when the snapshot has those files.
 pub fn load(
     files: &SnapshotFiles,
-    config: VmConfig,
+    mut config: VmConfig,
 ) -> Result<(Machine, LoadReport), SnapshotError> {
+    // As many CPUs as zoneinfo prints pagesets for.
+    if let Some(n) = files.zoneinfo.iter().map(|z| z.pagesets.len()).max() {
+        if n > 0 {
+            config.cpus = n as u32;
+        }
+    }
     if let Some(c) = files.kpagecount {
         if c.len() != files.kpageflags.len() {
             return Err(SnapshotError::File {
@@ -154,6 +180,8 @@ pub fn load(
         file: "zoneinfo".into(),
         msg: format!("cannot boot the zones: {e}"),
     })?;
+    let mut m = m;
+    set_watermarks(&mut m, files);
     let mut l = Loader::new(m, files);
     l.place_folios(&layout);
     l.place_anon();
@@ -165,10 +193,146 @@ pub fn load(
     if let Some(pti) = files.pagetypeinfo {
         report.reconcile = reconcile_pageblock_types(&mut m, pti);
     }
+    report.pcp = place_pcp_pages(&mut m, files);
     if let Some(pfns) = files.capture_pfns {
         report.capture_pages_released = Some(release_capture_pages(&mut m, pfns));
     }
     Ok((m, report))
+}
+
+/// Each zone's watermarks, boost and lowmem reserves as zoneinfo prints them (the machine
+/// computed its own from its managed pages, which lazily initialised memory and the pages
+/// the loader holds back make differ by a little), and the per-CPU lists sized from them.
+fn set_watermarks(m: &mut Machine, files: &SnapshotFiles) {
+    for rec in files.zoneinfo.iter().filter(|z| z.managed > 0 && z.min > 0) {
+        let Some(zt) = ZoneType::from_name(&rec.name) else {
+            continue;
+        };
+        if rec.node as usize >= m.nr_nodes() {
+            continue;
+        }
+        let zi = m.zone_of(NodeId(rec.node as u8), zt);
+        let z = &mut m.zones[zi.idx()];
+        let promo = if rec.promo > 0 {
+            rec.promo
+        } else {
+            rec.high + (rec.high - rec.low)
+        };
+        z.watermark = [rec.min, rec.low, rec.high, promo];
+        z.watermark_boost = rec.boost;
+        for (i, p) in rec
+            .protection
+            .iter()
+            .enumerate()
+            .take(z.lowmem_reserve.len())
+        {
+            z.lowmem_reserve[i] = *p;
+        }
+    }
+    m.zone_pcp_update_all();
+    m.calculate_totalreserve_pages();
+}
+
+/// Fills each zone's per-CPU lists with as many pages as zoneinfo's `pagesets` count, per
+/// CPU, and sets each CPU's `high` to what zoneinfo prints.
+///
+/// A page on a per-CPU list is a free page the kernel keeps off the buddy lists: kpageflags
+/// shows it with no flag and map count 0, like a kernel page that sets no flag (vmalloc,
+/// page fragments). The candidates are the zone's pages with no flag; whole pageblocks of
+/// them (most likely one large kernel allocation, or memory not yet initialised) are taken
+/// last. Among the rest the pages are chosen evenly spaced over the zone, in pfn order,
+/// CPU after CPU; the candidates not chosen stay kernel pages.
+///
+/// DEVIATION(linux): which no-flag pages wait on a per-CPU list is not in the files (and
+/// zoneinfo and kpageflags are read at different moments); the even spacing is the
+/// model's choice. Every page goes on as an order-0 block of its pageblock's type's list.
+pub fn place_pcp_pages(m: &mut Machine, files: &SnapshotFiles) -> Vec<ZonePcpLoad> {
+    let mut out = Vec::new();
+    if !m.config.pcp {
+        return out;
+    }
+    for rec in files.zoneinfo.iter().filter(|z| !z.pagesets.is_empty()) {
+        let Some(zt) = ZoneType::from_name(&rec.name) else {
+            continue;
+        };
+        if rec.node as usize >= m.nr_nodes() {
+            continue;
+        }
+        let zi = m.zone_of(NodeId(rec.node as u8), zt);
+        if !m.zone(zi).is_populated() || m.zone(zi).pageset.is_empty() {
+            continue;
+        }
+        let (start, end) = (m.zone(zi).zone_start_pfn.0, m.zone(zi).end_pfn().0);
+        let no_flags = |p: u64| {
+            files.flags_of(p) == 0
+                && files.mapcount(p) == 0
+                && m.mem
+                    .flags(Pfn(p))
+                    .contains(crate::memmap::PageFlags::RESERVED)
+        };
+        let whole_block = |p: u64| {
+            let b = p & !511;
+            (b..b + 512).all(|q| q >= start && q < end && files.flags_of(q) == 0)
+        };
+        let (mut loose, mut blocks) = (Vec::new(), Vec::new());
+        for p in start..end {
+            if no_flags(p) {
+                if whole_block(p) {
+                    blocks.push(p);
+                } else {
+                    loose.push(p);
+                }
+            }
+        }
+        let wanted: u64 = rec.pagesets.iter().map(|s| s.count).sum();
+        let candidates = (loose.len() + blocks.len()) as u64;
+        let chosen = evenly_spaced(&loose, wanted.min(loose.len() as u64))
+            .into_iter()
+            .chain(evenly_spaced(
+                &blocks,
+                wanted
+                    .saturating_sub(loose.len() as u64)
+                    .min(blocks.len() as u64),
+            ));
+        let mut chosen: Vec<u64> = chosen.collect();
+        chosen.sort_unstable();
+        // The limit the lists had when the capture ended (its own allocations raise it),
+        // which is what an action right after the capture meets; zoneinfo's otherwise.
+        let post = files.zoneinfo_post.and_then(|zs| {
+            zs.iter()
+                .find(|z| z.node == rec.node && z.name == rec.name)
+                .filter(|z| z.pagesets.len() == rec.pagesets.len())
+        });
+        let mut placed = 0;
+        let mut it = chosen.into_iter();
+        for (cpu, set) in rec.pagesets.iter().enumerate() {
+            for p in it.by_ref().take(set.count as usize) {
+                placed += m.adopt_reserved_page_to_pcp(Pfn(p), cpu as u32) as u64;
+            }
+            let high = post.map_or(set.high, |z| z.pagesets[cpu].high);
+            if let Some(pcp) = m.zones[zi.idx()].pageset.get_mut(cpu) {
+                // Within the bounds the loaded watermarks give.
+                pcp.high = high.max(pcp.high_min).min(pcp.high_max);
+            }
+        }
+        out.push(ZonePcpLoad {
+            zone: (rec.node, rec.name.clone()),
+            wanted,
+            candidates,
+            placed,
+            left_over: candidates - placed,
+        });
+    }
+    out
+}
+
+/// `n` of `items`, spread evenly from the first to the last.
+fn evenly_spaced(items: &[u64], n: u64) -> Vec<u64> {
+    let len = items.len() as u64;
+    if n == 0 || len == 0 {
+        return Vec::new();
+    }
+    (0..n).map(|i| items[(i * len / n) as usize]).collect()
 }
 
 /// The zones of the layout: each populated zone of zoneinfo with its present and reserved

@@ -18,6 +18,10 @@ pub struct ZoneInfoRecord {
     pub low: u64,
     /// `high` watermark.
     pub high: u64,
+    /// `promo` watermark (0 when the kernel does not print it).
+    pub promo: u64,
+    /// `boost`: the watermark boost at the time.
+    pub boost: u64,
     /// `spanned`.
     pub spanned: u64,
     /// `present`.
@@ -28,6 +32,26 @@ pub struct ZoneInfoRecord {
     pub protection: Vec<u64>,
     /// `start_pfn`.
     pub start_pfn: u64,
+    /// The `pagesets` section: each online CPU's per-CPU lists.
+    pub pagesets: Vec<PagesetRecord>,
+}
+
+/// One CPU's entry of a zone's `pagesets` section (Linux 6.7+ prints `high_min` and
+/// `high_max`; older kernels leave them 0 here).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PagesetRecord {
+    /// `cpu:`.
+    pub cpu: u32,
+    /// `count:`: free pages on the CPU's lists of this zone.
+    pub count: u64,
+    /// `high:`.
+    pub high: u64,
+    /// `batch:`.
+    pub batch: u64,
+    /// `high_min:`.
+    pub high_min: u64,
+    /// `high_max:`.
+    pub high_max: u64,
 }
 
 fn line_err(file: &str, line: usize, msg: impl Into<String>) -> SnapshotError {
@@ -66,11 +90,14 @@ pub fn parse_zoneinfo(file: &str, text: &str) -> Result<Vec<ZoneInfoRecord>, Sna
                 min: 0,
                 low: 0,
                 high: 0,
+                promo: 0,
+                boost: 0,
                 spanned: 0,
                 present: 0,
                 managed: 0,
                 protection: Vec::new(),
                 start_pfn: 0,
+                pagesets: Vec::new(),
             });
             continue;
         }
@@ -88,10 +115,29 @@ pub fn parse_zoneinfo(file: &str, text: &str) -> Result<Vec<ZoneInfoRecord>, Sna
             Some("min") => z.min = number(file, ln, words.next(), "min")?,
             Some("low") => z.low = number(file, ln, words.next(), "low")?,
             Some("high") => z.high = number(file, ln, words.next(), "high")?,
+            Some("promo") => z.promo = number(file, ln, words.next(), "promo")?,
+            Some("boost") => z.boost = number(file, ln, words.next(), "boost")?,
             Some("spanned") => z.spanned = number(file, ln, words.next(), "spanned")?,
             Some("present") => z.present = number(file, ln, words.next(), "present")?,
             Some("managed") => z.managed = number(file, ln, words.next(), "managed")?,
             Some("start_pfn:") => z.start_pfn = number(file, ln, words.next(), "start_pfn")?,
+            Some("cpu:") => z.pagesets.push(PagesetRecord {
+                cpu: number(file, ln, words.next(), "cpu")? as u32,
+                ..Default::default()
+            }),
+            Some(key @ ("count:" | "high:" | "batch:" | "high_min:" | "high_max:")) => {
+                let v = number(file, ln, words.next(), key)?;
+                let Some(p) = z.pagesets.last_mut() else {
+                    return Err(line_err(file, ln, format!("{key} outside a `cpu:` entry")));
+                };
+                match key {
+                    "count:" => p.count = v,
+                    "high:" => p.high = v,
+                    "batch:" => p.batch = v,
+                    "high_min:" => p.high_min = v,
+                    _ => p.high_max = v,
+                }
+            }
             Some("protection:") => {
                 let inner = l
                     .strip_prefix("protection:")

@@ -128,6 +128,91 @@ pub(super) fn check_free_lists(m: &Machine, errs: &mut Vec<String>) -> Vec<bool>
     free_page
 }
 
+/// Invariant 8: every per-CPU list entry is a `PCP` block head of its list's order,
+/// aligned, inside its zone, tagged with its list, clean inside, on no other list and in no
+/// buddy block; each pcp's `count` equals its lists' pages and its `high` stays within
+/// its bounds once used. Marks the pages in `free_page`; returns the pcp pages.
+pub(super) fn check_pcp_lists(m: &Machine, free_page: &mut [bool], errs: &mut Vec<String>) -> u64 {
+    use crate::buddy::pcp::pindex_to_order;
+    use crate::mmzone::NR_PCP_LISTS;
+    let mut err = |s: String| errs.push(s);
+    let end = m.mem.end_pfn();
+    let mut total = 0;
+    for (zidx, z) in m.zones.iter().enumerate() {
+        let zi = ZoneIdx(zidx as u8);
+        if !m.config.pcp && !z.pageset.is_empty() {
+            err(format!("zone {}: per-CPU lists with pcp=off", z.name()));
+        }
+        for (cpu, pcp) in z.pageset.iter().enumerate() {
+            let mut pages = 0;
+            for (pindex, list) in pcp.lists.iter().enumerate() {
+                let o = pindex_to_order(pindex);
+                for (n, pfn) in list.iter(&m.mem).enumerate() {
+                    if n as u64 > end.0 {
+                        err(format!("zone {} cpu {cpu} list {pindex}: loops", z.name()));
+                        break;
+                    }
+                    let f = m.mem.flags(pfn);
+                    let tag = (cpu * NR_PCP_LISTS + pindex) as u32;
+                    if !f.contains(PageFlags::PCP)
+                        || f.contains(PageFlags::BUDDY)
+                        || f.order() != o.0
+                        || m.mem.pcp_tag(pfn) != tag
+                    {
+                        err(format!(
+                            "{pfn:?} on cpu {cpu}'s pcp list {pindex} (order {o}) is {f:?} tagged {}",
+                            m.mem.pcp_tag(pfn)
+                        ));
+                        continue;
+                    }
+                    if !pfn.is_aligned(o) || m.page_zone(pfn) != Some(zi) {
+                        err(format!(
+                            "{pfn:?} on a pcp list of zone {} misplaced",
+                            z.name()
+                        ));
+                        continue;
+                    }
+                    for i in 0..o.nr_pages() {
+                        let p = pfn.plus(i);
+                        if free_page[p.idx()] {
+                            err(format!("{p:?} is on a pcp list and free elsewhere"));
+                        }
+                        free_page[p.idx()] = true;
+                        if i > 0 && m.mem.flags(p) != PageFlags::EMPTY {
+                            err(format!("{p:?} inside pcp block {pfn:?} is not clean"));
+                        }
+                    }
+                    pages += o.nr_pages();
+                }
+            }
+            if pages != pcp.count {
+                err(format!(
+                    "zone {} cpu {cpu}: pcp count {} but its lists hold {pages}",
+                    z.name(),
+                    pcp.count
+                ));
+            }
+            // `high` moves between the bounds only when used (every use clamps it first);
+            // `pageset_update()` writes the bounds alone, so after a watermark change `high`
+            // may sit outside them until the next allocation or free. It never exceeds what
+            // the zone manages, nor the larger bound it was last clamped to.
+            let cap = z.managed_pages.max(pcp.high_min).max(pcp.high_max);
+            if pcp.high > cap {
+                err(format!(
+                    "zone {} cpu {cpu}: high {} above {cap} (managed {}, bounds {}..={})",
+                    z.name(),
+                    pcp.high,
+                    z.managed_pages,
+                    pcp.high_min,
+                    pcp.high_max
+                ));
+            }
+            total += pages;
+        }
+    }
+    total
+}
+
 /// Invariant 3: every present page in exactly one state; free + allocated = managed.
 pub(super) fn check_page_states(
     m: &Machine,
@@ -157,6 +242,8 @@ pub(super) fn check_page_states(
             per_zone[zi.idx()].0 += 1;
         } else if f.contains(PageFlags::BUDDY) {
             err(format!("{p:?} is a buddy head on no free list"));
+        } else if f.contains(PageFlags::PCP) {
+            err(format!("{p:?} is a pcp block head on no pcp list"));
         } else {
             counts.allocated_pages += 1;
             per_zone[zi.idx()].1 += 1;

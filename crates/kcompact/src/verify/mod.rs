@@ -27,6 +27,9 @@
 //!    and each list holds exactly one live entry per folio on it; swap slots in use equal
 //!    the pages of the swap entries, and an entry's cached folio is the process's
 //!    anonymous folio in the swap cache ([`reclaim::check_reclaim`]).
+//! 8. Every per-CPU list entry is a block of the list's order in its zone, on that one list
+//!    and in no free block; each pcp's `count` equals its lists' pages; `high` stays within
+//!    its bounds once used ([`buddy::check_pcp_lists`]).
 
 mod buddy;
 mod owners;
@@ -37,8 +40,10 @@ use crate::machine::Machine;
 /// What the checker counted, for tests that want the figures.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VerifyCounts {
-    /// Free pages (isolated included).
+    /// Free pages (isolated included), on the buddy lists and the per-CPU lists.
     pub free_pages: u64,
+    /// Of these, pages on the per-CPU lists.
+    pub pcp_pages: u64,
     /// Allocated pages.
     pub allocated_pages: u64,
     /// Reserved pages.
@@ -49,8 +54,10 @@ pub struct VerifyCounts {
 /// 20, then a count).
 pub fn verify(m: &Machine) -> Result<VerifyCounts, String> {
     let mut errs: Vec<String> = Vec::new();
-    let free_page = buddy::check_free_lists(m, &mut errs);
-    let counts = buddy::check_page_states(m, &free_page, &mut errs);
+    let mut free_page = buddy::check_free_lists(m, &mut errs);
+    let pcp_pages = buddy::check_pcp_lists(m, &mut free_page, &mut errs);
+    let mut counts = buddy::check_page_states(m, &free_page, &mut errs);
+    counts.pcp_pages = pcp_pages;
     buddy::check_zones(m, &mut errs);
     owners::check_owners(m, &mut errs);
     reclaim::check_reclaim(m, &mut errs);

@@ -2,7 +2,7 @@
 //!
 //! Each line is the block's migratetype letter (`M`ovable, `U`nmovable, `R`eclaimable,
 //! `H`ighAtomic, `C`MA, `I`solate), `*` if its compaction skip bit is set (else a space),
-//! a space, and one glyph per page: `.` free, `M` anonymous, `P` anonymous and maybe
+//! a space, and one glyph per page: `.` free, `,` free on a per-CPU list, `M` anonymous, `P` anonymous and maybe
 //! DMA-pinned, `F` page cache, `T` page table, `U` other kernel memory or slab, `D` driver
 //! page, `H` hugetlb, `-` allocated without an owner, `R` reserved, ` ` hole. Pages of a
 //! large folio after its head use the lower-case glyph. Golden tests, debugging and the
@@ -40,6 +40,15 @@ pub fn page_glyph(m: &Machine, pfn: Pfn) -> char {
         .any(|h| m.mem.is_buddy(h) && pfn < h.plus(m.mem.buddy_order(h).nr_pages()));
     if in_free_block {
         return '.';
+    }
+    let in_pcp_block = (0..=crate::units::MAX_PAGE_ORDER)
+        .map(|o| pfn.align_down(crate::units::Order(o)))
+        .any(|h| {
+            let hf = m.mem.flags(h);
+            hf.contains(PageFlags::PCP) && pfn < h.plus(1 << hf.order())
+        });
+    if in_pcp_block {
+        return ',';
     }
     let Some(id) = m.folio_of(pfn) else {
         return '-';

@@ -231,6 +231,13 @@ fn push_cell(
             p += n;
             continue;
         }
+        if f.contains(PageFlags::PCP) {
+            // A free block on a per-CPU list (at most the THP order, within a cell).
+            let n = (1u64 << f.order()).min(end - p);
+            counts[Kind::Free as usize] += n as u32;
+            p += n;
+            continue;
+        }
         let kind = match m.folio_of(Pfn(p)) {
             None => Kind::Kernel,
             Some(id) => {

@@ -56,7 +56,7 @@ impl View {
         match self {
             View::Buddyinfo => buddyinfo(m),
             View::Pagetypeinfo => pagetypeinfo(m),
-            View::Zoneinfo => zoneinfo(m, 2),
+            View::Zoneinfo => zoneinfo(m),
             View::Extfrag => format!(
                 "unusable_index:\n{}extfrag_index:\n{}",
                 unusable_index(m),

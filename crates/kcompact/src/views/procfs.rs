@@ -208,15 +208,7 @@ fn fls(x: u64) -> u64 {
     64 - x.leading_zeros() as u64
 }
 
-/// Mirrors `zone_batchsize()` for an MMU kernel.
-fn zone_batchsize(managed: u64) -> u64 {
-    let b = (managed >> 12).min(64);
-    let b = b + b / 2;
-    if b <= 1 {
-        return 1;
-    }
-    (1u64 << (fls(b) - 1)) - 1
-}
+use crate::buddy::pcp::zone_batchsize;
 
 /// Mirrors `calculate_normal_threshold()`.
 fn normal_threshold(managed: u64, cpus: u64) -> u64 {
@@ -224,10 +216,11 @@ fn normal_threshold(managed: u64, cpus: u64) -> u64 {
     (2 * fls(cpus) * (1 + fls(mem))).min(125)
 }
 
-/// `/proc/zoneinfo` in the Linux 6.18 layout, for a machine with `cpus` online CPUs (the
-/// pagesets section prints one entry per CPU; the model has no per-CPU lists, so counts
-/// are 0 and the limits are the kernel's formulas).
-pub fn zoneinfo(m: &Machine, cpus: u64) -> String {
+/// `/proc/zoneinfo` in the Linux 6.18 layout. The pagesets section prints each online
+/// CPU's per-CPU lists (`count`, `high`, `batch`, `high_min`, `high_max`); with `pcp=off`
+/// the counts are 0 and the limits the kernel's formulas.
+pub fn zoneinfo(m: &Machine) -> String {
+    let cpus = m.nr_cpus() as u64;
     let mut s = String::new();
     for node in 0..m.nr_nodes() {
         let first_populated = m
@@ -278,9 +271,13 @@ pub fn zoneinfo(m: &Machine, cpus: u64) -> String {
             let high_min = (z.watermark[Wmark::Low as usize] / cpus).max(4 * batch);
             let high_max = (z.managed_pages / 8 / cpus).max(4 * batch);
             for cpu in 0..cpus {
+                let (count, high, batch, high_min, high_max) = match z.pageset.get(cpu as usize) {
+                    Some(p) => (p.count, p.high, p.batch, p.high_min, p.high_max),
+                    None => (0, high_min, batch, high_min, high_max),
+                };
                 let _ = write!(
                     s,
-                    "\n    cpu: {cpu}\n              count:    0\n              high:     {high_min}\n              batch:    {batch}\n              high_min: {high_min}\n              high_max: {high_max}"
+                    "\n    cpu: {cpu}\n              count:    {count}\n              high:     {high}\n              batch:    {batch}\n              high_min: {high_min}\n              high_max: {high_max}"
                 );
                 let _ = write!(
                     s,

@@ -45,6 +45,12 @@ pub fn small_machine(dma32_blocks: u64, normal_blocks: u64, cfg: VmConfig) -> Ma
     Machine::boot(&small_layout(dma32_blocks, normal_blocks), cfg).expect("boot")
 }
 
+/// Free pages on the buddy lists and the per-CPU lists together (every page the allocator
+/// holds; NR_FREE_PAGES alone leaves the per-CPU lists out).
+pub fn free_all(m: &Machine) -> u64 {
+    m.nr_free_pages() + m.nr_pcp_pages()
+}
+
 /// Checks every invariant, panicking with the checker's report.
 pub fn check(m: &Machine) {
     if let Err(e) = verify(m) {
@@ -110,9 +116,12 @@ pub fn from_picture(pic: &str) -> Machine {
         present: vec![PfnRange::new(0x1000, 0x1000 + n)],
         reserved: vec![],
     }];
+    // The pictures show the buddy lists: frees go straight to them (pcp=off), so a
+    // picture's free pages are what compaction's scanners see.
     let cfg = VmConfig {
         thp_enabled: false,
         watermark_boost_factor: 0,
+        pcp: false,
         ..VmConfig::default()
     };
     let mut m = Machine::boot(&Layout::from_zones(zones, pb).expect("layout"), cfg).expect("boot");
