@@ -101,8 +101,27 @@ pub fn metrics_json(out: &Outcome) -> serde_json::Map<String, serde_json::Value>
         .collect()
 }
 
-/// Writes a run's result.json (SPEC.md's contract: version, scenario, seed, `config`, the
-/// outcome's metrics, every counter, the zones) and the kernel-format files into `dir`,
+/// A run's result.json (SPEC.md's contract: version, scenario, seed, `config`, the
+/// outcome's metrics, every counter, the zones).
+pub fn result_json(
+    m: &Machine,
+    scenario: &str,
+    seed: u64,
+    config: serde_json::Value,
+    out: &Outcome,
+) -> serde_json::Value {
+    json!({
+        "kcompact_version": env!("CARGO_PKG_VERSION"),
+        "scenario": scenario,
+        "seed": seed,
+        "config": config,
+        "metrics": metrics_json(out),
+        "vmstat": vmstat_json(m),
+        "zones": zones_json(m),
+    })
+}
+
+/// Writes a run's result.json ([`result_json`]) and the kernel-format files into `dir`,
 /// created if need be; returns the result.
 pub fn write_result(
     dir: &Path,
@@ -113,15 +132,7 @@ pub fn write_result(
     out: &Outcome,
 ) -> anyhow::Result<serde_json::Value> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let result = json!({
-        "kcompact_version": env!("CARGO_PKG_VERSION"),
-        "scenario": scenario,
-        "seed": seed,
-        "config": config,
-        "metrics": metrics_json(out),
-        "vmstat": vmstat_json(m),
-        "zones": zones_json(m),
-    });
+    let result = result_json(m, scenario, seed, config, out);
     write(
         dir,
         "result.json",

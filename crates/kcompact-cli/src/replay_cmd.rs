@@ -581,8 +581,33 @@ fn compactions_table(r: &ReplayReport) -> Section {
     }
 }
 
-/// `kcompact replay`.
-pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+/// A replay done: the trace read, the report, the model at the end, and what is known of
+/// the kernel's end beside the trace.
+struct Replayed {
+    trace: Trace,
+    r: ReplayReport,
+    m: Machine,
+    kernel: Option<ZoneFree>,
+    kernel_pcp: KernelPcp,
+}
+
+/// `replay --json`'s content without printing it: what the Python package's
+/// `kcompact.replay` returns.
+pub fn replay_result(args: &ReplayArgs) -> anyhow::Result<serde_json::Value> {
+    let x = replayed(args)?;
+    Ok(report_json(
+        args,
+        &x.trace,
+        &x.r,
+        &x.m,
+        &x.kernel,
+        &x.kernel_pcp,
+    ))
+}
+
+/// Reads the trace, loads the start snapshot or boots `--mem`, replays and checks the
+/// model's state.
+fn replayed(args: &ReplayArgs) -> anyhow::Result<Replayed> {
     let Some(mode) = Mode::parse(&args.mode) else {
         return usage(format!("--mode {}: expected exact or policy", args.mode));
     };
@@ -638,8 +663,26 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("the model's state is inconsistent after the replay:\n{e}"))?;
     let kernel_pcp = KernelPcp {
         end_zoneinfo,
-        trace_end: kernel_trace_end_pcp(&args, &m, &r)?,
+        trace_end: kernel_trace_end_pcp(args, &m, &r)?,
     };
+    Ok(Replayed {
+        trace,
+        r,
+        m,
+        kernel,
+        kernel_pcp,
+    })
+}
+
+/// `kcompact replay`.
+pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let Replayed {
+        trace,
+        r,
+        mut m,
+        kernel,
+        kernel_pcp,
+    } = replayed(&args)?;
     let j = report_json(&args, &trace, &r, &m, &kernel, &kernel_pcp);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&j)?);

@@ -307,3 +307,38 @@ fn issue7_predict_ends_a_g4_r1_contended_where_the_kernel_did() {
         "{out}"
     );
 }
+
+/// `--set` applies a run-time tunable to the loaded snapshot (a what-if), and refuses a
+/// boot-time key with exit 2.
+#[test]
+fn predict_and_analyze_take_run_time_tunables() {
+    let Some(dir) = case("A2_g4_r1") else {
+        eprintln!("skipped: ../shared/data/realkernel/A2_g4_r1 is not here");
+        return;
+    };
+    let before = dir.join("before");
+    let b = before.to_str().unwrap();
+    let after = |set: &[&str]| {
+        let mut args = vec!["predict", b, "--action", "hugepages=100000", "--json"];
+        args.extend_from_slice(set);
+        json_ok(&args)
+    };
+    let plain = after(&[]);
+    let wide = after(&["--set", "watermark_scale_factor=1000"]);
+    // Higher watermarks: kswapd keeps more free, so more free huge pages are left after.
+    assert!(
+        wide["after"]["hugepages"].as_u64() > plain["after"]["hugepages"].as_u64(),
+        "{} vs {}",
+        wide["after"]["hugepages"],
+        plain["after"]["hugepages"]
+    );
+    for cmd in [
+        vec!["predict", b, "--action", "compact", "--set", "nodes=2"],
+        vec!["analyze", b, "--set", "nodes=2"],
+    ] {
+        let o = kcompact(&cmd);
+        assert_eq!(o.status.code(), Some(2), "{cmd:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("--set nodes: a boot-time choice"), "{err}");
+    }
+}
