@@ -58,9 +58,9 @@ def test_bad_input_is_value_error_with_the_cli_message(cli, call, args):
 
 
 def test_ab_returns_the_cli_json(cli_json):
-    r = kcompact.ab("file-holes", "compaction=on,off", seeds=2, mem="64M")
+    r = kcompact.ab("file-holes", "compaction=on,off", seeds=2, mem="128M")
     want = cli_json("ab", "file-holes", "--toggle", "compaction=on,off", "--seeds", "2",
-                    "--mem", "64M", "--json")
+                    "--mem", "128M", "--json")
     assert r == want
     m = {x["name"]: x for x in r["metrics"]}
     assert m["success_pct"]["a"]["mean"] > m["success_pct"]["b"]["mean"]

@@ -10,14 +10,14 @@ pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is not installed")
 
 GRID = {
     "scenario": ["file-holes", "highalloc"],
-    "mem": "64M",
+    "mem": "128M",
     "seeds": 2,
     "settings": {"compaction": ["on", "off"]},
 }
 
 GRID_TOML = """
 scenario = ["file-holes", "highalloc"]
-mem = "64M"
+mem = "128M"
 seeds = 2
 [settings]
 compaction = ["on", "off"]
