@@ -102,6 +102,13 @@ fn marker_files(text: &str) -> Vec<String> {
     text.lines().skip(1).map(str::to_string).collect()
 }
 
+/// The order files are renamed into place: as staged, `last` at the end.
+fn commit_order<'a>(names: impl Iterator<Item = &'a str>, last: &str) -> Vec<&'a str> {
+    let mut names: Vec<&str> = names.collect();
+    names.sort_by_key(|n| *n == last);
+    names
+}
+
 impl OutDir {
     /// Checks `dir` as an output directory (created if it is not there) and locks it;
     /// `force` allows replacing an earlier output of kcompact.
@@ -116,10 +123,18 @@ impl OutDir {
                 ))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Err(e) = std::fs::create_dir_all(dir) {
-                    return usage(format!("{}: cannot create: {e}", dir.display()));
+                // The parents as needed, the directory itself exclusively: only the run
+                // that created it may remove it again (another may have created it since).
+                let made = match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    Some(parent) => std::fs::create_dir_all(parent),
+                    None => Ok(()),
                 }
-                created = true;
+                .and_then(|()| std::fs::create_dir(dir));
+                match made {
+                    Ok(()) => created = true,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+                    Err(e) => return usage(format!("{}: cannot create: {e}", dir.display())),
+                }
             }
             Err(e) => return usage(format!("{}: {e}", dir.display())),
         }
@@ -229,8 +244,7 @@ impl OutDir {
     }
 
     fn write_all(&self, command: &str, last: &str) -> anyhow::Result<()> {
-        let mut names: Vec<&str> = self.staged.iter().map(|(n, _)| n.as_str()).collect();
-        names.sort_by_key(|n| *n == last);
+        let names = commit_order(self.staged.iter().map(|(n, _)| n.as_str()), last);
         let mut marker = format!("kcompact {} {command}\n", env!("CARGO_PKG_VERSION"));
         for n in self
             .adopted
@@ -404,5 +418,90 @@ impl OutFile {
             let _ = std::fs::remove_file(&tmp);
             format!("renaming into {}", self.path.display())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A new directory under the temp dir, unique to this test.
+    fn scratch(tag: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("kcompact-outdir-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn the_main_file_is_renamed_last() {
+        let order = commit_order(
+            ["result.json", "buddyinfo", "report.html"].into_iter(),
+            "result.json",
+        );
+        assert_eq!(order, ["buddyinfo", "report.html", "result.json"]);
+    }
+
+    #[test]
+    fn a_second_writer_of_one_directory_is_refused() {
+        let d = scratch("lock");
+        let first = OutDir::prepare(&d, false).unwrap();
+        let e = OutDir::prepare(&d, false).err().expect("locked");
+        assert!(e.is::<crate::ui::Usage>());
+        assert!(e.to_string().contains("another kcompact"), "{e}");
+        drop(first);
+        assert!(
+            OutDir::prepare(&d, false).is_ok(),
+            "the lock goes with the first"
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_directory_as_it_was() {
+        let d = scratch("fail");
+        let mut o = OutDir::prepare(&d, false).unwrap();
+        o.add("result.json", "{}");
+        o.add("no/such/dir", "x");
+        assert!(o.commit("test", "result.json").is_err());
+        assert!(listing(&d).is_empty(), "{:?}", listing(&d));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn an_earlier_output_is_replaced_only_with_force_and_a_snapshot_never() {
+        let d = scratch("force");
+        let mut o = OutDir::prepare(&d, false).unwrap();
+        o.add("a", "1");
+        o.add("result.json", "{}");
+        o.commit("test", "result.json").unwrap();
+        assert_eq!(listing(&d), [MARKER, "a", "result.json"]);
+        let e = OutDir::prepare(&d, false).err().expect("earlier output");
+        assert!(e.to_string().contains("--force"), "{e}");
+        let mut o = OutDir::prepare(&d, true).unwrap();
+        o.add("result.json", "{\"again\": 1}");
+        o.commit("test", "result.json").unwrap();
+        assert_eq!(
+            listing(&d),
+            [MARKER, "result.json"],
+            "the earlier 'a' is gone"
+        );
+        std::fs::write(d.join("notes.txt"), "mine").unwrap();
+        let e = OutDir::prepare(&d, true).err().expect("a foreign file");
+        assert!(e.to_string().contains("notes.txt"), "{e}");
+        std::fs::remove_file(d.join("notes.txt")).unwrap();
+        std::fs::write(d.join("meta.txt"), "pfn_start=1").unwrap();
+        let e = OutDir::prepare(&d, true).err().expect("a snapshot");
+        assert!(e.to_string().contains("holds a snapshot"), "{e}");
+        let _ = std::fs::remove_dir_all(&d);
     }
 }
