@@ -185,8 +185,8 @@ pub struct ReportArgs {
     /// A directory `--out` wrote (its report.json is rendered again) or a snapshot
     /// directory (analyzed, with the map before and after `compact_memory`).
     pub dir: PathBuf,
-    /// The HTML file to write (default: DIR/report.html for an --out directory; a
-    /// snapshot's report needs --out, kcompact writes nothing into a snapshot).
+    /// The HTML file to write (default: DIR/report.html; into a snapshot kcompact writes
+    /// nothing else).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Also write the report's data (report.json's content) to this file.

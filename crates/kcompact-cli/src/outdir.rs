@@ -309,8 +309,8 @@ pub struct OutFile {
 }
 
 impl OutFile {
-    /// Checks `path` as a file to write: its directory exists, is no snapshot, and can be
-    /// written; an existing `path` is a regular file, replaced only if it is a report of
+    /// Checks `path` as a file to write: its directory exists, is no snapshot (unless
+    /// `path` is the snapshot's `report.html`), and can be written; an existing `path` is a regular file, replaced only if it is a report of
     /// kcompact's (`signature` at its start) or with `force`.
     pub fn prepare(path: &Path, signature: Option<&str>, force: bool) -> anyhow::Result<OutFile> {
         OutFile::check(path, signature, force, None)
@@ -350,9 +350,15 @@ impl OutFile {
             }
             Err(e) => return usage(format!("{}: {e}", parent.display())),
         }
-        if let Some(s) = SNAPSHOT_FILES.iter().find(|s| parent.join(s).exists()) {
+        // Into a snapshot only its own report (`kcompact report SNAPSHOT`): the loader
+        // reads no report.html, so the snapshot stays what it was.
+        let own_report = path.file_name().is_some_and(|n| n == "report.html");
+        if let Some(s) = SNAPSHOT_FILES
+            .iter()
+            .find(|s| !own_report && parent.join(s).exists())
+        {
             return usage(format!(
-                "{}: {} holds a snapshot ({s}); kcompact writes no output into a snapshot",
+                "{}: {} holds a snapshot ({s}); kcompact writes no output but its report.html into a snapshot",
                 path.display(),
                 parent.display()
             ));

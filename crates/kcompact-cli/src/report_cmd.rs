@@ -1,7 +1,8 @@
 //! `kcompact report DIR`: renders a directory's `report.json` again, or builds and renders
 //! the report of a snapshot directory (`analyze`'s results, the map before and after
 //! `compact_memory`). It writes the one HTML file (and the report's data only to
-//! `--data FILE`), never into a snapshot ([`crate::outdir::OutFile`]).
+//! `--data FILE`), into a snapshot nothing but its `report.html`
+//! ([`crate::outdir::OutFile`]).
 
 use crate::cli::ReportArgs;
 use crate::input;
@@ -14,23 +15,15 @@ use crate::ui::{outln, usage};
 pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     let dir = &args.dir;
     let data_file = dir.join("report.json");
-    let rendered_again = input::present(&data_file);
-    if !rendered_again && !input::present(&dir.join("meta.txt")) {
+    // A snapshot is analyzed afresh (a report.json beside its files would be stale).
+    let snapshot = input::present(&dir.join("meta.txt"));
+    if !snapshot && !input::present(&data_file) {
         return usage(format!(
             "{}: neither an --out directory (report.json) nor a snapshot (meta.txt)",
             dir.display()
         ));
     }
-    let out_path = match &args.out {
-        Some(p) => p.clone(),
-        None if rendered_again => dir.join("report.html"),
-        None => {
-            return usage(format!(
-                "{}: a snapshot, and kcompact writes nothing into a snapshot: give --out FILE",
-                dir.display()
-            ))
-        }
-    };
+    let out_path = args.out.clone().unwrap_or_else(|| dir.join("report.html"));
     // Both targets are checked before the work.
     let out = OutFile::prepare(&out_path, Some(REPORT_SIGNATURE), args.force)?;
     let data = args
@@ -38,7 +31,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|p| OutFile::prepare_beside(p, Some("\"sections\""), args.force, &out))
         .transpose()?;
-    let report = if rendered_again {
+    let report = if !snapshot {
         let text = input::read_text(&data_file)?;
         match serde_json::from_str::<Report>(&text) {
             Ok(r) => r,

@@ -436,11 +436,35 @@ fn out_never_overwrites_a_snapshot_or_foreign_files() {
     )
     .refused("replay --out its snapshot", &[s(&snap), "snapshot"]);
     kc(&d, &ab("64M", &["--out", s(&snap)])).refused("ab into a snapshot", &[s(&snap)]);
-    kc(&d, &["report", s(&snap)])
-        .refused("report of a snapshot without --out", &[s(&snap), "--out"]);
     kc(&d, &["report", s(&snap), "--out", s(&snap.join("r.html"))])
         .refused("report into the snapshot", &["snapshot"]);
+    kc(
+        &d,
+        &[
+            "report",
+            s(&snap),
+            "--out",
+            s(&snap.join("zoneinfo")),
+            "--force",
+        ],
+    )
+    .refused("report over a snapshot's file", &["snapshot"]);
     assert!(contents(&snap) == before, "the snapshot is as it was");
+    // `report SNAP`: its report.html and nothing else; a stale report.json beside the
+    // snapshot's files is not what is rendered.
+    std::fs::write(snap.join("report.json"), "{\"stale\": true}").unwrap();
+    kc(&d, &["report", s(&snap)]).ok("report of a snapshot");
+    let html = std::fs::read_to_string(snap.join("report.html")).unwrap();
+    assert!(
+        html.contains("hugepages_after_compaction"),
+        "the snapshot analyzed"
+    );
+    std::fs::remove_file(snap.join("report.html")).unwrap();
+    std::fs::remove_file(snap.join("report.json")).unwrap();
+    assert!(
+        contents(&snap) == before,
+        "nothing else written into the snapshot"
+    );
 
     let mine = d.join("mine");
     std::fs::create_dir_all(&mine).unwrap();
