@@ -16,7 +16,7 @@ use kcompact::Machine;
 use serde_json::json;
 use std::path::Path;
 
-const DELTA_KEYS: [&str; 23] = [
+const DELTA_KEYS: [&str; 26] = [
     "pgmigrate_success",
     "pgmigrate_fail",
     "thp_migration_success",
@@ -34,6 +34,9 @@ const DELTA_KEYS: [&str; 23] = [
     "pgscan_direct",
     "pgsteal_kswapd",
     "pgsteal_direct",
+    "pageoutrun",
+    "kswapd_low_wmark_hit_quickly",
+    "kswapd_high_wmark_hit_quickly",
     "drop_pagecache",
     "drop_slab",
     "htlb_buddy_alloc_success",
@@ -91,6 +94,7 @@ struct Predicted {
 /// Performs `action` on `m` (loaded as `before`) and lets the daemons finish.
 fn perform(m: &mut Machine, before: &Machine, action: Action) -> Predicted {
     let mut ends = Vec::new();
+    let t0 = m.clock.now_ns;
     let (what, mut figures) = match action {
         Action::Compact => {
             // Writing /proc/sys/vm/compact_memory: sync, full compaction of every zone.
@@ -115,12 +119,20 @@ fn perform(m: &mut Machine, before: &Machine, action: Action) -> Predicted {
             )
         }
     };
+    let work = |x: &Machine| kcompact::clock::Work::of(&x.vmstat);
+    let ms = |ns: u64| ns / 1_000_000;
+    // How long the write took (the kernel's `action_ms`): growing the pool runs on the
+    // clock, with kswapd and kcompactd beside it on their CPU; compact_memory and
+    // drop_caches are the writer's own work, nothing else running meanwhile.
+    let action_ns = match action {
+        Action::Hugepages(_) => m.clock.now_ns - t0,
+        Action::Compact | Action::DropCaches => m.config.costs.cost(&work(before), &work(m)),
+    };
+    figures.push(("action_ms", ms(action_ns)));
     // kswapd and kcompactd finish what the action woke them for.
     m.settle();
     // Simulated CPU time of the work (the calibrated cost model), in ms: all of it, and
     // the daemons' share.
-    let work = |x: &Machine| kcompact::clock::Work::of(&x.vmstat);
-    let ms = |ns: u64| ns / 1_000_000;
     figures.push((
         "simulated_cpu_ms",
         ms(m.config.costs.cost(&work(before), &work(m))),

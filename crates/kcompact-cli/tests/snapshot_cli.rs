@@ -146,9 +146,11 @@ fn predict_drop_caches_and_hugepages_on_a_real_snapshot() {
     assert!(o9(&v["after"]["zones"]) > o9(&v["before"]["zones"]) + 1000);
     assert_eq!(v["vmstat_delta"]["drop_pagecache"], 1);
     assert_eq!(v["vmstat_delta"]["compact_migrate_scanned"], 0);
-    // nr_hugepages past what is free: the rest comes from direct compaction (and some
-    // reclaim) until the first allocation that fails; the pool then stops growing. (The
-    // measured nr_hugepages cases, H_*, are compared in docs/results.md.)
+    // nr_hugepages past what is free: the rest comes from direct compaction and from
+    // kswapd, woken by the high-order requests, reclaiming page cache on its CPU while the
+    // pool grows (as the kernel's did in H_g8_s1), until the first allocation that fails;
+    // the pool then stops growing. (The measured nr_hugepages cases, H_*, are compared in
+    // docs/results.md.)
     let free = o9(&v["before"]["zones"]);
     let v = json_ok(&["predict", snap, "--action", "hugepages=9000", "--json"]);
     let got = v["hugepages_allocated"].as_u64().unwrap();
@@ -156,7 +158,13 @@ fn predict_drop_caches_and_hugepages_on_a_real_snapshot() {
         got < 9000 && got > free + 200,
         "got {got} of 9000, {free} free"
     );
-    assert!(v["vmstat_delta"]["compact_success"].as_u64().unwrap() > got - free - 50);
+    let d = &v["vmstat_delta"];
+    assert!(
+        d["compact_success"].as_u64().unwrap() > (got - free) / 4,
+        "{d}"
+    );
+    assert!(d["pgsteal_kswapd"].as_u64().unwrap() > 100_000, "{d}");
+    assert!(d["kswapd_high_wmark_hit_quickly"].is_u64(), "{d}");
     assert!(v["simulated_cpu_ms"].as_u64().unwrap() > 0);
     assert_eq!(v["vmstat_delta"]["htlb_buddy_alloc_fail"], 1);
     assert_eq!(
@@ -305,5 +313,79 @@ fn issue7_predict_ends_a_g4_r1_contended_where_the_kernel_did() {
     assert!(
         out.contains("zone   Normal status=contended migrate_pfn=0x322a00"),
         "{out}"
+    );
+}
+
+/// A `key=value` or `key value` figure from one of a case's text files.
+fn kernel_figure(path: &Path, key: &str) -> u64 {
+    let t = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    t.split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .find_map(|w| (w[0] == key).then(|| w[1].parse().ok()).flatten())
+        .or_else(|| {
+            t.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{key}=")))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("{key} in {}", path.display()))
+}
+
+/// `echo 100000 > nr_hugepages` on H_g8_s1 (8 GiB fragmented): the kernel's kswapd, woken
+/// by the order-9 requests and napping between runs (`kswapd_low_wmark_hit_quickly` at
+/// almost every run), reclaimed a million page-cache pages on its CPU while the pool grew.
+/// The model's pool, kswapd reclaim and direct compaction against the kernel's run.
+#[test]
+fn nr_hugepages_on_h_g8_grows_with_kswapd_beside_it_like_the_kernels() {
+    let Some(dir) = case("H_g8_s1") else {
+        eprintln!("skipped: ../shared/data/realkernel/H_g8_s1 is not here");
+        return;
+    };
+    let snap = dir.join("before");
+    let v = json_ok(&[
+        "predict",
+        snap.to_str().unwrap(),
+        "--action",
+        "hugepages=100000",
+        "--json",
+    ]);
+    let d = &v["vmstat_delta"];
+    let kernel = |key: &str| kernel_figure(&dir.join("vmstat_delta"), key);
+    let within = |what: &str, model: u64, kernel: u64, pct: u64| {
+        eprintln!("{what}: model {model}, kernel {kernel}");
+        assert!(
+            model.abs_diff(kernel) * 100 <= kernel * pct,
+            "{what}: model {model}, kernel {kernel}, more than {pct} % apart"
+        );
+    };
+    within(
+        "pool",
+        v["hugepages_allocated"].as_u64().unwrap(),
+        kernel_figure(&dir.join("exp.log"), "nr_hugepages"),
+        5,
+    );
+    within(
+        "pgsteal_kswapd",
+        d["pgsteal_kswapd"].as_u64().unwrap(),
+        kernel("pgsteal_kswapd"),
+        25,
+    );
+    within(
+        "compact_stall",
+        d["compact_stall"].as_u64().unwrap(),
+        kernel("compact_stall"),
+        25,
+    );
+    // kswapd ran again and again, woken during its nap.
+    assert!(
+        d["kswapd_low_wmark_hit_quickly"].as_u64().unwrap() * 2 > d["pageoutrun"].as_u64().unwrap(),
+        "{d}"
+    );
+    // The write's duration (the kernel's action_ms): the model's is short of it.
+    within(
+        "action_ms",
+        v["action_ms"].as_u64().unwrap(),
+        kernel_figure(&dir.join("exp.log"), "action_ms"),
+        30,
     );
 }

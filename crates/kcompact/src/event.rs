@@ -733,6 +733,10 @@ pub enum VmEvent {
     Pageoutrun,
     /// kswapd wake-ups that found it asleep (not a Linux counter).
     KswapdWake,
+    /// `kswapd_low_wmark_hit_quickly`: kswapd woken during its short nap.
+    KswapdLowWmarkHitQuickly,
+    /// `kswapd_high_wmark_hit_quickly`: kswapd unbalanced after its run or its nap.
+    KswapdHighWmarkHitQuickly,
     /// `nr_vmscan_write`: pages kswapd wrote back itself.
     NrVmscanWrite,
     /// `nr_vmscan_immediate_reclaim`.
@@ -756,7 +760,7 @@ pub enum VmEvent {
 }
 
 /// How many counters there are.
-pub const NR_VM_EVENTS: usize = 56;
+pub const NR_VM_EVENTS: usize = 58;
 
 /// Mirrors `vmstat_text[]`: each [`VmEvent`]'s name, by its index.
 pub const VMSTAT_TEXT: [&str; NR_VM_EVENTS] = [
@@ -806,6 +810,8 @@ pub const VMSTAT_TEXT: [&str; NR_VM_EVENTS] = [
     "allocstall",
     "pageoutrun",
     "kswapd_wake",
+    "kswapd_low_wmark_hit_quickly",
+    "kswapd_high_wmark_hit_quickly",
     "nr_vmscan_write",
     "nr_vmscan_immediate_reclaim",
     "drop_pagecache",
@@ -867,6 +873,8 @@ impl VmEvent {
         VmEvent::Allocstall,
         VmEvent::Pageoutrun,
         VmEvent::KswapdWake,
+        VmEvent::KswapdLowWmarkHitQuickly,
+        VmEvent::KswapdHighWmarkHitQuickly,
         VmEvent::NrVmscanWrite,
         VmEvent::NrVmscanImmediateReclaim,
         VmEvent::DropPagecache,

@@ -88,16 +88,27 @@ impl Machine {
     /// Returns the pool size reached (what `nr_hugepages` reads back).
     pub fn set_nr_hugepages(&mut self, count: u64) -> u64 {
         while (self.hugetlb.pages.len() as u64) < count {
+            // The writer's CPU time for this page; kswapd and kcompactd, woken by its slow
+            // path, run beside it on their CPU meanwhile.
+            let t0 = self.clock.now_ns;
             let nodes = self.nr_nodes();
             let mut got = None;
+            let mut spent = 0;
             for i in 0..nodes {
                 let node = NodeId(((self.hugetlb.next_nid as usize + i) % nodes) as u8);
-                if let Some(id) = self.alloc_buddy_hugetlb_folio(node) {
+                let id = self.alloc_buddy_hugetlb_folio(node);
+                spent += self.clock.last_alloc_ns;
+                if let Some(id) = id {
                     self.hugetlb.next_nid = ((node.0 as usize + 1) % nodes) as u8;
                     got = Some(id);
                     break;
                 }
             }
+            if got.is_some() {
+                spent += self.config.costs.hugetlb_folio_ns;
+                self.clock.cpu.tasks_ns += self.config.costs.hugetlb_folio_ns;
+            }
+            self.advance_to(t0 + spent);
             match got {
                 Some(id) => self.hugetlb.pages.push(id),
                 None => break,

@@ -134,7 +134,27 @@ pub struct Kswapd {
     pub awake: bool,
     /// The `balance_pgdat()` in progress.
     pub run: Option<Balance>,
+    /// The short nap of `kswapd_try_to_sleep()` in progress (on `kswapd_wait` until the
+    /// timer fires or a wake-up comes).
+    pub nap: Option<KswapdNap>,
+    /// The `highest_zoneidx` of kswapd's last run (`kswapd()`'s local, the default when no
+    /// wake-up names a zone).
+    pub prev_highest: Option<ZoneType>,
 }
+
+/// kswapd's `schedule_timeout(HZ/10)` in `kswapd_try_to_sleep()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KswapdNap {
+    /// When the timer fires, ns.
+    pub until_ns: u64,
+    /// The order the run ended reclaiming at (`reclaim_order`).
+    pub reclaim_order: u8,
+    /// The zone bound it sleeps for.
+    pub highest: ZoneType,
+}
+
+/// `HZ/10`: kswapd's nap before it sleeps fully, in ns.
+pub const KSWAPD_NAP_NS: u64 = 100_000_000;
 
 /// The state of one `balance_pgdat()` between its passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -761,3 +761,38 @@ fn defrag_mode_lets_reclaimers_fall_back_only_after_reclaim_fails() {
     );
     check(&m);
 }
+
+/// `Machine::shuffle_free_lists`: the same blocks on the same lists, in an order that
+/// depends on the seed alone.
+#[test]
+fn shuffled_free_lists_keep_their_blocks_and_depend_on_the_seed_alone() {
+    let mut m = small_machine(0, 8, no_boost());
+    let pages = drain(&mut m, Gfp::GFP_HIGHUSER_MOVABLE);
+    // Every second page free, in pfn order: 2,048 order-0 blocks on one list.
+    for p in pages.iter().filter(|p| p.0 % 2 == 0) {
+        m.free_pages(*p, Order(0));
+    }
+    let zi = m.zone_of(NodeId(0), ZoneType::Normal);
+    let list = |m: &Machine| -> Vec<Pfn> {
+        m.zone(zi).free_area[0].free_list[MigrateType::Movable.idx()]
+            .iter(&m.mem)
+            .collect()
+    };
+    let before = list(&m);
+    assert!(before.len() > 1000, "{}", before.len());
+    let shuffled = |seed: u64| {
+        let mut c = m.clone();
+        c.shuffle_free_lists(&mut kcompact::rng::SimRng::new(seed));
+        check(&c);
+        list(&c)
+    };
+    let (a, b, c) = (shuffled(1), shuffled(1), shuffled(2));
+    assert_eq!(a, b, "same seed, same order");
+    assert_ne!(a, c, "another seed, another order");
+    assert_ne!(a, before, "shuffled");
+    let mut sorted = a.clone();
+    sorted.sort();
+    let mut want = before.clone();
+    want.sort();
+    assert_eq!(sorted, want, "the same blocks");
+}

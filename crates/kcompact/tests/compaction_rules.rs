@@ -9,7 +9,7 @@ use kcompact::gfp::{AllocFlags, Gfp};
 use kcompact::layout::ZoneType;
 use kcompact::owners::table::FolioId;
 use kcompact::sysctl::SkipPinned;
-use kcompact::units::{NodeId, Order};
+use kcompact::units::{NodeId, Order, Pfn};
 use kcompact::{Machine, VmConfig};
 
 fn order9_blocks(m: &Machine) -> u64 {
@@ -532,4 +532,53 @@ fn free_scanner_stride_steps_over_holes_of_one_parity() {
         "even holes are found and the band compacted: {} migrated",
         even.vmstat[VmEvent::PgmigrateSuccess]
     );
+}
+
+/// `__reset_isolation_suitable()`: the zone is walked from both ends, a pageblock per
+/// side and step; a block's skip hint is cleared only if a page sampled every
+/// `1 << PAGE_ALLOC_COSTLY_ORDER` shows an LRU page (migrate side) or a free page in a
+/// MOVABLE block (free side, until it found one); the scanners restart at the first block
+/// each side cleared.
+#[test]
+fn reset_isolation_suitable_samples_blocks_from_both_ends() {
+    // Blocks of 16 pages: samples at offsets 0 and 8.
+    let mut m = from_picture(
+        "\
+U  TUUUUUUUUUUUUUUU
+U  UUUUUUUUFUUUUUUU
+M  UUUFUUUUUUUUUUUU
+M  UUUUUUUU.UUUUUUU
+U  .UUUUUUUUUUUUUUU
+M  FFFFF.FFFFFFFFFF",
+    );
+    let zi = m.zone_of(NodeId(0), ZoneType::Normal);
+    let block = |b: u64| Pfn(0x1000 + 16 * b);
+    for b in 0..6 {
+        m.pageblocks.set_skip(block(b), true);
+    }
+    // Without a whole-zone compaction since the last reset, nothing happens.
+    m.reset_isolation_suitable_zone(zi);
+    assert!((0..6).all(|b| m.pageblocks.skip(block(b))));
+    m.zones[zi.idx()].compact.blockskip_flush = true;
+    m.reset_isolation_suitable_zone(zi);
+    let skipped: Vec<bool> = (0..6).map(|b| m.pageblocks.skip(block(b))).collect();
+    assert_eq!(
+        skipped,
+        [
+            true,  // a page table and kernel pages: neither a source nor a target
+            false, // page cache at a sampled offset
+            true,  // page cache only between the samples
+            false, // a free page at a sampled offset of a MOVABLE block
+            true,  // a free page sampled, but not a MOVABLE block
+            true,  // a free page only between the samples
+        ]
+    );
+    let c = &m.zones[zi.idx()].compact;
+    assert!(!c.blockskip_flush);
+    assert_eq!(c.init_migrate_pfn, block(1));
+    assert_eq!(c.cached_migrate_pfn, [block(1), block(1)]);
+    // The free side walks down from the zone's last pfn a block at a time.
+    assert_eq!(c.init_free_pfn, Pfn(block(4).0 - 1));
+    assert_eq!(c.cached_free_pfn, c.init_free_pfn);
+    check(&m);
 }

@@ -290,10 +290,17 @@ fn noretry_thp_gives_up_after_deferral() {
     let before = m.vmstat.clone();
     assert_eq!(m.alloc_pages(gfp, Order(9), NodeId(0)), None);
     check(&m);
+    // 6.18 returns uncounted only from a skipped attempt: a deferred one is a stall and
+    // a failure, with nothing scanned.
     assert_eq!(
-        m.vmstat[VmEvent::CompactStall],
-        before[VmEvent::CompactStall],
-        "deferred: no stall"
+        m.vmstat[VmEvent::CompactStall] - before[VmEvent::CompactStall],
+        1,
+        "deferred: one stall"
+    );
+    assert_eq!(
+        m.vmstat[VmEvent::CompactFail] - before[VmEvent::CompactFail],
+        1,
+        "and one failure"
     );
     assert_eq!(m.vmstat[VmEvent::Allocstall], 0, "and no reclaim");
     assert_eq!(
@@ -311,9 +318,13 @@ fn noretry_thp_gives_up_after_deferral() {
         "one round of direct reclaim"
     );
     assert_eq!(
-        m.vmstat[VmEvent::CompactStall],
-        before[VmEvent::CompactStall],
-        "still deferred"
+        m.vmstat[VmEvent::CompactStall] - before[VmEvent::CompactStall],
+        3,
+        "still deferred: two more stalls, before and after the reclaim"
+    );
+    assert_eq!(
+        m.vmstat[VmEvent::CompactMigrateScanned],
+        before[VmEvent::CompactMigrateScanned]
     );
     // Costly orders never escalate to SYNC_FULL (the only priority that ignores
     // deferral), so even __GFP_RETRY_MAYFAIL fails while deferred; every attempt counts
@@ -768,4 +779,71 @@ fn zram_swap_stores_pages_in_a_movable_pool() {
     let off = run(false);
     assert!(on > 0, "compaction moved no pool page");
     assert_eq!(off, 0, "unmovable pool pages never move");
+}
+
+/// `kswapd_try_to_sleep()`: a balanced node's kswapd naps HZ/10 before it sleeps; a
+/// wake-up during the nap runs it again at once (`kswapd_low_wmark_hit_quickly`), a node
+/// that fell below its high watermark by the end of the nap runs it again too
+/// (`kswapd_high_wmark_hit_quickly`), and a node still balanced sleeps until woken.
+#[test]
+fn kswapd_naps_before_it_sleeps_and_counts_quick_wakes() {
+    let cfg = VmConfig {
+        pcp: false,
+        ..VmConfig::default()
+    };
+    let (mut m, f) = with_page_cache(64, 50, cfg);
+    let zi = normal(&m);
+    let node = NodeId(0);
+    let (low, high) = (m.zone(zi).low_wmark_pages(), m.zone(zi).high_wmark_pages());
+    let mut index = 1 << 20;
+    let mut use_down_to = |m: &mut Machine, pages: u64| {
+        while free(m) > pages {
+            m.file_add(f, index, Order(0), false).expect("above min");
+            index += 1;
+        }
+    };
+    let run = |m: &mut Machine| {
+        let mut passes = 0;
+        while m.kswapd_step(node) {
+            passes += 1;
+            assert!(passes < 10_000, "kswapd's run ends");
+        }
+    };
+    use_down_to(&mut m, low - 1);
+    assert!(m.kswapd_runnable(node));
+    run(&mut m);
+    check(&m);
+    let nap = m.nodes[0].kswapd.nap.expect("napping after a balanced run");
+    assert!(!m.kswapd_runnable(node));
+    assert_eq!(nap.until_ns, m.clock.now_ns + 100_000_000, "HZ/10");
+    assert_eq!(m.kswapd_due(node, 0), Some(nap.until_ns));
+    assert_eq!(m.vmstat[VmEvent::KswapdLowWmarkHitQuickly], 0);
+    assert_eq!(m.vmstat[VmEvent::KswapdHighWmarkHitQuickly], 0);
+    // Woken during the nap.
+    use_down_to(&mut m, low - 1);
+    assert!(m.kswapd_runnable(node));
+    assert_eq!(m.vmstat[VmEvent::KswapdLowWmarkHitQuickly], 1);
+    assert_eq!(m.nodes[0].kswapd.nap, None);
+    run(&mut m);
+    assert!(m.nodes[0].kswapd.nap.is_some());
+    // Below high but above low when the nap ends: no wake-up, but kswapd runs again.
+    use_down_to(&mut m, (low + high) / 2);
+    assert!(!m.kswapd_runnable(node), "above low: nobody woke it");
+    assert!(
+        m.kswapd_step(node),
+        "the end of the nap finds the node unbalanced"
+    );
+    assert_eq!(m.vmstat[VmEvent::KswapdHighWmarkHitQuickly], 1);
+    run(&mut m);
+    check(&m);
+    // Balanced when this nap ends: it sleeps until woken.
+    let wakes = m.vmstat[VmEvent::KswapdWake];
+    m.settle();
+    assert_eq!(m.nodes[0].kswapd.nap, None);
+    assert!(!m.kswapd_runnable(node));
+    assert_eq!(m.kswapd_due(node, 0), None, "asleep until woken");
+    assert_eq!(m.vmstat[VmEvent::KswapdHighWmarkHitQuickly], 1);
+    assert_eq!(m.vmstat[VmEvent::KswapdLowWmarkHitQuickly], 1);
+    assert_eq!(m.vmstat[VmEvent::KswapdWake], wakes);
+    assert!(free(&m) >= high);
 }

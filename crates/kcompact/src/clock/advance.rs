@@ -108,8 +108,8 @@ impl Machine {
                 consider(*done, Actor::Writeback);
             }
             for n in 0..nodes {
-                if self.kswapd_runnable(NodeId(n as u8)) {
-                    consider(self.clock.kswapd_next[n], Actor::Kswapd(n as u8));
+                if let Some(at) = self.kswapd_due(NodeId(n as u8), self.clock.kswapd_next[n]) {
+                    consider(at, Actor::Kswapd(n as u8));
                 }
                 if self.config.compaction {
                     if self.nodes[n].kcompactd_pending {
@@ -162,16 +162,17 @@ impl Machine {
         self.clock.now_ns = self.clock.now_ns.max(t);
     }
 
-    /// Runs the daemons until none has work due now or soon: kswapd until it sleeps,
-    /// pending kcompactd work, writes in flight. Proactive compaction's timer does not
-    /// hold it up. Returns the time reached.
+    /// Runs the daemons until none has work due now or soon: kswapd until it sleeps (its
+    /// HZ/10 nap included, at whose end it may run again), pending kcompactd work, writes
+    /// in flight. Proactive compaction's timer does not hold it up. Returns the time
+    /// reached.
     pub fn settle(&mut self) -> u64 {
         let mut guard = 0;
         loop {
             guard += 1;
             assert!(guard < 10_000_000, "settle makes no progress");
             let nodes = self.nr_nodes();
-            let busy = (0..nodes).any(|n| self.kswapd_runnable(NodeId(n as u8)))
+            let busy = (0..nodes).any(|n| self.kswapd_due(NodeId(n as u8), 0).is_some())
                 || self.nodes.iter().any(|p| p.kcompactd_pending)
                 || self.clock.writeback_in_flight() > 0;
             if !busy {

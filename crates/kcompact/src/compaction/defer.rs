@@ -2,7 +2,8 @@
 
 use crate::event::{Defer, Tracepoint};
 use crate::machine::Machine;
-use crate::units::ZoneIdx;
+use crate::memmap::{MigrateType, PageFlags};
+use crate::units::{Pfn, ZoneIdx, PAGE_ALLOC_COSTLY_ORDER};
 
 /// `COMPACT_MAX_DEFER_SHIFT`.
 pub const COMPACT_MAX_DEFER_SHIFT: u32 = 6;
@@ -74,29 +75,104 @@ impl Machine {
         c.defer_shift == COMPACT_MAX_DEFER_SHIFT && c.considered >= 1 << COMPACT_MAX_DEFER_SHIFT
     }
 
-    /// Mirrors `__reset_isolation_suitable()` when `compact_blockskip_flush` is set: the
-    /// zone's skip hints are cleared and the cached scanner positions go back to the ends.
-    ///
-    /// DEVIATION(linux): every skip bit is cleared and the scanners restart at the zone's
-    /// ends; Linux samples blocks from both ends and restarts each scanner at the first
-    /// block worth scanning (`__reset_isolation_pfn()`).
+    /// Mirrors `pageblock_skip_persistent()`: `pfn` is part of a compound page of at least
+    /// pageblock order (a hugetlb page, a THP), whose block stays skipped until it is freed.
+    pub(crate) fn pageblock_skip_persistent(&self, pfn: Pfn) -> bool {
+        let f = self.mem.flags(pfn);
+        if !f.intersects(PageFlags::HEAD | PageFlags::TAIL) {
+            return false;
+        }
+        let head = self.mem.compound_head(pfn);
+        self.mem.flags(head).order() >= self.pageblock_order().0
+    }
+
+    /// Mirrors `__reset_isolation_pfn()`: true if the block holding `pfn` may restart a
+    /// scanner. A block already clear counts when both checks are asked for; otherwise a
+    /// page every `1 << PAGE_ALLOC_COSTLY_ORDER` of the block is sampled for an LRU page
+    /// (`check_source`) or a free block's head (`check_target`), and the first found clears
+    /// the block's skip hint. The free side picks only MOVABLE blocks until it has one.
+    fn reset_isolation_pfn(&mut self, zi: ZoneIdx, pfn: Pfn, source: bool, target: bool) -> bool {
+        if self.page_zone(pfn) != Some(zi) || self.pageblock_skip_persistent(pfn) {
+            return false;
+        }
+        if source && target && !self.pageblocks.skip(pfn) {
+            return true;
+        }
+        if !source && target && self.pageblocks.migratetype(pfn) != MigrateType::Movable {
+            return false;
+        }
+        let pb = self.pageblock_order();
+        let z = self.zone(zi);
+        let start = pfn.align_down(pb).max(z.zone_start_pfn);
+        let page = if self.page_zone(start).is_some() {
+            start
+        } else {
+            pfn
+        };
+        let end = page.pageblock_end(pb).minus(1).min(z.end_pfn().minus(1));
+        if self.page_zone(end).is_none() {
+            return false;
+        }
+        let mut p = page;
+        while p <= end {
+            let lru = source
+                && self
+                    .mem
+                    .flags(p)
+                    .intersects(PageFlags::HEAD | PageFlags::TAIL | PageFlags::LRU)
+                && self
+                    .mem
+                    .flags(self.mem.compound_head(p))
+                    .contains(PageFlags::LRU);
+            if lru || (target && self.mem.is_buddy(p)) {
+                self.pageblocks.set_skip(p, false);
+                return true;
+            }
+            p = p.plus(1 << PAGE_ALLOC_COSTLY_ORDER);
+        }
+        false
+    }
+
+    /// Mirrors `__reset_isolation_suitable()` when `compact_blockskip_flush` is set (a
+    /// whole-zone compaction met its scanners since): the zone is walked from both ends a
+    /// pageblock at a time, the migrate side clearing the skip hint of blocks whose samples
+    /// show an LRU page, the free side of blocks whose samples show a free page; each
+    /// scanner restarts at the first block its side cleared (no distance between them if
+    /// neither found one). Hints of other blocks stay set.
     pub fn reset_isolation_suitable_zone(&mut self, zi: ZoneIdx) {
         if !self.zones[zi.idx()].compact.blockskip_flush {
             return;
         }
         self.zones[zi.idx()].compact.blockskip_flush = false;
-        let pb = self.pageblock_order();
+        let nr = self.pageblock_order().nr_pages();
         let (start, end) = (self.zone(zi).zone_start_pfn, self.zone(zi).end_pfn());
-        let mut p = start.align_down(pb);
-        while p < end {
-            self.pageblocks.set_skip(p, false);
-            p = p.plus(pb.nr_pages());
+        let (mut migrate_pfn, mut free_pfn) = (start, end.minus(1));
+        let (mut reset_migrate, mut reset_free) = (free_pfn, migrate_pfn);
+        let (mut source_set, mut free_set) = (false, false);
+        while migrate_pfn < free_pfn {
+            if self.reset_isolation_pfn(zi, migrate_pfn, true, source_set)
+                && migrate_pfn < reset_migrate
+            {
+                source_set = true;
+                reset_migrate = migrate_pfn;
+                let c = &mut self.zones[zi.idx()].compact;
+                c.init_migrate_pfn = migrate_pfn;
+                c.cached_migrate_pfn = [migrate_pfn, migrate_pfn];
+            }
+            if self.reset_isolation_pfn(zi, free_pfn, free_set, true) && free_pfn > reset_free {
+                free_set = true;
+                reset_free = free_pfn;
+                let c = &mut self.zones[zi.idx()].compact;
+                c.init_free_pfn = free_pfn;
+                c.cached_free_pfn = free_pfn;
+            }
+            migrate_pfn = migrate_pfn.plus(nr);
+            free_pfn = Pfn(free_pfn.0.saturating_sub(nr));
         }
-        let last = end.minus(1).align_down(pb);
-        let c = &mut self.zones[zi.idx()].compact;
-        c.init_migrate_pfn = start;
-        c.cached_migrate_pfn = [start, start];
-        c.init_free_pfn = last;
-        c.cached_free_pfn = last;
+        if reset_migrate >= reset_free {
+            let c = &mut self.zones[zi.idx()].compact;
+            c.cached_migrate_pfn = [migrate_pfn, migrate_pfn];
+            c.cached_free_pfn = free_pfn;
+        }
     }
 }

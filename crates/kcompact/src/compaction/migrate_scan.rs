@@ -34,12 +34,6 @@ impl Machine {
         cc.ignore_skip_hint || !self.pageblocks.skip(pfn)
     }
 
-    /// Mirrors `pageblock_skip_persistent()`: a pageblock-order compound page starts here.
-    pub(crate) fn pageblock_skip_persistent(&self, pfn: Pfn) -> bool {
-        let f = self.mem.flags(pfn);
-        f.contains(PageFlags::HEAD) && f.order() >= self.pageblock_order().0
-    }
-
     /// Mirrors `suitable_migration_source()`.
     fn suitable_migration_source(&self, cc: &CompactControl, pfn: Pfn) -> bool {
         if self.pageblock_skip_persistent(pfn) {

@@ -99,7 +99,10 @@ impl Machine {
         if capc.page.is_some() {
             result = CompactResult::Success;
         }
-        if matches!(result, CompactResult::Skipped | CompactResult::Deferred) {
+        // Linux 6.18 returns uncounted only when compaction was skipped: a deferred attempt
+        // is a stall and a failure (later kernels leave those uncounted too). The H_g4_s1
+        // case shows it: 4 stalls and 4 failures with no page scanned.
+        if result == CompactResult::Skipped {
             return (None, result);
         }
         self.vmstat[VmEvent::CompactStall] += 1;

@@ -6,7 +6,11 @@
 //! [`Machine::kswapd_step`] is one pass of `balance_pgdat()`'s priority loop, whose cost the
 //! clock charges to kswapd before the next pass. It reclaims until some zone of the node
 //! is above its high watermark for the order (plus any boost), works boosts off, then
-//! wakes kcompactd for the order it was woken for and sleeps.
+//! (`kswapd_try_to_sleep()`), if the node is balanced, resets the compaction skip hints,
+//! wakes kcompactd for the order it was woken for and naps for HZ/10: a wake-up during the
+//! nap runs it again at once (`kswapd_low_wmark_hit_quickly`), a node unbalanced when the
+//! nap ends (or after the run) runs it again (`kswapd_high_wmark_hit_quickly`), and a
+//! balanced one sleeps until woken.
 
 use super::{ScanControl, DEF_PRIORITY, MAX_RECLAIM_RETRIES, SWAP_CLUSTER_MAX};
 use crate::buddy::watermark::zone_watermark_ok;
@@ -14,7 +18,7 @@ use crate::event::VmEvent;
 use crate::gfp::{AllocFlags, Gfp};
 use crate::layout::ZoneType;
 use crate::machine::Machine;
-use crate::mmzone::Balance;
+use crate::mmzone::{Balance, KswapdNap, KSWAPD_NAP_NS};
 use crate::units::{NodeId, Order, ZoneIdx};
 
 impl Machine {
@@ -79,6 +83,7 @@ impl Machine {
         }
         k.order = k.order.max(order);
         if k.awake {
+            // Running: it reads the order and zone when its run ends.
             return;
         }
         let failures = k.failures;
@@ -104,7 +109,13 @@ impl Machine {
             k.highest = None;
             return;
         }
-        self.node_data_mut(node).kswapd.awake = true;
+        let k = &mut self.node_data_mut(node).kswapd;
+        k.awake = true;
+        if let Some(nap) = k.nap.take() {
+            // Woken during the nap: it runs again for the order it stopped at, or higher.
+            k.order = k.order.max(nap.reclaim_order);
+            self.vmstat[VmEvent::KswapdLowWmarkHitQuickly] += 1;
+        }
     }
 
     /// Mirrors `set_reclaim_active()` / `clear_reclaim_active()`: ZONE_RECLAIM_ACTIVE on the
@@ -131,23 +142,86 @@ impl Machine {
         self.wakeup_kcompactd(node, pb, highest);
     }
 
-    /// True if kswapd of `node` has work to do.
+    /// True if kswapd of `node` is running (`kswapd_is_running()`: awake, not napping).
     pub fn kswapd_runnable(&self, node: NodeId) -> bool {
         self.node_data(node).kswapd.awake
+    }
+
+    /// When kswapd of `node` next acts: at `next` while it runs, when its nap's timer fires
+    /// while it naps; `None` while it sleeps until woken.
+    pub fn kswapd_due(&self, node: NodeId, next: u64) -> Option<u64> {
+        let k = &self.node_data(node).kswapd;
+        if k.awake {
+            Some(next)
+        } else {
+            k.nap.map(|n| n.until_ns)
+        }
+    }
+
+    /// Mirrors `prepare_kswapd_sleep()`: kswapd may sleep when the node is hopeless (16
+    /// fruitless runs) or balanced at `order` for `highest`.
+    fn prepare_kswapd_sleep(&self, node: NodeId, order: u8, highest: ZoneType) -> bool {
+        self.node_data(node).kswapd.failures >= MAX_RECLAIM_RETRIES
+            || self.pgdat_balanced(node, order, highest)
+    }
+
+    /// Mirrors `kswapd_try_to_sleep()` up to its nap: a node that may sleep has its skip
+    /// hints reset, kcompactd woken for `alloc_order`, and kswapd naps; otherwise kswapd
+    /// runs again (`kswapd_high_wmark_hit_quickly`). True if kswapd keeps running.
+    fn kswapd_try_to_sleep(
+        &mut self,
+        node: NodeId,
+        alloc_order: u8,
+        reclaim_order: u8,
+        highest: ZoneType,
+    ) -> bool {
+        if !self.prepare_kswapd_sleep(node, reclaim_order, highest) {
+            self.vmstat[VmEvent::KswapdHighWmarkHitQuickly] += 1;
+            return true;
+        }
+        for zi in self.node_zones_upto(node, ZoneType::Device) {
+            self.reset_isolation_suitable_zone(zi);
+        }
+        self.wakeup_kcompactd(node, alloc_order as i32, highest);
+        let until_ns = self.clock.now_ns + KSWAPD_NAP_NS;
+        let k = &mut self.node_data_mut(node).kswapd;
+        k.awake = false;
+        k.nap = Some(KswapdNap {
+            until_ns,
+            reclaim_order,
+            highest,
+        });
+        false
+    }
+
+    /// The end of kswapd's nap with no wake-up (`schedule_timeout()` returned 0): a node
+    /// that may sleep sleeps fully; otherwise kswapd runs again
+    /// (`kswapd_high_wmark_hit_quickly`).
+    fn kswapd_nap_ended(&mut self, node: NodeId) -> bool {
+        let Some(nap) = self.node_data_mut(node).kswapd.nap.take() else {
+            return false;
+        };
+        if self.prepare_kswapd_sleep(node, nap.reclaim_order, nap.highest) {
+            return false;
+        }
+        self.vmstat[VmEvent::KswapdHighWmarkHitQuickly] += 1;
+        self.node_data_mut(node).kswapd.awake = true;
+        true
     }
 
     /// One pass of kswapd on `node` (one iteration of `balance_pgdat()`'s priority loop,
     /// starting a run when none is in progress). Returns false once kswapd went back to
     /// sleep.
     pub fn kswapd_step(&mut self, node: NodeId) -> bool {
-        let k = self.node_data(node).kswapd;
-        if !k.awake {
+        if !self.node_data(node).kswapd.awake && !self.kswapd_nap_ended(node) {
             return false;
         }
+        let k = self.node_data(node).kswapd;
         let mut b = match k.run {
             Some(b) => b,
             None => {
-                let highest = k.highest.unwrap_or(ZoneType::Device);
+                // kswapd_highest_zoneidx(): the zone a wake-up named, else the last run's.
+                let highest = k.highest.or(k.prev_highest).unwrap_or(ZoneType::Device);
                 let order = k.order;
                 let boost: u64 = self
                     .node_zones_upto(node, highest)
@@ -185,20 +259,16 @@ impl Machine {
         }
         let k = &mut self.node_data_mut(node).kswapd;
         k.run = None;
-        if k.highest.is_some() {
-            // Woken again meanwhile for another order or zone: run again.
-            return true;
-        }
-        k.awake = false;
-        if self.pgdat_balanced(node, b.order, b.highest) {
-            // prepare_kswapd_sleep() at the order reclaim ended with succeeded: reset the
-            // skip hints and let kcompactd make the order kswapd was woken for.
-            for zi in self.node_zones_upto(node, b.highest) {
-                self.reset_isolation_suitable_zone(zi);
-            }
-            self.wakeup_kcompactd(node, b.alloc_order as i32, b.highest);
-        }
-        false
+        k.prev_highest = Some(b.highest);
+        // kswapd(): a run that fell back to order 0 tries to sleep for the order it ended at
+        // and wakes kcompactd for the one it was woken for; otherwise it tries to sleep for
+        // what was asked meanwhile (order 0 if nothing).
+        let (alloc_order, reclaim_order, highest) = if b.order < b.alloc_order {
+            (b.alloc_order, b.order, b.highest)
+        } else {
+            (k.order, k.order, k.highest.unwrap_or(b.highest))
+        };
+        self.kswapd_try_to_sleep(node, alloc_order, reclaim_order, highest)
     }
 
     /// One iteration of `balance_pgdat()`'s loop; true when the run is over.

@@ -188,3 +188,19 @@ impl Machine {
         self.folio_put_refs(id, 1);
     }
 }
+
+impl Machine {
+    /// Puts every LRU list of every node in a random order drawn from `rng`. A model
+    /// utility for a machine loaded from a snapshot: a live kernel's lists are in the order
+    /// folios were added and rotated over its uptime, which no file shows, and reclaim takes
+    /// them from the tail; the loader adds them in pfn order, which would make reclaim free
+    /// memory from the lowest pfns up.
+    pub fn shuffle_lru_lists(&mut self, rng: &mut crate::rng::SimRng) {
+        for node in self.nodes.iter_mut() {
+            for list in node.lruvec.lists.iter_mut() {
+                list.make_contiguous();
+                rng.shuffle(list.as_mut_slices().0);
+            }
+        }
+    }
+}

@@ -193,6 +193,12 @@ pub fn load(
     if let Some(pti) = files.pagetypeinfo {
         report.reconcile = reconcile_pageblock_types(&mut m, pti);
     }
+    // DEVIATION(linux): the order of the free lists and of the LRU lists is not in the
+    // files; it is drawn at random from a fixed seed (see Machine::shuffle_free_lists and
+    // Machine::shuffle_lru_lists).
+    let mut rng = crate::rng::SimRng::new(LIST_ORDER_SEED);
+    m.shuffle_free_lists(&mut rng);
+    m.shuffle_lru_lists(&mut rng);
     report.pcp = place_pcp_pages(&mut m, files);
     if let Some(pfns) = files.capture_pfns {
         report.capture_pages_released = Some(release_capture_pages(&mut m, pfns));
@@ -232,6 +238,9 @@ fn set_watermarks(m: &mut Machine, files: &SnapshotFiles) {
     m.zone_pcp_update_all();
     m.calculate_totalreserve_pages();
 }
+
+/// The seed of the loaded free and LRU lists' order.
+pub const LIST_ORDER_SEED: u64 = 0x6b63_6f6d_7061_6374;
 
 /// Fills each zone's per-CPU lists with as many pages as zoneinfo's `pagesets` count, per
 /// CPU, and sets each CPU's `high` to what zoneinfo prints.
