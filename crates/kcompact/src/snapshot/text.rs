@@ -170,9 +170,13 @@ pub struct BuddyInfoRecord {
     pub nr_free: [u64; MAX_PAGE_ORDER as usize + 1],
 }
 
-/// The pages in free-block counts per order (buddyinfo's columns): Σ `nr_free[o]` · 2^o.
+/// The pages in free-block counts per order (buddyinfo's columns): Σ `nr_free[o]` · 2^o,
+/// saturating (counts read from a file can be anything; `check::checked_pages` refuses
+/// what overflows).
 pub fn pages_in_orders(nr_free: &[u64]) -> u64 {
-    nr_free.iter().enumerate().map(|(o, n)| n << o).sum()
+    nr_free.iter().enumerate().fold(0u64, |acc, (o, n)| {
+        acc.saturating_add(n.saturating_mul(1u64 << o.min(63)))
+    })
 }
 
 /// Parses `/proc/buddyinfo`.
