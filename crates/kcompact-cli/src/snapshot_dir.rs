@@ -7,7 +7,7 @@ use crate::ui::usage;
 use anyhow::Context;
 use kcompact::snapshot::load::{load, LoadReport, SnapshotFiles};
 use kcompact::snapshot::text::{
-    pages_in_orders, parse_buddyinfo, parse_pagetypeinfo, parse_zoneinfo,
+    pages_in_orders, parse_buddyinfo, parse_pagetypeinfo, parse_slabinfo, parse_zoneinfo,
 };
 use kcompact::snapshot::u64_array;
 use kcompact::{Machine, VmConfig};
@@ -220,6 +220,16 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
     } else {
         None
     };
+    // slabinfo (optional): the page cache's buffer heads and XArray nodes, which
+    // drop_caches and reclaim free with the pages.
+    let slabinfo = if dir.join("slabinfo").is_file() {
+        match parse_slabinfo("slabinfo", &read_text(dir, "slabinfo")?) {
+            Ok(s) => Some(s),
+            Err(e) => return usage(format!("{}: {e}", dir.display())),
+        }
+    } else {
+        None
+    };
     let files = SnapshotFiles {
         pfn_start,
         zoneinfo: &zones,
@@ -228,6 +238,7 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
         pagetypeinfo: pagetypeinfo.as_deref(),
         capture_pfns: capture_pfns.as_deref(),
         zoneinfo_post: zones_post.as_deref(),
+        slabinfo: slabinfo.as_deref(),
     };
     let config = snapshot_config(dir)?;
     let (machine, report) = match load(&files, config) {

@@ -10,6 +10,7 @@
 
 pub mod kpageflags;
 pub mod load;
+pub mod slab;
 pub mod text;
 
 use crate::units::Pfn;
