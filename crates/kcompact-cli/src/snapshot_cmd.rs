@@ -129,6 +129,12 @@ fn perform(m: &mut Machine, before: &Machine, action: Action) -> Predicted {
         Action::Compact | Action::DropCaches => m.config.costs.cost(&work(before), &work(m)),
     };
     figures.push(("action_ms", ms(action_ns)));
+    // Slab pages freed with the page cache's buffer heads and XArray nodes (when the
+    // snapshot has slabinfo).
+    figures.push((
+        "slab_pages_freed",
+        before.cache_slab_pages() - m.cache_slab_pages(),
+    ));
     // kswapd and kcompactd finish what the action woke them for.
     m.settle();
     // Simulated CPU time of the work (the calibrated cost model), in ms: all of it, and

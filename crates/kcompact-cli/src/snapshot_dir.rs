@@ -10,7 +10,8 @@ use kcompact::snapshot::check::{
 };
 use kcompact::snapshot::load::{LoadReport, SnapshotFiles};
 use kcompact::snapshot::text::{
-    pages_in_orders, parse_buddyinfo, parse_pagetypeinfo, parse_zoneinfo, BuddyInfoRecord,
+    pages_in_orders, parse_buddyinfo, parse_pagetypeinfo, parse_slabinfo, parse_zoneinfo,
+    BuddyInfoRecord,
 };
 use kcompact::snapshot::{u64_array, SnapshotError};
 use kcompact::{Machine, VmConfig};
@@ -54,6 +55,10 @@ const OPTIONAL: &[(&str, &str)] = &[
         "pageblock types inferred from the pages alone",
     ),
     ("zoneinfo.post", "per-CPU list limits from zoneinfo"),
+    (
+        "slabinfo",
+        "the page cache's buffer heads and XArray nodes not freed with it",
+    ),
     ("sysctl_vm.txt", "the model's default tunables"),
     ("thp.txt", "the model's default THP settings"),
 ];
@@ -284,6 +289,16 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
     };
     optional("sysctl_vm.txt");
     optional("thp.txt");
+    // The page cache's buffer heads and XArray nodes, which drop_caches and reclaim free
+    // with the pages.
+    let slabinfo = if optional("slabinfo") {
+        match parse_slabinfo("slabinfo", &read_text(dir, "slabinfo")?) {
+            Ok(s) => Some(s),
+            Err(e) => return named(e),
+        }
+    } else {
+        None
+    };
     let files = SnapshotFiles {
         pfn_start: meta.pfn_start,
         zoneinfo: &zones,
@@ -292,6 +307,7 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
         pagetypeinfo: pagetypeinfo.as_deref(),
         capture_pfns: capture_pfns.as_deref(),
         zoneinfo_post: zones_post.as_deref(),
+        slabinfo: slabinfo.as_deref(),
     };
     let readings = Readings {
         meta: Some(meta),

@@ -97,6 +97,8 @@ pub struct Owners {
     pub pins: Vec<Option<(FolioId, bool)>>,
     /// Speculative references (`folio_try_get()`) still held, by folio.
     pub speculative: BTreeSet<(FolioId, u32)>,
+    /// The reclaimable slab objects that live and die with the page cache.
+    pub cache_slab: super::slab::CacheSlab,
     pub(super) next_stamp: u32,
     pub(super) next_spec: u32,
 }

@@ -13,6 +13,7 @@
 pub mod check;
 pub mod kpageflags;
 pub mod load;
+pub mod slab;
 pub mod text;
 
 use crate::units::Pfn;
