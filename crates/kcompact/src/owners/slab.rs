@@ -25,25 +25,6 @@ use crate::memmap::PageFlags;
 use crate::units::Order;
 use std::collections::BTreeMap;
 
-/// The page-cache slab objects of a machine (empty unless loaded from a snapshot with
-/// `slabinfo`).
-#[derive(Clone, Debug, Default)]
-pub struct CacheSlab {
-    /// The `buffer_head` cache, when there is one.
-    pub bh_cache: Option<u32>,
-    /// Each buffer head attached to a folio: (folio, block) → the slab holding it.
-    pub buffer_heads: BTreeMap<(FolioId, u32), FolioId>,
-    /// The `radix_tree_node` cache, when there is one.
-    pub xa_cache: Option<u32>,
-    /// XArray nodes per page-cache page (loaded ratio), as objects per 2^20 pages.
-    pub xa_per_mpage: u64,
-    /// The fraction of an XArray node owed by page-cache pages already removed, in
-    /// objects × 2^20.
-    pub xa_owed: u64,
-    /// Objects of the page-cache caches no folio accounts for (other users of the caches).
-    pub unattached: u64,
-}
-
 /// The two caches' names in `slabinfo`.
 pub const BUFFER_HEAD: &str = "buffer_head";
 /// `radix_tree_node`: XArray nodes.
