@@ -8,7 +8,7 @@
 use crate::capture::capture_to;
 use crate::cli::CaptureArgs;
 use crate::tracefs::Instance;
-use crate::ui::usage;
+use crate::ui::{outln, usage};
 use anyhow::Context;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -46,7 +46,7 @@ pub fn capture(args: CaptureArgs) -> anyhow::Result<()> {
     }
     let c = capture_to(&args.dir, &label, args.level)?;
     let mb = c.raw_bytes as f64 / 1e6;
-    println!(
+    outln!(
         "captured {} in {:.2} s: kpageflags {:.1} MB in {:.3} s ({:.0} MB/s)",
         c.dir.display(),
         c.total_s,
@@ -90,7 +90,7 @@ fn capture_trace(dir: &Path, seconds: u64, buffer_mb: u64, level: i32) -> anyhow
     // The instance goes once nothing holds its files open.
     drop(inst);
     capture_to(&dir.join("end"), "end", level)?;
-    println!(
+    outln!(
         "traced {seconds} s into {}: {:.1} MB of trace text, {dropped} events lost{}",
         dir.display(),
         bytes as f64 / 1e6,

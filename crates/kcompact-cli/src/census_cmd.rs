@@ -13,7 +13,7 @@ use crate::cli::CensusArgs;
 use crate::snapshot_cmd::analysis;
 use crate::snapshot_dir::load_dir;
 use crate::table::{self, Cell, Row};
-use crate::ui::{panic_text, progress_bar, usage};
+use crate::ui::{outln, panic_text, progress_bar, usage};
 use kcompact::units::{Order, NR_PAGE_ORDERS};
 use kcompact::views::extfrag::{unusable_free_index, ContigPageInfo};
 use std::path::{Path, PathBuf};
@@ -96,7 +96,7 @@ fn facts(dir: &Path, row: &mut Row) -> anyhow::Result<()> {
         "pcp_pages",
         Cell::Int(zones.iter().map(|z| z.pcp_pages()).sum::<u64>() as i64),
     );
-    let a = analysis(dir, &loaded)?;
+    let a = analysis(&loaded)?;
     put("hugepages_now", Cell::Int(a.now as i64));
     put(
         "hugepages_after_compaction",
@@ -241,7 +241,7 @@ pub fn census(args: CensusArgs) -> anyhow::Result<()> {
         .collect();
     let n = rows.len();
     let secs = t0.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "wrote {} ({n} rows): {n} snapshots in {secs:.1} s ({:.2} s each on {} threads); {} failed to load",
         args.out.display(),
         secs / n as f64,
@@ -249,7 +249,7 @@ pub fn census(args: CensusArgs) -> anyhow::Result<()> {
         failed.len()
     );
     for f in failed {
-        println!("{f}");
+        outln!("{f}");
     }
     Ok(())
 }

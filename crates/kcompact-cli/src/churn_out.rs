@@ -4,6 +4,7 @@
 //! result.json, a timeline per step and its report.
 
 use crate::out::write_result;
+use crate::outdir::OutDir;
 use crate::report::{
     kernel_views, run_sections, vmstat_table, write_report, Report, Section, Series,
 };
@@ -14,7 +15,6 @@ use kcompact::views::{buddyinfo, pagetypeinfo, unusable_index};
 use kcompact::Machine;
 use serde_json::json;
 use std::fmt::Write as _;
-use std::path::Path;
 
 /// What `kcompact run churn` prints.
 pub fn summary(m: &Machine, s: &Settings, seed: u64, r: &ChurnReport) -> String {
@@ -108,7 +108,7 @@ pub fn config_json(m: &Machine, s: &Settings, r: &ChurnReport) -> serde_json::Va
 /// The files of `kcompact run churn --out DIR`: result.json (`metrics` from the outcome),
 /// the kernel-format files, timeline.csv (a row per sample) and the report.
 pub fn write_out(
-    dir: &Path,
+    dir: &mut OutDir,
     m: &Machine,
     s: &Settings,
     seed: u64,
@@ -124,7 +124,7 @@ pub fn write_out(
             smp.step, smp.free_pages, smp.free_order9_blocks, smp.unusable_order9
         );
     }
-    crate::out::write(dir, "timeline.csv", csv)?;
+    crate::out::write(dir, "timeline.csv", csv);
     write_report(dir, &report(m, seed, &result, r))
 }
 

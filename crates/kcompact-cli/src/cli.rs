@@ -18,6 +18,8 @@ pub enum Command {
     /// Example: kcompact run --mem 4G --seed 7 --set steps=200000 --out /tmp/run1
     Run(RunArgs),
     /// List the scenarios, one line each with its source.
+    ///
+    /// Example: kcompact scenarios
     Scenarios,
     /// Run a scenario under two settings over several seeds and compare every metric.
     ///
@@ -133,9 +135,19 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub json: bool,
     /// Write result.json, buddyinfo, timeline.csv, the report and the model's own tracepoints
-    /// (model-trace.txt) here.
+    /// (model-trace.txt) into this new or empty directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace an earlier output of kcompact in --out (never a snapshot or other files).
+    #[arg(long)]
+    pub force: bool,
+    /// The most events the trace may hold (a longer trace is refused, not cut).
+    #[arg(long, value_name = "N", default_value_t = 50_000_000)]
+    pub max_events: u64,
+    /// Refuse a trace with any malformed line (by default only one with more malformed
+    /// lines than events).
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub machine: MachineArgs,
 }
@@ -161,9 +173,12 @@ pub struct RunArgs {
     /// Seed of the run's random generator.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Directory to write result.json and the kernel-format files into.
+    /// New or empty directory to write result.json and the kernel-format files into.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace an earlier output of kcompact in --out (never a snapshot or other files).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -218,9 +233,16 @@ pub struct ReportArgs {
     /// A directory `--out` wrote (its report.json is rendered again) or a snapshot
     /// directory (analyzed, with the map before and after `compact_memory`).
     pub dir: PathBuf,
-    /// The HTML file to write (default: DIR/report.html).
+    /// The HTML file to write (default: DIR/report.html; into a snapshot kcompact writes
+    /// nothing else).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also write the report's data (report.json's content) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Replace an existing file that is not a report of kcompact's.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -279,7 +301,10 @@ pub struct AbArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Write ab.json and report.html (the A/B charts) here.
+    /// Write ab.json and report.html (the A/B charts) into this new or empty directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace an earlier output of kcompact in --out (never a snapshot or other files).
+    #[arg(long)]
+    pub force: bool,
 }

@@ -1,7 +1,7 @@
 //! `kcompact explain DUMP`: why a real `page allocation failure` failed (file or stdin).
 
 use crate::cli::ExplainArgs;
-use crate::ui::usage;
+use crate::ui::{out, outln, usage};
 use kcompact::explain::render::render_text;
 use kcompact::explain::{explain, parse_report, Explanation, Outcome};
 use serde_json::{json, Value};
@@ -17,10 +17,12 @@ pub fn explain_cmd(args: ExplainArgs) -> anyhow::Result<()> {
         }
         ("<stdin>".to_string(), b)
     } else {
-        match std::fs::read(&args.dump) {
-            Ok(b) => (args.dump.display().to_string(), b),
-            Err(e) => return usage(format!("{}: {e}", args.dump.display())),
-        }
+        let b = crate::input::read_capped(
+            &args.dump,
+            crate::input::TEXT_MAX,
+            "bytes kcompact reads of a kernel log",
+        )?;
+        (args.dump.display().to_string(), b)
     };
     let report = match parse_report(&bytes) {
         Ok(r) => r,
@@ -28,9 +30,9 @@ pub fn explain_cmd(args: ExplainArgs) -> anyhow::Result<()> {
     };
     let e = explain(report);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&e))?);
+        outln!("{}", serde_json::to_string_pretty(&to_json(&e))?);
     } else {
-        print!("{}", render_text(&e));
+        out!("{}", render_text(&e));
     }
     Ok(())
 }

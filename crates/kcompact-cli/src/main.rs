@@ -18,7 +18,19 @@ use std::process::ExitCode;
 use ui::Usage;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        // Help and version go to stdout, errors to stderr (exit 2); a failed write to
+        // stdout is handled as every command's is.
+        Err(e) if e.use_stderr() => e.exit(),
+        Err(e) => {
+            return exit_code(
+                e.print()
+                    .map_err(|err| ui::StdoutError(err).into())
+                    .and_then(|()| ui::flush_stdout()),
+            )
+        }
+    };
     let result = match args.command {
         cli::Command::Run(a) => scenario_cmd::run(a),
         cli::Command::Scenarios => scenario_cmd::scenarios(),
@@ -34,19 +46,40 @@ fn main() -> ExitCode {
         cli::Command::Sweep(a) => sweep_cmd::sweep(a),
         cli::Command::Census(a) => census_cmd::census(a),
     };
+    exit_code(result.and_then(|()| ui::flush_stdout()))
+}
+
+/// The exit code of a command's result, its error printed on stderr in one line.
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<ui::Help>() => {
-            print!("{e}");
+            exit_code(ui::write_stdout(format_args!("{e}")).and_then(|()| ui::flush_stdout()))
+        }
+        // `kcompact ... | head`: the reader has what it wanted (ripgrep's convention).
+        Err(e)
+            if e.downcast_ref::<ui::StdoutError>()
+                .is_some_and(|s| s.0.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
             ExitCode::SUCCESS
         }
+        Err(e) if e.is::<ui::StdoutError>() => {
+            say(&format!("kcompact: {e}"));
+            ExitCode::from(1)
+        }
         Err(e) if e.is::<Usage>() => {
-            eprintln!("kcompact: {e}");
+            say(&format!("kcompact: {e}"));
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("kcompact: error: {e:#}");
+            say(&format!("kcompact: error: {e:#}"));
             ExitCode::from(1)
         }
     }
+}
+
+/// One line on stderr; a stderr that cannot be written to is left alone (no panic).
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

@@ -1,19 +1,17 @@
 //! A model machine as files and text: the kernel-format files `--out` writes, the zone and
 //! counter objects of every command's JSON, and how each zone's compaction ended.
 
-use anyhow::Context;
+use crate::outdir::OutDir;
 use kcompact::compaction::CompactEnd;
 use kcompact::scenario::{Metric, Outcome};
 use kcompact::views::{buddyinfo, pagetypeinfo, zoneinfo};
 use kcompact::Machine;
 use serde_json::json;
 use std::fmt::Write as _;
-use std::path::Path;
 
-/// Writes `text` to `dir/name`.
-pub fn write(dir: &Path, name: &str, text: impl AsRef<[u8]>) -> anyhow::Result<()> {
-    let p = dir.join(name);
-    std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
+/// Stages `text` as `dir/name` (written when the output directory is committed).
+pub fn write(dir: &mut OutDir, name: &str, text: impl AsRef<[u8]>) {
+    dir.add(name, text.as_ref());
 }
 
 /// result.json's `zones`: every populated zone's free blocks per order (the buddy lists, as
@@ -38,15 +36,15 @@ pub fn vmstat_json(m: &Machine) -> serde_json::Map<String, serde_json::Value> {
 }
 
 /// The kernel-format files of `--out`: buddyinfo, pagetypeinfo, zoneinfo, vmstat.
-pub fn write_kernel_files(dir: &Path, m: &Machine) -> anyhow::Result<()> {
-    write(dir, "buddyinfo", buddyinfo(m))?;
-    write(dir, "pagetypeinfo", pagetypeinfo(m))?;
-    write(dir, "zoneinfo", zoneinfo(m))?;
+pub fn write_kernel_files(dir: &mut OutDir, m: &Machine) {
+    write(dir, "buddyinfo", buddyinfo(m));
+    write(dir, "pagetypeinfo", pagetypeinfo(m));
+    write(dir, "zoneinfo", zoneinfo(m));
     let mut vm = format!("nr_free_pages {}\n", m.nr_free_pages());
     for (k, v) in m.vmstat.pairs() {
         let _ = writeln!(vm, "{k} {v}");
     }
-    write(dir, "vmstat", vm)
+    write(dir, "vmstat", vm);
 }
 
 /// Each zone's compaction end as `mm_compaction_end` prints it, one line per zone.
@@ -122,22 +120,21 @@ pub fn result_json(
 }
 
 /// Writes a run's result.json ([`result_json`]) and the kernel-format files into `dir`,
-/// created if need be; returns the result.
+/// returns the result.
 pub fn write_result(
-    dir: &Path,
+    dir: &mut OutDir,
     m: &Machine,
     scenario: &str,
     seed: u64,
     config: serde_json::Value,
     out: &Outcome,
 ) -> anyhow::Result<serde_json::Value> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let result = result_json(m, scenario, seed, config, out);
     write(
         dir,
         "result.json",
         serde_json::to_string_pretty(&result)? + "\n",
-    )?;
-    write_kernel_files(dir, m)?;
+    );
+    write_kernel_files(dir, m);
     Ok(result)
 }

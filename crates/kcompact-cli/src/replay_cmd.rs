@@ -2,13 +2,13 @@
 
 use crate::cli::ReplayArgs;
 use crate::out::zones_json;
+use crate::outdir::OutDir;
 use crate::report::{
     free_by_order_chart, kernel_views, kv_table, map_section, write_report, Report, Section, Series,
 };
 use crate::settings::Settings;
 use crate::snapshot_dir::load_dir;
-use crate::ui::usage;
-use anyhow::Context;
+use crate::ui::{out, outln, usage};
 use kcompact::replay::parse::{parse_trace, Trace};
 use kcompact::replay::{replay as run_replay, Mode, ReplayReport};
 use kcompact::snapshot::text::parse_buddyinfo;
@@ -18,19 +18,24 @@ use serde_json::json;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// The trace's text: zstd (by its magic number) or plain.
-fn read_trace(path: &Path) -> anyhow::Result<String> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+/// The bytes of trace text allowed per event of `--max-events` (the kernel's lines are
+/// about 150 bytes; case0's longest is 234).
+const TRACE_BYTES_PER_EVENT: u64 = 256;
+
+/// The trace's text: zstd (by its magic number) or plain, a regular file of at most
+/// [`TRACE_BYTES_PER_EVENT`] bytes per event of `max_events` once inflated.
+fn read_trace(path: &Path, max_events: u64) -> anyhow::Result<String> {
+    let max = max_events.saturating_mul(TRACE_BYTES_PER_EVENT);
+    let why = format!("{TRACE_BYTES_PER_EVENT} bytes per event of --max-events {max_events}");
+    let mut magic = [0u8; 4];
+    let n = match std::io::Read::read(&mut crate::input::open_regular(path)?, &mut magic) {
+        Ok(n) => n,
         Err(e) => return usage(format!("{}: {e}", path.display())),
     };
-    let bytes = if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        match zstd::decode_all(&bytes[..]) {
-            Ok(b) => b,
-            Err(e) => return usage(format!("{}: bad zstd data: {e}", path.display())),
-        }
+    let bytes = if magic[..n] == [0x28, 0xb5, 0x2f, 0xfd] {
+        crate::input::inflate_capped(path, max, &why, true)?
     } else {
-        bytes
+        crate::input::read_capped(path, max, &why)?
     };
     match String::from_utf8(bytes) {
         Ok(t) => Ok(t),
@@ -52,10 +57,10 @@ fn kernel_end(trace: &Path) -> anyhow::Result<Option<ZoneFree>> {
         return Ok(None);
     };
     let p = dir.join("buddyinfo_end_immediate");
-    if !p.is_file() {
+    if !crate::input::present(&p) {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&p).with_context(|| p.display().to_string())?;
+    let text = crate::input::read_text(&p)?;
     match parse_buddyinfo("buddyinfo_end_immediate", &text) {
         Ok(rows) => Ok(Some(
             rows.into_iter()
@@ -87,10 +92,10 @@ fn kernel_end_pcp(trace: &Path) -> anyhow::Result<Option<ZonePcp>> {
     let Some(p) = trace.parent().map(|d| d.join("end").join("zoneinfo")) else {
         return Ok(None);
     };
-    if !p.is_file() {
+    if !crate::input::present(&p) {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&p).with_context(|| p.display().to_string())?;
+    let text = crate::input::read_text(&p)?;
     match kcompact::snapshot::text::parse_zoneinfo("end/zoneinfo", &text) {
         Ok(zones) => Ok(Some(
             zones
@@ -118,7 +123,7 @@ fn kernel_trace_end_pcp(
     let Some(p) = args.snapshot.as_ref().map(|d| d.join("zoneinfo")) else {
         return Ok(None);
     };
-    let text = std::fs::read_to_string(&p).with_context(|| p.display().to_string())?;
+    let text = crate::input::read_text(&p)?;
     let zones = match kcompact::snapshot::text::parse_zoneinfo("zoneinfo", &text) {
         Ok(z) => z,
         Err(e) => return usage(format!("{}: {e}", p.display())),
@@ -581,6 +586,41 @@ fn compactions_table(r: &ReplayReport) -> Section {
     }
 }
 
+/// Refuses a trace longer than `--max-events`, or one that is mostly not a trace: more
+/// malformed lines than events, or any malformed line with `--strict`.
+fn check_trace(args: &ReplayArgs, trace: &Trace) -> anyhow::Result<()> {
+    let events = trace.records.len() as u64;
+    let name = args.trace.display();
+    let first = || {
+        trace
+            .malformed
+            .first()
+            .map(|e| format!("; first: {e}"))
+            .unwrap_or_default()
+    };
+    if events > args.max_events {
+        return usage(format!(
+            "{name}: {events} events, more than --max-events {}; raise it or cut the trace",
+            args.max_events
+        ));
+    }
+    if args.strict && trace.nr_malformed > 0 {
+        return usage(format!(
+            "{name}: {} malformed lines (--strict){}",
+            trace.nr_malformed,
+            first()
+        ));
+    }
+    if events > 0 && trace.nr_malformed > events {
+        return usage(format!(
+            "{name}: {} malformed lines against {events} events: not a kmem trace{}",
+            trace.nr_malformed,
+            first()
+        ));
+    }
+    Ok(())
+}
+
 /// A replay done: the trace read, the report, the model at the end, and what is known of
 /// the kernel's end beside the trace.
 struct Replayed {
@@ -594,7 +634,7 @@ struct Replayed {
 /// `replay --json`'s content without printing it: what the Python package's
 /// `kcompact.replay` returns.
 pub fn replay_result(args: &ReplayArgs) -> anyhow::Result<serde_json::Value> {
-    let x = replayed(args)?;
+    let (x, _) = replayed(args)?;
     Ok(report_json(
         args,
         &x.trace,
@@ -605,15 +645,26 @@ pub fn replay_result(args: &ReplayArgs) -> anyhow::Result<serde_json::Value> {
     ))
 }
 
-/// Reads the trace, loads the start snapshot or boots `--mem`, replays and checks the
-/// model's state.
-fn replayed(args: &ReplayArgs) -> anyhow::Result<Replayed> {
+/// Checks the arguments and prepares `--out`, reads the trace, loads the start snapshot
+/// or boots `--mem`, replays and checks the model's state.
+fn replayed(args: &ReplayArgs) -> anyhow::Result<(Replayed, Option<OutDir>)> {
     let Some(mode) = Mode::parse(&args.mode) else {
         return usage(format!("--mode {}: expected exact or policy", args.mode));
     };
-    let text = read_trace(&args.trace)?;
+    // Everything the trace does not decide is checked before it is read.
+    let settings = Settings::parse(&args.machine)?;
+    if let Some(s) = args.snapshot.as_ref().filter(|s| !s.is_dir()) {
+        return usage(format!("{}: no such snapshot directory", s.display()));
+    }
+    let out_dir = args
+        .out
+        .as_deref()
+        .map(|d| OutDir::prepare(d, args.force))
+        .transpose()?;
+    let text = read_trace(&args.trace, args.max_events)?;
     let trace = parse_trace(&text);
     drop(text);
+    check_trace(args, &trace)?;
     if trace.records.is_empty() {
         return usage(format!(
             "{}: no kmem or compaction events ({} malformed lines{})",
@@ -628,7 +679,6 @@ fn replayed(args: &ReplayArgs) -> anyhow::Result<Replayed> {
     }
     let kernel = kernel_end(&args.trace)?;
     let end_zoneinfo = kernel_end_pcp(&args.trace)?;
-    let settings = Settings::parse(&args.machine)?;
     let mut m = match &args.snapshot {
         Some(dir) => {
             // A snapshot brings its own memory; the run-time tunables of `--set` apply.
@@ -665,45 +715,56 @@ fn replayed(args: &ReplayArgs) -> anyhow::Result<Replayed> {
         end_zoneinfo,
         trace_end: kernel_trace_end_pcp(args, &m, &r)?,
     };
-    Ok(Replayed {
+    let x = Replayed {
         trace,
         r,
         m,
         kernel,
         kernel_pcp,
-    })
+    };
+    Ok((x, out_dir))
 }
 
 /// `kcompact replay`.
 pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
-    let Replayed {
-        trace,
-        r,
-        mut m,
-        kernel,
-        kernel_pcp,
-    } = replayed(&args)?;
+    let (
+        Replayed {
+            trace,
+            r,
+            mut m,
+            kernel,
+            kernel_pcp,
+        },
+        mut out_dir,
+    ) = replayed(&args)?;
     let j = report_json(&args, &trace, &r, &m, &kernel, &kernel_pcp);
+    // The files first: a report on stdout means they are there.
+    let wrote = match out_dir.take() {
+        Some(mut dir) => {
+            let path = dir.path().to_path_buf();
+            let d = &mut dir;
+            crate::out::write(d, "result.json", serde_json::to_string_pretty(&j)? + "\n");
+            crate::out::write(d, "buddyinfo", buddyinfo(&m));
+            crate::out::write(d, "timeline.csv", timeline_csv(&r));
+            let mut model_trace = m.take_trace_text().join("\n");
+            model_trace.push('\n');
+            crate::out::write(d, "model-trace.txt", model_trace);
+            write_report(d, &replay_report(&args, &r, &m, &j))?;
+            dir.commit("replay", "result.json")?;
+            Some(path)
+        }
+        None => None,
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&j)?);
+        outln!("{}", serde_json::to_string_pretty(&j)?);
     } else {
-        print!(
+        out!(
             "{}",
             text_report(&args, &trace, &r, &m, &kernel, &kernel_pcp)
         );
     }
-    if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
-        crate::out::write(dir, "result.json", serde_json::to_string_pretty(&j)? + "\n")?;
-        crate::out::write(dir, "buddyinfo", buddyinfo(&m))?;
-        crate::out::write(dir, "timeline.csv", timeline_csv(&r))?;
-        let mut model_trace = m.take_trace_text().join("\n");
-        model_trace.push('\n');
-        crate::out::write(dir, "model-trace.txt", model_trace)?;
-        write_report(dir, &replay_report(&args, &r, &m, &j))?;
-        if !args.json {
-            println!("\nwrote {}", dir.display());
-        }
+    if let (Some(dir), false) = (wrote, args.json) {
+        outln!("\nwrote {}", dir.display());
     }
     Ok(())
 }

@@ -376,7 +376,8 @@ pub fn render(r: &Report) -> String {
     let mut o = String::with_capacity(1 << 16);
     let _ = write!(
         o,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>",
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">{}<title>{}</title><style>{STYLE}</style></head><body>",
+        crate::outdir::REPORT_SIGNATURE,
         esc(&r.title)
     );
     let _ = write!(
@@ -450,10 +451,11 @@ pub fn render(r: &Report) -> String {
     o
 }
 
-/// Writes `report.json` and `report.html` into `dir`.
-pub fn write_report(dir: &std::path::Path, r: &Report) -> anyhow::Result<()> {
-    crate::out::write(dir, "report.json", serde_json::to_string(r)? + "\n")?;
-    crate::out::write(dir, "report.html", render(r))
+/// Stages `report.json` and `report.html` for `dir`.
+pub fn write_report(dir: &mut crate::outdir::OutDir, r: &Report) -> anyhow::Result<()> {
+    crate::out::write(dir, "report.json", serde_json::to_string(r)? + "\n");
+    crate::out::write(dir, "report.html", render(r));
+    Ok(())
 }
 
 /// The first sections of a run's report: its metrics, its configuration and seed (from

@@ -4,25 +4,24 @@
 
 use crate::cli::{AbArgs, MachineArgs, RunArgs};
 use crate::out::{result_json, write_result};
+use crate::outdir::OutDir;
 use crate::report::{
     free_by_order_chart, kernel_views, run_sections, vmstat_table, write_report, AbRow, Report,
     Section, Series,
 };
-use crate::settings::Settings;
-use crate::ui::{progress_bar, usage, Usage};
-use anyhow::Context;
+use crate::settings::{Settings, SCENARIO_BYTES_PER_PAGE};
+use crate::ui::{out, outln, progress_bar, usage, Usage};
 use kcompact::rng::SimRng;
 use kcompact::scenario::{self, Metric, Outcome, Params, ScenarioError, ScenarioInfo, Tick};
 use kcompact::views::buddyinfo;
 use kcompact::Machine;
 use serde_json::json;
 use std::fmt::Write as _;
-use std::path::Path;
 
 /// `kcompact scenarios`.
 pub fn scenarios() -> anyhow::Result<()> {
     for s in scenario::SCENARIOS {
-        println!("{:<16} {} — {}", s.name, s.source, s.summary);
+        outln!("{:<16} {} — {}", s.name, s.source, s.summary);
     }
     Ok(())
 }
@@ -76,6 +75,7 @@ fn run_one(
 /// and dropped): the error `run` would give for them, or nothing.
 pub fn check_run(name: &str, machine: &MachineArgs) -> anyhow::Result<()> {
     let (settings, _) = settings_for(find(name)?, machine)?;
+    settings.check_memory(1, SCENARIO_BYTES_PER_PAGE)?;
     settings.boot().map(drop)
 }
 
@@ -88,6 +88,7 @@ pub fn run_result(
     seed: u64,
 ) -> anyhow::Result<serde_json::Value> {
     let (settings, params) = settings_for(find(name)?, machine)?;
+    settings.check_memory(1, SCENARIO_BYTES_PER_PAGE)?;
     let (m, out) = run_one(&settings, &params, seed, &mut |_, _| {})?;
     if let Some(Metric::Int(n @ 1..)) = out.get("integrity_errors") {
         anyhow::bail!("{n} folios lost or corrupted their data");
@@ -116,6 +117,12 @@ pub fn run_result(
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let name = args.scenario.as_deref().unwrap_or("highalloc");
     let (settings, params) = settings_for(find(name)?, &args.machine)?;
+    settings.check_memory(1, SCENARIO_BYTES_PER_PAGE)?;
+    let mut out_dir = args
+        .out
+        .as_deref()
+        .map(|d| OutDir::prepare(d, args.force))
+        .transpose()?;
     let bar = progress_bar(1, "{bar:40} {percent}% {elapsed} {msg}");
     if let Some(b) = &bar {
         b.set_message(name.to_string());
@@ -129,16 +136,26 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    match &out.churn {
-        Some(r) => print!("{}", crate::churn_out::summary(&m, &settings, args.seed, r)),
-        None => print!("{}", summary(&m, &settings, &params, args.seed, &out)),
-    }
-    if let Some(dir) = &args.out {
-        match &out.churn {
-            Some(r) => crate::churn_out::write_out(dir, &m, &settings, args.seed, &out, r)?,
-            None => write_out(dir, &m, &settings, &params, args.seed, &out)?,
+    // The files first: a summary on stdout means they are there.
+    let wrote = match out_dir.as_mut() {
+        Some(dir) => {
+            match &out.churn {
+                Some(r) => crate::churn_out::write_out(dir, &m, &settings, args.seed, &out, r)?,
+                None => write_out(dir, &m, &settings, &params, args.seed, &out)?,
+            }
+            Some(dir.path().to_path_buf())
         }
-        println!("\nwrote {}", dir.display());
+        None => None,
+    };
+    if let Some(dir) = out_dir {
+        dir.commit(&format!("run {name}"), "result.json")?;
+    }
+    match &out.churn {
+        Some(r) => out!("{}", crate::churn_out::summary(&m, &settings, args.seed, r)),
+        None => out!("{}", summary(&m, &settings, &params, args.seed, &out)),
+    }
+    if let Some(dir) = wrote {
+        outln!("\nwrote {}", dir.display());
     }
     if let Some(Metric::Int(n @ 1..)) = out.get("integrity_errors") {
         anyhow::bail!("{n} folios lost or corrupted their data");
@@ -209,7 +226,7 @@ fn config_json(m: &Machine, s: &Settings, p: &Params) -> serde_json::Value {
 
 /// The result files of SPEC.md's contract.
 fn write_out(
-    dir: &Path,
+    dir: &mut OutDir,
     m: &Machine,
     s: &Settings,
     p: &Params,
@@ -217,7 +234,7 @@ fn write_out(
     out: &Outcome,
 ) -> anyhow::Result<()> {
     let result = write_result(dir, m, p.info().name, seed, config_json(m, s, p), out)?;
-    crate::out::write(dir, "timeline.csv", timeline_csv(out))?;
+    crate::out::write(dir, "timeline.csv", timeline_csv(out));
     write_report(dir, &scenario_report(m, p, seed, &result, out))
 }
 
@@ -334,11 +351,12 @@ struct AbOutcome {
 
 /// `ab --json`'s content: what the Python package's `kcompact.ab` returns.
 pub fn ab_result(args: &AbArgs) -> anyhow::Result<serde_json::Value> {
-    Ok(ab_compare(args)?.json)
+    Ok(ab_compare(args)?.0.json)
 }
 
-/// Runs both sides of an A/B over the seeds and compares every metric.
-fn ab_compare(args: &AbArgs) -> anyhow::Result<AbOutcome> {
+/// Checks the arguments and prepares `--out`, runs both sides of an A/B over the seeds
+/// and compares every metric.
+fn ab_compare(args: &AbArgs) -> anyhow::Result<(AbOutcome, Option<OutDir>)> {
     let info = find(&args.scenario)?;
     let Some((key, (a, b))) = args
         .toggle
@@ -350,11 +368,20 @@ fn ab_compare(args: &AbArgs) -> anyhow::Result<AbOutcome> {
     if args.seeds == 0 || args.seeds > 1000 {
         return usage(format!("--seeds {}: 1..=1000", args.seeds));
     }
+    let out_dir = args
+        .out
+        .as_deref()
+        .map(|d| OutDir::prepare(d, args.force))
+        .transpose()?;
     let mut sides = Vec::new();
     for v in [a, b] {
         let mut m = args.machine.clone();
         m.set.push(format!("{key}={v}"));
         sides.push(settings_for(info, &m)?);
+    }
+    // The runs go in parallel: as many models at once as threads.
+    for (s, _) in &sides {
+        s.check_memory(ab_threads(args.seeds * 2) as u64, SCENARIO_BYTES_PER_PAGE)?;
     }
     let rows = compare(&run_seeds(&sides, args.seeds)?);
     let (la, lb) = (format!("{key}={a}"), format!("{key}={b}"));
@@ -362,42 +389,51 @@ fn ab_compare(args: &AbArgs) -> anyhow::Result<AbOutcome> {
         "scenario": info.name, "toggle": {"key": key, "a": a, "b": b}, "seeds": args.seeds,
         "metrics": rows.iter().map(|r| json!({"name": r.name, "a": {"mean": r.a.0, "sd": r.a.1}, "b": {"mean": r.b.0, "sd": r.b.1}, "change_pct": r.change_pct})).collect::<Vec<_>>(),
     });
-    Ok(AbOutcome {
+    let x = AbOutcome {
         info,
         la,
         lb,
         rows,
         json,
-    })
+    };
+    Ok((x, out_dir))
 }
 
 /// `kcompact ab SCENARIO --toggle KEY=A,B --seeds N`: every numeric metric under A and
 /// under B over N seeds, runs spread over the CPUs (each run single-threaded and
 /// deterministic).
 pub fn ab(args: AbArgs) -> anyhow::Result<()> {
-    let AbOutcome {
-        info,
-        la,
-        lb,
-        rows,
-        json: j,
-    } = ab_compare(&args)?;
-    if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        crate::out::write(dir, "ab.json", serde_json::to_string_pretty(&j)? + "\n")?;
-        write_report(dir, &ab_report(info, &la, &lb, args.seeds, &rows))?;
+    let (
+        AbOutcome {
+            info,
+            la,
+            lb,
+            rows,
+            json: j,
+        },
+        out_dir,
+    ) = ab_compare(&args)?;
+    if let Some(mut dir) = out_dir {
+        crate::out::write(
+            &mut dir,
+            "ab.json",
+            serde_json::to_string_pretty(&j)? + "\n",
+        );
+        write_report(&mut dir, &ab_report(info, &la, &lb, args.seeds, &rows))?;
+        dir.commit(&format!("ab {}", info.name), "ab.json")?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&j)?);
+        outln!("{}", serde_json::to_string_pretty(&j)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "kcompact ab {} — {la} vs {lb}, seeds 1..={} (mean ± sd)\n",
-        info.name, args.seeds
+        info.name,
+        args.seeds
     );
-    println!("{:<26} {la:>22} {lb:>22} {:>10}", "metric", "change");
+    outln!("{:<26} {la:>22} {lb:>22} {:>10}", "metric", "change");
     for r in rows {
-        println!(
+        outln!(
             "{:<26} {:>22} {:>22} {:>9.1}%",
             r.name,
             format!("{:.2} ± {:.2}", r.a.0, r.a.1),
@@ -406,6 +442,14 @@ pub fn ab(args: AbArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The threads an A/B of `jobs` runs uses: one per CPU, at most one per run.
+fn ab_threads(jobs: u64) -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(jobs.max(1) as usize)
 }
 
 /// Runs both sides' scenario over seeds `1..=seeds` on every CPU; the outcomes by side
@@ -417,10 +461,7 @@ fn run_seeds(
     let jobs: Vec<(usize, u64)> = (0..sides.len())
         .flat_map(|side| (1..=seeds).map(move |seed| (side, seed)))
         .collect();
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(jobs.len());
+    let threads = ab_threads(jobs.len() as u64);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<anyhow::Result<(usize, u64, Outcome)>> = std::thread::scope(|sc| {
         let handles: Vec<_> = (0..threads)

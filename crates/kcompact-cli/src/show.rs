@@ -2,7 +2,7 @@
 
 use crate::cli::ShowArgs;
 use crate::settings::Settings;
-use crate::ui::usage;
+use crate::ui::{out, usage};
 use kcompact::views::View;
 
 pub fn show(args: ShowArgs) -> anyhow::Result<()> {
@@ -16,6 +16,6 @@ pub fn show(args: ShowArgs) -> anyhow::Result<()> {
     };
     let settings = Settings::parse(&args.machine)?;
     let m = settings.boot()?;
-    print!("{}", view.render(&m));
+    out!("{}", view.render(&m));
     Ok(())
 }

@@ -3,8 +3,10 @@
 
 use crate::cli::{AnalyzeArgs, PredictArgs};
 use crate::out::{compact_ends_json, compact_ends_text, zones_json};
-use crate::snapshot_dir::{buddyinfo_check, load_dir, Loaded, CAPTURE_PFNS};
-use crate::ui::usage;
+use crate::snapshot_dir::{
+    buddyinfo_check, check_json, check_lines, load_dir, Loaded, CAPTURE_PFNS,
+};
+use crate::ui::{out, outln, usage};
 use kcompact::compaction::CompactEnd;
 use kcompact::scenario::free_order9_blocks;
 use kcompact::snapshot::kpageflags::{class_counts, PageClass};
@@ -127,6 +129,12 @@ fn perform(m: &mut Machine, before: &Machine, action: Action) -> Predicted {
         Action::Compact | Action::DropCaches => m.config.costs.cost(&work(before), &work(m)),
     };
     figures.push(("action_ms", ms(action_ns)));
+    // Slab pages freed with the page cache's buffer heads and XArray nodes (when the
+    // snapshot has slabinfo).
+    figures.push((
+        "slab_pages_freed",
+        before.cache_slab_pages() - m.cache_slab_pages(),
+    ));
     // kswapd and kcompactd finish what the action woke them for.
     m.settle();
     // Simulated CPU time of the work (the calibrated cost model), in ms: all of it, and
@@ -147,13 +155,16 @@ fn perform(m: &mut Machine, before: &Machine, action: Action) -> Predicted {
     }
 }
 
-/// The snapshot of `predict` as loaded (`before`), after the action (`after`), what the
-/// action did and the counters it moved.
+/// The snapshot of `predict` as loaded (`before`, `--set` applied), after the action
+/// (`after`), what the action did, the counters it moved, and the load's checks (text and
+/// JSON).
 struct Prediction {
     before: Machine,
     after: Machine,
     p: Predicted,
     delta: Vec<(&'static str, i64)>,
+    checks: String,
+    checks_json: serde_json::Value,
 }
 
 /// Loads the snapshot, applies `--set`'s run-time tunables and performs the action.
@@ -161,6 +172,7 @@ fn prediction(args: &PredictArgs) -> anyhow::Result<Prediction> {
     let action = parse_action(&args.action)?;
     let settings = runtime_settings(&args.set)?;
     let loaded = load_dir(&args.snapshot)?;
+    let (checks, checks_json) = (check_lines(&loaded), check_json(&loaded));
     let mut m = loaded.machine;
     settings.apply_runtime(&mut m)?;
     let before = m.clone();
@@ -179,6 +191,8 @@ fn prediction(args: &PredictArgs) -> anyhow::Result<Prediction> {
         after: m,
         p,
         delta,
+        checks,
+        checks_json,
     })
 }
 
@@ -203,6 +217,7 @@ fn prediction_json(action: &str, x: &Prediction) -> serde_json::Value {
         "before": {"zones": zones_json(before), "hugepages": free_order9_blocks(before)},
         "after": {"zones": zones_json(m), "hugepages": free_order9_blocks(m)},
         "vmstat_delta": d,
+        "snapshot_check": x.checks_json,
     });
     if !p.ends.is_empty() {
         out["compaction"] = compact_ends_json(m, &p.ends);
@@ -223,7 +238,7 @@ pub fn predict_result(args: &PredictArgs) -> anyhow::Result<serde_json::Value> {
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let x = prediction(&args)?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&prediction_json(&args.action, &x))?
         );
@@ -234,30 +249,33 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         after: m,
         p,
         delta,
+        checks,
+        ..
     } = x;
-    println!(
+    outln!(
         "# {} — predicted effect of {}",
         args.snapshot.display(),
         p.what
     );
-    println!("\n## buddyinfo before (as loaded)\n{}", buddyinfo(&before));
-    println!("## buddyinfo after\n{}", buddyinfo(&m));
-    println!(
+    outln!("\n## buddyinfo before (as loaded)\n{}", buddyinfo(&before));
+    outln!("## buddyinfo after\n{}", buddyinfo(&m));
+    outln!(
         "free order>=9 blocks (huge pages obtainable): {} -> {}",
         free_order9_blocks(&before),
         free_order9_blocks(&m)
     );
     for (k, v) in p.figures {
-        println!("{k} {v}");
+        outln!("{k} {v}");
     }
     if !p.ends.is_empty() {
-        println!("\n## how each zone's compaction ended (mm_compaction_end)");
-        print!("{}", compact_ends_text(&m, &p.ends));
+        outln!("\n## how each zone's compaction ended (mm_compaction_end)");
+        out!("{}", compact_ends_text(&m, &p.ends));
     }
-    println!("\n## vmstat delta");
+    outln!("\n## vmstat delta");
     for (k, v) in delta {
-        println!("{k} {v}");
+        outln!("{k} {v}");
     }
+    out!("\n## {checks}");
     Ok(())
 }
 
@@ -274,8 +292,8 @@ pub(crate) struct Analysis {
 }
 
 /// Huge pages now, after compaction, after dropping caches, and the blockers.
-pub(crate) fn analysis(dir: &Path, loaded: &Loaded) -> anyhow::Result<Analysis> {
-    let check = buddyinfo_check(dir, &loaded.machine)?;
+pub(crate) fn analysis(loaded: &Loaded) -> anyhow::Result<Analysis> {
+    let check = buddyinfo_check(loaded);
     let now = free_order9_blocks(&loaded.machine);
     let mut after = loaded.machine.clone();
     after.compact_memory();
@@ -347,50 +365,51 @@ pub(crate) fn load_for_analysis(dir: &Path, set: &[String]) -> anyhow::Result<Lo
 /// `kcompact.analyze` returns.
 pub fn analyze_result(args: &AnalyzeArgs) -> anyhow::Result<serde_json::Value> {
     let loaded = load_for_analysis(&args.snapshot, &args.set)?;
-    let a = analysis(&args.snapshot, &loaded)?;
+    let a = analysis(&loaded)?;
     Ok(analyze_json(&loaded, &a))
 }
 
 /// `kcompact analyze SNAPSHOT`.
 pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let loaded = load_for_analysis(&args.snapshot, &args.set)?;
-    let a = analysis(&args.snapshot, &loaded)?;
+    let a = analysis(&loaded)?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&analyze_json(&loaded, &a))?
         );
         return Ok(());
     }
-    println!("# {}\n", args.snapshot.display());
-    print!("{}", buddyinfo(&loaded.machine));
-    println!();
-    print!(
+    outln!("# {}\n", args.snapshot.display());
+    out!("{}", buddyinfo(&loaded.machine));
+    outln!();
+    out!(
         "{}",
         kcompact::views::extfrag::unusable_index(&loaded.machine)
     );
-    println!();
-    println!("hugepages_now {}", a.now);
-    println!("hugepages_after_compaction {}", a.after_compaction);
-    println!(
+    outln!();
+    outln!("hugepages_now {}", a.now);
+    outln!("hugepages_after_compaction {}", a.after_compaction);
+    outln!(
         "hugepages_after_drop_caches {}  (drop_caches 3, then compaction)",
         a.after_drop_caches
     );
-    print_load_checks(&loaded, &a.check);
-    println!("\npageblocks that stay no huge page after compaction, by what blocks them:");
+    print_load_checks(&loaded, &a.check)?;
+    out!("\n{}", check_lines(&loaded));
+    outln!("\npageblocks that stay no huge page after compaction, by what blocks them:");
     for (r, n) in &a.ranked {
-        println!("{n:10}  {r}");
+        outln!("{n:10}  {r}");
     }
     if args.map {
         use kcompact::views::mapdata::{memory_map, pageblock_map};
         use kcompact::views::TERMINAL_MAP_CELLS;
-        println!("\nthe memory map as loaded:");
-        print!(
+        outln!("\nthe memory map as loaded:");
+        out!(
             "{}",
             pageblock_map(&memory_map(&loaded.machine, TERMINAL_MAP_CELLS))
         );
-        println!("\nthe memory map after compact_memory:");
-        print!(
+        outln!("\nthe memory map after compact_memory:");
+        out!(
             "{}",
             pageblock_map(&memory_map(&a.after, TERMINAL_MAP_CELLS))
         );
@@ -408,6 +427,7 @@ fn analyze_json(loaded: &Loaded, a: &Analysis) -> serde_json::Value {
         "hugepages_after_drop_caches": a.after_drop_caches,
         "blockers": a.ranked.iter().map(|(r, n)| json!({"reason": r, "pageblocks": n})).collect::<Vec<_>>(),
         "buddyinfo_check": a.check,
+        "snapshot_check": check_json(loaded),
         "pageblock_types": r.reconcile.iter().map(|r| json!({"node": r.zone.0, "zone": r.zone.1, "inferred": r.inferred, "reconciled": r.reconciled, "kernel": r.kernel, "free_list_distance": [r.free_list_distance.0, r.free_list_distance.1]})).collect::<Vec<_>>(),
         "load": {"placed_by_class": PageClass::ALL.iter().zip(r.placed).map(|(c, n)| (c.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(), "unplaced": r.unplaced, "file_mappings": r.file_mappings, "pgtables_from_free": r.pgtables_from_free, "capture_pages_released": r.capture_pages_released},
     })
@@ -416,18 +436,18 @@ fn analyze_json(loaded: &Loaded, a: &Analysis) -> serde_json::Value {
 /// How the load went, for `analyze`'s text: the capture's own pages given back, the free
 /// pages loaded against the snapshot's buddyinfo readings (`check`), and the pageblock
 /// types reconciled with pagetypeinfo.
-fn print_load_checks(loaded: &Loaded, check: &[serde_json::Value]) {
+fn print_load_checks(loaded: &Loaded, check: &[serde_json::Value]) -> anyhow::Result<()> {
     if let Some(n) = loaded.report.capture_pages_released {
-        println!("\nthe capture's own anonymous pages, free again once it was done: {n} pages given back to the model's allocator ({})", CAPTURE_PFNS);
+        outln!("\nthe capture's own anonymous pages, free again once it was done: {n} pages given back to the model's allocator ({})", CAPTURE_PFNS);
     }
-    println!("\nfree pages loaded vs buddyinfo before / after the page arrays were copied (free blocks apart over all orders):");
+    outln!("\nfree pages loaded vs buddyinfo before / after the page arrays were copied (free blocks apart over all orders):");
     for c in check {
         let g = |k: &str| {
             c.get(k)
                 .and_then(|v| v.as_u64())
                 .map_or("-".to_string(), |v| v.to_string())
         };
-        println!(
+        outln!(
             "Node {}, zone {:>8}  model {}  buddyinfo {} ({} apart)  buddyinfo.post {} ({} apart)",
             c["node"],
             c["zone"].as_str().unwrap_or(""),
@@ -439,10 +459,10 @@ fn print_load_checks(loaded: &Loaded, check: &[serde_json::Value]) {
         );
     }
     if !loaded.report.reconcile.is_empty() {
-        println!("\npageblock types UNMOVABLE / MOVABLE / RECLAIMABLE: inferred from the pages -> reconciled with pagetypeinfo (kernel)");
+        outln!("\npageblock types UNMOVABLE / MOVABLE / RECLAIMABLE: inferred from the pages -> reconciled with pagetypeinfo (kernel)");
         for r in &loaded.report.reconcile {
             let f = |c: [u64; 3]| format!("{} / {} / {}", c[0], c[1], c[2]);
-            println!(
+            outln!(
                 "Node {}, zone {:>8}  {} -> {} ({})",
                 r.zone.0,
                 r.zone.1,
@@ -452,6 +472,7 @@ fn print_load_checks(loaded: &Loaded, check: &[serde_json::Value]) {
             );
         }
     }
+    Ok(())
 }
 
 /// The report of a snapshot: `analyze`'s results, the map as loaded and after
@@ -459,7 +480,7 @@ fn print_load_checks(loaded: &Loaded, check: &[serde_json::Value]) {
 pub(crate) fn snapshot_report(dir: &Path) -> anyhow::Result<crate::report::Report> {
     use crate::report::{kernel_views, kv_table, map_section, Report, Section};
     let loaded = load_dir(dir)?;
-    let a = analysis(dir, &loaded)?;
+    let a = analysis(&loaded)?;
     let mut sections = vec![
         kv_table(
             "Huge pages (free order-9 blocks, order 10 counting twice)",

@@ -3,13 +3,17 @@
 //! then [`kcompact::snapshot::load::load`]. `predict`, `analyze`, `replay --snapshot`,
 //! `validate` and the snapshot report load through [`load_dir`].
 
+use crate::input;
 use crate::ui::usage;
-use anyhow::Context;
-use kcompact::snapshot::load::{load, LoadReport, SnapshotFiles};
-use kcompact::snapshot::text::{
-    pages_in_orders, parse_buddyinfo, parse_pagetypeinfo, parse_zoneinfo,
+use kcompact::snapshot::check::{
+    load_checked, parse_meta, parse_pageblock_order, Readings, ZoneDrift,
 };
-use kcompact::snapshot::u64_array;
+use kcompact::snapshot::load::{LoadReport, SnapshotFiles};
+use kcompact::snapshot::text::{
+    pages_in_orders, parse_buddyinfo, parse_pagetypeinfo, parse_slabinfo, parse_zoneinfo,
+    BuddyInfoRecord,
+};
+use kcompact::snapshot::{u64_array, SnapshotError};
 use kcompact::{Machine, VmConfig};
 use serde_json::json;
 use std::path::Path;
@@ -27,39 +31,72 @@ pub struct Loaded {
     pub flags: Vec<u64>,
     /// The first pfn of the page arrays.
     pub pfn_start: u64,
+    /// The drift the cross-checks accepted, per zone ([`kcompact::snapshot::check`]).
+    pub drift: Vec<ZoneDrift>,
+    /// The optional files the snapshot lacks and what that leaves out.
+    pub missing: Vec<String>,
+    /// buddyinfo and buddyinfo.post, when there.
+    pub buddyinfo: [Option<Vec<BuddyInfoRecord>>; 2],
 }
 
+/// The optional files of a snapshot and what the loader does without them.
+const OPTIONAL: &[(&str, &str)] = &[
+    ("kpagecount", "page cache loads unmapped"),
+    (
+        "buddyinfo",
+        "free pages not checked against the kernel's reading before the copy",
+    ),
+    (
+        "buddyinfo.post",
+        "free pages not checked against the kernel's reading after the copy",
+    ),
+    (
+        "pagetypeinfo",
+        "pageblock types inferred from the pages alone",
+    ),
+    ("zoneinfo.post", "per-CPU list limits from zoneinfo"),
+    (
+        "slabinfo",
+        "the page cache's buffer heads and XArray nodes not freed with it",
+    ),
+    ("sysctl_vm.txt", "the model's default tunables"),
+    ("thp.txt", "the model's default THP settings"),
+];
+
+/// A text file of the snapshot (a regular file, bounded).
 fn read_text(dir: &Path, name: &str) -> anyhow::Result<String> {
-    let p = dir.join(name);
-    match std::fs::read_to_string(&p) {
-        Ok(t) => Ok(t),
-        Err(e) => usage(format!("{}: {e}", p.display())),
-    }
+    input::read_text(&dir.join(name))
 }
 
-/// `name.zst` (zstd) or `name` (plain).
-fn read_binary(dir: &Path, name: &str) -> anyhow::Result<Vec<u8>> {
+/// `name.zst` (zstd) or `name` (plain), at most `max` bytes once inflated.
+fn read_binary(dir: &Path, name: &str, max: u64, why: &str) -> anyhow::Result<Vec<u8>> {
     let zst = dir.join(format!("{name}.zst"));
-    if zst.is_file() {
-        let f = std::fs::File::open(&zst).with_context(|| zst.display().to_string())?;
-        return match zstd::decode_all(f) {
-            Ok(b) => Ok(b),
-            Err(e) => usage(format!("{}: not zstd data: {e}", zst.display())),
-        };
+    if input::present(&zst) {
+        return input::inflate_capped(&zst, max, why, false);
     }
     let plain = dir.join(name);
-    match std::fs::read(&plain) {
-        Ok(b) => Ok(b),
-        Err(e) => usage(format!("{} (or {}.zst): {e}", plain.display(), name)),
+    if !input::present(&plain) {
+        return usage(format!(
+            "{}: missing (neither {name}.zst nor {name})",
+            plain.display()
+        ));
     }
+    input::read_capped(&plain, max, why)
 }
 
-/// A page array (`kpageflags`, `kpagecount`) read and decoded.
-fn read_array(dir: &Path, name: &str) -> anyhow::Result<Vec<u64>> {
-    match u64_array(name, &read_binary(dir, name)?) {
+/// A page array (`kpageflags`, `kpagecount`) read and decoded, at most the 8 bytes per
+/// pfn that `pfns` pfns need.
+fn read_array(dir: &Path, name: &str, pfns: u64) -> anyhow::Result<Vec<u64>> {
+    let why = format!("the 8 bytes per pfn of meta.txt's {pfns} pfns");
+    match u64_array(name, &read_binary(dir, name, pfns.saturating_mul(8), &why)?) {
         Ok(a) => Ok(a),
         Err(e) => usage(format!("{}: {e}", dir.display())),
     }
+}
+
+/// Whether the optional file (or its `.zst`) is there; what is there must be readable.
+fn has_optional(dir: &Path, name: &str) -> bool {
+    input::present(&dir.join(name)) || input::present(&dir.join(format!("{name}.zst")))
 }
 
 fn meta_f64(meta: &str, key: &str) -> Option<f64> {
@@ -73,7 +110,7 @@ fn meta_f64(meta: &str, key: &str) -> Option<f64> {
 /// records `uptime_start`; for an older snapshot whose `uptime` was read as the capture
 /// ended, the start is that minus the capture's duration.
 pub fn snapshot_read_window(dir: &Path) -> Option<kcompact::replay::SnapshotRead> {
-    let meta = std::fs::read_to_string(dir.join("meta.txt")).ok()?;
+    let meta = input::read_text(&dir.join("meta.txt")).ok()?;
     let (before, kpf) = (
         meta_f64(&meta, "t_text_before_s")?,
         meta_f64(&meta, "t_kpageflags_s")?,
@@ -122,7 +159,7 @@ fn read_capture_pfns(dir: &Path) -> anyhow::Result<Vec<u64>> {
 pub fn snapshot_config(dir: &Path) -> anyhow::Result<VmConfig> {
     use kcompact::sysctl::{Scope, ThpDefrag, TUNABLES};
     let mut vm = VmConfig::default();
-    if dir.join("sysctl_vm.txt").is_file() {
+    if input::present(&dir.join("sysctl_vm.txt")) {
         let text = read_text(dir, "sysctl_vm.txt")?;
         for (i, l) in text.lines().enumerate() {
             let Some((k, v)) = l.split_once('=') else {
@@ -144,7 +181,7 @@ pub fn snapshot_config(dir: &Path) -> anyhow::Result<VmConfig> {
             }
         }
     }
-    if dir.join("thp.txt").is_file() {
+    if input::present(&dir.join("thp.txt")) {
         let text = read_text(dir, "thp.txt")?;
         let chosen = |key: &str| {
             text.lines()
@@ -165,114 +202,208 @@ pub fn snapshot_config(dir: &Path) -> anyhow::Result<VmConfig> {
 
 /// Reads the snapshot in `dir` and loads it: its zones, every page, the pageblock types
 /// reconciled with its pagetypeinfo and the capture's own pages freed, when it has those
-/// files. Bad input names the file.
+/// files; the files cross-checked against each other before and after
+/// ([`kcompact::snapshot::check::load_checked`]). Bad input names the file.
 pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
     if !dir.is_dir() {
         return usage(format!("{}: no such snapshot directory", dir.display()));
     }
-    let meta = read_text(dir, "meta.txt")?;
-    let Some(pfn_start) = meta_value(&meta, "pfn_start") else {
-        return usage(format!(
-            "{}: no pfn_start=N line",
-            dir.join("meta.txt").display()
-        ));
+    let named = |e: SnapshotError| usage(format!("{}: {e}", dir.display()));
+    let meta = match parse_meta(&read_text(dir, "meta.txt")?) {
+        Ok(m) => m,
+        Err(e) => return named(e),
     };
     let zones = match parse_zoneinfo("zoneinfo", &read_text(dir, "zoneinfo")?) {
         Ok(z) => z,
-        Err(e) => return usage(format!("{}: {e}", dir.display())),
+        Err(e) => return named(e),
     };
-    let flags = read_array(dir, "kpageflags")?;
-    if let Some(end) = meta_value(&meta, "pfn_end") {
-        if pfn_start.checked_add(flags.len() as u64) != Some(end) {
-            return usage(format!(
-                "{}: kpageflags holds {} pfns but meta.txt says {pfn_start}..{end}",
-                dir.display(),
-                flags.len()
-            ));
+    let pfns = meta.pfn_end - meta.pfn_start;
+    // Two arrays of 8 bytes and the model's memory map per pfn.
+    crate::ui::check_fits(
+        &format!("{}", dir.display()),
+        pfns.saturating_mul(16 + kcompact::memmap::BYTES_PER_PAGE as u64),
+        16 + kcompact::memmap::BYTES_PER_PAGE as u64,
+    )?;
+    let flags = read_array(dir, "kpageflags", pfns)?;
+    if flags.len() as u64 != pfns {
+        return usage(format!(
+            "{}: kpageflags holds {} pfns but meta.txt says {}..{}",
+            dir.display(),
+            flags.len(),
+            meta.pfn_start,
+            meta.pfn_end
+        ));
+    }
+    let mut missing = Vec::new();
+    let mut optional = |name: &str| {
+        let there = has_optional(dir, name);
+        if !there {
+            let why = OPTIONAL
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or("", |(_, w)| w);
+            missing.push(format!("{name} ({why})"));
+        }
+        there
+    };
+    let counts = if optional("kpagecount") {
+        Some(read_array(dir, "kpagecount", pfns)?)
+    } else {
+        None
+    };
+    let (pagetypeinfo, pageblock_order) = if optional("pagetypeinfo") {
+        let text = read_text(dir, "pagetypeinfo")?;
+        match (
+            parse_pagetypeinfo("pagetypeinfo", &text),
+            parse_pageblock_order(&text),
+        ) {
+            (Ok(p), Ok(o)) => (Some(p), o),
+            (Err(e), _) | (_, Err(e)) => return named(e),
+        }
+    } else {
+        (None, None)
+    };
+    let mut buddyinfo: [Option<Vec<BuddyInfoRecord>>; 2] = [None, None];
+    for (slot, name) in buddyinfo.iter_mut().zip(["buddyinfo", "buddyinfo.post"]) {
+        if optional(name) {
+            match parse_buddyinfo(name, &read_text(dir, name)?) {
+                Ok(r) => *slot = Some(r),
+                Err(e) => return named(e),
+            }
         }
     }
-    // kpagecount (the map count) is optional: without it page cache loads unmapped.
-    let has_counts = dir.join("kpagecount.zst").is_file() || dir.join("kpagecount").is_file();
-    let counts = if has_counts {
-        Some(read_array(dir, "kpagecount")?)
-    } else {
-        None
-    };
-    let pagetypeinfo = if dir.join("pagetypeinfo").is_file() {
-        match parse_pagetypeinfo("pagetypeinfo", &read_text(dir, "pagetypeinfo")?) {
-            Ok(p) => Some(p),
-            Err(e) => return usage(format!("{}: {e}", dir.display())),
-        }
-    } else {
-        None
-    };
-    // The capture's own memory, freed once it was done (kcompact capture lists it).
-    let capture_pfns = if dir.join(CAPTURE_PFNS).is_file() {
+    // The capture's own memory, freed once it was done (kcompact capture lists it; older
+    // snapshots have no such list, and nothing of the capture to give back).
+    let capture_pfns = if input::present(&dir.join(CAPTURE_PFNS)) {
         Some(read_capture_pfns(dir)?)
     } else {
         None
     };
-    let zones_post = if dir.join("zoneinfo.post").is_file() {
+    let zones_post = if optional("zoneinfo.post") {
         match parse_zoneinfo("zoneinfo.post", &read_text(dir, "zoneinfo.post")?) {
             Ok(z) => Some(z),
-            Err(e) => return usage(format!("{}: {e}", dir.display())),
+            Err(e) => return named(e),
+        }
+    } else {
+        None
+    };
+    optional("sysctl_vm.txt");
+    optional("thp.txt");
+    // The page cache's buffer heads and XArray nodes, which drop_caches and reclaim free
+    // with the pages.
+    let slabinfo = if optional("slabinfo") {
+        match parse_slabinfo("slabinfo", &read_text(dir, "slabinfo")?) {
+            Ok(s) => Some(s),
+            Err(e) => return named(e),
         }
     } else {
         None
     };
     let files = SnapshotFiles {
-        pfn_start,
+        pfn_start: meta.pfn_start,
         zoneinfo: &zones,
         kpageflags: &flags,
         kpagecount: counts.as_deref(),
         pagetypeinfo: pagetypeinfo.as_deref(),
         capture_pfns: capture_pfns.as_deref(),
         zoneinfo_post: zones_post.as_deref(),
+        slabinfo: slabinfo.as_deref(),
+    };
+    let readings = Readings {
+        meta: Some(meta),
+        buddyinfo: buddyinfo[0].as_deref(),
+        buddyinfo_post: buddyinfo[1].as_deref(),
+        pageblock_order,
     };
     let config = snapshot_config(dir)?;
-    let (machine, report) = match load(&files, config) {
+    let (machine, report, drift) = match load_checked(&files, &readings, config) {
         Ok(x) => x,
-        Err(e) => return usage(format!("{}: {e}", dir.display())),
+        Err(e) => return named(e),
     };
     Ok(Loaded {
         machine,
         report,
         flags,
-        pfn_start,
+        pfn_start: meta.pfn_start,
+        drift,
+        missing,
+        buddyinfo,
     })
 }
+
+/// The drift the cross-checks accepted and the optional files missing, as text lines.
+pub fn check_lines(loaded: &Loaded) -> String {
+    let mut o = format!(
+        "snapshot checks: files agree; a live machine drifts while it is copied, accepted up to {}% of a zone's managed pages + {} pages outside buddyinfo's readings before / after the copy:\n",
+        kcompact::snapshot::check::DRIFT_PCT,
+        kcompact::snapshot::check::DRIFT_PAGES
+    );
+    let range = |r: (Option<u64>, Option<u64>)| match r {
+        (Some(a), Some(b)) => format!("{}..{}", a.min(b), a.max(b)),
+        (Some(a), None) | (None, Some(a)) => a.to_string(),
+        (None, None) => "-".to_string(),
+    };
+    for d in &loaded.drift {
+        o += &format!(
+            "Node {}, zone {:>8}  free pages {} (buddyinfo {}, {} outside); in order>=9 blocks {} (buddyinfo {}, {} outside); allowed {}\n",
+            d.node,
+            d.zone,
+            d.free_pages,
+            range(d.buddyinfo_free),
+            d.free_drift,
+            d.huge_free_pages,
+            range(d.buddyinfo_huge),
+            d.huge_drift,
+            d.allowed
+        );
+    }
+    if !loaded.missing.is_empty() {
+        o += &format!("missing optional files: {}\n", loaded.missing.join("; "));
+    }
+    o
+}
+
+/// The same as JSON.
+pub fn check_json(loaded: &Loaded) -> serde_json::Value {
+    json!({
+        "drift_pct": kcompact::snapshot::check::DRIFT_PCT,
+        "drift_pages": kcompact::snapshot::check::DRIFT_PAGES,
+        "zones": loaded.drift.iter().map(|d| json!({
+            "node": d.node, "zone": d.zone, "allowed": d.allowed,
+            "free_pages": d.free_pages, "buddyinfo_free_pages": [d.buddyinfo_free.0, d.buddyinfo_free.1], "free_drift": d.free_drift,
+            "huge_free_pages": d.huge_free_pages, "buddyinfo_huge_free_pages": [d.buddyinfo_huge.0, d.buddyinfo_huge.1], "huge_drift": d.huge_drift,
+        })).collect::<Vec<_>>(),
+        "missing": loaded.missing,
+    })
+}
+
 /// The loaded free lists against the snapshot's buddyinfo, read before the page arrays,
 /// and `buddyinfo.post`, read after them: per zone, free pages and free blocks apart
 /// (summed over orders). A live machine moves while it is copied; the two readings bound
 /// the drift.
-pub fn buddyinfo_check(dir: &Path, m: &Machine) -> anyhow::Result<Vec<serde_json::Value>> {
-    let mut readings = Vec::new();
-    for name in ["buddyinfo", "buddyinfo.post"] {
-        if !dir.join(name).is_file() {
-            readings.push(None);
-            continue;
-        }
-        match parse_buddyinfo(name, &read_text(dir, name)?) {
-            Ok(r) => readings.push(Some(r)),
-            Err(e) => return usage(format!("{}: {e}", dir.display())),
-        }
-    }
+pub fn buddyinfo_check(loaded: &Loaded) -> Vec<serde_json::Value> {
+    let m = &loaded.machine;
     let mut out = Vec::new();
     for z in m.zones.iter().filter(|z| z.is_populated()) {
         let model = z.free_by_order();
         let mut row = json!({"node": z.node.0, "zone": z.name(), "model_free_pages": pages_in_orders(&model)});
-        for (key, r) in ["buddyinfo", "buddyinfo_post"].iter().zip(&readings) {
+        for (key, r) in ["buddyinfo", "buddyinfo_post"]
+            .iter()
+            .zip(&loaded.buddyinfo)
+        {
             let Some(r) = r else { continue };
             if let Some(b) = r
                 .iter()
                 .find(|b| b.node == z.node.0 as u32 && b.name == z.name())
             {
-                let apart: u64 = (0..11).map(|o| model[o].abs_diff(b.nr_free[o])).sum();
+                let apart = (0..11).fold(0u64, |a, o| {
+                    a.saturating_add(model[o].abs_diff(b.nr_free[o]))
+                });
                 row[format!("{key}_free_pages")] = json!(pages_in_orders(&b.nr_free));
                 row[format!("{key}_blocks_apart")] = json!(apart);
             }
         }
         out.push(row);
     }
-    Ok(out)
+    out
 }

@@ -15,7 +15,7 @@
 use crate::cli::{MachineArgs, SweepArgs};
 use crate::scenario_cmd;
 use crate::table::{self, cell_of_json, Cell, Row};
-use crate::ui::{panic_text, progress_bar, usage, Usage};
+use crate::ui::{outln, panic_text, progress_bar, usage, Usage};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -459,7 +459,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
         b.finish_and_clear();
     }
     let secs = t0.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "wrote {} ({rows} rows): {todo} runs in {secs:.1} s ({:.2} runs/s on {threads} threads){}",
         args.out.display(),
         if secs > 0.0 { todo as f64 / secs } else { 0.0 },

@@ -18,7 +18,7 @@
 
 use crate::capture::capture_to;
 use crate::snapshot_dir::load_dir;
-use crate::ui::usage;
+use crate::ui::{out, outln, usage};
 use anyhow::Context;
 use kcompact::snapshot::text::parse_buddyinfo;
 use std::io::Write;
@@ -332,7 +332,17 @@ pub fn validate(args: crate::cli::ValidateArgs) -> anyhow::Result<()> {
     let data = args
         .dir
         .join(format!("kcompact-validate-{}", std::process::id()));
-    let r = run(&args, &out, &data);
+    // A given --out is checked (no snapshot, nothing else's) and locked before the work.
+    let mut out_dir = args
+        .out
+        .as_deref()
+        .map(|d| crate::outdir::OutDir::prepare(d, false))
+        .transpose()?;
+    let r = run(&args, &out, &data, out_dir.as_mut());
+    let r = match out_dir {
+        Some(d) if r.is_ok() => d.commit("validate", "validate.txt"),
+        _ => r,
+    };
     // Clean up whatever happened: the files, their page cache.
     let _ = std::fs::remove_dir_all(&data);
     let _ = write_sysctl("/proc/sys/vm/drop_caches", "3");
@@ -366,22 +376,42 @@ struct Kernel {
     pcp_dropped: Vec<u64>,
 }
 
-fn run(args: &crate::cli::ValidateArgs, out: &Path, data: &Path) -> anyhow::Result<()> {
+fn run(
+    args: &crate::cli::ValidateArgs,
+    out: &Path,
+    data: &Path,
+    out_dir: Option<&mut crate::outdir::OutDir>,
+) -> anyhow::Result<()> {
     let k = measure_kernel(args, out, data)?;
     say("predicting compact_memory on before/ in the model");
     let compaction = compare_compaction(args, &k)?;
     let mut text = compaction.text;
     let (drop_text, drop_json) = compare_drop_caches(&k)?;
     text += &drop_text;
-    std::fs::write(out.join("validate.txt"), &text)?;
+    match out_dir {
+        Some(d) => {
+            // The snapshots and the trace the measurement wrote there.
+            let mut names: Vec<String> = std::fs::read_dir(out)?
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect();
+            names.sort();
+            for n in names {
+                d.adopt(&n);
+            }
+            d.add("validate.txt", text.as_bytes());
+        }
+        None => std::fs::write(out.join("validate.txt"), &text)?,
+    }
     let (kg, kg2, mg) = compaction.o9_gains;
     let verdict = args.check.map(|limit| check_gain(kg, kg2, mg, limit));
     if args.json {
         let mut j = compaction.json;
         j["drop_caches"] = drop_json;
-        println!("{}", serde_json::to_string_pretty(&j)?);
+        outln!("{}", serde_json::to_string_pretty(&j)?);
     } else {
-        print!("{text}");
+        out!("{text}");
     }
     if let Some((err, limit, ok)) = verdict {
         if !ok {

@@ -233,6 +233,8 @@ fn issue_8_reports_open_in_chromium_with_their_maps_and_plots() {
         data.join("start").to_str().unwrap(),
         "--out",
         snap.join("report.html").to_str().unwrap(),
+        "--data",
+        snap.join("report.json").to_str().unwrap(),
     ]);
     let html = std::fs::read_to_string(snap.join("report.html")).unwrap();
     assert_eq!(

@@ -120,6 +120,7 @@ fn ab<'py>(
         machine: machine_args(mem, settings)?,
         json: true,
         out: None,
+        force: false,
     };
     let v = call(py, move || scenario_cmd::ab_result(&args))?;
     to_py(py, &v)
@@ -166,9 +167,11 @@ fn analyze<'py>(
     to_py(py, &v)
 }
 
-/// Replays a kmem trace, as `kcompact replay TRACE [--snapshot DIR] --mode MODE --json`.
+/// Replays a kmem trace, as `kcompact replay TRACE [--snapshot DIR] --mode MODE
+/// [--max-events N] [--strict] --json` (`max_events`' default is the command line's).
 #[pyfunction]
-#[pyo3(signature = (trace, snapshot=None, mode="exact", mem=None, settings=None))]
+#[pyo3(signature = (trace, snapshot=None, mode="exact", mem=None, settings=None, max_events=50_000_000, strict=false))]
+#[allow(clippy::too_many_arguments)]
 fn replay<'py>(
     py: Python<'py>,
     trace: PathBuf,
@@ -176,6 +179,8 @@ fn replay<'py>(
     mode: &str,
     mem: Option<String>,
     settings: Option<&Bound<'py, PyDict>>,
+    max_events: u64,
+    strict: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let args = ReplayArgs {
         trace,
@@ -183,6 +188,9 @@ fn replay<'py>(
         mode: mode.to_string(),
         json: true,
         out: None,
+        force: false,
+        max_events,
+        strict,
         machine: machine_args(mem, settings)?,
     };
     let v = call(py, move || kcompact_cli::replay_cmd::replay_result(&args))?;

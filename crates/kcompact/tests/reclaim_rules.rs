@@ -847,3 +847,75 @@ fn kswapd_naps_before_it_sleeps_and_counts_quick_wakes() {
     assert_eq!(m.vmstat[VmEvent::KswapdWake], wakes);
     assert!(free(&m) >= high);
 }
+
+/// `try_to_free_buffers()`: a page-cache folio's buffer heads go back to their slab when
+/// the folio leaves the cache, and a slab whose last object goes frees its pages; the
+/// XArray nodes go with the pages at their ratio.
+#[test]
+fn dropping_page_cache_frees_its_buffer_heads_and_their_emptied_slabs() {
+    let cfg = VmConfig {
+        pcp: false,
+        ..VmConfig::default()
+    };
+    let mut m = small_machine(0, 16, cfg);
+    m.enable_contents(false);
+    let f = m.new_file(false, false, true);
+    let mut folios = Vec::new();
+    for i in 0..6 {
+        m.file_add(f, i, Order(0), i == 5).expect("room");
+        folios.push(m.file_lookup(f, i).unwrap().1);
+    }
+    // A buffer_head cache of two objects per slab: folios 0-1 in slab A, 2-3 in B,
+    // 4-5 (5 dirty: it stays through a drop) in C.
+    let bh = m.kmem_cache_create_as(104, 2, Order(0));
+    m.owners.cache_slab.bh_cache = Some(bh);
+    let slabs: Vec<_> = (0..3)
+        .map(|_| m.alloc_kernel(Order(0), 0).expect("a page"))
+        .collect();
+    for (i, id) in folios.iter().enumerate() {
+        m.owners
+            .cache_slab
+            .buffer_heads
+            .insert((*id, 0), slabs[i / 2]);
+    }
+    for s in &slabs {
+        m.adopt_slab(*s, bh, 2);
+    }
+    // An XArray node per two pages, in a cache of one node per slab.
+    let xa = m.kmem_cache_create_as(576, 1, Order(0));
+    m.owners.cache_slab.xa_cache = Some(xa);
+    for _ in 0..3 {
+        let s = m.alloc_kernel(Order(0), 0).expect("a page");
+        m.adopt_slab(s, xa, 1);
+    }
+    m.owners.cache_slab.xa_per_mpage = 1 << 19;
+    check(&m);
+    let (free0, slab0) = (free(&m), m.cache_slab_pages());
+    assert_eq!(slab0, 6);
+    // Truncating one page: its buffer head goes, its slab stays (folio 1 is still there).
+    assert!(m.file_remove(f, 0));
+    check(&m);
+    assert_eq!(m.owners.caches[bh as usize].slabs.get(&slabs[0]), Some(&1));
+    assert_eq!(m.cache_slab_pages(), 6, "half an XArray node owed");
+    let dropped = m.drop_caches(3);
+    check(&m);
+    assert_eq!(dropped, 4, "folios 1-4; the dirty one stays");
+    let left: Vec<_> = m.owners.caches[bh as usize].slabs.iter().collect();
+    assert_eq!(
+        left,
+        [(&slabs[2], &1)],
+        "only the dirty folio's buffer head"
+    );
+    assert_eq!(
+        m.owners.cache_slab.buffer_heads.keys().collect::<Vec<_>>(),
+        [&(folios[5], 0)]
+    );
+    // Five pages left the cache: two nodes and a half; one node is left.
+    assert_eq!(m.owners.caches[xa as usize].slabs.len(), 1);
+    assert_eq!(m.cache_slab_pages(), 2);
+    assert_eq!(
+        free(&m),
+        free0 + 5 + 4,
+        "five pages of cache and four of slab"
+    );
+}

@@ -553,8 +553,6 @@ fn kpagecount_maps_page_cache_that_drop_caches_then_keeps() {
 #[test]
 fn nr_hugepages_with_normal_deferred_stops_where_h_g4_did() {
     use kcompact::layout::ZoneType;
-    use kcompact::snapshot::load::{load, SnapshotFiles};
-    use kcompact::snapshot::text::parse_pagetypeinfo;
     use kcompact::units::NodeId;
     let Some(root) = data_dir() else {
         eprintln!("skipped: ../shared/data/realkernel is not here");
@@ -566,29 +564,7 @@ fn nr_hugepages_with_normal_deferred_stops_where_h_g4_did() {
         eprintln!("skipped: {} is not here", dir.display());
         return;
     }
-    let text = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
-    let zones = parse_zoneinfo("zoneinfo", &text("zoneinfo")).unwrap();
-    let post = parse_zoneinfo("zoneinfo.post", &text("zoneinfo.post")).unwrap();
-    let pti = parse_pagetypeinfo("pagetypeinfo", &text("pagetypeinfo")).unwrap();
-    let flags = u64_array("kpageflags", &read_zst(&dir.join("kpageflags.zst"))).unwrap();
-    let counts = u64_array("kpagecount", &read_zst(&dir.join("kpagecount.zst"))).unwrap();
-    let cap: Vec<u64> = text("capture_pfns.txt")
-        .lines()
-        .filter_map(|l| u64::from_str_radix(l.trim(), 16).ok())
-        .collect();
-    let (mut m, _) = load(
-        &SnapshotFiles {
-            pfn_start: meta(&dir, "pfn_start"),
-            zoneinfo: &zones,
-            kpageflags: &flags,
-            kpagecount: Some(&counts),
-            pagetypeinfo: Some(&pti),
-            capture_pfns: Some(&cap),
-            zoneinfo_post: Some(&post),
-        },
-        kcompact::VmConfig::default(),
-    )
-    .expect("loads");
+    let (mut m, _) = load_full(&dir, false);
     let normal = m.zone_of(NodeId(0), ZoneType::Normal);
     for _ in 0..6 {
         m.defer_compaction(normal, 9);
@@ -619,4 +595,119 @@ fn nr_hugepages_with_normal_deferred_stops_where_h_g4_did() {
     assert_eq!(d(VmEvent::CompactMigrateScanned), 0);
     assert_eq!(d(VmEvent::CompactDaemonMigrateScanned), 0);
     assert!(d(VmEvent::Pageoutrun) <= 2);
+}
+
+/// D_g4_s1 (`echo 3 > drop_caches` on 4 GiB of fragmented page cache): with `slabinfo`,
+/// each page-cache page with private data holds a buffer head, and the XArray nodes go
+/// with the pages; dropping the cache empties most of their slabs, which the kernel's
+/// `slabinfo` after the drop shows, and the free pages gained come within 2 % of the
+/// kernel's.
+#[test]
+fn drop_caches_frees_the_page_caches_slab_like_d_g4() {
+    use kcompact::snapshot::text::parse_slabinfo;
+    let Some(root) = data_dir() else {
+        eprintln!("skipped: ../shared/data/realkernel is not here");
+        return;
+    };
+    let case = root.join("D_g4_s1");
+    let dir = case.join("before");
+    if !dir.is_dir() {
+        eprintln!("skipped: {} is not here", dir.display());
+        return;
+    }
+    let text = |d: &Path, n: &str| std::fs::read_to_string(d.join(n)).unwrap();
+    let slab = parse_slabinfo("slabinfo", &text(&dir, "slabinfo")).unwrap();
+    let slab_after = parse_slabinfo("slabinfo", &text(&case.join("after"), "slabinfo")).unwrap();
+    let (mut m, report) = load_full(&dir, true);
+    kcompact::verify::verify(&m).unwrap_or_else(|e| panic!("{e}"));
+    let cs = report.cache_slab.clone().expect("slabinfo was given");
+    eprintln!("D_g4_s1 {cs:?}");
+    // Every buffer_head slab slabinfo counts is a loaded slab page, and every buffer
+    // head but a handful belongs to a page-cache page with private data.
+    assert_eq!(cs.bh_slabs.0, cs.bh_slabs.1);
+    assert_eq!(cs.xa_slabs.0, cs.xa_slabs.1);
+    assert!(cs.bh_attached.0 * 1000 >= cs.bh_attached.1 * 999, "{cs:?}");
+    let pages_of = |s: &[kcompact::snapshot::text::SlabInfoRecord]| -> u64 {
+        s.iter()
+            .filter(|r| r.name == "buffer_head" || r.name == "radix_tree_node")
+            .map(|r| r.num_slabs * r.pagesperslab)
+            .sum()
+    };
+    let kernel_slab_freed = pages_of(&slab) - pages_of(&slab_after);
+    let (slab0, free0) = (m.cache_slab_pages(), free_pages_all(&m));
+    m.drop_caches(3);
+    kcompact::verify::verify(&m).unwrap_or_else(|e| panic!("{e}"));
+    let model_slab_freed = slab0 - m.cache_slab_pages();
+    let model_gain = free_pages_all(&m) - free0;
+    let log = text(&case, "exp.log");
+    let kernel_free = |which: &str| -> u64 {
+        log.lines()
+            .find(|l| l.starts_with(which))
+            .and_then(|l| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix("free_pages_all="))
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{which} free_pages_all= in exp.log"))
+    };
+    let kernel_gain = kernel_free("buddyinfo_post_immediate") - kernel_free("buddyinfo_pre");
+    eprintln!(
+        "D_g4_s1 drop_caches: slab pages freed model {model_slab_freed}, kernel {kernel_slab_freed}; free pages gained model {model_gain}, kernel {kernel_gain}"
+    );
+    assert!(
+        model_slab_freed.abs_diff(kernel_slab_freed) * 20 <= kernel_slab_freed,
+        "slab pages freed: model {model_slab_freed}, kernel {kernel_slab_freed}"
+    );
+    assert!(
+        model_gain.abs_diff(kernel_gain) * 50 <= kernel_gain,
+        "free pages gained: model {model_gain}, kernel {kernel_gain}"
+    );
+}
+
+/// Free pages on the buddy lists of every zone (what buddyinfo adds up to).
+fn free_pages_all(m: &kcompact::Machine) -> u64 {
+    m.zones
+        .iter()
+        .map(|z| {
+            z.free_area
+                .iter()
+                .enumerate()
+                .map(|(o, a)| a.nr_free << o)
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+/// Loads the snapshot in `dir` with every file `predict` reads (`slabinfo` if asked).
+fn load_full(
+    dir: &Path,
+    with_slabinfo: bool,
+) -> (kcompact::Machine, kcompact::snapshot::load::LoadReport) {
+    use kcompact::snapshot::load::{load, SnapshotFiles};
+    use kcompact::snapshot::text::{parse_pagetypeinfo, parse_slabinfo};
+    let text = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
+    let zones = parse_zoneinfo("zoneinfo", &text("zoneinfo")).unwrap();
+    let post = parse_zoneinfo("zoneinfo.post", &text("zoneinfo.post")).unwrap();
+    let pti = parse_pagetypeinfo("pagetypeinfo", &text("pagetypeinfo")).unwrap();
+    let slab = parse_slabinfo("slabinfo", &text("slabinfo")).unwrap();
+    let flags = u64_array("kpageflags", &read_zst(&dir.join("kpageflags.zst"))).unwrap();
+    let counts = u64_array("kpagecount", &read_zst(&dir.join("kpagecount.zst"))).unwrap();
+    let cap: Vec<u64> = text("capture_pfns.txt")
+        .lines()
+        .filter_map(|l| u64::from_str_radix(l.trim(), 16).ok())
+        .collect();
+    load(
+        &SnapshotFiles {
+            pfn_start: meta(dir, "pfn_start"),
+            zoneinfo: &zones,
+            kpageflags: &flags,
+            kpagecount: Some(&counts),
+            pagetypeinfo: Some(&pti),
+            capture_pfns: Some(&cap),
+            zoneinfo_post: Some(&post),
+            slabinfo: with_slabinfo.then_some(&slab[..]),
+        },
+        kcompact::VmConfig::default(),
+    )
+    .expect("loads")
 }

@@ -136,6 +136,10 @@ impl Machine {
         }
         let rec = *self.owners.folio(id);
         let private = self.mem.flags(rec.pfn).contains(PageFlags::PRIVATE);
+        if private {
+            self.free_folio_buffers(id);
+        }
+        self.page_cache_nodes_release(rec.order.nr_pages());
         self.mem.clear_flag(
             rec.pfn,
             PageFlags::PRIVATE | PageFlags::DIRTY | PageFlags::RECLAIM,
@@ -234,6 +238,9 @@ impl Machine {
         }
         if f.contains(PageFlags::WRITEBACK) || f.contains(PageFlags::DIRTY) {
             return false;
+        }
+        if let Some(id) = self.folio_of(head) {
+            self.free_folio_buffers(id);
         }
         self.mem.clear_flag(head, PageFlags::PRIVATE);
         self.mem.set_refcount(head, self.mem.refcount(head) - 1);

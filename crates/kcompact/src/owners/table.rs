@@ -97,6 +97,8 @@ pub struct Owners {
     pub pins: Vec<Option<(FolioId, bool)>>,
     /// Speculative references (`folio_try_get()`) still held, by folio.
     pub speculative: BTreeSet<(FolioId, u32)>,
+    /// The reclaimable slab objects that live and die with the page cache.
+    pub cache_slab: CacheSlab,
     pub(super) next_stamp: u32,
     pub(super) next_spec: u32,
 }
@@ -417,4 +419,23 @@ impl MovableOps for Driver {
     fn putback_page(&mut self, page: FolioId) {
         self.isolated.remove(&page);
     }
+}
+
+/// The page cache's slab objects (`owners/slab.rs`): empty unless the machine was loaded
+/// from a snapshot with `slabinfo`.
+#[derive(Clone, Debug, Default)]
+pub struct CacheSlab {
+    /// The `buffer_head` cache, when there is one.
+    pub bh_cache: Option<u32>,
+    /// Each buffer head attached to a folio: (folio, block) → the slab holding it.
+    pub buffer_heads: BTreeMap<(FolioId, u32), FolioId>,
+    /// The `radix_tree_node` cache, when there is one.
+    pub xa_cache: Option<u32>,
+    /// XArray nodes per page-cache page (loaded ratio), as objects per 2^20 pages.
+    pub xa_per_mpage: u64,
+    /// The fraction of an XArray node owed by page-cache pages already removed, in
+    /// objects × 2^20.
+    pub xa_owed: u64,
+    /// Objects of the page-cache caches no folio accounts for (other users of the caches).
+    pub unattached: u64,
 }

@@ -493,12 +493,14 @@ impl Machine {
             return false;
         }
         if private == 1 {
+            self.free_folio_buffers(id);
             self.mem.clear_flag(rec.pfn, PageFlags::PRIVATE);
         }
         if rec.kind.in_page_cache() && !rec.orphan {
             self.owners.files[rec.owner as usize]
                 .pages
                 .remove(&rec.index);
+            self.page_cache_nodes_release(nr);
         }
         if in_swapcache {
             self.swap_cache_forget(id);

@@ -56,6 +56,8 @@ pub struct LoadReport {
     pub capture_pages_released: Option<u64>,
     /// Per-CPU lists filled from zoneinfo's `pagesets`, per zone.
     pub pcp: Vec<ZonePcpLoad>,
+    /// The page cache's slab objects, when `slabinfo` was given.
+    pub cache_slab: Option<super::slab::CacheSlabLoad>,
 }
 
 /// How one zone's per-CPU lists were filled ([`place_pcp_pages`]).
@@ -127,6 +129,9 @@ pub struct SnapshotFiles<'a> {
     /// `zoneinfo.post`, read just after the page arrays, when captured: the per-CPU lists'
     /// `high` when the capture ended, right before an action ([`place_pcp_pages`]).
     pub zoneinfo_post: Option<&'a [ZoneInfoRecord]>,
+    /// `/proc/slabinfo`, when captured: the page cache's buffer heads and XArray nodes
+    /// ([`super::slab::attach_cache_slab`]).
+    pub slabinfo: Option<&'a [super::text::SlabInfoRecord]>,
 }
 
 impl SnapshotFiles<'_> {
@@ -199,6 +204,13 @@ pub fn load(
     let mut rng = crate::rng::SimRng::new(LIST_ORDER_SEED);
     m.shuffle_free_lists(&mut rng);
     m.shuffle_lru_lists(&mut rng);
+    if let Some(si) = files.slabinfo {
+        report.cache_slab = Some(super::slab::attach_cache_slab(
+            &mut m,
+            si,
+            class_idx(PageClass::Slab) as u32,
+        ));
+    }
     report.pcp = place_pcp_pages(&mut m, files);
     if let Some(pfns) = files.capture_pfns {
         report.capture_pages_released = Some(release_capture_pages(&mut m, pfns));

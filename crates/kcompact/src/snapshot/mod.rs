@@ -7,9 +7,13 @@
 //!   blocks rebuilt from the BUDDY runs.
 //! - [`load`]: a machine built from the files ([`load::SnapshotFiles`]), placed pfn by pfn
 //!   with [`Machine::with_placement`].
+//! - [`check`]: the files cross-checked against each other before and after loading
+//!   ([`check::load_checked`]), within a live machine's drift.
 
+pub mod check;
 pub mod kpageflags;
 pub mod load;
+pub mod slab;
 pub mod text;
 
 use crate::units::Pfn;

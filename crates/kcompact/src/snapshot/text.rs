@@ -170,9 +170,13 @@ pub struct BuddyInfoRecord {
     pub nr_free: [u64; MAX_PAGE_ORDER as usize + 1],
 }
 
-/// The pages in free-block counts per order (buddyinfo's columns): Σ `nr_free[o]` · 2^o.
+/// The pages in free-block counts per order (buddyinfo's columns): Σ `nr_free[o]` · 2^o,
+/// saturating (counts read from a file can be anything; `check::checked_pages` refuses
+/// what overflows).
 pub fn pages_in_orders(nr_free: &[u64]) -> u64 {
-    nr_free.iter().enumerate().map(|(o, n)| n << o).sum()
+    nr_free.iter().enumerate().fold(0u64, |acc, (o, n)| {
+        acc.saturating_add(n.saturating_mul(1u64 << o.min(63)))
+    })
 }
 
 /// Parses `/proc/buddyinfo`.
@@ -447,4 +451,73 @@ Node 0, zone   Normal          128         5623          137            0       
             "buddyinfo: line 1: 3 counts, 11 expected (orders 0..=10)"
         );
     }
+}
+
+/// One cache of `/proc/slabinfo` (version 2.1, SLUB).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlabInfoRecord {
+    /// The cache's name.
+    pub name: String,
+    /// `<active_objs>`: objects allocated.
+    pub active_objs: u64,
+    /// `<num_objs>`: room for objects in the cache's slabs.
+    pub num_objs: u64,
+    /// `<objsize>` in bytes.
+    pub objsize: u64,
+    /// `<objperslab>`.
+    pub objperslab: u64,
+    /// `<pagesperslab>`.
+    pub pagesperslab: u64,
+    /// `<num_slabs>` of the `slabdata` columns.
+    pub num_slabs: u64,
+}
+
+/// Parses `/proc/slabinfo` (version 2.1, as SLUB prints it: `name active num size objperslab
+/// pagesperslab : tunables ... : slabdata active_slabs num_slabs sharedavail`).
+pub fn parse_slabinfo(file: &str, text: &str) -> Result<Vec<SlabInfoRecord>, SnapshotError> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let ln = i + 1;
+        if i == 0 {
+            if !raw.starts_with("slabinfo - version: 2.") {
+                return Err(line_err(file, ln, "not slabinfo version 2.x"));
+            }
+            continue;
+        }
+        if raw.starts_with('#') || raw.trim().is_empty() {
+            continue;
+        }
+        let w: Vec<&str> = raw.split_whitespace().collect();
+        let n = |k: usize, what: &str| number(file, ln, w.get(k).copied(), what);
+        let data = w
+            .iter()
+            .position(|x| *x == "slabdata")
+            .ok_or_else(|| line_err(file, ln, "no slabdata columns"))?;
+        let r = SlabInfoRecord {
+            name: w[0].to_string(),
+            active_objs: n(1, "active_objs")?,
+            num_objs: n(2, "num_objs")?,
+            objsize: n(3, "objsize")?,
+            objperslab: n(4, "objperslab")?,
+            pagesperslab: n(5, "pagesperslab")?,
+            num_slabs: n(data + 2, "num_slabs")?,
+        };
+        if r.active_objs > r.num_objs
+            || r.objperslab == 0
+            || !r.pagesperslab.is_power_of_two()
+            || r.pagesperslab > 1 << MAX_PAGE_ORDER
+            || r.num_objs > r.num_slabs.saturating_mul(r.objperslab)
+        {
+            return Err(line_err(
+                file,
+                ln,
+                format!(
+                    "{}: objects, slabs and pages per slab do not add up",
+                    r.name
+                ),
+            ));
+        }
+        out.push(r);
+    }
+    Ok(out)
 }

@@ -20,6 +20,7 @@ struct Refs {
 pub(super) fn check_owners(m: &Machine, errs: &mut Vec<String>) {
     let refs = count_references(&m.owners, errs);
     check_owner_tables(&m.owners, errs);
+    check_buffer_heads(m, errs);
     check_isolated_counts(m, errs);
     for (id, rec) in m.owners.iter() {
         check_folio(m, &refs, id, rec, errs);
@@ -67,6 +68,35 @@ fn count_references(o: &Owners, errs: &mut Vec<String>) -> Refs {
         }
     }
     Refs { maps, pins, spec }
+}
+
+/// Buffer heads: each on a page-cache folio with private data, in a slab of the
+/// buffer_head cache holding at least as many objects as are attached to it.
+fn check_buffer_heads(m: &Machine, errs: &mut Vec<String>) {
+    let o = &m.owners;
+    let mut attached: std::collections::BTreeMap<FolioId, u32> = Default::default();
+    for (&(folio, _), &slab) in &o.cache_slab.buffer_heads {
+        let ok = o.get(folio).is_some_and(|r| {
+            r.kind.in_page_cache() && m.mem.flags(r.pfn).contains(PageFlags::PRIVATE)
+        });
+        if !ok {
+            errs.push(format!(
+                "buffer head of {folio:?}: not a page-cache folio with private data"
+            ));
+        }
+        *attached.entry(slab).or_default() += 1;
+    }
+    for (slab, n) in attached {
+        let used = o
+            .cache_slab
+            .bh_cache
+            .and_then(|c| o.caches[c as usize].slabs.get(&slab).copied());
+        if used.is_none_or(|u| u < n) {
+            errs.push(format!(
+                "buffer_head slab {slab:?}: {n} attached, {used:?} in use"
+            ));
+        }
+    }
 }
 
 /// Page caches, drivers (with zsmalloc's zspages and partial lists) and slab caches name

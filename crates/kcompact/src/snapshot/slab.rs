@@ -1,0 +1,176 @@
+//! The page cache's slab objects of a loaded machine, from `slabinfo` (see
+//! [`crate::owners::slab`]): which loaded slab pages are the `buffer_head` and
+//! `radix_tree_node` caches' slabs, and which folio's buffer heads each holds.
+
+use super::text::SlabInfoRecord;
+use crate::machine::Machine;
+use crate::memmap::{MigrateType, PageFlags};
+use crate::owners::slab::{BUFFER_HEAD, RADIX_TREE_NODE};
+use crate::owners::table::{FolioId, FolioKind};
+use crate::units::{Order, Pfn};
+use std::collections::BTreeMap;
+
+/// What [`attach_cache_slab`] made of `slabinfo`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CacheSlabLoad {
+    /// `buffer_head` slabs adopted of those `slabinfo` counts.
+    pub bh_slabs: (u64, u64),
+    /// Buffer heads attached to page-cache folios with private data, of `active_objs`.
+    pub bh_attached: (u64, u64),
+    /// `radix_tree_node` slabs adopted of those `slabinfo` counts.
+    pub xa_slabs: (u64, u64),
+}
+
+/// Gives the loaded machine its page-cache slab objects: `slab_tag` is the owner tag the
+/// loader gave slab pages. Each cache's slabs are taken from the loaded slab folios of its
+/// order, those in RECLAIMABLE pageblocks first (the caches are SLAB_RECLAIM_ACCOUNT), in
+/// pfn order. Buffer heads go one per page of each page-cache folio with `PG_private`:
+/// those of folios a drop keeps (mapped, dirty, under writeback) fill slabs of their own
+/// first, the others the rest evenly; objects no folio accounts for stay in use. The
+/// XArray nodes are spread evenly and released at the loaded ratio of nodes to
+/// page-cache pages.
+pub fn attach_cache_slab(
+    m: &mut Machine,
+    slabinfo: &[SlabInfoRecord],
+    slab_tag: u32,
+) -> CacheSlabLoad {
+    let mut out = CacheSlabLoad::default();
+    let mut by_order: BTreeMap<u8, Vec<(bool, Pfn, FolioId)>> = BTreeMap::new();
+    for (id, rec) in m.owners.iter() {
+        if rec.kind == FolioKind::Kernel && rec.owner == slab_tag {
+            let other = m.pageblocks.migratetype(rec.pfn) != MigrateType::Reclaimable;
+            by_order
+                .entry(rec.order.0)
+                .or_default()
+                .push((other, rec.pfn, id));
+        }
+    }
+    for v in by_order.values_mut() {
+        v.sort();
+        v.reverse(); // taken from the end
+    }
+    let mut take = |r: &SlabInfoRecord| -> (Order, Vec<FolioId>) {
+        let order = Order(r.pagesperslab.trailing_zeros() as u8);
+        let pool = by_order.entry(order.0).or_default();
+        let n = (r.num_slabs as usize).min(pool.len());
+        let mut got: Vec<(Pfn, FolioId)> = (0..n)
+            .filter_map(|_| pool.pop())
+            .map(|x| (x.1, x.2))
+            .collect();
+        got.sort();
+        (order, got.into_iter().map(|x| x.1).collect())
+    };
+    let find = |name: &str| slabinfo.iter().find(|r| r.name == name && r.num_slabs > 0);
+    if let Some(r) = find(BUFFER_HEAD).cloned() {
+        let (order, slabs) = take(&r);
+        out.bh_slabs = (slabs.len() as u64, r.num_slabs);
+        let cache = m.kmem_cache_create_as(r.objsize as u32, r.objperslab as u32, order);
+        m.owners.cache_slab.bh_cache = Some(cache);
+        let (mut kept, mut gone) = (Vec::new(), Vec::new());
+        for (id, rec) in m.owners.iter() {
+            let f = m.mem.flags(rec.pfn);
+            if rec.kind == FolioKind::File && f.contains(PageFlags::PRIVATE) {
+                let stays = m.mem.mapcount(rec.pfn) > 0
+                    || f.intersects(PageFlags::DIRTY | PageFlags::WRITEBACK);
+                let v = if stays { &mut kept } else { &mut gone };
+                for b in 0..rec.order.nr_pages() as u32 {
+                    v.push((id, b));
+                }
+            }
+        }
+        let per = r.objperslab as usize;
+        let cap = slabs.len() * per;
+        let total = (r.active_objs as usize).min(cap);
+        let attach = (kept.len() + gone.len()).min(total);
+        // Survivors packed from the first slab; the rest spread over the remaining ones.
+        let kept_n = kept.len().min(attach);
+        let first_free = kept_n.div_ceil(per).min(slabs.len());
+        let rest = slabs.len() - first_free;
+        let gone_n = gone.len().min(attach - kept_n).min(rest * per);
+        let mut used = vec![0u32; slabs.len()];
+        for (i, k) in kept.into_iter().take(kept_n).enumerate() {
+            let s = i / per;
+            m.owners.cache_slab.buffer_heads.insert(k, slabs[s]);
+            used[s] += 1;
+        }
+        // A folio's buffer heads were allocated when it entered the page cache, which is
+        // when it joined the LRU: the others fill the slabs in the order reclaim meets
+        // them (inactive list from its tail, then the active one), an even share each.
+        let rank = lru_ranks(m);
+        gone.sort_by_key(|(id, b)| {
+            (
+                rank.get(id.0 as usize).copied().unwrap_or(u32::MAX),
+                *id,
+                *b,
+            )
+        });
+        let share = gone_n.div_ceil(rest.max(1)).max(1);
+        for (i, k) in gone.into_iter().take(gone_n).enumerate() {
+            // gone_n fits the remaining slabs, so no slab overfills.
+            let s = first_free + i / share;
+            m.owners.cache_slab.buffer_heads.insert(k, slabs[s]);
+            used[s] += 1;
+        }
+        // Objects no folio accounts for: where there is room, evenly.
+        let mut extra = total - kept_n - gone_n;
+        m.owners.cache_slab.unattached += extra as u64;
+        let mut i = 0;
+        while extra > 0 && !slabs.is_empty() {
+            if (used[i] as usize) < per {
+                used[i] += 1;
+                extra -= 1;
+            }
+            i = (i + 1) % slabs.len();
+        }
+        for (id, u) in slabs.iter().zip(used) {
+            if u > 0 {
+                m.adopt_slab(*id, cache, u);
+            }
+        }
+        out.bh_attached = ((kept_n + gone_n) as u64, r.active_objs);
+    }
+    if let Some(r) = find(RADIX_TREE_NODE).cloned() {
+        let (order, slabs) = take(&r);
+        out.xa_slabs = (slabs.len() as u64, r.num_slabs);
+        let cache = m.kmem_cache_create_as(r.objsize as u32, r.objperslab as u32, order);
+        m.owners.cache_slab.xa_cache = Some(cache);
+        let per = r.objperslab;
+        let total = r.active_objs.min(slabs.len() as u64 * per);
+        let n = slabs.len() as u64;
+        for (i, id) in slabs.iter().enumerate() {
+            let u = total / n.max(1) + ((i as u64) < total % n.max(1)) as u64;
+            if u > 0 {
+                m.adopt_slab(*id, cache, u as u32);
+            }
+        }
+        let pages: u64 = m
+            .owners
+            .iter()
+            .filter(|(_, r)| r.kind.in_page_cache())
+            .map(|(_, r)| r.order.nr_pages())
+            .sum();
+        m.owners.cache_slab.xa_per_mpage = (total << 20) / pages.max(1);
+    }
+    out
+}
+
+/// Each LRU folio's place in the order reclaim takes them: the inactive file list from its
+/// tail, then the active one, node by node (indexed by folio id; `u32::MAX` elsewhere).
+fn lru_ranks(m: &Machine) -> Vec<u32> {
+    use crate::mmzone::LruList;
+    let max = m.owners.iter().map(|(id, _)| id.0).max().unwrap_or(0);
+    let mut rank = vec![u32::MAX; max as usize + 1];
+    let mut next = 0u32;
+    for node in &m.nodes {
+        for lru in [LruList::InactiveFile, LruList::ActiveFile] {
+            for &(id, seq) in node.lruvec.lists[lru.idx()].iter().rev() {
+                let live = m.owners.get(id).is_some_and(|r| r.lru_seq == seq);
+                if live && rank[id.0 as usize] == u32::MAX {
+                    rank[id.0 as usize] = next;
+                    next += 1;
+                }
+            }
+        }
+    }
+    rank
+}
