@@ -7,7 +7,8 @@ The functions are the command line's own (the same settings, the same result.jso
 - ``ab(scenario, toggle, seeds=5, mem=None, settings=None)`` -> ``ab --json``
 - ``predict(snapshot_dir, action, settings=None, cpu=0)`` -> ``predict --json``
 - ``analyze(snapshot_dir, settings=None)`` -> ``analyze --json``
-- ``replay(trace, snapshot=None, mode="exact", mem=None, settings=None)`` -> ``replay --json``
+- ``replay(trace, snapshot=None, mode="exact", mem=None, settings=None, max_events=50_000_000,
+  strict=False)`` -> ``replay --json``
 - ``sweep(grid, out="results.parquet", jobs=None)``, ``census(paths, out="fleet.parquet")``:
   Parquet tables on this machine's cores; ``kcompact.dask`` runs them on a cluster
 - ``Machine(mem="4G", settings=None, seed=1)``: a live model
