@@ -15,6 +15,9 @@
 //! (free pages and free order ≥ 9 blocks; not part of `--check`: the model keeps slab and
 //! has no per-CPU lists, docs/results.md). It cleans up after itself (files deleted,
 //! caches dropped, trace instance removed) and changes no setting. Linux, root.
+//! `--action hugepages=N` validates the hugetlb pool instead (`validate/hugepages.rs`).
+
+mod hugepages;
 
 use crate::capture::capture_to;
 use crate::snapshot_dir::load_dir;
@@ -303,8 +306,22 @@ fn pct(model: f64, kernel: f64) -> String {
     format!("{:+.1} %", 100.0 * (model - kernel) / kernel)
 }
 
+/// `--action`: `compact` (then drop_caches, the default) or `hugepages=N` (the pool's size).
+fn parse_validate_action(a: &str) -> anyhow::Result<Option<u64>> {
+    match a {
+        "compact" => Ok(None),
+        _ => match a.strip_prefix("hugepages=").map(str::parse::<u64>) {
+            Some(Ok(n)) if n > 0 => Ok(Some(n)),
+            _ => usage(format!(
+                "--action {a:?}: valid actions are compact, hugepages=N (N > 0)"
+            )),
+        },
+    }
+}
+
 /// `kcompact validate`.
 pub fn validate(args: crate::cli::ValidateArgs) -> anyhow::Result<()> {
+    let action = parse_validate_action(&args.action)?;
     if std::fs::File::open("/proc/kpageflags").is_err() {
         return usage("validate needs Linux and root: /proc/kpageflags is not readable");
     }
@@ -338,7 +355,10 @@ pub fn validate(args: crate::cli::ValidateArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|d| crate::outdir::OutDir::prepare(d, false))
         .transpose()?;
-    let r = run(&args, &out, &data, out_dir.as_mut());
+    let r = match action {
+        None => run(&args, &out, &data, out_dir.as_mut()),
+        Some(n) => hugepages::run(&args, n, &out, &data, out_dir.as_mut()),
+    };
     let r = match out_dir {
         Some(d) if r.is_ok() => d.commit("validate", "validate.txt"),
         _ => r,
@@ -346,6 +366,7 @@ pub fn validate(args: crate::cli::ValidateArgs) -> anyhow::Result<()> {
     // Clean up whatever happened: the files, their page cache.
     let _ = std::fs::remove_dir_all(&data);
     let _ = write_sysctl("/proc/sys/vm/drop_caches", "3");
+    let _ = write_sysctl(hugepages::NR_HUGEPAGES, "0");
     if args.out.is_none() {
         let _ = std::fs::remove_dir_all(&out);
     }
