@@ -465,13 +465,9 @@ fn check_gain(kg: i64, kg2: i64, mg: i64, limit: f64) -> (f64, f64, bool) {
 }
 
 /// Everything on the real machine, in order: a clean start, the fragmentation, a snapshot,
-/// `compact_memory` under a compaction trace, a settled snapshot, then `drop_caches` with a
-/// snapshot just before it.
-fn measure_kernel(
-    args: &crate::cli::ValidateArgs,
-    out: &Path,
-    data: &Path,
-) -> anyhow::Result<Kernel> {
+/// A clean start (sync, caches dropped, settled), the fragmentation, and the machine
+/// settled again; returns the seconds the last settling took.
+fn clean_start_and_fragment(args: &crate::cli::ValidateArgs, data: &Path) -> anyhow::Result<u64> {
     say("clean start: sync, drop caches, settle");
     let _ = std::process::Command::new("sync").status();
     write_sysctl("/proc/sys/vm/drop_caches", "3")?;
@@ -487,7 +483,17 @@ fn measure_kernel(
         kept.len(),
         t.elapsed().as_secs_f64()
     ));
-    let s1 = settle(90);
+    Ok(settle(90))
+}
+
+/// `compact_memory` under a compaction trace, a settled snapshot, then `drop_caches` with a
+/// snapshot just before it.
+fn measure_kernel(
+    args: &crate::cli::ValidateArgs,
+    out: &Path,
+    data: &Path,
+) -> anyhow::Result<Kernel> {
+    let s1 = clean_start_and_fragment(args, data)?;
     // The kernel's compaction events during the write, in a private tracefs instance set
     // up before the capture (its ring buffer is kernel memory the snapshot then holds).
     let trace = match crate::tracefs::Instance::start(

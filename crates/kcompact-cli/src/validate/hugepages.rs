@@ -5,7 +5,7 @@
 //! are printed side by side: the pool, kswapd's and direct reclaim, direct compaction,
 //! kcompactd, kswapd's runs and how they began, and how long the write took.
 
-use super::{fragment, get, pct, say, settle, vmstat, write_sysctl};
+use super::{clean_start_and_fragment, get, pct, say, vmstat, write_sysctl};
 use crate::capture::capture_to;
 use crate::snapshot_dir::load_dir;
 use crate::ui::{out, outln};
@@ -45,20 +45,8 @@ pub(super) fn run(
     data: &Path,
     out_dir: Option<&mut crate::outdir::OutDir>,
 ) -> anyhow::Result<()> {
-    say("clean start: sync, drop caches, settle");
-    let _ = std::process::Command::new("sync").status();
-    write_sysctl("/proc/sys/vm/drop_caches", "3")?;
-    let s0 = settle(60);
-    say(&format!(
-        "settled in {s0} s; fragmenting {} GiB of 512 KiB files",
-        args.gib
-    ));
-    let kept = fragment(data, args.gib)?;
-    let s1 = settle(90);
-    say(&format!(
-        "{} files kept, settled in {s1} s; capturing before/",
-        kept.len()
-    ));
+    let s1 = clean_start_and_fragment(args, data)?;
+    say(&format!("settled in {s1} s; capturing before/"));
     let before_dir = out_path.join("before");
     capture_to(&before_dir, "validate-before", 3)?;
     say(&format!("writing {n} to {NR_HUGEPAGES}"));
