@@ -12,8 +12,8 @@
 //! compaction ended (status, where the scanners stopped). Then it does what an operator
 //! does next — `sync; echo 3 > /proc/sys/vm/drop_caches` on the compacted machine, with a
 //! snapshot just before — and prints the model's drop_caches on that snapshot against it
-//! (free pages and free order ≥ 9 blocks; not part of `--check`: the model keeps slab and
-//! has no per-CPU lists, docs/results.md). It cleans up after itself (files deleted,
+//! (free pages and free order ≥ 9 blocks; not part of `--check`: the model keeps the
+//! dentry and inode caches `drop_slab()` prunes, docs/results.md). It cleans up after itself (files deleted,
 //! caches dropped, trace instance removed) and changes no setting. Linux, root.
 //! `--action hugepages=N` validates the hugetlb pool instead (`validate/hugepages.rs`).
 
@@ -798,7 +798,9 @@ fn compare_drop_caches(k: &Kernel) -> anyhow::Result<(String, serde_json::Value)
     let mut dm = load_dir(&k.drop_dir)?.machine;
     let dm_before = dm.clone();
     let dmb = sum_orders(&dm);
+    let slab0 = dm.cache_slab_pages();
     let dropped = dm.drop_caches(3);
+    let slab_freed = slab0 - dm.cache_slab_pages();
     let dma = sum_orders(&dm);
     let [d0, d1, d2] = k.dropped;
     let readings = Readings {
@@ -815,7 +817,7 @@ fn compare_drop_caches(k: &Kernel) -> anyhow::Result<(String, serde_json::Value)
     );
     let (kd, kd2, md) = readings.o9_gains();
     text += &format!(
-        "free pages: kernel {kf:+} right after, {kf2:+} settled; model {mf:+} ({dropped} page cache pages dropped; the model keeps slab); error {} (vs settled {})\n",
+        "free pages: kernel {kf:+} right after, {kf2:+} settled; model {mf:+} ({dropped} page cache pages dropped, {slab_freed} slab pages of their buffer heads and XArray nodes freed; the model keeps the dentry and inode caches); error {} (vs settled {})\n",
         pct(mf as f64, kf as f64),
         pct(mf as f64, kf2 as f64)
     );
@@ -827,6 +829,7 @@ fn compare_drop_caches(k: &Kernel) -> anyhow::Result<(String, serde_json::Value)
         "free_pages_gain": {"kernel": kf, "kernel_settled": kf2, "model": mf},
         "order9_gain": {"kernel": kd, "kernel_settled": kd2, "model": md},
         "model_pages_dropped": dropped,
+        "model_slab_pages_freed": slab_freed,
         "kernel_pcp_pages": {"before": pcp_before, "settled": k.pcp_dropped},
         "model_pcp_pages": {"before": model_pcp_per_cpu(&dm_before), "after": model_pcp_per_cpu(&dm)},
     });
