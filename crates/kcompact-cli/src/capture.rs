@@ -338,11 +338,18 @@ fn drop_page_cache(f: &std::fs::File) {
 #[cfg(not(target_os = "linux"))]
 fn drop_page_cache(_: &std::fs::File) {}
 
-/// The machine's settings beside the snapshot: slabinfo (when readable), the vm sysctls,
+/// The machine's settings beside the snapshot: slabinfo (when readable), the file
+/// systems' dentry-state and inode-state, the vm sysctls,
 /// the memory modules' parameters, THP and hugetlb.
 fn write_settings(dir: &Path) -> anyhow::Result<()> {
     if let Ok(t) = std::fs::read_to_string("/proc/slabinfo") {
         write(dir, "slabinfo", &t)?;
+    }
+    // The unused dentries and inodes, which drop_caches 2 frees.
+    for name in ["dentry-state", "inode-state"] {
+        if let Ok(t) = std::fs::read_to_string(format!("/proc/sys/fs/{name}")) {
+            write(dir, name, &t)?;
+        }
     }
     write(dir, "sysctl_vm.txt", &sysctl_vm())?;
     write(dir, "modparams.txt", &modparams())?;

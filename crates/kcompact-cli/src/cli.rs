@@ -284,6 +284,11 @@ pub struct ValidateArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// What to validate: `compact` (`compact_memory`, then `drop_caches`) or
+    /// `hugepages=N` (`echo N > nr_hugepages`, the pool given back after; with --check the
+    /// pool's error bounds).
+    #[arg(long, default_value = "compact")]
+    pub action: String,
 }
 
 #[derive(Args, Debug)]

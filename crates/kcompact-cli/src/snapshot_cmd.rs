@@ -124,9 +124,16 @@ fn perform(m: &mut Machine, before: &Machine, action: Action) -> Predicted {
     // How long the write took (the kernel's `action_ms`): growing the pool runs on the
     // clock, with kswapd and kcompactd beside it on their CPU; compact_memory and
     // drop_caches are the writer's own work, nothing else running meanwhile.
+    let dropped = figures
+        .iter()
+        .find(|(k, _)| *k == "pages_dropped")
+        .map_or(0, |(_, v)| *v);
+    let invalidate_ns = m.config.costs.invalidate_ns(dropped);
     let action_ns = match action {
         Action::Hugepages(_) => m.clock.now_ns - t0,
-        Action::Compact | Action::DropCaches => m.config.costs.cost(&work(before), &work(m)),
+        Action::Compact | Action::DropCaches => {
+            m.config.costs.cost(&work(before), &work(m)) + invalidate_ns
+        }
     };
     figures.push(("action_ms", ms(action_ns)));
     // Slab pages freed with the page cache's buffer heads and XArray nodes (when the
@@ -141,7 +148,7 @@ fn perform(m: &mut Machine, before: &Machine, action: Action) -> Predicted {
     // the daemons' share.
     figures.push((
         "simulated_cpu_ms",
-        ms(m.config.costs.cost(&work(before), &work(m))),
+        ms(m.config.costs.cost(&work(before), &work(m)) + invalidate_ns),
     ));
     figures.push(("kswapd_cpu_ms", ms(m.clock.cpu.kswapd_ns.iter().sum())));
     figures.push((

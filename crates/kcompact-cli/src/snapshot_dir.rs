@@ -9,9 +9,10 @@ use kcompact::snapshot::check::{
     load_checked, parse_meta, parse_pageblock_order, Readings, ZoneDrift,
 };
 use kcompact::snapshot::load::{LoadReport, SnapshotFiles};
+use kcompact::snapshot::slab::FsState;
 use kcompact::snapshot::text::{
-    pages_in_orders, parse_buddyinfo, parse_pagetypeinfo, parse_slabinfo, parse_zoneinfo,
-    BuddyInfoRecord,
+    pages_in_orders, parse_buddyinfo, parse_fs_state, parse_pagetypeinfo, parse_slabinfo,
+    parse_zoneinfo, BuddyInfoRecord,
 };
 use kcompact::snapshot::{u64_array, SnapshotError};
 use kcompact::{Machine, VmConfig};
@@ -59,6 +60,8 @@ const OPTIONAL: &[(&str, &str)] = &[
         "slabinfo",
         "the page cache's buffer heads and XArray nodes not freed with it",
     ),
+    ("dentry-state", "drop_caches 2 frees no dentries or inodes"),
+    ("inode-state", "drop_caches 2 frees no dentries or inodes"),
     ("sysctl_vm.txt", "the model's default tunables"),
     ("thp.txt", "the model's default THP settings"),
 ];
@@ -299,6 +302,20 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
     } else {
         None
     };
+    // The unused dentries and inodes drop_caches 2 frees.
+    let mut fs_state = |name: &str| -> anyhow::Result<Option<(u64, u64)>> {
+        if !optional(name) {
+            return Ok(None);
+        }
+        match parse_fs_state(name, &read_text(dir, name)?) {
+            Ok(x) => Ok(Some(x)),
+            Err(e) => usage(format!("{}: {e}", dir.display())),
+        }
+    };
+    let fs_state = match (fs_state("dentry-state")?, fs_state("inode-state")?) {
+        (Some(dentries), Some(inodes)) => Some(FsState { dentries, inodes }),
+        _ => None,
+    };
     let files = SnapshotFiles {
         pfn_start: meta.pfn_start,
         zoneinfo: &zones,
@@ -308,6 +325,7 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
         capture_pfns: capture_pfns.as_deref(),
         zoneinfo_post: zones_post.as_deref(),
         slabinfo: slabinfo.as_deref(),
+        fs_state,
     };
     let readings = Readings {
         meta: Some(meta),

@@ -12,9 +12,12 @@
 //! compaction ended (status, where the scanners stopped). Then it does what an operator
 //! does next — `sync; echo 3 > /proc/sys/vm/drop_caches` on the compacted machine, with a
 //! snapshot just before — and prints the model's drop_caches on that snapshot against it
-//! (free pages and free order ≥ 9 blocks; not part of `--check`: the model keeps slab and
-//! has no per-CPU lists, docs/results.md). It cleans up after itself (files deleted,
+//! (free pages and free order ≥ 9 blocks; not part of `--check`: the model keeps the
+//! dentry and inode caches `drop_slab()` prunes, docs/results.md). It cleans up after itself (files deleted,
 //! caches dropped, trace instance removed) and changes no setting. Linux, root.
+//! `--action hugepages=N` validates the hugetlb pool instead (`validate/hugepages.rs`).
+
+mod hugepages;
 
 use crate::capture::capture_to;
 use crate::snapshot_dir::load_dir;
@@ -303,8 +306,22 @@ fn pct(model: f64, kernel: f64) -> String {
     format!("{:+.1} %", 100.0 * (model - kernel) / kernel)
 }
 
+/// `--action`: `compact` (then drop_caches, the default) or `hugepages=N` (the pool's size).
+fn parse_validate_action(a: &str) -> anyhow::Result<Option<u64>> {
+    match a {
+        "compact" => Ok(None),
+        _ => match a.strip_prefix("hugepages=").map(str::parse::<u64>) {
+            Some(Ok(n)) if n > 0 => Ok(Some(n)),
+            _ => usage(format!(
+                "--action {a:?}: valid actions are compact, hugepages=N (N > 0)"
+            )),
+        },
+    }
+}
+
 /// `kcompact validate`.
 pub fn validate(args: crate::cli::ValidateArgs) -> anyhow::Result<()> {
+    let action = parse_validate_action(&args.action)?;
     if std::fs::File::open("/proc/kpageflags").is_err() {
         return usage("validate needs Linux and root: /proc/kpageflags is not readable");
     }
@@ -338,7 +355,10 @@ pub fn validate(args: crate::cli::ValidateArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|d| crate::outdir::OutDir::prepare(d, false))
         .transpose()?;
-    let r = run(&args, &out, &data, out_dir.as_mut());
+    let r = match action {
+        None => run(&args, &out, &data, out_dir.as_mut()),
+        Some(n) => hugepages::run(&args, n, &out, &data, out_dir.as_mut()),
+    };
     let r = match out_dir {
         Some(d) if r.is_ok() => d.commit("validate", "validate.txt"),
         _ => r,
@@ -346,6 +366,7 @@ pub fn validate(args: crate::cli::ValidateArgs) -> anyhow::Result<()> {
     // Clean up whatever happened: the files, their page cache.
     let _ = std::fs::remove_dir_all(&data);
     let _ = write_sysctl("/proc/sys/vm/drop_caches", "3");
+    let _ = write_sysctl(hugepages::NR_HUGEPAGES, "0");
     if args.out.is_none() {
         let _ = std::fs::remove_dir_all(&out);
     }
@@ -444,13 +465,9 @@ fn check_gain(kg: i64, kg2: i64, mg: i64, limit: f64) -> (f64, f64, bool) {
 }
 
 /// Everything on the real machine, in order: a clean start, the fragmentation, a snapshot,
-/// `compact_memory` under a compaction trace, a settled snapshot, then `drop_caches` with a
-/// snapshot just before it.
-fn measure_kernel(
-    args: &crate::cli::ValidateArgs,
-    out: &Path,
-    data: &Path,
-) -> anyhow::Result<Kernel> {
+/// A clean start (sync, caches dropped, settled), the fragmentation, and the machine
+/// settled again; returns the seconds the last settling took.
+fn clean_start_and_fragment(args: &crate::cli::ValidateArgs, data: &Path) -> anyhow::Result<u64> {
     say("clean start: sync, drop caches, settle");
     let _ = std::process::Command::new("sync").status();
     write_sysctl("/proc/sys/vm/drop_caches", "3")?;
@@ -466,7 +483,17 @@ fn measure_kernel(
         kept.len(),
         t.elapsed().as_secs_f64()
     ));
-    let s1 = settle(90);
+    Ok(settle(90))
+}
+
+/// `compact_memory` under a compaction trace, a settled snapshot, then `drop_caches` with a
+/// snapshot just before it.
+fn measure_kernel(
+    args: &crate::cli::ValidateArgs,
+    out: &Path,
+    data: &Path,
+) -> anyhow::Result<Kernel> {
+    let s1 = clean_start_and_fragment(args, data)?;
     // The kernel's compaction events during the write, in a private tracefs instance set
     // up before the capture (its ring buffer is kernel memory the snapshot then holds).
     let trace = match crate::tracefs::Instance::start(
@@ -771,7 +798,9 @@ fn compare_drop_caches(k: &Kernel) -> anyhow::Result<(String, serde_json::Value)
     let mut dm = load_dir(&k.drop_dir)?.machine;
     let dm_before = dm.clone();
     let dmb = sum_orders(&dm);
+    let slab0 = dm.cache_slab_pages();
     let dropped = dm.drop_caches(3);
+    let slab_freed = slab0 - dm.cache_slab_pages();
     let dma = sum_orders(&dm);
     let [d0, d1, d2] = k.dropped;
     let readings = Readings {
@@ -788,7 +817,7 @@ fn compare_drop_caches(k: &Kernel) -> anyhow::Result<(String, serde_json::Value)
     );
     let (kd, kd2, md) = readings.o9_gains();
     text += &format!(
-        "free pages: kernel {kf:+} right after, {kf2:+} settled; model {mf:+} ({dropped} page cache pages dropped; the model keeps slab); error {} (vs settled {})\n",
+        "free pages: kernel {kf:+} right after, {kf2:+} settled; model {mf:+} ({dropped} page cache pages dropped, {slab_freed} slab pages of their buffer heads and XArray nodes freed; the model keeps the dentry and inode caches); error {} (vs settled {})\n",
         pct(mf as f64, kf as f64),
         pct(mf as f64, kf2 as f64)
     );
@@ -800,6 +829,7 @@ fn compare_drop_caches(k: &Kernel) -> anyhow::Result<(String, serde_json::Value)
         "free_pages_gain": {"kernel": kf, "kernel_settled": kf2, "model": mf},
         "order9_gain": {"kernel": kd, "kernel_settled": kd2, "model": md},
         "model_pages_dropped": dropped,
+        "model_slab_pages_freed": slab_freed,
         "kernel_pcp_pages": {"before": pcp_before, "settled": k.pcp_dropped},
         "model_pcp_pages": {"before": model_pcp_per_cpu(&dm_before), "after": model_pcp_per_cpu(&dm)},
     });

@@ -166,6 +166,22 @@ fn validate_refuses_bad_sizes() {
     }
 }
 
+#[test]
+fn validate_refuses_bad_actions_before_touching_the_machine() {
+    for action in [
+        "bogus",
+        "hugepages=",
+        "hugepages=0",
+        "hugepages=-1",
+        "drop-caches",
+    ] {
+        let o = kcompact(&["validate", "--action", action]);
+        assert_eq!(o.status.code(), Some(2), "--action {action}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("--action") && e.lines().count() == 1, "{e}");
+    }
+}
+
 /// `capture --trace 1`: a second of this machine's kmem events through a private tracefs
 /// instance, the snapshots around it, and a replay of what it recorded. The instance is
 /// gone afterwards.

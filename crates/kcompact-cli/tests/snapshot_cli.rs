@@ -430,3 +430,30 @@ fn nr_hugepages_on_h_g8_grows_with_kswapd_beside_it_like_the_kernels() {
         35,
     );
 }
+
+/// `echo 3 > drop_caches` on D_g4_s1: the page cache and its slab go, and the write takes
+/// about as long as the kernel's (`invalidate_mapping_pages()` costed per page as reclaim's
+/// lookup and free).
+#[test]
+fn drop_caches_on_d_g4_frees_the_page_cache_its_slab_in_the_kernels_time() {
+    let Some(dir) = case("D_g4_s1") else {
+        eprintln!("skipped: ../shared/data/realkernel/D_g4_s1 is not here");
+        return;
+    };
+    let snap = dir.join("before");
+    let v = json_ok(&[
+        "predict",
+        snap.to_str().unwrap(),
+        "--action",
+        "drop-caches",
+        "--json",
+    ]);
+    assert!(v["pages_dropped"].as_u64().unwrap() > 500_000, "{v}");
+    assert!(v["slab_pages_freed"].as_u64().unwrap() > 25_000, "{v}");
+    let model = v["action_ms"].as_u64().unwrap();
+    let kernel = kernel_figure(&dir.join("exp.log"), "action_ms");
+    assert!(
+        model.abs_diff(kernel) * 5 <= kernel,
+        "action_ms: model {model}, kernel {kernel}"
+    );
+}

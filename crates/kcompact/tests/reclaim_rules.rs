@@ -919,3 +919,43 @@ fn dropping_page_cache_frees_its_buffer_heads_and_their_emptied_slabs() {
         "five pages of cache and four of slab"
     );
 }
+
+/// `drop_slab()`: `drop_caches` 2 frees the unused dentries and inodes, and the slabs
+/// that held only those; bit 1 alone leaves them.
+#[test]
+fn drop_caches_2_frees_the_unused_dentries_and_their_slabs() {
+    let cfg = VmConfig {
+        pcp: false,
+        ..VmConfig::default()
+    };
+    let mut m = small_machine(0, 16, cfg);
+    let dentry = m.kmem_cache_create_as(192, 21, Order(0));
+    m.owners.cache_slab.fs_caches.push(dentry);
+    let slabs: Vec<_> = (0..3)
+        .map(|_| m.alloc_kernel(Order(0), 0).expect("a page"))
+        .collect();
+    m.adopt_slab(slabs[0], dentry, 21); // in use
+    m.adopt_slab(slabs[1], dentry, 11); // unused
+    m.adopt_slab(slabs[2], dentry, 10); // unused
+    m.owners
+        .cache_slab
+        .prunable
+        .push((dentry, vec![slabs[1], slabs[2]]));
+    check(&m);
+    let f0 = free(&m);
+    assert_eq!(m.drop_caches(1), 0);
+    assert_eq!(m.cache_slab_pages(), 3, "page cache only");
+    m.drop_caches(2);
+    check(&m);
+    assert_eq!(m.cache_slab_pages(), 1);
+    assert_eq!(free(&m), f0 + 2);
+    assert_eq!(m.vmstat[VmEvent::DropSlab], 1);
+    assert_eq!(m.vmstat[VmEvent::DropPagecache], 1);
+    // Nothing unused is left.
+    m.drop_caches(3);
+    assert_eq!(m.cache_slab_pages(), 1);
+    assert_eq!(
+        m.owners.caches[dentry as usize].slabs.get(&slabs[0]),
+        Some(&21)
+    );
+}

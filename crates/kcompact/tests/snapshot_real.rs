@@ -706,6 +706,7 @@ fn load_full(
             capture_pfns: Some(&cap),
             zoneinfo_post: Some(&post),
             slabinfo: with_slabinfo.then_some(&slab[..]),
+            fs_state: None,
         },
         kcompact::VmConfig::default(),
     )

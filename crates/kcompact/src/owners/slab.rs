@@ -105,12 +105,35 @@ impl Machine {
         }
     }
 
-    /// Pages of the page-cache slab caches' slabs (part of `SReclaimable`).
+    /// Mirrors what `drop_slab()` does to the dentry and inode caches
+    /// (`super_cache_scan()` → `prune_dcache_sb()`, `prune_icache_sb()`): every unused
+    /// dentry and inode is freed, and the slabs that held only those go back to the buddy
+    /// allocator. Returns the pages freed.
+    pub fn drop_slab(&mut self) -> u64 {
+        let prunable = std::mem::take(&mut self.owners.cache_slab.prunable);
+        let mut pages = 0;
+        for (cache, slabs) in prunable {
+            for slab in slabs {
+                let Some(&used) = self.owners.caches[cache as usize].slabs.get(&slab) else {
+                    continue;
+                };
+                pages += self.owners.caches[cache as usize].order.nr_pages();
+                for _ in 0..used {
+                    self.kmem_cache_free(cache, slab);
+                }
+            }
+        }
+        pages
+    }
+
+    /// Pages of the page cache's and the file systems' slab caches (the part of
+    /// `SReclaimable` the model holds).
     pub fn cache_slab_pages(&self) -> u64 {
         let cs = &self.owners.cache_slab;
         [cs.bh_cache, cs.xa_cache]
             .into_iter()
             .flatten()
+            .chain(cs.fs_caches.iter().copied())
             .map(|c| {
                 let c = &self.owners.caches[c as usize];
                 c.slabs.len() as u64 * c.order.nr_pages()

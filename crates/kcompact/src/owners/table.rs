@@ -438,4 +438,9 @@ pub struct CacheSlab {
     pub xa_owed: u64,
     /// Objects of the page-cache caches no folio accounts for (other users of the caches).
     pub unattached: u64,
+    /// The dentry and inode caches' slabs that hold only unused objects, by cache: what
+    /// `drop_slab()` frees (loaded from `dentry-state` / `inode-state`).
+    pub prunable: Vec<(u32, Vec<FolioId>)>,
+    /// The dentry and inode caches (part of `SReclaimable`).
+    pub fs_caches: Vec<u32>,
 }

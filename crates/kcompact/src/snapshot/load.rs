@@ -132,6 +132,9 @@ pub struct SnapshotFiles<'a> {
     /// `/proc/slabinfo`, when captured: the page cache's buffer heads and XArray nodes
     /// ([`super::slab::attach_cache_slab`]).
     pub slabinfo: Option<&'a [super::text::SlabInfoRecord]>,
+    /// `dentry-state` and `inode-state`, when captured: the unused dentries and inodes
+    /// `drop_caches` 2 frees ([`super::slab::attach_cache_slab`]).
+    pub fs_state: Option<super::slab::FsState>,
 }
 
 impl SnapshotFiles<'_> {
@@ -208,6 +211,7 @@ pub fn load(
         report.cache_slab = Some(super::slab::attach_cache_slab(
             &mut m,
             si,
+            files.fs_state,
             class_idx(PageClass::Slab) as u32,
         ));
     }

@@ -19,6 +19,18 @@ pub struct CacheSlabLoad {
     pub bh_attached: (u64, u64),
     /// `radix_tree_node` slabs adopted of those `slabinfo` counts.
     pub xa_slabs: (u64, u64),
+    /// Unused dentries and inodes placed for `drop_slab()` to free.
+    pub fs_prunable: u64,
+}
+
+/// `/proc/sys/fs/dentry-state` and `inode-state` as a snapshot holds them: (objects,
+/// unused objects) of each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FsState {
+    /// `nr_dentry`, `nr_unused`.
+    pub dentries: (u64, u64),
+    /// `nr_inodes`, `nr_unused`.
+    pub inodes: (u64, u64),
 }
 
 /// Gives the loaded machine its page-cache slab objects: `slab_tag` is the owner tag the
@@ -29,9 +41,16 @@ pub struct CacheSlabLoad {
 /// first, the others the rest evenly; objects no folio accounts for stay in use. The
 /// XArray nodes are spread evenly and released at the loaded ratio of nodes to
 /// page-cache pages.
+///
+/// With `fs` (the snapshot's `dentry-state` and `inode-state`), the dentry cache and the
+/// inode caches (`*inode_cache`, the LSM's per-inode blobs included) get their slabs too:
+/// each cache's objects in use fill slabs of their own, lowest pfn first, and its unused
+/// ones — its share of the unused count (for inodes at least the dentries' share) — the
+/// rest evenly, which `drop_slab()` then frees.
 pub fn attach_cache_slab(
     m: &mut Machine,
     slabinfo: &[SlabInfoRecord],
+    fs: Option<FsState>,
     slab_tag: u32,
 ) -> CacheSlabLoad {
     let mut out = CacheSlabLoad::default();
@@ -150,6 +169,57 @@ pub fn attach_cache_slab(
             .map(|(_, r)| r.order.nr_pages())
             .sum();
         m.owners.cache_slab.xa_per_mpage = (total << 20) / pages.max(1);
+    }
+    if let Some(fs) = fs {
+        let shrinkable: Vec<SlabInfoRecord> = slabinfo
+            .iter()
+            .filter(|r| r.num_slabs > 0 && (r.name == "dentry" || r.name.ends_with("inode_cache")))
+            .cloned()
+            .collect();
+        for r in shrinkable {
+            // An unused dentry holds its inode: pruning it releases the inode, which
+            // `prune_icache_sb()` then frees (its page cache dropped first). So an inode
+            // cache loses at least the dentries' unused share, though `inode-state`
+            // counts few unused inodes while their pages keep them off the inode LRU.
+            let frac = |(n, u): (u64, u64)| (u.min(n) as u128, n.max(1) as u128);
+            let ((du, dn), (iu, inn)) = (frac(fs.dentries), frac(fs.inodes));
+            let (unused, n) = if r.name == "dentry" || du * inn >= iu * dn {
+                (du, dn)
+            } else {
+                (iu, inn)
+            };
+            let (order, slabs) = take(&r);
+            if slabs.is_empty() {
+                continue;
+            }
+            let per = r.objperslab;
+            let cap = slabs.len() as u64 * per;
+            let active = r.active_objs.min(cap);
+            let prune = (active as u128 * unused / n) as u64;
+            let keep = active - prune;
+            let keep_slabs = keep.div_ceil(per).min(slabs.len() as u64) as usize;
+            let rest = slabs.len() - keep_slabs;
+            let prune = prune.min(rest as u64 * per);
+            let cache = m.kmem_cache_create_as(r.objsize as u32, per as u32, order);
+            m.owners.cache_slab.fs_caches.push(cache);
+            let mut prunable = Vec::new();
+            for (i, id) in slabs.iter().enumerate() {
+                let used = if i < keep_slabs {
+                    per.min(keep - i as u64 * per)
+                } else {
+                    let j = (i - keep_slabs) as u64;
+                    prune / rest as u64 + u64::from(j < prune % rest as u64)
+                };
+                if used > 0 {
+                    m.adopt_slab(*id, cache, used as u32);
+                    if i >= keep_slabs {
+                        prunable.push(*id);
+                    }
+                }
+            }
+            out.fs_prunable += prune;
+            m.owners.cache_slab.prunable.push((cache, prunable));
+        }
     }
     out
 }

@@ -521,3 +521,15 @@ pub fn parse_slabinfo(file: &str, text: &str) -> Result<Vec<SlabInfoRecord>, Sna
     }
     Ok(out)
 }
+
+/// Parses `/proc/sys/fs/dentry-state` or `inode-state`: the first two numbers (objects
+/// and unused objects).
+pub fn parse_fs_state(file: &str, text: &str) -> Result<(u64, u64), SnapshotError> {
+    let mut w = text.split_whitespace();
+    let n = number(file, 1, w.next(), "the object count")?;
+    let unused = number(file, 1, w.next(), "the unused count")?;
+    if unused > n {
+        return Err(line_err(file, 1, format!("{unused} unused of {n}")));
+    }
+    Ok((n, unused))
+}
