@@ -91,6 +91,20 @@ fn order_table(r: &ChurnReport) -> String {
     o
 }
 
+/// result.json's `config` of a churn run.
+pub fn config_json(m: &Machine, s: &Settings, r: &ChurnReport) -> serde_json::Value {
+    let c = &r.config;
+    json!({
+        "mem_bytes": s.machine.mem_bytes, "nodes": s.machine.nodes, "movable_bytes": s.machine.movable_bytes,
+        "min_free_kbytes": m.min_free_kbytes, "watermark_scale_factor": s.machine.vm.watermark_scale_factor,
+        "watermark_boost_factor": s.machine.vm.watermark_boost_factor, "thp": s.machine.vm.thp_enabled,
+        "cma_pages": s.machine.vm.cma_pages, "defrag_mode": s.machine.vm.defrag_mode,
+        "steps": c.steps, "fill_pct": c.fill_pct, "mix": c.mix, "max_order": c.max_order,
+        "integrity": s.machine.integrity.name(),
+        "migrate_every": c.migrate_every,
+    })
+}
+
 /// The files of `kcompact run churn --out DIR`: result.json (`metrics` from the outcome),
 /// the kernel-format files, timeline.csv (a row per sample) and the report.
 pub fn write_out(
@@ -101,17 +115,7 @@ pub fn write_out(
     out: &Outcome,
     r: &ChurnReport,
 ) -> anyhow::Result<()> {
-    let c = &r.config;
-    let config = json!({
-        "mem_bytes": s.machine.mem_bytes, "nodes": s.machine.nodes, "movable_bytes": s.machine.movable_bytes,
-        "min_free_kbytes": m.min_free_kbytes, "watermark_scale_factor": s.machine.vm.watermark_scale_factor,
-        "watermark_boost_factor": s.machine.vm.watermark_boost_factor, "thp": s.machine.vm.thp_enabled,
-        "cma_pages": s.machine.vm.cma_pages, "defrag_mode": s.machine.vm.defrag_mode,
-        "steps": c.steps, "fill_pct": c.fill_pct, "mix": c.mix, "max_order": c.max_order,
-        "integrity": s.machine.integrity.name(),
-        "migrate_every": c.migrate_every,
-    });
-    let result = write_result(dir, m, "churn", seed, config, out)?;
+    let result = write_result(dir, m, "churn", seed, config_json(m, s, r), out)?;
     let mut csv = String::from("step,free_pages,free_order9_blocks,unusable_order9\n");
     for smp in &r.samples {
         let _ = writeln!(

@@ -70,6 +70,46 @@ pub enum Command {
     ///
     /// Example: dmesg | kcompact explain - --json
     Explain(ExplainArgs),
+    /// Run a grid of runs (scenarios × sizes × settings × seeds) on every core, one
+    /// Parquet row per run; rows already in the output are kept and not run again.
+    ///
+    /// GRID.toml: `scenario = ["highalloc", "file-holes"]`, `mem = ["1G", "2G"]` (optional),
+    /// `seeds = 5` (1..=5) or a list, and a `[settings]` table of `--set` keys, each a value
+    /// or a list (`compaction = ["on", "off"]`).
+    ///
+    /// Example: kcompact sweep grid.toml --out results.parquet
+    Sweep(SweepArgs),
+    /// One Parquet row per snapshot: the machine, huge pages now / after compaction /
+    /// after dropping caches, what blocks the rest, the unusable index at order 9; a
+    /// snapshot that fails to load gets a row with its error.
+    ///
+    /// Example: kcompact census ../shared/data/realkernel/*/before --out fleet.parquet
+    Census(CensusArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// The grid file (TOML).
+    pub grid: PathBuf,
+    /// The Parquet file to write (kept rows and new ones).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Runs at once (default: one per core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct CensusArgs {
+    /// Snapshot directories (the layout of `kcompact capture`).
+    #[arg(required = true)]
+    pub snapshots: Vec<PathBuf>,
+    /// The Parquet file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Snapshots loaded at once (default: one per core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -166,6 +206,10 @@ pub struct PredictArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// A run-time tunable as KEY=VALUE for the loaded machine (repeatable; what-if, e.g.
+    /// `--set compaction_proactiveness=0`); `kcompact run --set help=1` lists the keys.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -178,6 +222,10 @@ pub struct AnalyzeArgs {
     /// Also draw the memory map, one glyph per pageblock, as loaded and after compaction.
     #[arg(long)]
     pub map: bool,
+    /// A run-time tunable as KEY=VALUE for the loaded machine (repeatable; what-if, e.g.
+    /// `--set compaction_proactiveness=0`); `kcompact run --set help=1` lists the keys.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Args, Debug)]

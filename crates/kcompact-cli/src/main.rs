@@ -5,27 +5,13 @@
 //! code 2), the files (`snapshot_dir`: a snapshot directory into a loaded machine; `out`,
 //! `report` and `churn_out`: a machine into files and text; `capture`, `tracefs`: this
 //! machine's state), and the commands (`*_cmd`, `show`, `validate`), which this file only
-//! dispatches to. Only this crate does I/O, and only this crate uses `anyhow`.
+//! dispatches to. Only this crate does I/O, and only this crate uses `anyhow`. The layers
+//! are the crate's library (`lib.rs`), which the Python package calls too.
 
-mod capture;
-mod capture_cmd;
-mod churn_out;
-mod cli;
-mod explain_cmd;
-mod input;
-mod out;
-mod outdir;
-mod replay_cmd;
-mod report;
-mod report_cmd;
-mod scenario_cmd;
-mod settings;
-mod show;
-mod snapshot_cmd;
-mod snapshot_dir;
-mod tracefs;
-mod ui;
-mod validate;
+use kcompact_cli::{
+    capture_cmd, census_cmd, cli, explain_cmd, replay_cmd, report_cmd, scenario_cmd, show,
+    snapshot_cmd, sweep_cmd, ui, validate,
+};
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -57,6 +43,8 @@ fn main() -> ExitCode {
         cli::Command::Replay(a) => replay_cmd::replay(a),
         cli::Command::Report(a) => report_cmd::report(a),
         cli::Command::Explain(a) => explain_cmd::explain_cmd(a),
+        cli::Command::Sweep(a) => sweep_cmd::sweep(a),
+        cli::Command::Census(a) => census_cmd::census(a),
     };
     exit_code(result.and_then(|()| ui::flush_stdout()))
 }

@@ -99,8 +99,27 @@ pub fn metrics_json(out: &Outcome) -> serde_json::Map<String, serde_json::Value>
         .collect()
 }
 
-/// Writes a run's result.json (SPEC.md's contract: version, scenario, seed, `config`, the
-/// outcome's metrics, every counter, the zones) and the kernel-format files into `dir`;
+/// A run's result.json (SPEC.md's contract: version, scenario, seed, `config`, the
+/// outcome's metrics, every counter, the zones).
+pub fn result_json(
+    m: &Machine,
+    scenario: &str,
+    seed: u64,
+    config: serde_json::Value,
+    out: &Outcome,
+) -> serde_json::Value {
+    json!({
+        "kcompact_version": env!("CARGO_PKG_VERSION"),
+        "scenario": scenario,
+        "seed": seed,
+        "config": config,
+        "metrics": metrics_json(out),
+        "vmstat": vmstat_json(m),
+        "zones": zones_json(m),
+    })
+}
+
+/// Writes a run's result.json ([`result_json`]) and the kernel-format files into `dir`,
 /// returns the result.
 pub fn write_result(
     dir: &mut OutDir,
@@ -110,15 +129,7 @@ pub fn write_result(
     config: serde_json::Value,
     out: &Outcome,
 ) -> anyhow::Result<serde_json::Value> {
-    let result = json!({
-        "kcompact_version": env!("CARGO_PKG_VERSION"),
-        "scenario": scenario,
-        "seed": seed,
-        "config": config,
-        "metrics": metrics_json(out),
-        "vmstat": vmstat_json(m),
-        "zones": zones_json(m),
-    });
+    let result = result_json(m, scenario, seed, config, out);
     write(
         dir,
         "result.json",

@@ -621,8 +621,33 @@ fn check_trace(args: &ReplayArgs, trace: &Trace) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `kcompact replay`.
-pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+/// A replay done: the trace read, the report, the model at the end, and what is known of
+/// the kernel's end beside the trace.
+struct Replayed {
+    trace: Trace,
+    r: ReplayReport,
+    m: Machine,
+    kernel: Option<ZoneFree>,
+    kernel_pcp: KernelPcp,
+}
+
+/// `replay --json`'s content without printing it: what the Python package's
+/// `kcompact.replay` returns.
+pub fn replay_result(args: &ReplayArgs) -> anyhow::Result<serde_json::Value> {
+    let (x, _) = replayed(args)?;
+    Ok(report_json(
+        args,
+        &x.trace,
+        &x.r,
+        &x.m,
+        &x.kernel,
+        &x.kernel_pcp,
+    ))
+}
+
+/// Checks the arguments and prepares `--out`, reads the trace, loads the start snapshot
+/// or boots `--mem`, replays and checks the model's state.
+fn replayed(args: &ReplayArgs) -> anyhow::Result<(Replayed, Option<OutDir>)> {
     let Some(mode) = Mode::parse(&args.mode) else {
         return usage(format!("--mode {}: expected exact or policy", args.mode));
     };
@@ -631,7 +656,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     if let Some(s) = args.snapshot.as_ref().filter(|s| !s.is_dir()) {
         return usage(format!("{}: no such snapshot directory", s.display()));
     }
-    let mut out_dir = args
+    let out_dir = args
         .out
         .as_deref()
         .map(|d| OutDir::prepare(d, args.force))
@@ -639,7 +664,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let text = read_trace(&args.trace, args.max_events)?;
     let trace = parse_trace(&text);
     drop(text);
-    check_trace(&args, &trace)?;
+    check_trace(args, &trace)?;
     if trace.records.is_empty() {
         return usage(format!(
             "{}: no kmem or compaction events ({} malformed lines{})",
@@ -688,8 +713,30 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("the model's state is inconsistent after the replay:\n{e}"))?;
     let kernel_pcp = KernelPcp {
         end_zoneinfo,
-        trace_end: kernel_trace_end_pcp(&args, &m, &r)?,
+        trace_end: kernel_trace_end_pcp(args, &m, &r)?,
     };
+    let x = Replayed {
+        trace,
+        r,
+        m,
+        kernel,
+        kernel_pcp,
+    };
+    Ok((x, out_dir))
+}
+
+/// `kcompact replay`.
+pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let (
+        Replayed {
+            trace,
+            r,
+            mut m,
+            kernel,
+            kernel_pcp,
+        },
+        mut out_dir,
+    ) = replayed(&args)?;
     let j = report_json(&args, &trace, &r, &m, &kernel, &kernel_pcp);
     // The files first: a report on stdout means they are there.
     let wrote = match out_dir.take() {

@@ -3,7 +3,7 @@
 //! metrics and the result files.
 
 use crate::cli::{AbArgs, MachineArgs, RunArgs};
-use crate::out::write_result;
+use crate::out::{result_json, write_result};
 use crate::outdir::OutDir;
 use crate::report::{
     free_by_order_chart, kernel_views, run_sections, vmstat_table, write_report, AbRow, Report,
@@ -69,6 +69,46 @@ fn run_one(
     kcompact::verify::verify(&m)
         .map_err(|e| anyhow::anyhow!("the model's state is inconsistent after the run:\n{e}"))?;
     Ok((m, out))
+}
+
+/// Checks a run's scenario, `--mem` and `--set` without running it (the machine is booted
+/// and dropped): the error `run` would give for them, or nothing.
+pub fn check_run(name: &str, machine: &MachineArgs) -> anyhow::Result<()> {
+    let (settings, _) = settings_for(find(name)?, machine)?;
+    settings.check_memory(1, SCENARIO_BYTES_PER_PAGE)?;
+    settings.boot().map(drop)
+}
+
+/// A run's result.json (`run --out`'s, the churn's included) without the files: what the
+/// Python package's `kcompact.run` returns and a sweep's row is made of. Tracked contents
+/// found wrong fail the run, as `run` does.
+pub fn run_result(
+    name: &str,
+    machine: &MachineArgs,
+    seed: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let (settings, params) = settings_for(find(name)?, machine)?;
+    settings.check_memory(1, SCENARIO_BYTES_PER_PAGE)?;
+    let (m, out) = run_one(&settings, &params, seed, &mut |_, _| {})?;
+    if let Some(Metric::Int(n @ 1..)) = out.get("integrity_errors") {
+        anyhow::bail!("{n} folios lost or corrupted their data");
+    }
+    Ok(match &out.churn {
+        Some(r) => result_json(
+            &m,
+            "churn",
+            seed,
+            crate::churn_out::config_json(&m, &settings, r),
+            &out,
+        ),
+        None => result_json(
+            &m,
+            params.info().name,
+            seed,
+            config_json(&m, &settings, &params),
+            &out,
+        ),
+    })
 }
 
 /// `kcompact run [SCENARIO]` (default `highalloc`): the summary on stdout, the result files
@@ -165,15 +205,8 @@ fn summary(m: &Machine, s: &Settings, p: &Params, seed: u64, out: &Outcome) -> S
     o
 }
 
-/// The result files of SPEC.md's contract.
-fn write_out(
-    dir: &mut OutDir,
-    m: &Machine,
-    s: &Settings,
-    p: &Params,
-    seed: u64,
-    out: &Outcome,
-) -> anyhow::Result<()> {
+/// result.json's `config` of a scenario run: the machine and the scenario's parameters.
+fn config_json(m: &Machine, s: &Settings, p: &Params) -> serde_json::Value {
     let mut config = json!({
         "mem_bytes": s.machine.mem_bytes, "nodes": s.machine.nodes, "movable_bytes": s.machine.movable_bytes,
         "min_free_kbytes": m.min_free_kbytes, "watermark_scale_factor": s.machine.vm.watermark_scale_factor,
@@ -188,7 +221,19 @@ fn write_out(
     for (k, v) in p.pairs() {
         config[k] = json!(v);
     }
-    let result = write_result(dir, m, p.info().name, seed, config, out)?;
+    config
+}
+
+/// The result files of SPEC.md's contract.
+fn write_out(
+    dir: &mut OutDir,
+    m: &Machine,
+    s: &Settings,
+    p: &Params,
+    seed: u64,
+    out: &Outcome,
+) -> anyhow::Result<()> {
+    let result = write_result(dir, m, p.info().name, seed, config_json(m, s, p), out)?;
     crate::out::write(dir, "timeline.csv", timeline_csv(out));
     write_report(dir, &scenario_report(m, p, seed, &result, out))
 }
@@ -294,10 +339,24 @@ struct Compared {
     change_pct: f64,
 }
 
-/// `kcompact ab SCENARIO --toggle KEY=A,B --seeds N`: every numeric metric under A and
-/// under B over N seeds, runs spread over the CPUs (each run single-threaded and
-/// deterministic).
-pub fn ab(args: AbArgs) -> anyhow::Result<()> {
+/// What an A/B found: the scenario, the two sides' labels, the metrics compared and
+/// `ab --json`'s content.
+struct AbOutcome {
+    info: &'static ScenarioInfo,
+    la: String,
+    lb: String,
+    rows: Vec<Compared>,
+    json: serde_json::Value,
+}
+
+/// `ab --json`'s content: what the Python package's `kcompact.ab` returns.
+pub fn ab_result(args: &AbArgs) -> anyhow::Result<serde_json::Value> {
+    Ok(ab_compare(args)?.0.json)
+}
+
+/// Checks the arguments and prepares `--out`, runs both sides of an A/B over the seeds
+/// and compares every metric.
+fn ab_compare(args: &AbArgs) -> anyhow::Result<(AbOutcome, Option<OutDir>)> {
     let info = find(&args.scenario)?;
     let Some((key, (a, b))) = args
         .toggle
@@ -326,10 +385,34 @@ pub fn ab(args: AbArgs) -> anyhow::Result<()> {
     }
     let rows = compare(&run_seeds(&sides, args.seeds)?);
     let (la, lb) = (format!("{key}={a}"), format!("{key}={b}"));
-    let j = json!({
+    let json = json!({
         "scenario": info.name, "toggle": {"key": key, "a": a, "b": b}, "seeds": args.seeds,
         "metrics": rows.iter().map(|r| json!({"name": r.name, "a": {"mean": r.a.0, "sd": r.a.1}, "b": {"mean": r.b.0, "sd": r.b.1}, "change_pct": r.change_pct})).collect::<Vec<_>>(),
     });
+    let x = AbOutcome {
+        info,
+        la,
+        lb,
+        rows,
+        json,
+    };
+    Ok((x, out_dir))
+}
+
+/// `kcompact ab SCENARIO --toggle KEY=A,B --seeds N`: every numeric metric under A and
+/// under B over N seeds, runs spread over the CPUs (each run single-threaded and
+/// deterministic).
+pub fn ab(args: AbArgs) -> anyhow::Result<()> {
+    let (
+        AbOutcome {
+            info,
+            la,
+            lb,
+            rows,
+            json: j,
+        },
+        out_dir,
+    ) = ab_compare(&args)?;
     if let Some(mut dir) = out_dir {
         crate::out::write(
             &mut dir,

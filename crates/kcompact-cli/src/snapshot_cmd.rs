@@ -162,13 +162,27 @@ fn perform(m: &mut Machine, before: &Machine, action: Action) -> Predicted {
     }
 }
 
-/// `kcompact predict SNAPSHOT --action compact|drop-caches|hugepages=N`.
-pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
+/// The snapshot of `predict` as loaded (`before`, `--set` applied), after the action
+/// (`after`), what the action did, the counters it moved, and the load's checks (text and
+/// JSON).
+struct Prediction {
+    before: Machine,
+    after: Machine,
+    p: Predicted,
+    delta: Vec<(&'static str, i64)>,
+    checks: String,
+    checks_json: serde_json::Value,
+}
+
+/// Loads the snapshot, applies `--set`'s run-time tunables and performs the action.
+fn prediction(args: &PredictArgs) -> anyhow::Result<Prediction> {
     let action = parse_action(&args.action)?;
+    let settings = runtime_settings(&args.set)?;
     let loaded = load_dir(&args.snapshot)?;
     let (checks, checks_json) = (check_lines(&loaded), check_json(&loaded));
-    let before = loaded.machine.clone();
     let mut m = loaded.machine;
+    settings.apply_runtime(&mut m)?;
+    let before = m.clone();
     if args.cpu >= m.nr_cpus() {
         return usage(format!(
             "--cpu {}: the snapshot's machine has CPUs 0..={}",
@@ -179,27 +193,72 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     m.cpu = args.cpu;
     let p = perform(&mut m, &before, action);
     let delta = vmstat_delta(&before, &m);
+    Ok(Prediction {
+        before,
+        after: m,
+        p,
+        delta,
+        checks,
+        checks_json,
+    })
+}
+
+/// `--set KEY=VALUE` pairs for a loaded snapshot (run-time tunables only).
+fn runtime_settings(set: &[String]) -> anyhow::Result<crate::settings::Settings> {
+    crate::settings::Settings::parse(&crate::cli::MachineArgs {
+        mem: None,
+        set: set.to_vec(),
+    })
+}
+
+/// `predict --json`'s content.
+fn prediction_json(action: &str, x: &Prediction) -> serde_json::Value {
+    let (before, m, p) = (&x.before, &x.after, &x.p);
+    let d: serde_json::Map<String, serde_json::Value> = x
+        .delta
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    let mut out = json!({
+        "action": action,
+        "before": {"zones": zones_json(before), "hugepages": free_order9_blocks(before)},
+        "after": {"zones": zones_json(m), "hugepages": free_order9_blocks(m)},
+        "vmstat_delta": d,
+        "snapshot_check": x.checks_json,
+    });
+    if !p.ends.is_empty() {
+        out["compaction"] = compact_ends_json(m, &p.ends);
+    }
+    for (k, v) in &p.figures {
+        out[*k] = json!(v);
+    }
+    out
+}
+
+/// `predict --json`'s content without printing it: what the Python package's
+/// `kcompact.predict` returns.
+pub fn predict_result(args: &PredictArgs) -> anyhow::Result<serde_json::Value> {
+    Ok(prediction_json(&args.action, &prediction(args)?))
+}
+
+/// `kcompact predict SNAPSHOT --action compact|drop-caches|hugepages=N`.
+pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    let x = prediction(&args)?;
     if args.json {
-        let d: serde_json::Map<String, serde_json::Value> = delta
-            .iter()
-            .map(|(k, v)| (k.to_string(), json!(v)))
-            .collect();
-        let mut out = json!({
-            "action": args.action,
-            "before": {"zones": zones_json(&before), "hugepages": free_order9_blocks(&before)},
-            "after": {"zones": zones_json(&m), "hugepages": free_order9_blocks(&m)},
-            "vmstat_delta": d,
-            "snapshot_check": checks_json,
-        });
-        if !p.ends.is_empty() {
-            out["compaction"] = compact_ends_json(&m, &p.ends);
-        }
-        for (k, v) in p.figures {
-            out[k] = json!(v);
-        }
-        outln!("{}", serde_json::to_string_pretty(&out)?);
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&prediction_json(&args.action, &x))?
+        );
         return Ok(());
     }
+    let Prediction {
+        before,
+        after: m,
+        p,
+        delta,
+        checks,
+        ..
+    } = x;
     outln!(
         "# {} — predicted effect of {}",
         args.snapshot.display(),
@@ -301,9 +360,25 @@ pub(crate) fn analysis(loaded: &Loaded) -> anyhow::Result<Analysis> {
     })
 }
 
+/// The snapshot of `analyze` loaded, `--set`'s run-time tunables applied.
+pub(crate) fn load_for_analysis(dir: &Path, set: &[String]) -> anyhow::Result<Loaded> {
+    let settings = runtime_settings(set)?;
+    let mut loaded = load_dir(dir)?;
+    settings.apply_runtime(&mut loaded.machine)?;
+    Ok(loaded)
+}
+
+/// `analyze --json`'s content without printing it: what the Python package's
+/// `kcompact.analyze` returns.
+pub fn analyze_result(args: &AnalyzeArgs) -> anyhow::Result<serde_json::Value> {
+    let loaded = load_for_analysis(&args.snapshot, &args.set)?;
+    let a = analysis(&loaded)?;
+    Ok(analyze_json(&loaded, &a))
+}
+
 /// `kcompact analyze SNAPSHOT`.
 pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
-    let loaded = load_dir(&args.snapshot)?;
+    let loaded = load_for_analysis(&args.snapshot, &args.set)?;
     let a = analysis(&loaded)?;
     if args.json {
         outln!(

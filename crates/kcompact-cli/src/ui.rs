@@ -128,3 +128,12 @@ pub fn check_fits(what: &str, bytes: u64, per_page: u64) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A caught panic's message (a run of a sweep, a snapshot of a census, a call from Python
+/// reports it as an error instead of unwinding further).
+pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
+}

@@ -316,6 +316,41 @@ fn issue7_predict_ends_a_g4_r1_contended_where_the_kernel_did() {
     );
 }
 
+/// `--set` applies a run-time tunable to the loaded snapshot (a what-if), and refuses a
+/// boot-time key with exit 2.
+#[test]
+fn predict_and_analyze_take_run_time_tunables() {
+    let Some(dir) = case("A2_g4_r1") else {
+        eprintln!("skipped: ../shared/data/realkernel/A2_g4_r1 is not here");
+        return;
+    };
+    let before = dir.join("before");
+    let b = before.to_str().unwrap();
+    let after = |set: &[&str]| {
+        let mut args = vec!["predict", b, "--action", "hugepages=100000", "--json"];
+        args.extend_from_slice(set);
+        json_ok(&args)
+    };
+    // The snapshot's own value (its sysctl_vm.txt: 10) changes nothing; another one
+    // changes the run (watermarks drive kswapd and the allocations' watermark checks).
+    let plain = after(&[]);
+    assert_eq!(after(&["--set", "watermark_scale_factor=10"]), plain);
+    let wide = after(&["--set", "watermark_scale_factor=1000"]);
+    assert_ne!(
+        wide["hugepages_allocated"], plain["hugepages_allocated"],
+        "watermark_scale_factor=1000 left the pool as it was"
+    );
+    for cmd in [
+        vec!["predict", b, "--action", "compact", "--set", "nodes=2"],
+        vec!["analyze", b, "--set", "nodes=2"],
+    ] {
+        let o = kcompact(&cmd);
+        assert_eq!(o.status.code(), Some(2), "{cmd:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("--set nodes: a boot-time choice"), "{err}");
+    }
+}
+
 /// A `key=value` or `key value` figure from one of a case's text files.
 fn kernel_figure(path: &Path, key: &str) -> u64 {
     let t = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
