@@ -68,6 +68,24 @@ fn lock_dir(dir: &Path) -> anyhow::Result<File> {
     }
 }
 
+/// True if `dir` still names the directory `locked` holds open (not removed or replaced
+/// between the open and the lock).
+fn still_at(locked: &File, dir: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (locked.metadata(), std::fs::metadata(dir)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = locked;
+        dir.is_dir()
+    }
+}
+
 /// A temporary name for `name` in `dir`, unique to this process.
 fn tmp_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{TMP_PREFIX}{}.{name}", std::process::id()))
@@ -138,15 +156,17 @@ impl OutDir {
             }
             Err(e) => return usage(format!("{}: {e}", dir.display())),
         }
-        let lock = match lock_dir(dir) {
-            Ok(l) => l,
-            Err(e) => {
-                if created {
-                    let _ = std::fs::remove_dir(dir);
-                }
-                return Err(e);
-            }
-        };
+        // A run that created the directory but lost the lock leaves it alone: the winner
+        // is writing there.
+        let lock = lock_dir(dir)?;
+        if !still_at(&lock, dir) {
+            // Locked a directory a failed run removed meanwhile: the path is someone
+            // else's now.
+            return usage(format!(
+                "{}: another kcompact is writing there; wait for it or choose another --out",
+                dir.display()
+            ));
+        }
         let entries = match std::fs::read_dir(dir) {
             Ok(r) => r,
             Err(e) => return usage(format!("{}: {e}", dir.display())),
