@@ -54,23 +54,47 @@ pub fn attach_cache_slab(
     slab_tag: u32,
 ) -> CacheSlabLoad {
     let mut out = CacheSlabLoad::default();
-    let mut by_order: BTreeMap<u8, Vec<(bool, Pfn, FolioId)>> = BTreeMap::new();
-    for (id, rec) in m.owners.iter() {
-        if rec.kind == FolioKind::Kernel && rec.owner == slab_tag {
-            let other = m.pageblocks.migratetype(rec.pfn) != MigrateType::Reclaimable;
-            by_order
-                .entry(rec.order.0)
-                .or_default()
-                .push((other, rec.pfn, id));
+    let mut pages = SlabPages::of(m, slab_tag);
+    let find = |name: &str| slabinfo.iter().find(|r| r.name == name && r.num_slabs > 0);
+    if let Some(r) = find(BUFFER_HEAD) {
+        attach_buffer_heads(m, &mut pages, r, &mut out);
+    }
+    if let Some(r) = find(RADIX_TREE_NODE) {
+        attach_xa_nodes(m, &mut pages, r, &mut out);
+    }
+    if let Some(fs) = fs {
+        attach_fs_caches(m, &mut pages, slabinfo, fs, &mut out);
+    }
+    out
+}
+
+/// The loaded slab folios not yet given to a cache, by order: those outside RECLAIMABLE
+/// pageblocks last, in pfn order.
+struct SlabPages(BTreeMap<u8, Vec<(bool, Pfn, FolioId)>>);
+
+impl SlabPages {
+    fn of(m: &Machine, slab_tag: u32) -> SlabPages {
+        let mut by_order: BTreeMap<u8, Vec<(bool, Pfn, FolioId)>> = BTreeMap::new();
+        for (id, rec) in m.owners.iter() {
+            if rec.kind == FolioKind::Kernel && rec.owner == slab_tag {
+                let other = m.pageblocks.migratetype(rec.pfn) != MigrateType::Reclaimable;
+                by_order
+                    .entry(rec.order.0)
+                    .or_default()
+                    .push((other, rec.pfn, id));
+            }
         }
+        for v in by_order.values_mut() {
+            v.sort();
+            v.reverse(); // taken from the end
+        }
+        SlabPages(by_order)
     }
-    for v in by_order.values_mut() {
-        v.sort();
-        v.reverse(); // taken from the end
-    }
-    let mut take = |r: &SlabInfoRecord| -> (Order, Vec<FolioId>) {
+
+    /// Up to `r.num_slabs` slab folios of the cache's order, in pfn order.
+    fn take(&mut self, r: &SlabInfoRecord) -> (Order, Vec<FolioId>) {
         let order = Order(r.pagesperslab.trailing_zeros() as u8);
-        let pool = by_order.entry(order.0).or_default();
+        let pool = self.0.entry(order.0).or_default();
         let n = (r.num_slabs as usize).min(pool.len());
         let mut got: Vec<(Pfn, FolioId)> = (0..n)
             .filter_map(|_| pool.pop())
@@ -78,150 +102,170 @@ pub fn attach_cache_slab(
             .collect();
         got.sort();
         (order, got.into_iter().map(|x| x.1).collect())
-    };
-    let find = |name: &str| slabinfo.iter().find(|r| r.name == name && r.num_slabs > 0);
-    if let Some(r) = find(BUFFER_HEAD).cloned() {
-        let (order, slabs) = take(&r);
-        out.bh_slabs = (slabs.len() as u64, r.num_slabs);
-        let cache = m.kmem_cache_create_as(r.objsize as u32, r.objperslab as u32, order);
-        m.owners.cache_slab.bh_cache = Some(cache);
-        let (mut kept, mut gone) = (Vec::new(), Vec::new());
-        for (id, rec) in m.owners.iter() {
-            let f = m.mem.flags(rec.pfn);
-            if rec.kind == FolioKind::File && f.contains(PageFlags::PRIVATE) {
-                let stays = m.mem.mapcount(rec.pfn) > 0
-                    || f.intersects(PageFlags::DIRTY | PageFlags::WRITEBACK);
-                let v = if stays { &mut kept } else { &mut gone };
-                for b in 0..rec.order.nr_pages() as u32 {
-                    v.push((id, b));
-                }
-            }
-        }
-        let per = r.objperslab as usize;
-        let cap = slabs.len() * per;
-        let total = (r.active_objs as usize).min(cap);
-        let attach = (kept.len() + gone.len()).min(total);
-        // Survivors packed from the first slab; the rest spread over the remaining ones.
-        let kept_n = kept.len().min(attach);
-        let first_free = kept_n.div_ceil(per).min(slabs.len());
-        let rest = slabs.len() - first_free;
-        let gone_n = gone.len().min(attach - kept_n).min(rest * per);
-        let mut used = vec![0u32; slabs.len()];
-        for (i, k) in kept.into_iter().take(kept_n).enumerate() {
-            let s = i / per;
-            m.owners.cache_slab.buffer_heads.insert(k, slabs[s]);
-            used[s] += 1;
-        }
-        // A folio's buffer heads were allocated when it entered the page cache, which is
-        // when it joined the LRU: the others fill the slabs in the order reclaim meets
-        // them (inactive list from its tail, then the active one), an even share each.
-        let rank = lru_ranks(m);
-        gone.sort_by_key(|(id, b)| {
-            (
-                rank.get(id.0 as usize).copied().unwrap_or(u32::MAX),
-                *id,
-                *b,
-            )
-        });
-        let share = gone_n.div_ceil(rest.max(1)).max(1);
-        for (i, k) in gone.into_iter().take(gone_n).enumerate() {
-            // gone_n fits the remaining slabs, so no slab overfills.
-            let s = first_free + i / share;
-            m.owners.cache_slab.buffer_heads.insert(k, slabs[s]);
-            used[s] += 1;
-        }
-        // Objects no folio accounts for: where there is room, evenly.
-        let mut extra = total - kept_n - gone_n;
-        m.owners.cache_slab.unattached += extra as u64;
-        let mut i = 0;
-        while extra > 0 && !slabs.is_empty() {
-            if (used[i] as usize) < per {
-                used[i] += 1;
-                extra -= 1;
-            }
-            i = (i + 1) % slabs.len();
-        }
-        for (id, u) in slabs.iter().zip(used) {
-            if u > 0 {
-                m.adopt_slab(*id, cache, u);
-            }
-        }
-        out.bh_attached = ((kept_n + gone_n) as u64, r.active_objs);
     }
-    if let Some(r) = find(RADIX_TREE_NODE).cloned() {
-        let (order, slabs) = take(&r);
-        out.xa_slabs = (slabs.len() as u64, r.num_slabs);
-        let cache = m.kmem_cache_create_as(r.objsize as u32, r.objperslab as u32, order);
-        m.owners.cache_slab.xa_cache = Some(cache);
+}
+
+/// The `buffer_head` cache: one buffer head per page of each private page-cache folio.
+fn attach_buffer_heads(
+    m: &mut Machine,
+    pages: &mut SlabPages,
+    r: &SlabInfoRecord,
+    out: &mut CacheSlabLoad,
+) {
+    let (order, slabs) = pages.take(r);
+    out.bh_slabs = (slabs.len() as u64, r.num_slabs);
+    let cache = m.kmem_cache_create_as(r.objsize as u32, r.objperslab as u32, order);
+    m.owners.cache_slab.bh_cache = Some(cache);
+    let (mut kept, mut gone) = (Vec::new(), Vec::new());
+    for (id, rec) in m.owners.iter() {
+        let f = m.mem.flags(rec.pfn);
+        if rec.kind == FolioKind::File && f.contains(PageFlags::PRIVATE) {
+            let stays = m.mem.mapcount(rec.pfn) > 0
+                || f.intersects(PageFlags::DIRTY | PageFlags::WRITEBACK);
+            let v = if stays { &mut kept } else { &mut gone };
+            for b in 0..rec.order.nr_pages() as u32 {
+                v.push((id, b));
+            }
+        }
+    }
+    let per = r.objperslab as usize;
+    let cap = slabs.len() * per;
+    let total = (r.active_objs as usize).min(cap);
+    let attach = (kept.len() + gone.len()).min(total);
+    // Survivors packed from the first slab; the rest spread over the remaining ones.
+    let kept_n = kept.len().min(attach);
+    let first_free = kept_n.div_ceil(per).min(slabs.len());
+    let rest = slabs.len() - first_free;
+    let gone_n = gone.len().min(attach - kept_n).min(rest * per);
+    let mut used = vec![0u32; slabs.len()];
+    for (i, k) in kept.into_iter().take(kept_n).enumerate() {
+        let s = i / per;
+        m.owners.cache_slab.buffer_heads.insert(k, slabs[s]);
+        used[s] += 1;
+    }
+    // A folio's buffer heads were allocated when it entered the page cache, which is
+    // when it joined the LRU: the others fill the slabs in the order reclaim meets
+    // them (inactive list from its tail, then the active one), an even share each.
+    let rank = lru_ranks(m);
+    gone.sort_by_key(|(id, b)| {
+        (
+            rank.get(id.0 as usize).copied().unwrap_or(u32::MAX),
+            *id,
+            *b,
+        )
+    });
+    let share = gone_n.div_ceil(rest.max(1)).max(1);
+    for (i, k) in gone.into_iter().take(gone_n).enumerate() {
+        // gone_n fits the remaining slabs, so no slab overfills.
+        let s = first_free + i / share;
+        m.owners.cache_slab.buffer_heads.insert(k, slabs[s]);
+        used[s] += 1;
+    }
+    // Objects no folio accounts for: where there is room, evenly.
+    let mut extra = total - kept_n - gone_n;
+    m.owners.cache_slab.unattached += extra as u64;
+    let mut i = 0;
+    while extra > 0 && !slabs.is_empty() {
+        if (used[i] as usize) < per {
+            used[i] += 1;
+            extra -= 1;
+        }
+        i = (i + 1) % slabs.len();
+    }
+    for (id, u) in slabs.iter().zip(used) {
+        if u > 0 {
+            m.adopt_slab(*id, cache, u);
+        }
+    }
+    out.bh_attached = ((kept_n + gone_n) as u64, r.active_objs);
+}
+
+/// The `radix_tree_node` cache: the page cache's XArray nodes, spread evenly.
+fn attach_xa_nodes(
+    m: &mut Machine,
+    pages: &mut SlabPages,
+    r: &SlabInfoRecord,
+    out: &mut CacheSlabLoad,
+) {
+    let (order, slabs) = pages.take(r);
+    out.xa_slabs = (slabs.len() as u64, r.num_slabs);
+    let cache = m.kmem_cache_create_as(r.objsize as u32, r.objperslab as u32, order);
+    m.owners.cache_slab.xa_cache = Some(cache);
+    let per = r.objperslab;
+    let total = r.active_objs.min(slabs.len() as u64 * per);
+    let n = slabs.len() as u64;
+    for (i, id) in slabs.iter().enumerate() {
+        let u = total / n.max(1) + ((i as u64) < total % n.max(1)) as u64;
+        if u > 0 {
+            m.adopt_slab(*id, cache, u as u32);
+        }
+    }
+    let pages: u64 = m
+        .owners
+        .iter()
+        .filter(|(_, r)| r.kind.in_page_cache())
+        .map(|(_, r)| r.order.nr_pages())
+        .sum();
+    m.owners.cache_slab.xa_per_mpage = (total << 20) / pages.max(1);
+}
+
+/// The dentry and inode caches: the objects in use packed, the unused share apart.
+fn attach_fs_caches(
+    m: &mut Machine,
+    pages: &mut SlabPages,
+    slabinfo: &[SlabInfoRecord],
+    fs: FsState,
+    out: &mut CacheSlabLoad,
+) {
+    let shrinkable: Vec<SlabInfoRecord> = slabinfo
+        .iter()
+        .filter(|r| r.num_slabs > 0 && (r.name == "dentry" || r.name.ends_with("inode_cache")))
+        .cloned()
+        .collect();
+    for r in shrinkable {
+        // An unused dentry holds its inode: pruning it releases the inode, which
+        // `prune_icache_sb()` then frees (its page cache dropped first). So an inode
+        // cache loses at least the dentries' unused share, though `inode-state`
+        // counts few unused inodes while their pages keep them off the inode LRU.
+        let frac = |(n, u): (u64, u64)| (u.min(n) as u128, n.max(1) as u128);
+        let ((du, dn), (iu, inn)) = (frac(fs.dentries), frac(fs.inodes));
+        let (unused, n) = if r.name == "dentry" || du * inn >= iu * dn {
+            (du, dn)
+        } else {
+            (iu, inn)
+        };
+        let (order, slabs) = pages.take(&r);
+        if slabs.is_empty() {
+            continue;
+        }
         let per = r.objperslab;
-        let total = r.active_objs.min(slabs.len() as u64 * per);
-        let n = slabs.len() as u64;
+        let cap = slabs.len() as u64 * per;
+        let active = r.active_objs.min(cap);
+        let prune = (active as u128 * unused / n) as u64;
+        let keep = active - prune;
+        let keep_slabs = keep.div_ceil(per).min(slabs.len() as u64) as usize;
+        let rest = slabs.len() - keep_slabs;
+        let prune = prune.min(rest as u64 * per);
+        let cache = m.kmem_cache_create_as(r.objsize as u32, per as u32, order);
+        m.owners.cache_slab.fs_caches.push(cache);
+        let mut prunable = Vec::new();
         for (i, id) in slabs.iter().enumerate() {
-            let u = total / n.max(1) + ((i as u64) < total % n.max(1)) as u64;
-            if u > 0 {
-                m.adopt_slab(*id, cache, u as u32);
-            }
-        }
-        let pages: u64 = m
-            .owners
-            .iter()
-            .filter(|(_, r)| r.kind.in_page_cache())
-            .map(|(_, r)| r.order.nr_pages())
-            .sum();
-        m.owners.cache_slab.xa_per_mpage = (total << 20) / pages.max(1);
-    }
-    if let Some(fs) = fs {
-        let shrinkable: Vec<SlabInfoRecord> = slabinfo
-            .iter()
-            .filter(|r| r.num_slabs > 0 && (r.name == "dentry" || r.name.ends_with("inode_cache")))
-            .cloned()
-            .collect();
-        for r in shrinkable {
-            // An unused dentry holds its inode: pruning it releases the inode, which
-            // `prune_icache_sb()` then frees (its page cache dropped first). So an inode
-            // cache loses at least the dentries' unused share, though `inode-state`
-            // counts few unused inodes while their pages keep them off the inode LRU.
-            let frac = |(n, u): (u64, u64)| (u.min(n) as u128, n.max(1) as u128);
-            let ((du, dn), (iu, inn)) = (frac(fs.dentries), frac(fs.inodes));
-            let (unused, n) = if r.name == "dentry" || du * inn >= iu * dn {
-                (du, dn)
+            let used = if i < keep_slabs {
+                per.min(keep - i as u64 * per)
             } else {
-                (iu, inn)
+                let j = (i - keep_slabs) as u64;
+                prune / rest as u64 + u64::from(j < prune % rest as u64)
             };
-            let (order, slabs) = take(&r);
-            if slabs.is_empty() {
-                continue;
-            }
-            let per = r.objperslab;
-            let cap = slabs.len() as u64 * per;
-            let active = r.active_objs.min(cap);
-            let prune = (active as u128 * unused / n) as u64;
-            let keep = active - prune;
-            let keep_slabs = keep.div_ceil(per).min(slabs.len() as u64) as usize;
-            let rest = slabs.len() - keep_slabs;
-            let prune = prune.min(rest as u64 * per);
-            let cache = m.kmem_cache_create_as(r.objsize as u32, per as u32, order);
-            m.owners.cache_slab.fs_caches.push(cache);
-            let mut prunable = Vec::new();
-            for (i, id) in slabs.iter().enumerate() {
-                let used = if i < keep_slabs {
-                    per.min(keep - i as u64 * per)
-                } else {
-                    let j = (i - keep_slabs) as u64;
-                    prune / rest as u64 + u64::from(j < prune % rest as u64)
-                };
-                if used > 0 {
-                    m.adopt_slab(*id, cache, used as u32);
-                    if i >= keep_slabs {
-                        prunable.push(*id);
-                    }
+            if used > 0 {
+                m.adopt_slab(*id, cache, used as u32);
+                if i >= keep_slabs {
+                    prunable.push(*id);
                 }
             }
-            out.fs_prunable += prune;
-            m.owners.cache_slab.prunable.push((cache, prunable));
         }
+        out.fs_prunable += prune;
+        m.owners.cache_slab.prunable.push((cache, prunable));
     }
-    out
 }
 
 /// Each LRU folio's place in the order reclaim takes them: the inactive file list from its
