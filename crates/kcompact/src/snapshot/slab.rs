@@ -103,6 +103,13 @@ impl SlabPages {
         got.sort();
         (order, got.into_iter().map(|x| x.1).collect())
     }
+
+    /// A cache shaped as `r` says, and the slab folios it takes (not yet adopted).
+    fn new_cache(&mut self, m: &mut Machine, r: &SlabInfoRecord) -> (u32, Vec<FolioId>) {
+        let (order, slabs) = self.take(r);
+        let cache = m.kmem_cache_create_as(r.objsize as u32, r.objperslab as u32, order);
+        (cache, slabs)
+    }
 }
 
 /// The `buffer_head` cache: one buffer head per page of each private page-cache folio.
@@ -112,9 +119,8 @@ fn attach_buffer_heads(
     r: &SlabInfoRecord,
     out: &mut CacheSlabLoad,
 ) {
-    let (order, slabs) = pages.take(r);
+    let (cache, slabs) = pages.new_cache(m, r);
     out.bh_slabs = (slabs.len() as u64, r.num_slabs);
-    let cache = m.kmem_cache_create_as(r.objsize as u32, r.objperslab as u32, order);
     m.owners.cache_slab.bh_cache = Some(cache);
     let (mut kept, mut gone) = (Vec::new(), Vec::new());
     for (id, rec) in m.owners.iter() {
@@ -187,9 +193,8 @@ fn attach_xa_nodes(
     r: &SlabInfoRecord,
     out: &mut CacheSlabLoad,
 ) {
-    let (order, slabs) = pages.take(r);
+    let (cache, slabs) = pages.new_cache(m, r);
     out.xa_slabs = (slabs.len() as u64, r.num_slabs);
-    let cache = m.kmem_cache_create_as(r.objsize as u32, r.objperslab as u32, order);
     m.owners.cache_slab.xa_cache = Some(cache);
     let per = r.objperslab;
     let total = r.active_objs.min(slabs.len() as u64 * per);
