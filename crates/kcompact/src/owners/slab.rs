@@ -1,4 +1,5 @@
-//! The reclaimable slab objects that live and die with the page cache: the buffer heads of
+//! The reclaimable slab objects drop_caches and reclaim free. Those that live and die with
+//! the page cache: the buffer heads of
 //! a folio's blocks (`buffer_head`, one per block, freed by `try_to_free_buffers()` when
 //! the folio's buffers are released) and the page cache's XArray nodes
 //! (`radix_tree_node`, freed as a mapping's pages go). When a slab's last object is freed,
@@ -15,9 +16,14 @@
 //! they go with page-cache pages at the loaded ratio of nodes to pages. Which slab holds
 //! which folio's buffer head is not in the files: those of folios that stay in the cache
 //! through a drop (mapped, dirty, under writeback) fill slabs of their own, lowest pfn
-//! first, and the others fill the rest evenly (the kernel's survivors of a drop fill whole
-//! slabs: 2,769 buffer heads in 71 slabs of 39 on D_g4_s1); XArray nodes are freed from
-//! the slab with the fewest objects first.
+//! first (the kernel's survivors of a drop fill whole slabs: 2,769 buffer heads in 71
+//! slabs of 39 on D_g4_s1), and the others fill the rest in the order reclaim meets their
+//! folios, an even share per slab (they were allocated as the folios entered the cache and
+//! the LRU); XArray nodes are freed from the slab with the fewest objects first.
+//!
+//! And the unused dentries and inodes `drop_slab()` frees: a snapshot with `dentry-state`
+//! and `inode-state` gives the dentry and inode caches' unused share slabs of their own
+//! (`snapshot/slab.rs`), freed whole by [`Machine::drop_slab`].
 
 use super::table::{FolioId, FolioKind, SlabCache};
 use crate::machine::Machine;

@@ -38,7 +38,7 @@ pub struct FsState {
 /// order, those in RECLAIMABLE pageblocks first (the caches are SLAB_RECLAIM_ACCOUNT), in
 /// pfn order. Buffer heads go one per page of each page-cache folio with `PG_private`:
 /// those of folios a drop keeps (mapped, dirty, under writeback) fill slabs of their own
-/// first, the others the rest evenly; objects no folio accounts for stay in use. The
+/// first, the others the rest in LRU order; objects no folio accounts for stay in use. The
 /// XArray nodes are spread evenly and released at the loaded ratio of nodes to
 /// page-cache pages.
 ///
