@@ -35,7 +35,13 @@ fn o9(zones: &serde_json::Value) -> u64 {
 
 /// `kcompact predict CASE/before --action compact --json` on a real case, with the case's
 /// `before/` path; None (and a printed reason) where the case is not here.
-fn predict_compact(name: &str) -> Option<(std::path::PathBuf, serde_json::Value)> {
+fn predict_compact(name: &str) -> Option<(PathBuf, serde_json::Value)> {
+    predict_action(name, "compact").map(|(dir, v)| (dir.join("before"), v))
+}
+
+/// `kcompact predict CASE/before --action ACTION --json` on a real case, with the case's
+/// directory; None (and a printed reason) where the case is not here.
+fn predict_action(name: &str, action: &str) -> Option<(PathBuf, serde_json::Value)> {
     let Some(dir) = case(name) else {
         eprintln!("skipped: ../shared/data/realkernel/{name} is not here");
         return None;
@@ -45,10 +51,10 @@ fn predict_compact(name: &str) -> Option<(std::path::PathBuf, serde_json::Value)
         "predict",
         before.to_str().unwrap(),
         "--action",
-        "compact",
+        action,
         "--json",
     ]);
-    Some((before, v))
+    Some((dir, v))
 }
 
 #[test]
@@ -372,18 +378,9 @@ fn kernel_figure(path: &Path, key: &str) -> u64 {
 /// The model's pool, kswapd reclaim and direct compaction against the kernel's run.
 #[test]
 fn nr_hugepages_on_h_g8_grows_with_kswapd_beside_it_like_the_kernels() {
-    let Some(dir) = case("H_g8_s1") else {
-        eprintln!("skipped: ../shared/data/realkernel/H_g8_s1 is not here");
+    let Some((dir, v)) = predict_action("H_g8_s1", "hugepages=100000") else {
         return;
     };
-    let snap = dir.join("before");
-    let v = json_ok(&[
-        "predict",
-        snap.to_str().unwrap(),
-        "--action",
-        "hugepages=100000",
-        "--json",
-    ]);
     let d = &v["vmstat_delta"];
     let kernel = |key: &str| kernel_figure(&dir.join("vmstat_delta"), key);
     let within = |what: &str, model: u64, kernel: u64, pct: u64| {
@@ -436,18 +433,9 @@ fn nr_hugepages_on_h_g8_grows_with_kswapd_beside_it_like_the_kernels() {
 /// lookup and free).
 #[test]
 fn drop_caches_on_d_g4_frees_the_page_cache_its_slab_in_the_kernels_time() {
-    let Some(dir) = case("D_g4_s1") else {
-        eprintln!("skipped: ../shared/data/realkernel/D_g4_s1 is not here");
+    let Some((dir, v)) = predict_action("D_g4_s1", "drop-caches") else {
         return;
     };
-    let snap = dir.join("before");
-    let v = json_ok(&[
-        "predict",
-        snap.to_str().unwrap(),
-        "--action",
-        "drop-caches",
-        "--json",
-    ]);
     assert!(v["pages_dropped"].as_u64().unwrap() > 500_000, "{v}");
     assert!(v["slab_pages_freed"].as_u64().unwrap() > 25_000, "{v}");
     let model = v["action_ms"].as_u64().unwrap();

@@ -436,8 +436,6 @@ pub struct CacheSlab {
     /// The fraction of an XArray node owed by page-cache pages already removed, in
     /// objects × 2^20.
     pub xa_owed: u64,
-    /// Objects of the page-cache caches no folio accounts for (other users of the caches).
-    pub unattached: u64,
     /// The dentry and inode caches' slabs that hold only unused objects, by cache: what
     /// `drop_slab()` frees (loaded from `dentry-state` / `inode-state`).
     pub prunable: Vec<(u32, Vec<FolioId>)>,

@@ -169,7 +169,6 @@ fn attach_buffer_heads(
     }
     // Objects no folio accounts for: where there is room, evenly.
     let mut extra = total - kept_n - gone_n;
-    m.owners.cache_slab.unattached += extra as u64;
     let mut i = 0;
     while extra > 0 && !slabs.is_empty() {
         if (used[i] as usize) < per {
@@ -231,7 +230,8 @@ fn attach_fs_caches(
         // An unused dentry holds its inode: pruning it releases the inode, which
         // `prune_icache_sb()` then frees (its page cache dropped first). So an inode
         // cache loses at least the dentries' unused share, though `inode-state`
-        // counts few unused inodes while their pages keep them off the inode LRU.
+        // counts few unused inodes: `__inode_add_lru()` keeps an inode whose mapping is
+        // not `mapping_shrinkable()` (it holds page cache) off the inode LRU.
         let frac = |(n, u): (u64, u64)| (u.min(n) as u128, n.max(1) as u128);
         let ((du, dn), (iu, inn)) = (frac(fs.dentries), frac(fs.inodes));
         let (unused, n) = if r.name == "dentry" || du * inn >= iu * dn {
