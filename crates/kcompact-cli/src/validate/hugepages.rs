@@ -109,12 +109,11 @@ pub(super) fn run(
         "model": side_json(&model),
         "kernel_managed_pages_grown": grown,
     });
-    match out_dir {
-        Some(d) => {
-            d.adopt("before");
-            d.add("validate.txt", text.as_bytes());
-        }
-        None => std::fs::write(out_path.join("validate.txt"), &text)?,
+    // Kept only with --out (committed atomically by OutDir); otherwise the snapshot
+    // directory is removed at the end.
+    if let Some(d) = out_dir {
+        d.adopt("before");
+        d.add("validate.txt", text.as_bytes());
     }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&json)?);
