@@ -48,6 +48,18 @@ pub enum Command {
     ///
     /// Example: kcompact analyze ../shared/data/realkernel/A2_g8_r1/before
     Analyze(AnalyzeArgs),
+    /// Rank the operator's options (compact_memory, drop_caches, nr_hugepages, proactive
+    /// compaction, defrag_mode, min_free_kbytes) by what a target gets against what each
+    /// costs, each predicted on a snapshot or this machine.
+    ///
+    /// Example: kcompact advise ../shared/data/realkernel/A2_g8_r1/before --target hugepages=5000
+    Advise(AdviseArgs),
+    /// This machine's zones refreshed in the terminal: free pages by order, per-CPU pages,
+    /// watermarks, compaction and migration per second, huge pages now and (root) after
+    /// compaction. `q` quits; plain blocks when not a terminal.
+    ///
+    /// Example: kcompact watch --interval 1s
+    Watch(WatchArgs),
     /// Replay a kmem/compaction trace (ftrace, trace-cmd or perf script text; .zst or
     /// plain) on the model: at the recorded pfns (exact) or where the model's allocator
     /// puts them (policy).
@@ -190,10 +202,22 @@ pub struct ShowArgs {
     pub machine: MachineArgs,
 }
 
+/// Where a command's machine comes from: a snapshot directory, or this machine now.
+#[derive(Args, Debug, Clone)]
+pub struct SourceArgs {
+    /// The snapshot directory (zoneinfo, kpageflags[.zst], meta.txt, ...).
+    #[arg(required_unless_present = "live", conflicts_with = "live")]
+    pub snapshot: Option<PathBuf>,
+    /// Read this machine's /proc now instead of a snapshot (Linux, root): what `capture`
+    /// reads, loaded at once and not kept, the tool's own pages given back.
+    #[arg(long)]
+    pub live: bool,
+}
+
 #[derive(Args, Debug)]
 pub struct PredictArgs {
-    /// The snapshot directory (zoneinfo, kpageflags[.zst], meta.txt, ...).
-    pub snapshot: PathBuf,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// The action: `compact` (writing /proc/sys/vm/compact_memory), `drop-caches`
     /// (`echo 3 > /proc/sys/vm/drop_caches`) or `hugepages=N` (`echo N >
     /// /proc/sys/vm/nr_hugepages`).
@@ -214,8 +238,8 @@ pub struct PredictArgs {
 
 #[derive(Args, Debug)]
 pub struct AnalyzeArgs {
-    /// The snapshot directory (zoneinfo, kpageflags[.zst], meta.txt, ...).
-    pub snapshot: PathBuf,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -226,6 +250,45 @@ pub struct AnalyzeArgs {
     /// `--set compaction_proactiveness=0`); `kcompact run --set help=1` lists the keys.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AdviseArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// What the operator wants: `hugepages=N`, a hugetlb pool of N huge pages (each option
+    /// is followed by `echo N > /proc/sys/vm/nr_hugepages`).
+    #[arg(long, conflicts_with = "order")]
+    pub target: Option<String>,
+    /// What the operator wants: free blocks of order K (9 when neither this nor --target
+    /// is given).
+    #[arg(long, value_name = "K")]
+    pub order: Option<u8>,
+    /// With --order: the number of order-K blocks that is enough (options that reach it
+    /// rank by their cost alone).
+    #[arg(long, value_name = "N", requires = "order")]
+    pub count: Option<u64>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// A run-time tunable as KEY=VALUE for the loaded machine before every option
+    /// (repeatable); `kcompact run --set help=1` lists the keys.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// How often to refresh: 1s, 500ms, 2 (seconds); 100ms to 3600s.
+    #[arg(long, default_value = "1s")]
+    pub interval: String,
+    /// Stop after this many refreshes (default: until q).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// How often to capture the machine and predict compaction on it (root): a time as
+    /// --interval takes, or `off`; 30s by default.
+    #[arg(long, value_name = "TIME")]
+    pub predict_every: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -9,6 +9,7 @@
 //! `capture`, `tracefs`: this machine's state), and the commands (`*_cmd`, `show`,
 //! `validate`). Only this crate does I/O, and only this crate uses `anyhow`.
 
+pub mod advise_cmd;
 pub mod capture;
 pub mod capture_cmd;
 pub mod census_cmd;
@@ -16,6 +17,7 @@ pub mod churn_out;
 pub mod cli;
 pub mod explain_cmd;
 pub mod input;
+pub mod live;
 pub mod out;
 pub mod outdir;
 pub mod replay_cmd;
@@ -31,3 +33,4 @@ pub mod table;
 pub mod tracefs;
 pub mod ui;
 pub mod validate;
+pub mod watch_cmd;

@@ -9,8 +9,8 @@
 //! are the crate's library (`lib.rs`), which the Python package calls too.
 
 use kcompact_cli::{
-    capture_cmd, census_cmd, cli, explain_cmd, replay_cmd, report_cmd, scenario_cmd, show,
-    snapshot_cmd, sweep_cmd, ui, validate,
+    advise_cmd, capture_cmd, census_cmd, cli, explain_cmd, replay_cmd, report_cmd, scenario_cmd,
+    show, snapshot_cmd, sweep_cmd, ui, validate, watch_cmd,
 };
 
 use clap::Parser;
@@ -38,6 +38,8 @@ fn main() -> ExitCode {
         cli::Command::Show(a) => show::show(a),
         cli::Command::Predict(a) => snapshot_cmd::predict(a),
         cli::Command::Analyze(a) => snapshot_cmd::analyze(a),
+        cli::Command::Advise(a) => advise_cmd::advise(a),
+        cli::Command::Watch(a) => watch_cmd::watch(a),
         cli::Command::Capture(a) => capture_cmd::capture(a),
         cli::Command::Validate(a) => validate::validate(a),
         cli::Command::Replay(a) => replay_cmd::replay(a),

@@ -5,6 +5,7 @@ use crate::outdir::OutDir;
 use kcompact::compaction::CompactEnd;
 use kcompact::scenario::{Metric, Outcome};
 use kcompact::views::{buddyinfo, pagetypeinfo, zoneinfo};
+use kcompact::zone::Wmark;
 use kcompact::Machine;
 use serde_json::json;
 use std::fmt::Write as _;
@@ -22,7 +23,9 @@ pub fn zones_json(m: &Machine) -> serde_json::Value {
         .zones
         .iter()
         .filter(|z| z.is_populated())
-        .map(|z| json!({"node": z.node.0, "name": z.name(), "free_by_order": z.free_by_order(), "pcp_pages": z.pcp_pages(), "managed_pages": z.managed_pages}))
+        .map(|z| json!({"node": z.node.0, "name": z.name(), "free_by_order": z.free_by_order(), "pcp_pages": z.pcp_pages(), "managed_pages": z.managed_pages,
+            "watermark": {"min": z.wmark_pages(Wmark::Min), "low": z.wmark_pages(Wmark::Low), "high": z.wmark_pages(Wmark::High)},
+            "pcp_high_min_max": [z.pageset_sizes.0, z.pageset_sizes.1]}))
         .collect::<Vec<_>>())
 }
 

@@ -683,7 +683,7 @@ fn replayed(args: &ReplayArgs) -> anyhow::Result<(Replayed, Option<OutDir>)> {
         Some(dir) => {
             // A snapshot brings its own memory; the run-time tunables of `--set` apply.
             let mut m = load_dir(dir)?.machine;
-            settings.apply_runtime(&mut m)?;
+            settings.apply_runtime(&mut m, true)?;
             m
         }
         None => settings.boot()?,

@@ -112,13 +112,41 @@ impl Settings {
     }
 
     /// Applies the run-time tunables given on the command line to a machine that has
-    /// booted (a snapshot); a boot-time key is refused with the reason.
-    pub fn apply_runtime(&self, m: &mut Machine) -> anyhow::Result<()> {
+    /// booted (a snapshot); a boot-time key is refused with the reason. Returns each key
+    /// whose value the command line changed, with the machine's value before
+    /// (`machine_files`: the snapshot had its `sysctl_vm.txt` and `thp.txt`, so a value
+    /// without one is the model's default).
+    pub fn apply_runtime(
+        &self,
+        m: &mut Machine,
+        machine_files: bool,
+    ) -> anyhow::Result<Vec<SettingChange>> {
+        let mut changes: Vec<SettingChange> = Vec::new();
         for (k, v) in &self.explicit {
+            let was = shown(m, k);
             m.sysctl_write(k, v)
                 .or_else(|e| usage(format!("--set {e}")))?;
+            let now = shown(m, k);
+            let source = match kcompact::sysctl::tunable(k).and_then(|t| t.file) {
+                Some(_) if machine_files => "the machine's",
+                Some(_) => "the model's default (the snapshot lacks its settings files)",
+                None => "the model's default (a switch of the model's own)",
+            };
+            // A key given twice: the machine's value is the one before the first.
+            let machine = match changes.iter().position(|c| c.key == *k) {
+                Some(i) => changes.remove(i).machine,
+                None => was,
+            };
+            if machine != now {
+                changes.push(SettingChange {
+                    key: k.clone(),
+                    machine,
+                    given: now,
+                    source,
+                });
+            }
         }
-        Ok(())
+        Ok(changes)
     }
 
     /// Refuses settings whose `copies` models at once need more memory than this machine
@@ -152,5 +180,43 @@ impl Settings {
             )),
             e => usage(format!("machine: {e}")),
         })
+    }
+}
+
+/// A run-time tunable the command line set to another value than the machine had.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingChange {
+    /// The `--set` key.
+    pub key: String,
+    /// The machine's value (as `--set` spells it).
+    pub machine: String,
+    /// The value the prediction used.
+    pub given: String,
+    /// Where the machine's value came from.
+    pub source: &'static str,
+}
+
+impl SettingChange {
+    /// One line of text: `KEY MACHINE -> GIVEN (SOURCE)`.
+    pub fn line(&self) -> String {
+        format!(
+            "{} {} -> {}  ({})",
+            self.key, self.machine, self.given, self.source
+        )
+    }
+
+    /// The JSON object of one change.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({"key": self.key, "machine": self.machine, "given": self.given, "source": self.source})
+    }
+}
+
+/// Tunable `key`'s value on `m` as `--set` spells it; min_free_kbytes's automatic value
+/// is the machine's own figure.
+fn shown(m: &Machine, key: &str) -> String {
+    match m.config.show(key) {
+        Some(v) if v == "auto" && key == "min_free_kbytes" => m.min_free_kbytes.to_string(),
+        Some(v) => v,
+        None => String::new(),
     }
 }

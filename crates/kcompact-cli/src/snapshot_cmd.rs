@@ -1,8 +1,10 @@
 //! `kcompact predict` and `kcompact analyze`: a real machine's snapshot (the layout of
 //! ../shared/data/README.md) loaded into the model.
 
-use crate::cli::{AnalyzeArgs, PredictArgs};
+use crate::cli::{AnalyzeArgs, PredictArgs, SourceArgs};
+use crate::live::{has_machine_settings, load_source};
 use crate::out::{compact_ends_json, compact_ends_text, zones_json};
+use crate::settings::SettingChange;
 use crate::snapshot_dir::{
     buddyinfo_check, check_json, check_lines, load_dir, Loaded, CAPTURE_PFNS,
 };
@@ -166,6 +168,10 @@ fn perform(m: &mut Machine, before: &Machine, action: Action) -> Predicted {
 /// (`after`), what the action did, the counters it moved, and the load's checks (text and
 /// JSON).
 struct Prediction {
+    /// The snapshot's name in the output (its directory, or `--live`).
+    label: String,
+    /// The tunables `--set` changed from the machine's values.
+    changes: Vec<SettingChange>,
     before: Machine,
     after: Machine,
     p: Predicted,
@@ -178,10 +184,11 @@ struct Prediction {
 fn prediction(args: &PredictArgs) -> anyhow::Result<Prediction> {
     let action = parse_action(&args.action)?;
     let settings = runtime_settings(&args.set)?;
-    let loaded = load_dir(&args.snapshot)?;
+    let (loaded, label) = load_source(&args.source)?;
     let (checks, checks_json) = (check_lines(&loaded), check_json(&loaded));
+    let machine_files = has_machine_settings(&loaded);
     let mut m = loaded.machine;
-    settings.apply_runtime(&mut m)?;
+    let changes = settings.apply_runtime(&mut m, machine_files)?;
     let before = m.clone();
     if args.cpu >= m.nr_cpus() {
         return usage(format!(
@@ -194,6 +201,8 @@ fn prediction(args: &PredictArgs) -> anyhow::Result<Prediction> {
     let p = perform(&mut m, &before, action);
     let delta = vmstat_delta(&before, &m);
     Ok(Prediction {
+        label,
+        changes,
         before,
         after: m,
         p,
@@ -203,12 +212,32 @@ fn prediction(args: &PredictArgs) -> anyhow::Result<Prediction> {
     })
 }
 
-/// `--set KEY=VALUE` pairs for a loaded snapshot (run-time tunables only).
-fn runtime_settings(set: &[String]) -> anyhow::Result<crate::settings::Settings> {
-    crate::settings::Settings::parse(&crate::cli::MachineArgs {
+/// Run-time tunables that cannot change what a snapshot command predicts, and why: refused
+/// rather than silently ignored.
+pub(crate) const NOT_ON_SNAPSHOTS: [(&str, &str); 2] = [
+    (
+        "skip_pinned",
+        "a snapshot does not show which pages are pinned (kpageflags has no pin bit), so every page loads unpinned",
+    ),
+    (
+        "thp_defrag",
+        "it governs THP page faults, and no action of predict, analyze or advise faults a THP",
+    ),
+];
+
+/// `--set KEY=VALUE` pairs for a loaded snapshot (run-time tunables only; those of
+/// [`NOT_ON_SNAPSHOTS`] refused with the reason).
+pub(crate) fn runtime_settings(set: &[String]) -> anyhow::Result<crate::settings::Settings> {
+    let s = crate::settings::Settings::parse(&crate::cli::MachineArgs {
         mem: None,
         set: set.to_vec(),
-    })
+    })?;
+    for (k, _) in &s.explicit {
+        if let Some((_, why)) = NOT_ON_SNAPSHOTS.iter().find(|(n, _)| n == k) {
+            return usage(format!("--set {k}: not on a snapshot: {why}"));
+        }
+    }
+    Ok(s)
 }
 
 /// `predict --json`'s content.
@@ -225,6 +254,7 @@ fn prediction_json(action: &str, x: &Prediction) -> serde_json::Value {
         "after": {"zones": zones_json(m), "hugepages": free_order9_blocks(m)},
         "vmstat_delta": d,
         "snapshot_check": x.checks_json,
+        "settings_changed": x.changes.iter().map(SettingChange::json).collect::<Vec<_>>(),
     });
     if !p.ends.is_empty() {
         out["compaction"] = compact_ends_json(m, &p.ends);
@@ -252,6 +282,8 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let Prediction {
+        label,
+        changes,
         before,
         after: m,
         p,
@@ -259,11 +291,8 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         checks,
         ..
     } = x;
-    outln!(
-        "# {} — predicted effect of {}",
-        args.snapshot.display(),
-        p.what
-    );
+    outln!("# {label} — predicted effect of {}", p.what);
+    print_changes(&changes)?;
     outln!("\n## buddyinfo before (as loaded)\n{}", buddyinfo(&before));
     outln!("## buddyinfo after\n{}", buddyinfo(&m));
     outln!(
@@ -360,34 +389,59 @@ pub(crate) fn analysis(loaded: &Loaded) -> anyhow::Result<Analysis> {
     })
 }
 
-/// The snapshot of `analyze` loaded, `--set`'s run-time tunables applied.
-pub(crate) fn load_for_analysis(dir: &Path, set: &[String]) -> anyhow::Result<Loaded> {
+/// A snapshot loaded for `analyze` (or `advise`), `--set`'s run-time tunables applied:
+/// the machine, its name in the output and the tunables changed from the machine's.
+pub(crate) struct ForAnalysis {
+    pub(crate) loaded: Loaded,
+    pub(crate) label: String,
+    pub(crate) changes: Vec<SettingChange>,
+}
+
+/// Loads the snapshot (or this machine, `--live`) and applies `--set`.
+pub(crate) fn load_for_analysis(src: &SourceArgs, set: &[String]) -> anyhow::Result<ForAnalysis> {
     let settings = runtime_settings(set)?;
-    let mut loaded = load_dir(dir)?;
-    settings.apply_runtime(&mut loaded.machine)?;
-    Ok(loaded)
+    let (mut loaded, label) = load_source(src)?;
+    let machine_files = has_machine_settings(&loaded);
+    let changes = settings.apply_runtime(&mut loaded.machine, machine_files)?;
+    Ok(ForAnalysis {
+        loaded,
+        label,
+        changes,
+    })
+}
+
+/// The tunables `--set` changed, under their own heading (nothing when none did).
+pub(crate) fn print_changes(changes: &[SettingChange]) -> anyhow::Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    outln!("\n## settings that differ from the machine's (--set)");
+    for c in changes {
+        outln!("{}", c.line());
+    }
+    Ok(())
 }
 
 /// `analyze --json`'s content without printing it: what the Python package's
 /// `kcompact.analyze` returns.
 pub fn analyze_result(args: &AnalyzeArgs) -> anyhow::Result<serde_json::Value> {
-    let loaded = load_for_analysis(&args.snapshot, &args.set)?;
-    let a = analysis(&loaded)?;
-    Ok(analyze_json(&loaded, &a))
+    let f = load_for_analysis(&args.source, &args.set)?;
+    let a = analysis(&f.loaded)?;
+    Ok(analyze_json(&f, &a))
 }
 
 /// `kcompact analyze SNAPSHOT`.
 pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
-    let loaded = load_for_analysis(&args.snapshot, &args.set)?;
-    let a = analysis(&loaded)?;
+    let f = load_for_analysis(&args.source, &args.set)?;
+    let a = analysis(&f.loaded)?;
     if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&analyze_json(&loaded, &a))?
-        );
+        outln!("{}", serde_json::to_string_pretty(&analyze_json(&f, &a))?);
         return Ok(());
     }
-    outln!("# {}\n", args.snapshot.display());
+    let loaded = &f.loaded;
+    outln!("# {}", f.label);
+    print_changes(&f.changes)?;
+    outln!();
     out!("{}", buddyinfo(&loaded.machine));
     outln!();
     out!(
@@ -401,8 +455,8 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         "hugepages_after_drop_caches {}  (drop_caches 3, then compaction)",
         a.after_drop_caches
     );
-    print_load_checks(&loaded, &a.check)?;
-    out!("\n{}", check_lines(&loaded));
+    print_load_checks(loaded, &a.check)?;
+    out!("\n{}", check_lines(loaded));
     outln!("\npageblocks that stay no huge page after compaction, by what blocks them:");
     for (r, n) in &a.ranked {
         outln!("{n:10}  {r}");
@@ -425,9 +479,11 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
 }
 
 /// `analyze --json`.
-fn analyze_json(loaded: &Loaded, a: &Analysis) -> serde_json::Value {
+fn analyze_json(f: &ForAnalysis, a: &Analysis) -> serde_json::Value {
+    let loaded = &f.loaded;
     let r = &loaded.report;
     json!({
+        "settings_changed": f.changes.iter().map(SettingChange::json).collect::<Vec<_>>(),
         "zones": zones_json(&loaded.machine),
         "hugepages_now": a.now,
         "hugepages_after_compaction": a.after_compaction,

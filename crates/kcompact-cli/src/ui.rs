@@ -30,11 +30,14 @@ pub fn usage<T>(msg: impl Into<String>) -> anyhow::Result<T> {
     Err(Usage(msg.into()).into())
 }
 
+/// Set by a command that owns the terminal (`watch`): no progress bars at all.
+pub static NO_PROGRESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A progress bar of `len` steps drawn with `template`, on a terminal only (nothing of it
-/// when stderr is piped).
+/// when stderr is piped, or under [`NO_PROGRESS`]).
 pub fn progress_bar(len: u64, template: &str) -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
+    if !std::io::stderr().is_terminal() || NO_PROGRESS.load(std::sync::atomic::Ordering::Relaxed) {
         return None;
     }
     let b = indicatif::ProgressBar::new(len);

@@ -11,7 +11,9 @@
 use kcompact::gfp::Gfp;
 use kcompact::owners::table::FolioId;
 use kcompact::units::Order;
-use kcompact_cli::cli::{AbArgs, AnalyzeArgs, MachineArgs, PredictArgs, ReplayArgs};
+use kcompact_cli::cli::{
+    AbArgs, AdviseArgs, AnalyzeArgs, MachineArgs, PredictArgs, ReplayArgs, SourceArgs,
+};
 use kcompact_cli::settings::Settings;
 use kcompact_cli::sweep_cmd::{self, Grid, Job};
 use kcompact_cli::table::{row_from_json, row_to_json, Row};
@@ -139,7 +141,10 @@ fn predict<'py>(
     cpu: u32,
 ) -> PyResult<Bound<'py, PyAny>> {
     let args = PredictArgs {
-        snapshot: snapshot_dir,
+        source: SourceArgs {
+            snapshot: Some(snapshot_dir),
+            live: false,
+        },
         action,
         cpu,
         json: true,
@@ -158,12 +163,42 @@ fn analyze<'py>(
     settings: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let args = AnalyzeArgs {
-        snapshot: snapshot_dir,
+        source: SourceArgs {
+            snapshot: Some(snapshot_dir),
+            live: false,
+        },
         json: true,
         map: false,
         set: set_pairs(settings)?,
     };
     let v = call(py, move || snapshot_cmd::analyze_result(&args))?;
+    to_py(py, &v)
+}
+
+/// Ranks the operator's options on a snapshot, as `kcompact advise DIR [--target
+/// hugepages=N | --order K [--count N]] --json`.
+#[pyfunction]
+#[pyo3(signature = (snapshot_dir, target=None, order=None, count=None, settings=None))]
+fn advise<'py>(
+    py: Python<'py>,
+    snapshot_dir: PathBuf,
+    target: Option<String>,
+    order: Option<u8>,
+    count: Option<u64>,
+    settings: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let args = AdviseArgs {
+        source: SourceArgs {
+            snapshot: Some(snapshot_dir),
+            live: false,
+        },
+        target,
+        order,
+        count,
+        json: true,
+        set: set_pairs(settings)?,
+    };
+    let v = call(py, move || kcompact_cli::advise_cmd::advise_result(&args))?;
     to_py(py, &v)
 }
 
@@ -507,7 +542,9 @@ impl Machine {
         d.set_item(key, value)?;
         let set = set_pairs(Some(&d))?;
         self.with(py, move |st| {
-            Settings::parse(&MachineArgs { mem: None, set })?.apply_runtime(&mut st.m)
+            Settings::parse(&MachineArgs { mem: None, set })?
+                .apply_runtime(&mut st.m, true)
+                .map(|_| ())
         })
     }
 
@@ -583,6 +620,7 @@ fn _kcompact(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ab, m)?)?;
     m.add_function(wrap_pyfunction!(predict, m)?)?;
     m.add_function(wrap_pyfunction!(analyze, m)?)?;
+    m.add_function(wrap_pyfunction!(advise, m)?)?;
     m.add_function(wrap_pyfunction!(replay, m)?)?;
     m.add_function(wrap_pyfunction!(scenarios, m)?)?;
     m.add_function(wrap_pyfunction!(settings_help, m)?)?;

@@ -77,6 +77,16 @@ def test_predict_and_analyze_return_the_cli_json(cli_json):
     assert a["hugepages_after_compaction"] >= a["hugepages_now"]
 
 
+def test_advise_returns_the_cli_json(cli_json):
+    snap = realkernel("A2_g4_r1")
+    a = kcompact.advise(snap, order=9)
+    assert a == cli_json("advise", snap, "--order", "9", "--json")
+    names = [o["option"] for o in a["options"]]
+    assert "compact_memory" in names and "drop_caches=3" in names
+    gots = [o["got"] for o in a["options"]]
+    assert gots == sorted(gots, reverse=True)
+
+
 def test_snapshot_errors_are_value_errors(cli, tmp_path):
     with pytest.raises(ValueError) as e:
         kcompact.analyze(tmp_path)

@@ -265,8 +265,9 @@ impl Machine {
     /// A write of `value` to run-time tunable `key` on this running machine: the value is
     /// checked by the table ([`VmConfig::set_runtime`]) and its sysctl handler's effect
     /// applied — `min_free_kbytes_sysctl_handler()` and `watermark_scale_factor_sysctl_handler()`
-    /// recompute the watermarks (`setup_per_zone_wmarks()`); the switches take effect on the
-    /// next operation that reads them.
+    /// recompute the watermarks (`setup_per_zone_wmarks()`),
+    /// `percpu_pagelist_high_fraction_sysctl_handler()` the per-CPU lists' limits; the
+    /// switches take effect on the next operation that reads them.
     pub fn sysctl_write(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         self.config.set_runtime(key, value)?;
         match key {
@@ -278,6 +279,9 @@ impl Machine {
                 self.set_min_free_kbytes(kb);
             }
             "watermark_scale_factor" => self.setup_per_zone_wmarks(),
+            // percpu_pagelist_high_fraction_sysctl_handler(): every populated zone's
+            // per-CPU limits recomputed (zone_set_pageset_high_and_batch()).
+            "percpu_pagelist_high_fraction" => self.zone_pcp_update_all(),
             _ => {}
         }
         Ok(())

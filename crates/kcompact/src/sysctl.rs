@@ -705,6 +705,16 @@ impl MachineConfig {
 }
 
 impl VmConfig {
+    /// The text of tunable `key`'s value in this configuration (as [`Tunable::show`]
+    /// prints it), if there is such a key.
+    pub fn show(&self, key: &str) -> Option<String> {
+        let c = MachineConfig {
+            vm: self.clone(),
+            ..MachineConfig::new(0)
+        };
+        c.get(key)
+    }
+
     /// Sets a run-time tunable `key` on a machine that has booted (a snapshot, a live
     /// model); boot-time keys are refused with the reason.
     pub fn set_runtime(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {

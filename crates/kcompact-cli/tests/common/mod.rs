@@ -21,3 +21,15 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).expect("stderr is UTF-8")
 }
+
+/// Runs the binary, asserts exit code 0 and returns its stdout as JSON.
+pub fn json_ok(args: &[&str]) -> serde_json::Value {
+    let o = kcompact(args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "kcompact {args:?}: {}",
+        stderr(&o)
+    );
+    serde_json::from_slice(&o.stdout).expect("JSON on stdout")
+}

@@ -7,6 +7,8 @@ The functions are the command line's own (the same settings, the same result.jso
 - ``ab(scenario, toggle, seeds=5, mem=None, settings=None)`` -> ``ab --json``
 - ``predict(snapshot_dir, action, settings=None, cpu=0)`` -> ``predict --json``
 - ``analyze(snapshot_dir, settings=None)`` -> ``analyze --json``
+- ``advise(snapshot_dir, target=None, order=None, count=None, settings=None)`` -> ``advise
+  --json`` (``target="hugepages=N"``, or ``order=K``)
 - ``replay(trace, snapshot=None, mode="exact", mem=None, settings=None, max_events=50_000_000,
   strict=False)`` -> ``replay --json``
 - ``sweep(grid, out="results.parquet", jobs=None)``, ``census(paths, out="fleet.parquet")``:
@@ -22,6 +24,7 @@ from kcompact._kcompact import (
     Machine,
     __version__,
     ab,
+    advise,
     analyze,
     census,
     predict,
@@ -36,6 +39,7 @@ __all__ = [
     "Machine",
     "__version__",
     "ab",
+    "advise",
     "analyze",
     "census",
     "predict",

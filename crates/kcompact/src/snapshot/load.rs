@@ -454,7 +454,7 @@ struct Loader<'a> {
     /// Page cache to map: (file, pfn = index, mappings).
     mapped: Vec<(u32, u64, u64)>,
     /// LRU folios whose list position the flags give: (pfn, active, referenced).
-    lru_state: Vec<(u64, bool, bool)>,
+    lru_state: Vec<(u64, u64)>,
     /// Pageblocks holding kernel pages: (block, holds page-table or other kernel pages).
     kernel_blocks: Vec<(u64, bool)>,
 }
@@ -519,8 +519,7 @@ impl<'a> Loader<'a> {
         let placed = match c {
             PageClass::Anon => {
                 self.anon.push((p, order));
-                self.lru_state
-                    .push((p, has(w, kpf::ACTIVE), has(w, kpf::REFERENCED)));
+                self.lru_state.push((p, w));
                 return step;
             }
             PageClass::PageTable if order.0 == 0 => {
@@ -581,7 +580,7 @@ impl<'a> Loader<'a> {
                     if has(w, kpf::MMAP) && files.kpagecount.is_some() {
                         mapped.push((fid, p, files.mapcount(p).clamp(1, MAX_FILE_MAPS)));
                     }
-                    lru_state.push((p, has(w, kpf::ACTIVE), has(w, kpf::REFERENCED)));
+                    lru_state.push((p, w));
                     true
                 }
                 Err(_) => false,
@@ -635,19 +634,26 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// The LRU lists as the flags say: active or not, PG_referenced; no PTE accessed bit.
+    /// The LRU lists as the flags say: unevictable (KPF_UNEVICTABLE: mlocked, or in an
+    /// unevictable mapping) with KPF_MLOCKED, else active or not; PG_referenced; no PTE
+    /// accessed bit.
     fn set_lru_flags(&mut self) {
         use crate::memmap::PageFlags;
-        for (p, active, referenced) in std::mem::take(&mut self.lru_state) {
+        for (p, w) in std::mem::take(&mut self.lru_state) {
             let Some(id) = self.m.folio_of(Pfn(p)) else {
                 continue;
             };
             let f = self.m.mem.flags(Pfn(p));
             let mut new = f.without(PageFlags::YOUNG);
-            if active && !f.contains(PageFlags::UNEVICTABLE) {
+            if has(w, kpf::UNEVICTABLE) {
+                new = new.with(PageFlags::UNEVICTABLE);
+                if has(w, kpf::MLOCKED) {
+                    new = new.with(PageFlags::MLOCKED);
+                }
+            } else if has(w, kpf::ACTIVE) && !f.contains(PageFlags::UNEVICTABLE) {
                 new = new.with(PageFlags::ACTIVE);
             }
-            if referenced {
+            if has(w, kpf::REFERENCED) {
                 new = new.with(PageFlags::REFERENCED);
             }
             self.m.folio_set_lru_flags(id, new);
