@@ -98,7 +98,7 @@ const CHOICES: &[Choice] = &[
     },
     Choice {
         name: "drop_caches=1",
-        command: "sync; echo 1 > /proc/sys/vm/drop_caches",
+        command: "echo 1 > /proc/sys/vm/drop_caches",
         act: Act::Drop(1, false),
         validated: DROP_VALIDATED,
     },
@@ -110,13 +110,13 @@ const CHOICES: &[Choice] = &[
     },
     Choice {
         name: "drop_caches=3",
-        command: "sync; echo 3 > /proc/sys/vm/drop_caches",
+        command: "echo 3 > /proc/sys/vm/drop_caches",
         act: Act::Drop(3, false),
         validated: DROP_VALIDATED,
     },
     Choice {
         name: "drop_caches=3+compact",
-        command: "sync; echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory",
+        command: "echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory",
         act: Act::Drop(3, true),
         validated: DROP_VALIDATED,
     },

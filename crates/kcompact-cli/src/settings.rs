@@ -129,8 +129,8 @@ impl Settings {
             let now = shown(m, k);
             let source = match kcompact::sysctl::tunable(k).and_then(|t| t.file) {
                 Some(_) if machine_files => "the machine's",
-                Some(_) => "the model's default (the snapshot lacks its settings files)",
-                None => "the model's default (a switch of the model's own)",
+                Some(_) => "the model's default; the snapshot lacks its settings files",
+                None => "the model's default; a switch of the model's own",
             };
             // A key given twice: the machine's value is the one before the first.
             let machine = match changes.iter().position(|c| c.key == *k) {
