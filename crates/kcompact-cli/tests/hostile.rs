@@ -322,6 +322,17 @@ fn closed_or_full_stdout_never_panics() {
         vec!["replay", s(&trace), "--json"],
         vec!["explain", s(&dump)],
         vec!["report", s(&run_dir), "--out", s(&html), "--force"],
+        vec!["advise", s(&snap)],
+        vec!["advise", s(&snap), "--target", "hugepages=10", "--json"],
+        vec![
+            "watch",
+            "--count",
+            "2",
+            "--interval",
+            "100ms",
+            "--predict-every",
+            "off",
+        ],
     ];
     for args in &cases {
         let r = kc_to(&d, args, Some(Stdio::piped()));
