@@ -93,6 +93,11 @@ impl Machine {
 
     /// The page cache lost `nr` pages: the XArray nodes that held them go, at the loaded
     /// ratio of nodes to pages, from the slab with the fewest objects first.
+    ///
+    /// The slab with the fewest objects keeps being that slab as objects leave it, until
+    /// it empties (nothing else allocates or frees in the loader's `radix_tree_node`
+    /// cache), so it is remembered rather than searched for at every node: a search per
+    /// node made dropping a 24 GiB machine's page cache quadratic.
     pub fn page_cache_nodes_release(&mut self, nr: u64) {
         let Some(cache) = self.owners.cache_slab.xa_cache else {
             return;
@@ -103,9 +108,26 @@ impl Machine {
         cs.xa_owed &= (1 << 20) - 1;
         while owed > 0 {
             let c = &self.owners.caches[cache as usize];
-            let Some((&slab, _)) = c.slabs.iter().min_by_key(|(id, used)| (**used, **id)) else {
+            let fewest = || {
+                c.slabs
+                    .iter()
+                    .min_by_key(|(id, used)| (**used, **id))
+                    .map(|(s, _)| *s)
+            };
+            let victim = self
+                .owners
+                .cache_slab
+                .xa_victim
+                .filter(|v| c.slabs.contains_key(v));
+            let Some(slab) = victim.or_else(fewest) else {
                 return;
             };
+            debug_assert_eq!(
+                Some(slab),
+                fewest(),
+                "the remembered slab has the fewest objects"
+            );
+            self.owners.cache_slab.xa_victim = Some(slab);
             self.kmem_cache_free(cache, slab);
             owed -= 1;
         }

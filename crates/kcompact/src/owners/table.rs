@@ -436,6 +436,9 @@ pub struct CacheSlab {
     /// The fraction of an XArray node owed by page-cache pages already removed, in
     /// objects × 2^20.
     pub xa_owed: u64,
+    /// The `radix_tree_node` slab the last release took from: it stays the one with the
+    /// fewest objects until it empties, as nothing else frees or allocates in that cache.
+    pub xa_victim: Option<FolioId>,
     /// The dentry and inode caches' slabs that hold only unused objects, by cache: what
     /// `drop_slab()` frees (loaded from `dentry-state` / `inode-state`).
     pub prunable: Vec<(u32, Vec<FolioId>)>,
