@@ -212,7 +212,10 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
         return usage(format!("{}: no such snapshot directory", dir.display()));
     }
     let named = |e: SnapshotError| usage(format!("{}: {e}", dir.display()));
-    let meta = match parse_meta(&read_text(dir, "meta.txt")?) {
+    let meta_text = read_text(dir, "meta.txt")?;
+    // A snapshot of the model maps its anonymous memory packed (kcompact::snapshot::image).
+    let anon_packed = meta_text.lines().any(|l| l.trim() == "anon_layout=packed");
+    let meta = match parse_meta(&meta_text) {
         Ok(m) => m,
         Err(e) => return named(e),
     };
@@ -316,6 +319,19 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
         (Some(dentries), Some(inodes)) => Some(FsState { dentries, inodes }),
         _ => None,
     };
+    // A snapshot of the model records each pageblock's type (kcompact::snapshot::image);
+    // a kernel's has no such file, and is not told it lacks one.
+    let pageblock_types = if has_optional(dir, "pageblocks") {
+        let blocks = meta.pfn_end.div_ceil(512);
+        Some(read_binary(
+            dir,
+            "pageblocks",
+            blocks,
+            &format!("the byte per pageblock of meta.txt's {blocks} pageblocks"),
+        )?)
+    } else {
+        None
+    };
     let files = SnapshotFiles {
         pfn_start: meta.pfn_start,
         zoneinfo: &zones,
@@ -326,6 +342,8 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
         zoneinfo_post: zones_post.as_deref(),
         slabinfo: slabinfo.as_deref(),
         fs_state,
+        anon_packed,
+        pageblock_types: pageblock_types.as_deref(),
     };
     let readings = Readings {
         meta: Some(meta),

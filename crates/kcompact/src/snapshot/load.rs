@@ -14,8 +14,9 @@
 //!   rest per-cpu list pages and kernel pages that set no flag; whole pageblocks of them
 //!   at a zone's end are left out of its span (the kernel's compaction stops before
 //!   them too);
-//! - anonymous folios belong to one process, at virtual page = pfn; its page tables sit
-//!   on the snapshot's page-table pages;
+//! - anonymous folios belong to one process, at virtual page = pfn (packed in pfn order
+//!   in a snapshot of the model, [`SnapshotFiles::anon_packed`]); its page tables sit on
+//!   the snapshot's page-table pages;
 //! - pageblocks holding page-table or other kernel pages are UNMOVABLE, those holding
 //!   slab pages only RECLAIMABLE (kpageflags cannot tell reclaimable slab from the rest;
 //!   on file-heavy machines dentries and inodes dominate), the rest MOVABLE.
@@ -135,6 +136,14 @@ pub struct SnapshotFiles<'a> {
     /// `dentry-state` and `inode-state`, when captured: the unused dentries and inodes
     /// `drop_caches` 2 frees ([`super::slab::attach_cache_slab`]).
     pub fs_state: Option<super::slab::FsState>,
+    /// `meta.txt`'s `anon_layout=packed` (a snapshot of the model, [`super::image`]):
+    /// anonymous folios are mapped at virtual pages packed in pfn order, which needs no
+    /// more page tables than the model that wrote it had; otherwise at virtual page = pfn.
+    pub anon_packed: bool,
+    /// `pageblocks`, in a snapshot of the model ([`super::image::pageblock_types`]): each
+    /// pageblock's migratetype (byte `i` is pageblock `i`, [`MigrateType::from_u8`]), set
+    /// after the types are inferred from the pages; the kernel shows no such file.
+    pub pageblock_types: Option<&'a [u8]>,
 }
 
 impl SnapshotFiles<'_> {
@@ -198,6 +207,9 @@ pub fn load(
     l.place_spare_page_tables();
     l.set_pageblock_types();
     let (mut m, mut report) = (l.m, l.report);
+    if let Some(types) = files.pageblock_types {
+        set_written_pageblock_types(&mut m, types);
+    }
     if let Some(pti) = files.pagetypeinfo {
         report.reconcile = reconcile_pageblock_types(&mut m, pti);
     }
@@ -592,8 +604,18 @@ impl<'a> Loader<'a> {
     fn place_anon(&mut self) {
         self.table_slots.reverse();
         let pid = self.pid;
+        let mut next = 0u64;
         for (p, order) in std::mem::take(&mut self.anon) {
-            let window = p / crate::owners::process::PTRS_PER_PTE;
+            // The virtual page: the pfn, or the next one in a packed layout.
+            let v = if self.files.anon_packed {
+                let n = order.nr_pages();
+                let v = next.div_ceil(n) * n;
+                next = v + n;
+                v
+            } else {
+                p
+            };
+            let window = v / crate::owners::process::PTRS_PER_PTE;
             if !self.m.owners.processes[pid as usize]
                 .pgtables
                 .contains_key(&window)
@@ -604,14 +626,14 @@ impl<'a> Loader<'a> {
                 }
                 if self
                     .m
-                    .with_placement(slot, |m| m.ensure_pgtable(pid, p).is_ok())
+                    .with_placement(slot, |m| m.ensure_pgtable(pid, v).is_ok())
                 {
                     self.report.placed[class_idx(PageClass::PageTable)] += 1;
                 }
             }
             if self
                 .m
-                .with_placement(Some(Pfn(p)), |m| m.fault_anon(pid, p, order).is_ok())
+                .with_placement(Some(Pfn(p)), |m| m.fault_anon(pid, v, order).is_ok())
             {
                 self.report.placed[class_idx(PageClass::Anon)] += order.nr_pages();
             } else {
@@ -696,6 +718,39 @@ impl<'a> Loader<'a> {
                     self.report.reclaimable_blocks += 1;
                 }
             }
+        }
+    }
+}
+
+/// Gives each pageblock of a populated zone the type `types` records for it (a snapshot
+/// of the model), its free pages moving with it ([`Machine::retype_pageblock`]); bytes
+/// that name no type and blocks the model cannot retype (isolated, CMA) are left as
+/// inferred; a HIGHATOMIC block is reserved as the allocator reserves one.
+fn set_written_pageblock_types(m: &mut Machine, types: &[u8]) {
+    let pb = m.pageblocks.nr_pages();
+    for zi in 0..m.zones.len() {
+        let z = &m.zones[zi];
+        if !z.is_populated() {
+            continue;
+        }
+        let (start, end) = (z.zone_start_pfn.0, z.end_pfn().0);
+        let mut b = start & !(pb - 1);
+        while b < end {
+            let t = types
+                .get((b / pb) as usize)
+                .and_then(|t| MigrateType::from_u8(*t));
+            if let (Some(t), Some(z)) = (t, m.page_zone(Pfn(b)).filter(|z| z.idx() == zi)) {
+                if t == MigrateType::HighAtomic {
+                    // The reserve as `reserve_highatomic_pageblock()` made it (the
+                    // counter of reservations is the loaded machine's own, from zero).
+                    let n = m.vmstat[VmEvent::HighatomicReserved];
+                    m.reserve_highatomic_pageblock(z, Pfn(b), Order(0));
+                    m.vmstat[VmEvent::HighatomicReserved] = n;
+                } else {
+                    m.retype_pageblock(Pfn(b), t);
+                }
+            }
+            b += pb;
         }
     }
 }
