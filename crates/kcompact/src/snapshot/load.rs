@@ -201,6 +201,7 @@ pub fn load(
     set_watermarks(&mut m, files);
     let mut l = Loader::new(m, files);
     l.place_folios(&layout);
+    l.index_page_cache();
     l.place_anon();
     l.map_page_cache();
     l.set_lru_flags();
@@ -469,6 +470,9 @@ struct Loader<'a> {
     lru_state: Vec<(u64, bool, bool)>,
     /// Pageblocks holding kernel pages: (block, holds page-table or other kernel pages).
     kernel_blocks: Vec<(u64, bool)>,
+    /// Page cache placed, in pfn order: (file, index = pfn, folio), entered in the files'
+    /// indices once all is placed ([`Loader::index_page_cache`]).
+    cache_index: Vec<(u32, u64, crate::owners::table::FolioId)>,
 }
 
 impl<'a> Loader<'a> {
@@ -490,6 +494,7 @@ impl<'a> Loader<'a> {
             mapped: Vec::new(),
             lru_state: Vec::new(),
             kernel_blocks: Vec::new(),
+            cache_index: Vec::new(),
         }
     }
 
@@ -583,10 +588,12 @@ impl<'a> Loader<'a> {
         };
         let dirty = has(w, kpf::DIRTY) || has(w, kpf::WRITEBACK);
         let files = self.files;
-        let (mapped, lru_state) = (&mut self.mapped, &mut self.lru_state);
-        self.m
-            .with_placement(Some(Pfn(p)), |m| match m.file_add(fid, p, order, dirty) {
+        let (mapped, lru_state, cache_index) =
+            (&mut self.mapped, &mut self.lru_state, &mut self.cache_index);
+        self.m.with_placement(Some(Pfn(p)), |m| {
+            match m.file_add_unindexed(fid, p, order, dirty) {
                 Ok(id) => {
+                    cache_index.push((fid, p, id));
                     if has(w, kpf::WRITEBACK) {
                         m.folio_start_writeback(id);
                     }
@@ -597,7 +604,23 @@ impl<'a> Loader<'a> {
                     true
                 }
                 Err(_) => false,
-            })
+            }
+        })
+    }
+
+    /// Enters the page cache placed in each file's index, built at once from the indices
+    /// (unique and increasing: the pfns).
+    fn index_page_cache(&mut self) {
+        let placed = std::mem::take(&mut self.cache_index);
+        for fid in [self.file_plain, self.file_buffers, self.shmem] {
+            let pages = &mut self.m.owners.files[fid as usize].pages;
+            debug_assert!(pages.is_empty());
+            *pages = placed
+                .iter()
+                .filter(|(f, _, _)| *f == fid)
+                .map(|(_, index, id)| (*index, *id))
+                .collect();
+        }
     }
 
     /// Anonymous folios, each page table first, on a page-table page of the snapshot.

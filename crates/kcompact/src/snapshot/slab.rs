@@ -144,16 +144,20 @@ fn attach_buffer_heads(
     let rest = slabs.len() - first_free;
     let gone_n = gone.len().min(attach - kept_n).min(rest * per);
     let mut used = vec![0u32; slabs.len()];
+    // Every buffer head's slab, entered in the map at once (a B-tree built from sorted
+    // keys rather than one insertion at a time: millions on a page-cache-heavy machine).
+    let mut heads: Vec<((FolioId, u32), FolioId)> = Vec::with_capacity(kept_n + gone_n);
     for (i, k) in kept.into_iter().take(kept_n).enumerate() {
         let s = i / per;
-        m.owners.cache_slab.buffer_heads.insert(k, slabs[s]);
+        heads.push((k, slabs[s]));
         used[s] += 1;
     }
     // A folio's buffer heads were allocated when it entered the page cache, which is
     // when it joined the LRU: the others fill the slabs in the order reclaim meets
     // them (inactive list from its tail, then the active one), an even share each.
     let rank = lru_ranks(m);
-    gone.sort_by_key(|(id, b)| {
+    // The keys are unique: an unstable sort gives the one order.
+    gone.sort_unstable_by_key(|(id, b)| {
         (
             rank.get(id.0 as usize).copied().unwrap_or(u32::MAX),
             *id,
@@ -164,8 +168,16 @@ fn attach_buffer_heads(
     for (i, k) in gone.into_iter().take(gone_n).enumerate() {
         // gone_n fits the remaining slabs, so no slab overfills.
         let s = first_free + i / share;
-        m.owners.cache_slab.buffer_heads.insert(k, slabs[s]);
+        heads.push((k, slabs[s]));
         used[s] += 1;
+    }
+    let map = &mut m.owners.cache_slab.buffer_heads;
+    if map.is_empty() {
+        // Unique keys, sorted here so the map's own (stable) sort finds one run.
+        heads.sort_unstable_by_key(|(k, _)| *k);
+        *map = heads.into_iter().collect();
+    } else {
+        map.extend(heads);
     }
     // Objects no folio accounts for: where there is room, evenly.
     let mut extra = total - kept_n - gone_n;
