@@ -105,7 +105,8 @@ fn folio_word(m: &Machine, head: Pfn, f: PageFlags, n: u64, mapped: bool, loaded
         Some(FolioKind::Anon | FolioKind::File | FolioKind::Shmem)
     ) {
         // Faulted-in anonymous memory and page cache that was read or written are
-        // PG_uptodate.
+        // PG_uptodate. DEVIATION(linux): the model keeps no PG_uptodate; it is set on
+        // every such folio.
         u |= 1 << kpf::UPTODATE;
     }
     u

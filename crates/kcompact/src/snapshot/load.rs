@@ -209,6 +209,8 @@ pub fn load(
     l.set_pageblock_types();
     let (mut m, mut report) = (l.m, l.report);
     if let Some(types) = files.pageblock_types {
+        // DEVIATION(linux): a file only a model snapshot has (no kernel file shows the
+        // type of each pageblock).
         set_written_pageblock_types(&mut m, types);
     }
     if let Some(pti) = files.pagetypeinfo {
@@ -630,6 +632,7 @@ impl<'a> Loader<'a> {
         let mut next = 0u64;
         for (p, order) in std::mem::take(&mut self.anon) {
             // The virtual page: the pfn, or the next one in a packed layout.
+            // DEVIATION(linux): a model snapshot's layout, so that its page tables suffice.
             let v = if self.files.anon_packed {
                 let n = order.nr_pages();
                 let v = next.div_ceil(n) * n;
