@@ -2,7 +2,8 @@
 //! and `ab`, `--end-snapshot` of `replay`), in the layout `kcompact capture` writes and
 //! [`crate::snapshot_dir::load_dir`] reads: `kpageflags.zst`, `kpagecount.zst` (zstd, as
 //! captured), `pageblocks.zst` (each pageblock's migratetype, which no kernel file
-//! shows), `zoneinfo`, `buddyinfo`, `pagetypeinfo`, `vmstat`, `meminfo`, `meta.txt`,
+//! shows), `zoneinfo`, `buddyinfo` (and both again as `zoneinfo.post` and
+//! `buddyinfo.post`, the readings after the arrays), `pagetypeinfo`, `vmstat`, `meminfo`, `meta.txt`,
 //! `sysctl_vm.txt` and `thp.txt`. The page words are
 //! [`kcompact::snapshot::image`]'s; the files are staged in an [`OutDir`] as one
 //! subdirectory, renamed into place whole when the output is committed.
@@ -60,6 +61,10 @@ pub fn image(m: &Machine, label: &str, loaded: bool) -> anyhow::Result<Image> {
             ),
             ("zoneinfo", zoneinfo(m).into_bytes()),
             ("buddyinfo", buddyinfo(m).into_bytes()),
+            // A capture reads these again after the page arrays; the model does not move
+            // meanwhile.
+            ("zoneinfo.post", zoneinfo(m).into_bytes()),
+            ("buddyinfo.post", buddyinfo(m).into_bytes()),
             ("pagetypeinfo", pagetypeinfo(m).into_bytes()),
             ("vmstat", crate::out::vmstat_text(m).into_bytes()),
             ("meminfo", image::meminfo(m).into_bytes()),
