@@ -153,6 +153,10 @@ pub struct ReplayArgs {
     /// Replace an earlier output of kcompact in --out (never a snapshot or other files).
     #[arg(long)]
     pub force: bool,
+    /// Also write the model's state at the end of the trace as a snapshot directory,
+    /// --out's `snapshot/` (the layout of `kcompact capture`; `--snapshot` names the start).
+    #[arg(long, requires = "out")]
+    pub end_snapshot: bool,
     /// The most events the trace may hold (a longer trace is refused, not cut).
     #[arg(long, value_name = "N", default_value_t = 50_000_000)]
     pub max_events: u64,
@@ -191,6 +195,10 @@ pub struct RunArgs {
     /// Replace an earlier output of kcompact in --out (never a snapshot or other files).
     #[arg(long)]
     pub force: bool,
+    /// Also write the model's state at the end as a snapshot directory, --out's
+    /// `snapshot/` (the layout of `kcompact capture`: predict and analyze load it).
+    #[arg(long, requires = "out")]
+    pub snapshot: bool,
 }
 
 #[derive(Args, Debug)]
@@ -375,4 +383,8 @@ pub struct AbArgs {
     /// Replace an earlier output of kcompact in --out (never a snapshot or other files).
     #[arg(long)]
     pub force: bool,
+    /// Also write each side's model at the end of its first seed as a snapshot directory,
+    /// --out's `snapshot-a/` and `snapshot-b/` (the layout of `kcompact capture`).
+    #[arg(long, requires = "out")]
+    pub snapshot: bool,
 }

@@ -140,3 +140,80 @@ pub fn inflate_capped(path: &Path, max: u64, why: &str, text: bool) -> anyhow::R
     }
     Ok(out)
 }
+
+/// A page array read as it streams: its little-endian u64 words and the bytes the file
+/// held (a count that is no multiple of 8 leaves its last bytes out of the words).
+pub struct Words {
+    /// The whole words.
+    pub words: Vec<u64>,
+    /// Bytes read.
+    pub bytes: u64,
+}
+
+/// Reads a page array of little-endian u64 words from the regular file `path`, its zstd
+/// stream inflated (`zstd`) or plain, converting the bytes to words as they come: no copy
+/// of the bytes is kept beside the words. At most `max` bytes, refused past them as
+/// [`inflate_capped`] and [`read_capped`] refuse (`why` says what bounds it); room for
+/// `max / 8` words is made at once (what a snapshot of the size `meta.txt` gives holds).
+pub fn read_words(path: &Path, zstd: bool, max: u64, why: &str) -> anyhow::Result<Words> {
+    let f = open_regular(path)?;
+    let mut src: Box<dyn Read> = if zstd {
+        match zstd::stream::read::Decoder::new(f) {
+            Ok(d) => Box::new(d),
+            Err(e) => return usage(format!("{}: not zstd data: {e}", path.display())),
+        }
+    } else {
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        if len > max {
+            return usage(format!(
+                "{}: {len} bytes, more than the {max} {why}",
+                path.display()
+            ));
+        }
+        Box::new(f)
+    };
+    let mut words = Vec::with_capacity((max / 8).min(1 << 31) as usize);
+    let mut buf = vec![0u8; 1 << 20];
+    // Bytes of a word split between two reads.
+    let (mut carry, mut held) = ([0u8; 8], 0usize);
+    let mut bytes = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if zstd => return usage(format!("{}: not zstd data: {e}", path.display())),
+            Err(e) => return usage(format!("{}: {e}", path.display())),
+        };
+        bytes += n as u64;
+        if bytes > max {
+            return usage(if zstd {
+                format!(
+                    "{}: inflates past {max} bytes, more than {why}",
+                    path.display()
+                )
+            } else {
+                format!("{}: more than the {max} bytes {why}", path.display())
+            });
+        }
+        let mut chunk = &buf[..n];
+        if held > 0 {
+            let take = (8 - held).min(chunk.len());
+            carry[held..held + take].copy_from_slice(&chunk[..take]);
+            held += take;
+            chunk = &chunk[take..];
+            if held < 8 {
+                continue;
+            }
+            words.push(u64::from_le_bytes(carry));
+        }
+        let whole = chunk.len() / 8 * 8;
+        words.extend(
+            chunk[..whole]
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("chunks of 8"))),
+        );
+        held = chunk.len() - whole;
+        carry[..held].copy_from_slice(&chunk[whole..]);
+    }
+    Ok(Words { words, bytes })
+}

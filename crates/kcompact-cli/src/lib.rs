@@ -28,6 +28,7 @@ pub mod settings;
 pub mod show;
 pub mod snapshot_cmd;
 pub mod snapshot_dir;
+pub mod snapshot_out;
 pub mod sweep_cmd;
 pub mod table;
 pub mod tracefs;

@@ -43,11 +43,16 @@ pub fn write_kernel_files(dir: &mut OutDir, m: &Machine) {
     write(dir, "buddyinfo", buddyinfo(m));
     write(dir, "pagetypeinfo", pagetypeinfo(m));
     write(dir, "zoneinfo", zoneinfo(m));
+    write(dir, "vmstat", vmstat_text(m));
+}
+
+/// `/proc/vmstat` of the model: the free pages, then every counter by its name.
+pub fn vmstat_text(m: &Machine) -> String {
     let mut vm = format!("nr_free_pages {}\n", m.nr_free_pages());
     for (k, v) in m.vmstat.pairs() {
         let _ = writeln!(vm, "{k} {v}");
     }
-    write(dir, "vmstat", vm);
+    vm
 }
 
 /// Each zone's compaction end as `mm_compaction_end` prints it, one line per zone.

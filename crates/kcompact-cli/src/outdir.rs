@@ -15,7 +15,10 @@
 //! - every file is written under a temporary name in the same directory and renamed into
 //!   place only when all of them are written, the main file (`result.json`, `ab.json`)
 //!   last, so its presence means the output is complete; a write that fails (a full disk)
-//!   removes the temporary files and leaves the directory as it was.
+//!   removes the temporary files and leaves the directory as it was;
+//! - a staged name `SUB/FILE` goes into the subdirectory `SUB` (a snapshot of the model,
+//!   `--snapshot`): the subdirectory is written whole under a temporary name and renamed
+//!   into place like a file, and listed in the marker as `SUB`.
 //!
 //! [`Usage`]: crate::ui::Usage
 
@@ -176,7 +179,7 @@ impl OutDir {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with(TMP_PREFIX) {
                 // Left by a run that was killed while writing (the lock is ours now).
-                let _ = std::fs::remove_file(e.path());
+                remove_entry(&e.path());
             } else {
                 names.push(name);
             }
@@ -239,7 +242,8 @@ impl OutDir {
         &self.dir
     }
 
-    /// Stages `bytes` as `dir/name` (written by [`OutDir::commit`]).
+    /// Stages `bytes` as `dir/name` (written by [`OutDir::commit`]); `name` may be
+    /// `SUB/FILE`, a file of the subdirectory `SUB`.
     pub fn add(&mut self, name: &str, bytes: impl Into<Vec<u8>>) {
         self.staged.retain(|(n, _)| n != name);
         self.staged.push((name.to_string(), bytes.into()));
@@ -264,7 +268,15 @@ impl OutDir {
     }
 
     fn write_all(&self, command: &str, last: &str) -> anyhow::Result<()> {
-        let names = commit_order(self.staged.iter().map(|(n, _)| n.as_str()), last);
+        // Top-level entries: files, and subdirectories (the first part of `SUB/FILE`).
+        let mut tops: Vec<&str> = Vec::new();
+        for (n, _) in &self.staged {
+            let top = n.split_once('/').map_or(n.as_str(), |(d, _)| d);
+            if !tops.contains(&top) {
+                tops.push(top);
+            }
+        }
+        let names = commit_order(tops.into_iter(), last);
         let mut marker = format!("kcompact {} {command}\n", env!("CARGO_PKG_VERSION"));
         for n in self
             .adopted
@@ -276,24 +288,24 @@ impl OutDir {
             marker.push('\n');
         }
         let mut written: Vec<(String, PathBuf)> = Vec::new();
-        let files = std::iter::once((MARKER, marker.as_bytes())).chain(names.iter().map(|n| {
-            (
-                *n,
-                self.staged
-                    .iter()
-                    .find(|(s, _)| s == n)
-                    .map_or(&[][..], |(_, b)| &b[..]),
-            )
-        }));
-        for (name, bytes) in files {
-            match write_tmp(&self.dir, name, bytes) {
-                Ok(tmp) => written.push((name.to_string(), tmp)),
-                Err(e) => {
-                    for (_, t) in &written {
-                        let _ = std::fs::remove_file(t);
-                    }
-                    return Err(e.context(format!("nothing was changed in {}", self.dir.display())));
-                }
+        let undo = |written: &[(String, PathBuf)], e: anyhow::Error| {
+            for (_, t) in written {
+                remove_entry(t);
+            }
+            Err(e.context(format!("nothing was changed in {}", self.dir.display())))
+        };
+        match write_tmp(&self.dir, MARKER, marker.as_bytes()) {
+            Ok(tmp) => written.push((MARKER.to_string(), tmp)),
+            Err(e) => return undo(&written, e),
+        }
+        for n in &names {
+            let r = match self.staged.iter().find(|(s, _)| s == n) {
+                Some((_, b)) => write_tmp(&self.dir, n, b),
+                None => self.write_tmp_subdir(n),
+            };
+            match r {
+                Ok(tmp) => written.push((n.to_string(), tmp)),
+                Err(e) => return undo(&written, e),
             }
         }
         // An earlier output goes first, its main file before the rest, so that no moment
@@ -301,13 +313,44 @@ impl OutDir {
         let mut earlier = self.earlier.clone();
         earlier.sort_by_key(|n| *n != last);
         for n in earlier {
-            let _ = std::fs::remove_file(self.dir.join(&n));
+            remove_entry(&self.dir.join(&n));
         }
         for (name, tmp) in &written {
             std::fs::rename(tmp, self.dir.join(name))
                 .with_context(|| format!("renaming into {}", self.dir.join(name).display()))?;
         }
         Ok(())
+    }
+
+    /// Writes the staged files `sub/FILE` into a temporary directory for `dir/sub` and
+    /// returns its name; a failure removes it and names the final path.
+    fn write_tmp_subdir(&self, sub: &str) -> anyhow::Result<PathBuf> {
+        let tmp = tmp_path(&self.dir, sub);
+        let r = std::fs::create_dir(&tmp).and_then(|()| {
+            for (n, b) in &self.staged {
+                if let Some(file) = n.strip_prefix(sub).and_then(|r| r.strip_prefix('/')) {
+                    std::fs::write(tmp.join(file), b)?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            remove_entry(&tmp);
+            return Err(e).with_context(|| format!("writing {}", self.dir.join(sub).display()));
+        }
+        Ok(tmp)
+    }
+}
+
+/// Removes a file, or a directory with what it holds (a subdirectory kcompact wrote).
+fn remove_entry(path: &Path) {
+    match std::fs::symlink_metadata(path) {
+        Ok(md) if md.is_dir() => {
+            let _ = std::fs::remove_dir_all(path);
+        }
+        _ => {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 

@@ -750,6 +750,14 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             model_trace.push('\n');
             crate::out::write(d, "model-trace.txt", model_trace);
             write_report(d, &replay_report(&args, &r, &m, &j))?;
+            if args.end_snapshot {
+                let img = crate::snapshot_out::image(
+                    &m,
+                    &format!("replay {} end", args.trace.display()),
+                    args.snapshot.is_some(),
+                )?;
+                crate::snapshot_out::stage(d, "snapshot", img);
+            }
             dir.commit("replay", "result.json")?;
             Some(path)
         }

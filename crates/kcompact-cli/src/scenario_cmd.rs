@@ -147,7 +147,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    if let Some(dir) = out_dir {
+    if let Some(mut dir) = out_dir {
+        if args.snapshot {
+            let label = format!("run {name} seed {}", args.seed);
+            let img = crate::snapshot_out::image(&m, &label, false)?;
+            crate::snapshot_out::stage(&mut dir, "snapshot", img);
+        }
         dir.commit(&format!("run {name}"), "result.json")?;
     }
     match &out.churn {
@@ -347,6 +352,8 @@ struct AbOutcome {
     lb: String,
     rows: Vec<Compared>,
     json: serde_json::Value,
+    /// With `--snapshot`: each side's model at the end of its first seed.
+    images: Vec<crate::snapshot_out::Image>,
 }
 
 /// `ab --json`'s content: what the Python package's `kcompact.ab` returns.
@@ -383,7 +390,8 @@ fn ab_compare(args: &AbArgs) -> anyhow::Result<(AbOutcome, Option<OutDir>)> {
     for (s, _) in &sides {
         s.check_memory(ab_threads(args.seeds * 2) as u64, SCENARIO_BYTES_PER_PAGE)?;
     }
-    let rows = compare(&run_seeds(&sides, args.seeds)?);
+    let (outs, images) = run_seeds(&sides, args.seeds, args.snapshot)?;
+    let rows = compare(&outs);
     let (la, lb) = (format!("{key}={a}"), format!("{key}={b}"));
     let json = json!({
         "scenario": info.name, "toggle": {"key": key, "a": a, "b": b}, "seeds": args.seeds,
@@ -395,6 +403,7 @@ fn ab_compare(args: &AbArgs) -> anyhow::Result<(AbOutcome, Option<OutDir>)> {
         lb,
         rows,
         json,
+        images,
     };
     Ok((x, out_dir))
 }
@@ -410,10 +419,14 @@ pub fn ab(args: AbArgs) -> anyhow::Result<()> {
             lb,
             rows,
             json: j,
+            images,
         },
         out_dir,
     ) = ab_compare(&args)?;
     if let Some(mut dir) = out_dir {
+        for (img, sub) in images.into_iter().zip(["snapshot-a", "snapshot-b"]) {
+            crate::snapshot_out::stage(&mut dir, sub, img);
+        }
         crate::out::write(
             &mut dir,
             "ab.json",
@@ -457,13 +470,15 @@ fn ab_threads(jobs: u64) -> usize {
 fn run_seeds(
     sides: &[(Settings, Params)],
     seeds: u64,
-) -> anyhow::Result<Vec<(usize, u64, Outcome)>> {
+    snapshot: bool,
+) -> anyhow::Result<(RunOutcomes, Vec<crate::snapshot_out::Image>)> {
     let jobs: Vec<(usize, u64)> = (0..sides.len())
         .flat_map(|side| (1..=seeds).map(move |seed| (side, seed)))
         .collect();
     let threads = ab_threads(jobs.len() as u64);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<anyhow::Result<(usize, u64, Outcome)>> = std::thread::scope(|sc| {
+    type Done = anyhow::Result<(usize, u64, Outcome, Option<crate::snapshot_out::Image>)>;
+    let results: Vec<Done> = std::thread::scope(|sc| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 sc.spawn(|| {
@@ -474,9 +489,20 @@ fn run_seeds(
                             break;
                         };
                         let (s, p) = &sides[side];
-                        mine.push(
-                            run_one(s, p, seed, &mut |_, _| {}).map(|(_, o)| (side, seed, o)),
-                        );
+                        mine.push(run_one(s, p, seed, &mut |_, _| {}).and_then(|(m, o)| {
+                            // The first seed's model, as a snapshot, before it is dropped.
+                            let img = (snapshot && seed == 1)
+                                .then(|| {
+                                    let side = ["a", "b"][side];
+                                    crate::snapshot_out::image(
+                                        &m,
+                                        &format!("ab {} side {side} seed {seed}", p.info().name),
+                                        false,
+                                    )
+                                })
+                                .transpose()?;
+                            Ok((side, seed, o, img))
+                        }));
                     }
                     mine
                 })
@@ -487,11 +513,22 @@ fn run_seeds(
             .flat_map(|h| h.join().expect("ab worker"))
             .collect()
     });
-    let mut outs: Vec<(usize, u64, Outcome)> =
-        results.into_iter().collect::<anyhow::Result<_>>()?;
+    let mut outs = Vec::new();
+    let mut images = Vec::new();
+    for r in results {
+        let (side, seed, o, img) = r?;
+        outs.push((side, seed, o));
+        if let Some(img) = img {
+            images.push((side, img));
+        }
+    }
     outs.sort_by_key(|(side, seed, _)| (*side, *seed));
-    Ok(outs)
+    images.sort_by_key(|(side, _)| *side);
+    Ok((outs, images.into_iter().map(|(_, i)| i).collect()))
 }
+
+/// Each run of an A/B: side, seed and outcome, in side and seed order.
+type RunOutcomes = Vec<(usize, u64, Outcome)>;
 
 /// Every metric that is no list (those of the first run), compared between side 0 and 1.
 fn compare(outs: &[(usize, u64, Outcome)]) -> Vec<Compared> {

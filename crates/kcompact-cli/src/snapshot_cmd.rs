@@ -10,6 +10,7 @@ use crate::snapshot_dir::{
 };
 use crate::ui::{out, outln, usage};
 use kcompact::compaction::CompactEnd;
+use kcompact::event::VmStat;
 use kcompact::scenario::free_order9_blocks;
 use kcompact::snapshot::kpageflags::{class_counts, PageClass};
 use kcompact::units::Pfn;
@@ -47,9 +48,9 @@ const DELTA_KEYS: [&str; 26] = [
     "oom_kill",
 ];
 
-fn vmstat_delta(before: &Machine, after: &Machine) -> Vec<(&'static str, i64)> {
-    let b = before.vmstat.pairs();
-    let a = after.vmstat.pairs();
+fn vmstat_delta(before: &VmStat, after: &VmStat) -> Vec<(&'static str, i64)> {
+    let b = before.pairs();
+    let a = after.pairs();
     DELTA_KEYS
         .iter()
         .map(|k| {
@@ -93,8 +94,30 @@ struct Predicted {
     ends: Vec<CompactEnd>,
 }
 
+/// What `predict` keeps of the machine as loaded, rather than a copy of the whole machine:
+/// its counters and what the report prints of it.
+struct Before {
+    vmstat: VmStat,
+    cache_slab_pages: u64,
+    zones: serde_json::Value,
+    buddyinfo: String,
+    hugepages: u64,
+}
+
+impl Before {
+    fn of(m: &Machine) -> Before {
+        Before {
+            vmstat: m.vmstat.clone(),
+            cache_slab_pages: m.cache_slab_pages(),
+            zones: zones_json(m),
+            buddyinfo: buddyinfo(m),
+            hugepages: free_order9_blocks(m),
+        }
+    }
+}
+
 /// Performs `action` on `m` (loaded as `before`) and lets the daemons finish.
-fn perform(m: &mut Machine, before: &Machine, action: Action) -> Predicted {
+fn perform(m: &mut Machine, before: &Before, action: Action) -> Predicted {
     let mut ends = Vec::new();
     let t0 = m.clock.now_ns;
     let (what, mut figures) = match action {
@@ -121,7 +144,7 @@ fn perform(m: &mut Machine, before: &Machine, action: Action) -> Predicted {
             )
         }
     };
-    let work = |x: &Machine| kcompact::clock::Work::of(&x.vmstat);
+    let work = kcompact::clock::Work::of;
     let ms = |ns: u64| ns / 1_000_000;
     // How long the write took (the kernel's `action_ms`): growing the pool runs on the
     // clock, with kswapd and kcompactd beside it on their CPU; compact_memory and
@@ -134,7 +157,7 @@ fn perform(m: &mut Machine, before: &Machine, action: Action) -> Predicted {
     let action_ns = match action {
         Action::Hugepages(_) => m.clock.now_ns - t0,
         Action::Compact | Action::DropCaches => {
-            m.config.costs.cost(&work(before), &work(m)) + invalidate_ns
+            m.config.costs.cost(&work(&before.vmstat), &work(&m.vmstat)) + invalidate_ns
         }
     };
     figures.push(("action_ms", ms(action_ns)));
@@ -142,7 +165,7 @@ fn perform(m: &mut Machine, before: &Machine, action: Action) -> Predicted {
     // snapshot has slabinfo).
     figures.push((
         "slab_pages_freed",
-        before.cache_slab_pages() - m.cache_slab_pages(),
+        before.cache_slab_pages - m.cache_slab_pages(),
     ));
     // kswapd and kcompactd finish what the action woke them for.
     m.settle();
@@ -150,7 +173,7 @@ fn perform(m: &mut Machine, before: &Machine, action: Action) -> Predicted {
     // the daemons' share.
     figures.push((
         "simulated_cpu_ms",
-        ms(m.config.costs.cost(&work(before), &work(m)) + invalidate_ns),
+        ms(m.config.costs.cost(&work(&before.vmstat), &work(&m.vmstat)) + invalidate_ns),
     ));
     figures.push(("kswapd_cpu_ms", ms(m.clock.cpu.kswapd_ns.iter().sum())));
     figures.push((
@@ -172,7 +195,7 @@ struct Prediction {
     label: String,
     /// The tunables `--set` changed from the machine's values.
     changes: Vec<SettingChange>,
-    before: Machine,
+    before: Before,
     after: Machine,
     p: Predicted,
     delta: Vec<(&'static str, i64)>,
@@ -189,7 +212,7 @@ fn prediction(args: &PredictArgs) -> anyhow::Result<Prediction> {
     let machine_files = has_machine_settings(&loaded);
     let mut m = loaded.machine;
     let changes = settings.apply_runtime(&mut m, machine_files)?;
-    let before = m.clone();
+    let before = Before::of(&m);
     if args.cpu >= m.nr_cpus() {
         return usage(format!(
             "--cpu {}: the snapshot's machine has CPUs 0..={}",
@@ -199,7 +222,7 @@ fn prediction(args: &PredictArgs) -> anyhow::Result<Prediction> {
     }
     m.cpu = args.cpu;
     let p = perform(&mut m, &before, action);
-    let delta = vmstat_delta(&before, &m);
+    let delta = vmstat_delta(&before.vmstat, &m.vmstat);
     Ok(Prediction {
         label,
         changes,
@@ -250,7 +273,7 @@ fn prediction_json(action: &str, x: &Prediction) -> serde_json::Value {
         .collect();
     let mut out = json!({
         "action": action,
-        "before": {"zones": zones_json(before), "hugepages": free_order9_blocks(before)},
+        "before": {"zones": before.zones, "hugepages": before.hugepages},
         "after": {"zones": zones_json(m), "hugepages": free_order9_blocks(m)},
         "vmstat_delta": d,
         "snapshot_check": x.checks_json,
@@ -293,11 +316,11 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     } = x;
     outln!("# {label} — predicted effect of {}", p.what);
     print_changes(&changes)?;
-    outln!("\n## buddyinfo before (as loaded)\n{}", buddyinfo(&before));
+    outln!("\n## buddyinfo before (as loaded)\n{}", before.buddyinfo);
     outln!("## buddyinfo after\n{}", buddyinfo(&m));
     outln!(
         "free order>=9 blocks (huge pages obtainable): {} -> {}",
-        free_order9_blocks(&before),
+        before.hugepages,
         free_order9_blocks(&m)
     );
     for (k, v) in p.figures {
@@ -583,7 +606,7 @@ pub(crate) fn snapshot_report(dir: &Path) -> anyhow::Result<crate::report::Repor
     });
     sections.push(kv_table(
         "vmstat deltas of compact_memory (predicted)",
-        vmstat_delta(&loaded.machine, &a.after)
+        vmstat_delta(&loaded.machine.vmstat, &a.after.vmstat)
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),

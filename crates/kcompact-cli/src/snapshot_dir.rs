@@ -14,7 +14,7 @@ use kcompact::snapshot::text::{
     pages_in_orders, parse_buddyinfo, parse_fs_state, parse_pagetypeinfo, parse_slabinfo,
     parse_zoneinfo, BuddyInfoRecord,
 };
-use kcompact::snapshot::{u64_array, SnapshotError};
+use kcompact::snapshot::SnapshotError;
 use kcompact::{Machine, VmConfig};
 use serde_json::json;
 use std::path::Path;
@@ -87,14 +87,35 @@ fn read_binary(dir: &Path, name: &str, max: u64, why: &str) -> anyhow::Result<Ve
     input::read_capped(&plain, max, why)
 }
 
-/// A page array (`kpageflags`, `kpagecount`) read and decoded, at most the 8 bytes per
-/// pfn that `pfns` pfns need.
+/// A page array (`kpageflags`, `kpagecount`) read and decoded as it streams (zstd or
+/// plain), at most the 8 bytes per pfn that `pfns` pfns need.
 fn read_array(dir: &Path, name: &str, pfns: u64) -> anyhow::Result<Vec<u64>> {
     let why = format!("the 8 bytes per pfn of meta.txt's {pfns} pfns");
-    match u64_array(name, &read_binary(dir, name, pfns.saturating_mul(8), &why)?) {
-        Ok(a) => Ok(a),
-        Err(e) => usage(format!("{}: {e}", dir.display())),
+    let max = pfns.saturating_mul(8);
+    let zst = dir.join(format!("{name}.zst"));
+    let plain = dir.join(name);
+    let w = if input::present(&zst) {
+        input::read_words(&zst, true, max, &why)?
+    } else if input::present(&plain) {
+        input::read_words(&plain, false, max, &why)?
+    } else {
+        return usage(format!(
+            "{}: missing (neither {name}.zst nor {name})",
+            plain.display()
+        ));
+    };
+    if !w.bytes.is_multiple_of(8) {
+        let e = SnapshotError::Bytes {
+            file: name.to_string(),
+            offset: w.bytes - w.bytes % 8,
+            msg: format!(
+                "{} bytes is no whole number of 8-byte entries (truncated?)",
+                w.bytes
+            ),
+        };
+        return usage(format!("{}: {e}", dir.display()));
     }
+    Ok(w.words)
 }
 
 /// Whether the optional file (or its `.zst`) is there; what is there must be readable.
@@ -212,7 +233,10 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
         return usage(format!("{}: no such snapshot directory", dir.display()));
     }
     let named = |e: SnapshotError| usage(format!("{}: {e}", dir.display()));
-    let meta = match parse_meta(&read_text(dir, "meta.txt")?) {
+    let meta_text = read_text(dir, "meta.txt")?;
+    // A snapshot of the model maps its anonymous memory packed (kcompact::snapshot::image).
+    let anon_packed = meta_text.lines().any(|l| l.trim() == "anon_layout=packed");
+    let meta = match parse_meta(&meta_text) {
         Ok(m) => m,
         Err(e) => return named(e),
     };
@@ -227,7 +251,14 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
         pfns.saturating_mul(16 + kcompact::memmap::BYTES_PER_PAGE as u64),
         16 + kcompact::memmap::BYTES_PER_PAGE as u64,
     )?;
-    let flags = read_array(dir, "kpageflags", pfns)?;
+    // Both page arrays at once, one on each core (each read is the same whichever runs
+    // first; an error in kpageflags is reported before one in kpagecount).
+    let with_counts = has_optional(dir, "kpagecount");
+    let (flags, counts) = rayon::join(
+        || read_array(dir, "kpageflags", pfns),
+        || with_counts.then(|| read_array(dir, "kpagecount", pfns)),
+    );
+    let flags = flags?;
     if flags.len() as u64 != pfns {
         return usage(format!(
             "{}: kpageflags holds {} pfns but meta.txt says {}..{}",
@@ -249,11 +280,8 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
         }
         there
     };
-    let counts = if optional("kpagecount") {
-        Some(read_array(dir, "kpagecount", pfns)?)
-    } else {
-        None
-    };
+    optional("kpagecount");
+    let counts = counts.transpose()?;
     let (pagetypeinfo, pageblock_order) = if optional("pagetypeinfo") {
         let text = read_text(dir, "pagetypeinfo")?;
         match (
@@ -316,6 +344,19 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
         (Some(dentries), Some(inodes)) => Some(FsState { dentries, inodes }),
         _ => None,
     };
+    // A snapshot of the model records each pageblock's type (kcompact::snapshot::image);
+    // a kernel's has no such file, and is not told it lacks one.
+    let pageblock_types = if has_optional(dir, "pageblocks") {
+        let blocks = meta.pfn_end.div_ceil(512);
+        Some(read_binary(
+            dir,
+            "pageblocks",
+            blocks,
+            &format!("the byte per pageblock of meta.txt's {blocks} pageblocks"),
+        )?)
+    } else {
+        None
+    };
     let files = SnapshotFiles {
         pfn_start: meta.pfn_start,
         zoneinfo: &zones,
@@ -326,6 +367,8 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
         zoneinfo_post: zones_post.as_deref(),
         slabinfo: slabinfo.as_deref(),
         fs_state,
+        anon_packed,
+        pageblock_types: pageblock_types.as_deref(),
     };
     let readings = Readings {
         meta: Some(meta),

@@ -123,6 +123,7 @@ fn ab<'py>(
         json: true,
         out: None,
         force: false,
+        snapshot: false,
     };
     let v = call(py, move || scenario_cmd::ab_result(&args))?;
     to_py(py, &v)
@@ -224,6 +225,7 @@ fn replay<'py>(
         json: true,
         out: None,
         force: false,
+        end_snapshot: false,
         max_events,
         strict,
         machine: machine_args(mem, settings)?,

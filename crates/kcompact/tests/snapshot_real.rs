@@ -707,6 +707,7 @@ fn load_full(
             zoneinfo_post: Some(&post),
             slabinfo: with_slabinfo.then_some(&slab[..]),
             fs_state: None,
+            ..Default::default()
         },
         kcompact::VmConfig::default(),
     )

@@ -56,6 +56,23 @@ impl Machine {
         {
             return Err(MapError::Invalid);
         }
+        let id = self.file_add_unindexed(fid, index, order, dirty)?;
+        self.owners.files[fid as usize].pages.insert(index, id);
+        Ok(id)
+    }
+
+    /// [`Machine::file_add`] without its checks and without entering the folio in the
+    /// file's index (`File::pages`): the caller enters it. A snapshot's loader adds
+    /// millions of folios at unique, increasing indices and builds each file's index at
+    /// once from them (a B-tree built from sorted keys, not one insertion at a time).
+    pub fn file_add_unindexed(
+        &mut self,
+        fid: u32,
+        index: u64,
+        order: Order,
+        dirty: bool,
+    ) -> Result<FolioId, MapError> {
+        let f = &self.owners.files[fid as usize];
         let (shmem, buffers) = (f.shmem, f.buffers);
         let gfp = if order.0 == 0 {
             Gfp::GFP_HIGHUSER_MOVABLE
@@ -82,7 +99,6 @@ impl Machine {
             FolioKind::File
         };
         let id = self.own_folio(pfn, order, super::Holder(kind, fid, index), flags, refs);
-        self.owners.files[fid as usize].pages.insert(index, id);
         if dirty {
             self.note_dirty(id);
         }

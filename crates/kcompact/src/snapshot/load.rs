@@ -14,8 +14,9 @@
 //!   rest per-cpu list pages and kernel pages that set no flag; whole pageblocks of them
 //!   at a zone's end are left out of its span (the kernel's compaction stops before
 //!   them too);
-//! - anonymous folios belong to one process, at virtual page = pfn; its page tables sit
-//!   on the snapshot's page-table pages;
+//! - anonymous folios belong to one process, at virtual page = pfn (packed in pfn order
+//!   in a snapshot of the model, [`SnapshotFiles::anon_packed`]); its page tables sit on
+//!   the snapshot's page-table pages;
 //! - pageblocks holding page-table or other kernel pages are UNMOVABLE, those holding
 //!   slab pages only RECLAIMABLE (kpageflags cannot tell reclaimable slab from the rest;
 //!   on file-heavy machines dentries and inodes dominate), the rest MOVABLE.
@@ -135,6 +136,14 @@ pub struct SnapshotFiles<'a> {
     /// `dentry-state` and `inode-state`, when captured: the unused dentries and inodes
     /// `drop_caches` 2 frees ([`super::slab::attach_cache_slab`]).
     pub fs_state: Option<super::slab::FsState>,
+    /// `meta.txt`'s `anon_layout=packed` (a snapshot of the model, [`super::image`]):
+    /// anonymous folios are mapped at virtual pages packed in pfn order, which needs no
+    /// more page tables than the model that wrote it had; otherwise at virtual page = pfn.
+    pub anon_packed: bool,
+    /// `pageblocks`, in a snapshot of the model ([`super::image::pageblock_types`]): each
+    /// pageblock's migratetype (byte `i` is pageblock `i`, [`MigrateType::from_u8`]), set
+    /// after the types are inferred from the pages; the kernel shows no such file.
+    pub pageblock_types: Option<&'a [u8]>,
 }
 
 impl SnapshotFiles<'_> {
@@ -192,12 +201,18 @@ pub fn load(
     set_watermarks(&mut m, files);
     let mut l = Loader::new(m, files);
     l.place_folios(&layout);
+    l.index_page_cache();
     l.place_anon();
     l.map_page_cache();
     l.set_lru_flags();
     l.place_spare_page_tables();
     l.set_pageblock_types();
     let (mut m, mut report) = (l.m, l.report);
+    if let Some(types) = files.pageblock_types {
+        // DEVIATION(linux): a file only a model snapshot has (no kernel file shows the
+        // type of each pageblock).
+        set_written_pageblock_types(&mut m, types);
+    }
     if let Some(pti) = files.pagetypeinfo {
         report.reconcile = reconcile_pageblock_types(&mut m, pti);
     }
@@ -457,6 +472,9 @@ struct Loader<'a> {
     lru_state: Vec<(u64, u64)>,
     /// Pageblocks holding kernel pages: (block, holds page-table or other kernel pages).
     kernel_blocks: Vec<(u64, bool)>,
+    /// Page cache placed, in pfn order: (file, index = pfn, folio), entered in the files'
+    /// indices once all is placed ([`Loader::index_page_cache`]).
+    cache_index: Vec<(u32, u64, crate::owners::table::FolioId)>,
 }
 
 impl<'a> Loader<'a> {
@@ -478,6 +496,7 @@ impl<'a> Loader<'a> {
             mapped: Vec::new(),
             lru_state: Vec::new(),
             kernel_blocks: Vec::new(),
+            cache_index: Vec::new(),
         }
     }
 
@@ -570,10 +589,12 @@ impl<'a> Loader<'a> {
         };
         let dirty = has(w, kpf::DIRTY) || has(w, kpf::WRITEBACK);
         let files = self.files;
-        let (mapped, lru_state) = (&mut self.mapped, &mut self.lru_state);
-        self.m
-            .with_placement(Some(Pfn(p)), |m| match m.file_add(fid, p, order, dirty) {
+        let (mapped, lru_state, cache_index) =
+            (&mut self.mapped, &mut self.lru_state, &mut self.cache_index);
+        self.m.with_placement(Some(Pfn(p)), |m| {
+            match m.file_add_unindexed(fid, p, order, dirty) {
                 Ok(id) => {
+                    cache_index.push((fid, p, id));
                     if has(w, kpf::WRITEBACK) {
                         m.folio_start_writeback(id);
                     }
@@ -584,15 +605,42 @@ impl<'a> Loader<'a> {
                     true
                 }
                 Err(_) => false,
-            })
+            }
+        })
+    }
+
+    /// Enters the page cache placed in each file's index, built at once from the indices
+    /// (unique and increasing: the pfns).
+    fn index_page_cache(&mut self) {
+        let placed = std::mem::take(&mut self.cache_index);
+        for fid in [self.file_plain, self.file_buffers, self.shmem] {
+            let pages = &mut self.m.owners.files[fid as usize].pages;
+            debug_assert!(pages.is_empty());
+            *pages = placed
+                .iter()
+                .filter(|(f, _, _)| *f == fid)
+                .map(|(_, index, id)| (*index, *id))
+                .collect();
+        }
     }
 
     /// Anonymous folios, each page table first, on a page-table page of the snapshot.
     fn place_anon(&mut self) {
         self.table_slots.reverse();
         let pid = self.pid;
+        let mut next = 0u64;
         for (p, order) in std::mem::take(&mut self.anon) {
-            let window = p / crate::owners::process::PTRS_PER_PTE;
+            // The virtual page: the pfn, or the next one in a packed layout.
+            // DEVIATION(linux): a model snapshot's layout, so that its page tables suffice.
+            let v = if self.files.anon_packed {
+                let n = order.nr_pages();
+                let v = next.div_ceil(n) * n;
+                next = v + n;
+                v
+            } else {
+                p
+            };
+            let window = v / crate::owners::process::PTRS_PER_PTE;
             if !self.m.owners.processes[pid as usize]
                 .pgtables
                 .contains_key(&window)
@@ -603,14 +651,14 @@ impl<'a> Loader<'a> {
                 }
                 if self
                     .m
-                    .with_placement(slot, |m| m.ensure_pgtable(pid, p).is_ok())
+                    .with_placement(slot, |m| m.ensure_pgtable(pid, v).is_ok())
                 {
                     self.report.placed[class_idx(PageClass::PageTable)] += 1;
                 }
             }
             if self
                 .m
-                .with_placement(Some(Pfn(p)), |m| m.fault_anon(pid, p, order).is_ok())
+                .with_placement(Some(Pfn(p)), |m| m.fault_anon(pid, v, order).is_ok())
             {
                 self.report.placed[class_idx(PageClass::Anon)] += order.nr_pages();
             } else {
@@ -702,6 +750,39 @@ impl<'a> Loader<'a> {
                     self.report.reclaimable_blocks += 1;
                 }
             }
+        }
+    }
+}
+
+/// Gives each pageblock of a populated zone the type `types` records for it (a snapshot
+/// of the model), its free pages moving with it ([`Machine::retype_pageblock`]); bytes
+/// that name no type and blocks the model cannot retype (isolated, CMA) are left as
+/// inferred; a HIGHATOMIC block is reserved as the allocator reserves one.
+fn set_written_pageblock_types(m: &mut Machine, types: &[u8]) {
+    let pb = m.pageblocks.nr_pages();
+    for zi in 0..m.zones.len() {
+        let z = &m.zones[zi];
+        if !z.is_populated() {
+            continue;
+        }
+        let (start, end) = (z.zone_start_pfn.0, z.end_pfn().0);
+        let mut b = start & !(pb - 1);
+        while b < end {
+            let t = types
+                .get((b / pb) as usize)
+                .and_then(|t| MigrateType::from_u8(*t));
+            if let (Some(t), Some(z)) = (t, m.page_zone(Pfn(b)).filter(|z| z.idx() == zi)) {
+                if t == MigrateType::HighAtomic {
+                    // The reserve as `reserve_highatomic_pageblock()` made it (the
+                    // counter of reservations is the loaded machine's own, from zero).
+                    let n = m.vmstat[VmEvent::HighatomicReserved];
+                    m.reserve_highatomic_pageblock(z, Pfn(b), Order(0));
+                    m.vmstat[VmEvent::HighatomicReserved] = n;
+                } else {
+                    m.retype_pageblock(Pfn(b), t);
+                }
+            }
+            b += pb;
         }
     }
 }

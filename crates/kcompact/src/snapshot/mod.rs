@@ -7,10 +7,13 @@
 //!   blocks rebuilt from the BUDDY runs.
 //! - [`load`]: a machine built from the files ([`load::SnapshotFiles`]), placed pfn by pfn
 //!   with [`Machine::with_placement`].
+//! - [`image`]: the model's own state as a snapshot's files (kpageflags, kpagecount,
+//!   meminfo, tunables), which [`load`] reads back.
 //! - [`check`]: the files cross-checked against each other before and after loading
 //!   ([`check::load_checked`]), within a live machine's drift.
 
 pub mod check;
+pub mod image;
 pub mod kpageflags;
 pub mod load;
 pub mod slab;

@@ -122,50 +122,103 @@ fn attach_buffer_heads(
     let (cache, slabs) = pages.new_cache(m, r);
     out.bh_slabs = (slabs.len() as u64, r.num_slabs);
     m.owners.cache_slab.bh_cache = Some(cache);
+    // The survivors' buffer heads (folio, page) and the others' folios (folio, pages),
+    // both in folio order.
     let (mut kept, mut gone) = (Vec::new(), Vec::new());
+    let mut gone_pages = 0usize;
     for (id, rec) in m.owners.iter() {
         let f = m.mem.flags(rec.pfn);
         if rec.kind == FolioKind::File && f.contains(PageFlags::PRIVATE) {
             let stays = m.mem.mapcount(rec.pfn) > 0
                 || f.intersects(PageFlags::DIRTY | PageFlags::WRITEBACK);
-            let v = if stays { &mut kept } else { &mut gone };
-            for b in 0..rec.order.nr_pages() as u32 {
-                v.push((id, b));
+            let n = rec.order.nr_pages() as u32;
+            if stays {
+                kept.extend((0..n).map(|b| (id, b)));
+            } else {
+                gone.push((id, n));
+                gone_pages += n as usize;
             }
         }
     }
     let per = r.objperslab as usize;
     let cap = slabs.len() * per;
     let total = (r.active_objs as usize).min(cap);
-    let attach = (kept.len() + gone.len()).min(total);
+    let attach = (kept.len() + gone_pages).min(total);
     // Survivors packed from the first slab; the rest spread over the remaining ones.
     let kept_n = kept.len().min(attach);
     let first_free = kept_n.div_ceil(per).min(slabs.len());
     let rest = slabs.len() - first_free;
-    let gone_n = gone.len().min(attach - kept_n).min(rest * per);
+    let gone_n = gone_pages.min(attach - kept_n).min(rest * per);
     let mut used = vec![0u32; slabs.len()];
+    let mut kept_heads = Vec::with_capacity(kept_n);
     for (i, k) in kept.into_iter().take(kept_n).enumerate() {
         let s = i / per;
-        m.owners.cache_slab.buffer_heads.insert(k, slabs[s]);
+        kept_heads.push((k, slabs[s]));
         used[s] += 1;
     }
     // A folio's buffer heads were allocated when it entered the page cache, which is
     // when it joined the LRU: the others fill the slabs in the order reclaim meets
-    // them (inactive list from its tail, then the active one), an even share each.
+    // them (inactive list from its tail, then the active one; folios on no list after,
+    // by id), page by page, an even share each. The ranks are unique, so the order is
+    // read off by rank rather than sorted.
     let rank = lru_ranks(m);
-    gone.sort_by_key(|(id, b)| {
-        (
-            rank.get(id.0 as usize).copied().unwrap_or(u32::MAX),
-            *id,
-            *b,
-        )
-    });
+    let mut by_rank = vec![usize::MAX; rank.len()];
+    let mut unranked = Vec::new();
+    for (j, (id, _)) in gone.iter().enumerate() {
+        match rank.get(id.0 as usize).copied().unwrap_or(u32::MAX) {
+            u32::MAX => unranked.push(j),
+            r => by_rank[r as usize] = j,
+        }
+    }
+    // Each folio's first page in that order.
+    let mut first = vec![0usize; gone.len()];
+    let mut i = 0;
+    for j in by_rank
+        .into_iter()
+        .filter(|j| *j != usize::MAX)
+        .chain(unranked)
+    {
+        first[j] = i;
+        i += gone[j].1 as usize;
+    }
     let share = gone_n.div_ceil(rest.max(1)).max(1);
-    for (i, k) in gone.into_iter().take(gone_n).enumerate() {
-        // gone_n fits the remaining slabs, so no slab overfills.
-        let s = first_free + i / share;
-        m.owners.cache_slab.buffer_heads.insert(k, slabs[s]);
-        used[s] += 1;
+    // gone_n fits the remaining slabs, so no slab overfills.
+    let slab_at = |i: usize| first_free + i / share;
+    let mut gone_heads = Vec::with_capacity(gone_n);
+    for (j, &(id, n)) in gone.iter().enumerate() {
+        for b in 0..n {
+            let i = first[j] + b as usize;
+            if i < gone_n {
+                gone_heads.push(((id, b), slabs[slab_at(i)]));
+                used[slab_at(i)] += 1;
+            }
+        }
+    }
+    // Every buffer head's slab, entered in the map at once: both lists are in key order
+    // (folio, page), merged into one, from which the B-tree is built whole (millions of
+    // keys on a page-cache-heavy machine, rather than one insertion at a time).
+    let mut heads = Vec::with_capacity(kept_heads.len() + gone_heads.len());
+    let (mut a, mut b) = (
+        kept_heads.into_iter().peekable(),
+        gone_heads.into_iter().peekable(),
+    );
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.0 <= y.0 => a.next(),
+            (Some(_), Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, _) => b.next(),
+        };
+        match next {
+            Some(h) => heads.push(h),
+            None => break,
+        }
+    }
+    let map = &mut m.owners.cache_slab.buffer_heads;
+    if map.is_empty() {
+        *map = heads.into_iter().collect();
+    } else {
+        map.extend(heads);
     }
     // Objects no folio accounts for: where there is room, evenly.
     let mut extra = total - kept_n - gone_n;
