@@ -315,3 +315,103 @@ fn seed_004_movable_driver_pages_lower_reclaim_in_zram_gpu() {
         "an order-2 GFP_KERNEL stack never fails while reclaim progresses"
     );
 }
+
+/// `--set integrity=stamps|bytes` checks every owner's data at the end of every scenario
+/// and the churn: result.json has the pages checked (some) and the folios found wrong
+/// (none).
+#[test]
+fn every_scenario_checks_its_owners_data_at_1g() {
+    let mut runs: Vec<(&str, Vec<&str>)> = SCENARIOS.iter().map(|s| (*s, vec![])).collect();
+    runs.push(("churn", vec!["--set", "steps=200000"]));
+    for (s, extra) in runs.iter_mut() {
+        if *s == "zram-gpu" {
+            // Fewer app switches keep the run short.
+            extra.extend(["--set", "rounds=24"]);
+        }
+        let integrity = if *s == "mthp" { "bytes" } else { "stamps" };
+        let dir =
+            std::env::temp_dir().join(format!("kcompact-integrity-{}-{s}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let set = format!("integrity={integrity}");
+        let mut args = vec![
+            "run",
+            s,
+            "--mem",
+            "1G",
+            "--set",
+            &set,
+            "--out",
+            dir.to_str().unwrap(),
+        ];
+        args.extend(extra.iter());
+        let out = ok(&args);
+        assert!(out.contains("integrity_errors 0"), "{s}: {out}");
+        let m = &result(&dir)["metrics"];
+        let checked = m["integrity_checked_pages"].as_u64().unwrap();
+        assert!(checked > 50_000, "{s}: {checked} pages checked");
+        assert_eq!(m["integrity_errors"], 0, "{s}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// The default churn on 1 GiB holds what the machine can hold: its process is never
+/// OOM-killed and its memory is all there to check at the end.
+#[test]
+fn the_default_churn_at_1g_keeps_its_workload() {
+    let out = ok(&["run", "churn", "--mem", "1G", "--set", "integrity=stamps"]);
+    let num = |k: &str| -> u64 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} ")))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{k}: {out}"))
+    };
+    assert_eq!(num("oom_kill"), 0, "{out}");
+    assert!(!out.contains("workload_oom_kills"), "{out}");
+    let used = num("used_pages_end");
+    assert!(used > 200_000, "80 % of 1 GiB or more held: {used}");
+    assert!(num("integrity_checked_pages") >= used);
+    assert_eq!(num("integrity_errors"), 0);
+}
+
+/// A setting a command does not use is refused (exit 2, the key named), never ignored.
+#[test]
+fn a_key_the_command_does_not_use_is_refused() {
+    let refused = |args: &[&str], key: &str| {
+        let o = kcompact(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains(key) && e.lines().count() == 1, "{args:?}: {e}");
+    };
+    // Another scenario's own parameter.
+    refused(
+        &["run", "highalloc", "--set", "guest_backing=anon"],
+        "guest_backing",
+    );
+    refused(&["run", "mthp", "--set", "rounds=3"], "rounds");
+    refused(&["run", "churn", "--set", "builds=3"], "builds");
+    refused(
+        &[
+            "ab",
+            "file-holes",
+            "--toggle",
+            "heap_pct=1,2",
+            "--seeds",
+            "1",
+        ],
+        "heap_pct",
+    );
+    // No such key anywhere.
+    refused(&["run", "churn", "--set", "bogus=1"], "bogus");
+    // Content tracking where no workload runs.
+    refused(
+        &[
+            "show",
+            "buddyinfo",
+            "--mem",
+            "64M",
+            "--set",
+            "integrity=stamps",
+        ],
+        "integrity",
+    );
+}

@@ -303,14 +303,33 @@ pub fn tick(m: &Machine, phase: &'static str, hugepages: u64) -> Tick {
 }
 
 /// Runs scenario `p.info()` on `m` with `rng`, calling `progress(done, total)` now and
-/// then.
+/// then. With contents tracked (`integrity=stamps|bytes`) every owner's data is checked
+/// at the end: the metrics `integrity_checked_pages` and `integrity_errors` come last.
 pub fn run(
     m: &mut Machine,
     p: &Params,
     rng: &mut SimRng,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Outcome, ScenarioError> {
-    (p.info().run)(m, p, rng, progress)
+    let mut out = (p.info().run)(m, p, rng, progress)?;
+    if out.get("integrity_checked_pages").is_none() {
+        out.metrics.extend(integrity_metrics(m));
+    }
+    Ok(out)
+}
+
+/// Every owner's data checked now ([`Machine::check_contents`]) as the metrics
+/// `integrity_checked_pages` and `integrity_errors`; none when contents are not tracked.
+/// A scenario that gives its memory back at the end checks before it does.
+pub fn integrity_metrics(m: &Machine) -> Vec<(&'static str, Metric)> {
+    if !m.contents.enabled() {
+        return Vec::new();
+    }
+    let c = m.check_contents();
+    vec![
+        ("integrity_checked_pages", Metric::Int(c.checked_pages)),
+        ("integrity_errors", Metric::Int(c.errors)),
+    ]
 }
 
 /// `allocated / requested` in percent, two decimals.
@@ -319,4 +338,36 @@ pub fn pct(allocated: u64, requested: u64) -> f64 {
         return 100.0;
     }
     (10_000.0 * allocated as f64 / requested as f64).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Layout;
+    use crate::units::Order;
+
+    #[test]
+    fn integrity_metrics_count_every_owned_page_and_each_folio_found_wrong() {
+        let layout = Layout::x86_64(256 << 20, 1, 0).unwrap();
+        let mut m = Machine::boot(&layout, crate::VmConfig::default()).unwrap();
+        assert!(integrity_metrics(&m).is_empty(), "contents not tracked");
+        m.enable_contents(false);
+        let pid = m.new_process();
+        let ids: Vec<_> = (0..4)
+            .map(|i| m.fault_anon(pid, i * 512, Order(2)).unwrap())
+            .collect();
+        let c = m.check_contents();
+        // Four order-2 folios and the page tables of their four windows.
+        assert_eq!(c.checked_pages, 4 * 4 + 4);
+        assert_eq!(c.errors, 0);
+        let pfn = m.owners.folio(ids[1]).pfn;
+        m.contents.fill(pfn.plus(3), 1, 0x1234_5679, 0);
+        assert_eq!(
+            integrity_metrics(&m),
+            vec![
+                ("integrity_checked_pages", Metric::Int(20)),
+                ("integrity_errors", Metric::Int(1)),
+            ]
+        );
+    }
 }
