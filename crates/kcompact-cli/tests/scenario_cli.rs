@@ -266,7 +266,7 @@ fn seeds_000_001_extra_refs_stops_the_migration_failures_on_pinned_memfd() {
     let toggle = "skip_pinned=anon-only,extra-refs";
     // memfd-backed guest (the seed's): today's filter isolates the pinned pages and fails
     // to migrate them again and again; extra-refs skips them, and kcompactd works less.
-    let memfd = ab("vfio-pin", toggle, "2", &["--set", "guest_backing=1"]);
+    let memfd = ab("vfio-pin", toggle, "2", &["--set", "guest_backing=memfd"]);
     let (fail_today, fail_patch) = means(&memfd, "pgmigrate_fail");
     assert!(
         fail_today > 100_000.0 && fail_patch == 0.0,
@@ -275,7 +275,7 @@ fn seeds_000_001_extra_refs_stops_the_migration_failures_on_pinned_memfd() {
     let (kc_today, kc_patch) = means(&memfd, "kcompactd_cpu_ms");
     assert!(kc_today > kc_patch, "kcompactd {kc_today} -> {kc_patch} ms");
     // Anonymous guest memory: today's filter already skips pinned anonymous pages (C_pin).
-    let anon = ab("vfio-pin", toggle, "2", &["--set", "guest_backing=0"]);
+    let anon = ab("vfio-pin", toggle, "2", &["--set", "guest_backing=anon"]);
     assert_eq!(means(&anon, "pgmigrate_fail"), (0.0, 0.0));
 }
 
@@ -400,6 +400,13 @@ fn a_key_the_command_does_not_use_is_refused() {
         ],
         "heap_pct",
     );
+    // A choice parameter's value that is none of its words.
+    refused(
+        &["run", "vfio-pin", "--set", "guest_backing=1"],
+        "guest_backing=1",
+    );
+    // A node count the model cannot number the zones of.
+    refused(&["run", "mthp", "--set", "nodes=51"], "nodes=51");
     // No such key anywhere.
     refused(&["run", "churn", "--set", "bogus=1"], "bogus");
     // Content tracking where no workload runs.

@@ -402,10 +402,10 @@ const INT_MAX: u64 = i32::MAX as u64;
 pub static TUNABLES: &[Tunable] = &[
     Tunable {
         name: "nodes",
-        handler: Handler::Int { min: 1, max: 64 },
+        handler: Handler::Int { min: 1, max: crate::layout::MAX_NODES as u64 },
         scope: Scope::Boot,
         file: None,
-        help: "NUMA nodes, memory split evenly above 4 GiB",
+        help: "NUMA nodes (at most 50: five zones each, 250 zones), memory above 4 GiB split evenly in 4 MiB blocks, nodes without memory when there is none",
         set: |c, v| c.nodes = int(v) as u32,
         get: |c| Value::Int(c.nodes as u64),
     },
@@ -814,7 +814,8 @@ mod tests {
             match t.handler {
                 Handler::Bool { .. } => vec!["on", "off"],
                 // 8: the least percpu_pagelist_high_fraction other than 0.
-                Handler::Int { .. } => vec!["8", "64"],
+                // 50: within every range (nodes: at most 50).
+                Handler::Int { .. } => vec!["8", "50"],
                 Handler::Size => vec!["1G", "0"],
                 Handler::SizeOrPct => vec!["2G", "25%"],
                 Handler::Choice(w) => w.to_vec(),

@@ -120,8 +120,9 @@ fn names() -> String {
         .join(", ")
 }
 
-/// A scenario's parameters with their defaults filled in. A parameter is a whole number,
-/// or, when its default is a comma-separated list, a list of as many whole numbers.
+/// A scenario's parameters with their defaults filled in. A parameter is a whole number;
+/// when its default is a comma-separated list, a list of as many whole numbers; when its
+/// default is words separated by `|`, one of those words (the first is the default).
 #[derive(Clone, Debug)]
 pub struct Params {
     info: &'static ScenarioInfo,
@@ -135,7 +136,7 @@ impl Params {
         let mut values: BTreeMap<&'static str, String> = info
             .params
             .iter()
-            .map(|(k, d, _)| (*k, d.to_string()))
+            .map(|(k, d, _)| (*k, d.split('|').next().unwrap_or(d).to_string()))
             .collect();
         for (k, v) in given {
             let Some((key, _, _)) = info.params.iter().find(|(p, _, _)| p == k) else {
@@ -154,7 +155,9 @@ impl Params {
         }
         let p = Params { info, values };
         for (k, default, _) in info.params {
-            if default.contains(',') {
+            if default.contains('|') {
+                p.choice(k)?;
+            } else if default.contains(',') {
                 p.nums(k)?;
             } else {
                 p.num(k)?;
@@ -184,8 +187,8 @@ impl Params {
         })
     }
 
-    /// List parameter `key` as whole numbers, as many as its default has.
-    pub fn nums(&self, key: &str) -> Result<Vec<u64>, ScenarioError> {
+    /// Parameter `key`'s value and its declared default.
+    fn declared(&self, key: &str) -> (&String, &'static str) {
         let v = self.values.get(key).expect("a declared parameter");
         let default = self
             .info
@@ -193,6 +196,26 @@ impl Params {
             .iter()
             .find(|(k, _, _)| *k == key)
             .map_or("", |(_, d, _)| *d);
+        (v, default)
+    }
+
+    /// Choice parameter `key`: one of the words of its default.
+    pub fn choice(&self, key: &str) -> Result<&str, ScenarioError> {
+        let (v, words) = self.declared(key);
+        if words.split('|').any(|w| w == v) {
+            return Ok(v);
+        }
+        Err(ScenarioError::BadValue {
+            scenario: self.info.name,
+            key: key.to_string(),
+            value: v.clone(),
+            why: format!("expected one of {}", words.replace('|', ", ")),
+        })
+    }
+
+    /// List parameter `key` as whole numbers, as many as its default has.
+    pub fn nums(&self, key: &str) -> Result<Vec<u64>, ScenarioError> {
+        let (v, default) = self.declared(key);
         let len = default.split(',').count();
         let bad = |why: String| ScenarioError::BadValue {
             scenario: self.info.name,
@@ -345,6 +368,22 @@ mod tests {
     use super::*;
     use crate::layout::Layout;
     use crate::units::Order;
+
+    #[test]
+    fn a_choice_parameter_takes_one_of_its_words_the_first_by_default() {
+        let given = |v: &str| vec![("guest_backing".to_string(), v.to_string())];
+        let p = Params::new("vfio-pin", &[]).unwrap();
+        assert_eq!(p.choice("guest_backing").unwrap(), "memfd");
+        let p = Params::new("vfio-pin", &given("anon")).unwrap();
+        assert_eq!(p.choice("guest_backing").unwrap(), "anon");
+        for bad in ["1", "0", "shmem", "memfd|anon", ""] {
+            let e = Params::new("vfio-pin", &given(bad)).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("vfio-pin: guest_backing={bad}: expected one of memfd, anon")
+            );
+        }
+    }
 
     #[test]
     fn integrity_metrics_count_every_owned_page_and_each_folio_found_wrong() {
