@@ -42,6 +42,13 @@ pub fn summary(m: &Machine, s: &Settings, seed: u64, r: &ChurnReport) -> String 
     o += &order_table(r);
     let _ = writeln!(o, "\nsuccess_pct {:.2}", r.success_pct());
     let _ = writeln!(o, "frees {}", r.frees);
+    if r.workload_oom_kills > 0 {
+        let _ = writeln!(
+            o,
+            "workload_oom_kills {} (the churn's process OOM-killed; it went on with a new one)",
+            r.workload_oom_kills
+        );
+    }
     if m.contents.enabled() {
         let _ = writeln!(o, "integrity_checked_pages {}", r.integrity_checked_pages);
         let _ = writeln!(o, "integrity_errors {}", r.integrity_errors);

@@ -212,6 +212,14 @@ fn text_report(
 ) -> String {
     let mut o = trace_text(args, trace, r);
     let _ = writeln!(o, "applied {} allocations and frees", r.applied);
+    if m.contents.enabled() {
+        let c = m.check_contents();
+        let _ = writeln!(
+            o,
+            "integrity_checked_pages {}\nintegrity_errors {}",
+            c.checked_pages, c.errors
+        );
+    }
     let kinds: Vec<String> = r
         .inconsistencies
         .pairs()
@@ -390,7 +398,7 @@ fn report_json(
                "isolated": w.isolated, "migrated": w.migrated, "failed": w.failed,
                "end_migrate_pfn": w.end_migrate_pfn})
     };
-    json!({
+    let mut j = json!({
         "kcompact_version": env!("CARGO_PKG_VERSION"),
         "trace": args.trace.display().to_string(),
         "snapshot": args.snapshot.as_ref().map(|s| s.display().to_string()),
@@ -423,7 +431,13 @@ fn report_json(
         "timeline": r.timeline.iter().map(|t| json!({
             "events": t.events, "time_ns": t.time_ns, "free_pages": t.free_pages,
             "free_order9_blocks": t.free_order9_blocks, "free_by_order": t.free_by_order})).collect::<Vec<_>>(),
-    })
+    });
+    if m.contents.enabled() {
+        let c = m.check_contents();
+        j["integrity_checked_pages"] = json!(c.checked_pages);
+        j["integrity_errors"] = json!(c.errors);
+    }
+    j
 }
 
 fn timeline_csv(r: &ReplayReport) -> String {
@@ -635,6 +649,7 @@ struct Replayed {
 /// `kcompact.replay` returns.
 pub fn replay_result(args: &ReplayArgs) -> anyhow::Result<serde_json::Value> {
     let (x, _) = replayed(args)?;
+    integrity_result(&x.m)?;
     Ok(report_json(
         args,
         &x.trace,
@@ -774,5 +789,14 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     if let (Some(dir), false) = (wrote, args.json) {
         outln!("\nwrote {}", dir.display());
     }
-    Ok(())
+    integrity_result(&m)
+}
+
+/// With contents tracked (`--set integrity=stamps|bytes` on `--mem`), a replay whose
+/// owners' data was found wrong fails (exit 1) once its report is out.
+fn integrity_result(m: &Machine) -> anyhow::Result<()> {
+    match m.check_contents().errors {
+        0 => Ok(()),
+        n => anyhow::bail!("{n} folios lost or corrupted their data"),
+    }
 }

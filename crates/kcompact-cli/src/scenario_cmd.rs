@@ -223,6 +223,13 @@ fn config_json(m: &Machine, s: &Settings, p: &Params) -> serde_json::Value {
         "non_lru_movable": s.machine.vm.non_lru_movable,
         "compact_unevictable_allowed": s.machine.vm.compact_unevictable_allowed,
     });
+    // The 2010 switches, where set (`kernel=2.6.35` sets both).
+    if s.machine.vm.reclaim_lumpy {
+        config["reclaim_mode"] = json!("lumpy");
+    }
+    if s.machine.vm.alloc_retry_2_6_35 {
+        config["alloc_retry"] = json!("2.6.35");
+    }
     for (k, v) in p.pairs() {
         config[k] = json!(v);
     }

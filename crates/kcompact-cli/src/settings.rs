@@ -111,6 +111,15 @@ impl Settings {
         Ok(s)
     }
 
+    /// Refuses `key` given with `--set` on the command line to a command that does not
+    /// use it: exit 2 naming the key and `why`.
+    pub fn refuse_unused(&self, key: &str, why: &str) -> anyhow::Result<()> {
+        match self.explicit.iter().find(|(k, _)| k == key) {
+            Some((k, v)) => usage(format!("--set {k}={v}: {why}")),
+            None => Ok(()),
+        }
+    }
+
     /// Applies the run-time tunables given on the command line to a machine that has
     /// booted (a snapshot); a boot-time key is refused with the reason. Returns each key
     /// whose value the command line changed, with the machine's value before

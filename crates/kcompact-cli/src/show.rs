@@ -15,6 +15,10 @@ pub fn show(args: ShowArgs) -> anyhow::Result<()> {
         ));
     };
     let settings = Settings::parse(&args.machine)?;
+    settings.refuse_unused(
+        "integrity",
+        "show runs no workload, so there is no data to check (run and replay --mem check it)",
+    )?;
     let m = settings.boot()?;
     out!("{}", view.render(&m));
     Ok(())

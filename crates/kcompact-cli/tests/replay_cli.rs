@@ -259,3 +259,41 @@ fn issue_9_thp_trace_replays_with_kcompactd_next_to_the_model() {
     assert!(j["pcp_drains"]["blocks"].as_u64().unwrap() > 1000);
     assert!(j["kernel_end_pcp"].is_array());
 }
+
+/// `replay --mem --set integrity=stamps|bytes` checks the data of every folio the replay
+/// holds at the end; on a snapshot the boot-time key is refused, naming it.
+#[test]
+fn replay_checks_the_data_it_holds_with_integrity() {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/trace_thp");
+    let trace = d.join("trace.txt.zst");
+    for integrity in ["integrity=stamps", "integrity=bytes"] {
+        let (out, _) = run(&[
+            "replay",
+            trace.to_str().unwrap(),
+            "--mem",
+            "1G",
+            "--mode",
+            "policy",
+            "--set",
+            integrity,
+            "--json",
+        ]);
+        let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert!(
+            j["integrity_checked_pages"].as_u64().unwrap() > 1000,
+            "{integrity}"
+        );
+        assert_eq!(j["integrity_errors"], 0, "{integrity}");
+    }
+    let o = kcompact(&[
+        "replay",
+        trace.to_str().unwrap(),
+        "--snapshot",
+        d.join("start").to_str().unwrap(),
+        "--set",
+        "integrity=stamps",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("integrity") && e.lines().count() == 1, "{e}");
+}

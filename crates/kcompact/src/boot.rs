@@ -362,4 +362,29 @@ mod tests {
             Err(BootError::Config(ConfigError::OutOfRange { .. }))
         ));
     }
+
+    #[test]
+    fn every_node_count_the_table_accepts_boots_at_every_size() {
+        // Node shares above 4 GiB that are no whole number of pageblocks, nodes without
+        // memory below it, the most nodes there can be, with and without ZONE_MOVABLE.
+        for nodes in [1, 2, 3, 5, 7, 13, crate::layout::MAX_NODES] {
+            for mem in [64 << 20, 3 << 30, (4 << 30) + (4 << 20), 5 << 30, 17 << 30] {
+                for movable in [0, 256 << 20] {
+                    let mut c = MachineConfig::new(mem);
+                    c.set("nodes", &nodes.to_string()).unwrap();
+                    c.movable_bytes = movable;
+                    let m = c.boot().unwrap_or_else(|e| {
+                        panic!("nodes={nodes} mem={mem} movable={movable}: {e}")
+                    });
+                    assert_eq!(m.nr_nodes(), nodes as usize);
+                    crate::verify::verify(&m).unwrap();
+                }
+            }
+        }
+        let mut c = MachineConfig::new(1 << 30);
+        let e = c
+            .set("nodes", &(crate::layout::MAX_NODES + 1).to_string())
+            .unwrap_err();
+        assert!(e.to_string().contains("nodes"), "{e}");
+    }
 }

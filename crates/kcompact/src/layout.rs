@@ -153,7 +153,7 @@ pub enum LayoutError {
         max: u64,
     },
     /// Bad node count.
-    #[error("node count {0} is out of range (1 to 64)")]
+    #[error("node count {0} is out of range (1 to {MAX_NODES}: {MAX_NR_ZONES} zones a node, at most 250 zones)")]
     Nodes(u32),
     /// A pageblock order the allocator cannot use.
     #[error("pageblock order {0} is out of range (1 to {MAX_PAGE_ORDER})")]
@@ -172,6 +172,10 @@ pub enum LayoutError {
     #[error("the layout ends at pfn {0:#x}, beyond the model's limit of 2^32 page frames")]
     TooLarge(u64),
 }
+
+/// Most nodes a layout from a size has: the model numbers zones in a byte (at most 250
+/// zones), [`MAX_NR_ZONES`] a node.
+pub const MAX_NODES: u32 = 250 / MAX_NR_ZONES as u32;
 
 /// Smallest machine the model builds from a size.
 pub const MIN_MEM_BYTES: u64 = 64 << 20;
@@ -212,7 +216,7 @@ impl Layout {
                 max: MAX_MEM_BYTES >> 40,
             });
         }
-        if !(1..=64).contains(&nodes) {
+        if !(1..=MAX_NODES).contains(&nodes) {
             return Err(LayoutError::Nodes(nodes));
         }
         let total = bytes_to_pages(mem_bytes);
@@ -253,7 +257,9 @@ impl Layout {
             dma32.reserved = vec![PfnRange::new(start, start + kernel)];
         }
         // Normal (and Movable) per node: node 0 holds the low zones and its share above 4G.
-        let per_node = high_pages / nodes as u64;
+        // Node boundaries on whole MAX_ORDER blocks (a pageblock never spans two nodes'
+        // zones); the last node takes what is left.
+        let per_node = (high_pages / nodes as u64) & !((1u64 << MAX_PAGE_ORDER) - 1);
         let mut next = x86::DMA32_END_PFN;
         let mut normals = Vec::new();
         for n in 0..nodes {

@@ -73,6 +73,8 @@ impl Machine {
         let mut compact_priority = CompactPriority::SyncLight;
         let mut nofail_loops = 0;
         let mut defrag_fallback_done = false;
+        // alloc_retry=2.6.35: pages reclaimed over this request's attempts, and its retries.
+        let (mut pages_reclaimed, mut retries_2_6_35) = (0u64, 0u32);
 
         let mut alloc_flags = self.alloc_flags_slowpath(gfp, order, ac.migratetype);
         if alloc_flags.has(AllocFlags::KSWAPD) {
@@ -128,6 +130,33 @@ impl Machine {
                     self.direct_compact_timed(gfp, order, alloc_flags, ac, compact_priority);
                 if page.is_some() {
                     return page;
+                }
+                if self.config.alloc_retry_2_6_35 {
+                    // Linux 2.6.35's rules after direct reclaim: no progress goes to the
+                    // OOM killer (a costly request gives up), progress to
+                    // should_alloc_retry() after congestion_wait(BLK_RW_ASYNC, HZ/50).
+                    // DEVIATION(linux): at most NOFAIL_LOOPS retries; 2.6.35 could loop
+                    // for ever.
+                    retries_2_6_35 += 1;
+                    if retries_2_6_35 > NOFAIL_LOOPS {
+                        break 'attempt;
+                    }
+                    if progress == 0 {
+                        if gfp.contains(Gfp::FS) && !gfp.contains(Gfp::NORETRY) {
+                            let (page, killed) = self.alloc_pages_may_oom(gfp, order, ac);
+                            if page.is_some() {
+                                return page;
+                            }
+                            retry = killed && (!costly || gfp.contains(Gfp::NOFAIL));
+                        }
+                        break 'attempt;
+                    }
+                    pages_reclaimed += progress;
+                    if should_alloc_retry(gfp, order, pages_reclaimed) {
+                        self.congestion_wait(20_000_000);
+                        retry = true;
+                    }
+                    break 'attempt;
                 }
                 if gfp.contains(Gfp::NORETRY) {
                     break 'attempt;
@@ -276,6 +305,24 @@ impl Machine {
             self.unreserve_highatomic_pageblock(&zonelist, ac.highest, ac.migratetype, false);
             self.drain_all_pages(None);
             drained = true;
+        }
+    }
+
+    /// Mirrors `congestion_wait()` of Linux before 2.6.37 for a direct reclaimer: it sleeps
+    /// until writes in flight complete or `ns` pass, the full time when there are none.
+    /// Only the disk moves meanwhile; the wait is added to the allocation's latency.
+    pub(crate) fn congestion_wait(&mut self, ns: u64) {
+        let now = self.clock.now_ns;
+        if self
+            .clock
+            .writeback
+            .front()
+            .is_some_and(|(done, _, _)| *done <= now + ns)
+        {
+            self.reclaim_throttle_writeback();
+        } else {
+            self.clock.now_ns += ns;
+            self.clock.last_alloc_ns += ns;
         }
     }
 
@@ -461,4 +508,18 @@ impl Machine {
         self.vmstat[VmEvent::OomKill] += 1;
         true
     }
+}
+
+/// Mirrors Linux 2.6.35's `should_alloc_retry()` (`alloc_retry=2.6.35`): never with
+/// `__GFP_NORETRY`; always for an order up to `PAGE_ALLOC_COSTLY_ORDER` or with
+/// `__GFP_NOFAIL`; a costly order with `__GFP_REPEAT` — today's `__GFP_RETRY_MAYFAIL` —
+/// until the request has reclaimed `1 << order` pages.
+fn should_alloc_retry(gfp: Gfp, order: Order, pages_reclaimed: u64) -> bool {
+    if gfp.contains(Gfp::NORETRY) {
+        return false;
+    }
+    if order.0 <= PAGE_ALLOC_COSTLY_ORDER || gfp.contains(Gfp::NOFAIL) {
+        return true;
+    }
+    gfp.contains(Gfp::RETRY_MAYFAIL) && pages_reclaimed < order.nr_pages()
 }

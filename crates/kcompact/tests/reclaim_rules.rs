@@ -959,3 +959,71 @@ fn drop_caches_2_frees_the_unused_dentries_and_their_slabs() {
         Some(&21)
     );
 }
+
+/// Lumpy reclaim (`reclaim_mode=lumpy`, Linux 2.6.35): an order-9 request's direct reclaim
+/// takes the page cache around each target in its 2 MiB block, so one round frees a whole
+/// block where today's reclaim, freeing pages from the tail of the LRU, does not.
+#[test]
+fn lumpy_reclaim_frees_the_block_around_its_target() {
+    let gfp = Gfp::GFP_HIGHUSER_MOVABLE | Gfp::COMP | Gfp::RETRY_MAYFAIL;
+    let run = |lumpy: bool| {
+        let cfg = VmConfig {
+            compaction: false,
+            reclaim_lumpy: lumpy,
+            ..VmConfig::default()
+        };
+        let (mut m, _) = with_page_cache(32, 100, cfg);
+        let before = m.vmstat.clone();
+        let got = m.alloc_pages(gfp, Order(9), NodeId(0));
+        check(&m);
+        let stolen = m.vmstat[VmEvent::PgstealDirect] - before[VmEvent::PgstealDirect];
+        (
+            got.is_some(),
+            stolen,
+            m.vmstat[VmEvent::Allocstall] - before[VmEvent::Allocstall],
+        )
+    };
+    let (got, stolen, stalls) = run(false);
+    assert!(!got, "today's reclaim without compaction: no block");
+    assert!(stolen < 512, "{stolen} pages from the LRU's tail");
+    assert_eq!(
+        stalls, 1,
+        "a costly request without compaction reclaims once"
+    );
+    let (got, stolen, stalls) = run(true);
+    assert!(got, "lumpy reclaim freed a whole block");
+    assert!(
+        stolen > 256,
+        "{stolen} pages: most of the block around the target"
+    );
+    assert_eq!(stalls, 1);
+}
+
+/// Linux 2.6.35's slow path (`alloc_retry=2.6.35`): a costly `__GFP_REPEAT` request goes on
+/// reclaiming until it has reclaimed `1 << order` pages; today's gives up without
+/// compaction after one round.
+#[test]
+fn alloc_retry_2_6_35_reclaims_a_costly_order_s_worth_before_giving_up() {
+    let gfp = Gfp::GFP_HIGHUSER_MOVABLE | Gfp::COMP | Gfp::RETRY_MAYFAIL;
+    let cfg = VmConfig {
+        compaction: false,
+        alloc_retry_2_6_35: true,
+        ..VmConfig::default()
+    };
+    let (mut m, _) = with_page_cache(32, 100, cfg);
+    let before = m.vmstat.clone();
+    let t0 = m.clock.now_ns;
+    let got = m.alloc_pages(gfp, Order(9), NodeId(0));
+    check(&m);
+    let stolen = m.vmstat[VmEvent::PgstealDirect] - before[VmEvent::PgstealDirect];
+    let stalls = m.vmstat[VmEvent::Allocstall] - before[VmEvent::Allocstall];
+    assert!(
+        got.is_some() || stolen >= 512,
+        "retried until a block or 512 pages reclaimed: {stolen}"
+    );
+    assert!(stalls > 1, "several rounds: {stalls}");
+    assert!(
+        m.clock.now_ns >= t0 + (stalls - 1) * 20_000_000,
+        "congestion_wait(HZ/50) between rounds"
+    );
+}

@@ -63,6 +63,34 @@ impl Machine {
         waited
     }
 
+    /// Mirrors `wait_on_page_writeback()` for each of `ids` under writeback: a direct
+    /// reclaimer waits until the disk has written the last of them. Only the disk moves
+    /// meanwhile; the wait is added to the allocation's latency. Returns it.
+    pub(crate) fn wait_on_folio_writeback(&mut self, ids: &[FolioId]) -> u64 {
+        let now = self.clock.now_ns;
+        let last = self
+            .clock
+            .writeback
+            .iter()
+            .filter(|(_, id, stamp)| {
+                ids.contains(&FolioId(*id))
+                    && self
+                        .owners
+                        .get(FolioId(*id))
+                        .is_some_and(|r| r.stamp == *stamp)
+            })
+            .map(|(done, _, _)| *done)
+            .max();
+        let Some(done) = last.filter(|d| *d > now) else {
+            return 0;
+        };
+        self.clock.now_ns = done;
+        self.complete_writeback();
+        let waited = done - now;
+        self.clock.last_alloc_ns += waited;
+        waited
+    }
+
     /// Writes back every dirty page-cache folio and waits for it (`sync`).
     pub fn sync_all(&mut self) {
         let ids = std::mem::take(&mut self.clock.dirty);

@@ -36,6 +36,15 @@ use crate::memmap::{OwnerRef, PageFlags};
 use crate::units::{Order, Pfn};
 use table::{Contents, FolioId, FolioRec, Holder};
 
+/// What [`Machine::check_contents`] found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContentCheck {
+    /// Pages whose contents were checked.
+    pub checked_pages: u64,
+    /// Folios whose contents were lost or corrupted.
+    pub errors: u64,
+}
+
 impl Machine {
     /// Turns content tracking on: `bytes` keeps real 4 KiB contents (for machines that fit
     /// in memory), otherwise one stamp per page. Must be called before any folio is owned.
@@ -50,6 +59,26 @@ impl Machine {
         } else {
             Contents::Stamps(vec![0; n])
         };
+    }
+
+    /// Checks every owned folio's tracked contents against what its owner wrote: the
+    /// pages checked and the folios found wrong, `(0, 0)` when contents are not tracked.
+    /// Every owner's folios are in the table (anonymous, page cache, shmem, slab, page
+    /// tables, drivers, hugetlb); pages out on swap are not resident and not counted.
+    pub fn check_contents(&self) -> ContentCheck {
+        let mut c = ContentCheck::default();
+        if !self.contents.enabled() {
+            return c;
+        }
+        for (_, rec) in self.owners.iter() {
+            c.checked_pages += rec.order.nr_pages();
+            c.errors +=
+                !self
+                    .contents
+                    .check(rec.pfn, rec.order.nr_pages(), rec.stamp, rec.stamp_offset)
+                    as u64;
+        }
+        c
     }
 
     /// Makes a freshly allocated block a folio of `kind` owned by `owner` at `index`, with

@@ -190,6 +190,35 @@ impl Machine {
         self.swap_free_range(pid, vpn, nr);
     }
 
+    /// Mirrors `mm/memory.c: free_pgtables()` → `free_pgd_range()` after an `munmap()`:
+    /// frees the page tables of the windows `[vpn, vpn + nr)` touches that map nothing
+    /// any more, no folio and no swap entry. The page tables of a window still in use
+    /// stay.
+    ///
+    /// DEVIATION(linux): [`Machine::munmap`] keeps empty page tables, as the scenarios were
+    /// measured with; a workload that unmaps whole mappings calls this after it.
+    pub fn free_pgtables(&mut self, pid: u32, vpn: u64, nr: u64) {
+        let (first, last) = (vpn / PTRS_PER_PTE, (vpn + nr.max(1) - 1) / PTRS_PER_PTE);
+        for window in first..=last {
+            let p = &self.owners.processes[pid as usize];
+            let Some(&id) = p.pgtables.get(&window) else {
+                continue;
+            };
+            let span = window * PTRS_PER_PTE..(window + 1) * PTRS_PER_PTE;
+            let swapped = self
+                .reclaim
+                .swap
+                .range((pid, span.start)..(pid, span.end))
+                .next()
+                .is_some();
+            if p.table.range(span).next().is_some() || swapped {
+                continue;
+            }
+            self.owners.processes[pid as usize].pgtables.remove(&window);
+            self.release_owner_ref(id);
+        }
+    }
+
     /// `madvise(MADV_DONTNEED)`: drops the anonymous folios of `[vpn, vpn + nr)` — for the
     /// model the same as [`Machine::munmap`] (the range stays a valid mapping in Linux, but
     /// holds no pages until the next fault).

@@ -297,6 +297,7 @@ impl Machine {
             may_swap: b.nr_boost_reclaim == 0,
             is_kswapd: true,
             compaction_ready: false,
+            lumpy: false,
             nr_scanned: 0,
             nr_reclaimed: 0,
         };

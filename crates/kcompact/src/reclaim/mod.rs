@@ -27,7 +27,7 @@ use crate::machine::Machine;
 use crate::memmap::PageFlags;
 use crate::mmzone::LruList;
 use crate::owners::table::{FolioId, FolioKind};
-use crate::units::{NodeId, ZoneIdx};
+use crate::units::{NodeId, Pfn, ZoneIdx};
 
 /// `SWAP_CLUSTER_MAX`: the reclaim batch.
 pub const SWAP_CLUSTER_MAX: u64 = 32;
@@ -59,6 +59,9 @@ pub struct ScanControl {
     pub is_kswapd: bool,
     /// `compaction_ready`: a costly request's zone is ready for compaction.
     pub compaction_ready: bool,
+    /// `lumpy_reclaim_mode` (Linux before 3.5, `reclaim_mode=lumpy`): this pass takes the
+    /// LRU pages around each tag page in its order-aligned block and ignores references.
+    pub lumpy: bool,
     /// `nr_scanned`.
     pub nr_scanned: u64,
     /// `nr_reclaimed`.
@@ -79,6 +82,7 @@ impl ScanControl {
             may_swap: true,
             is_kswapd: false,
             compaction_ready: false,
+            lumpy: false,
             nr_scanned: 0,
             nr_reclaimed: 0,
         }
@@ -274,12 +278,32 @@ impl Machine {
     /// Mirrors `shrink_inactive_list()`: isolates a batch from the tail, runs
     /// `shrink_folio_list()` on it and puts the survivors back (activated ones on the
     /// active list).
+    ///
+    /// With `reclaim_mode=lumpy` it is Linux 2.6.35's: the pass may be lumpy
+    /// ([`Machine::set_lumpy_reclaim_mode`]), isolating whole blocks
+    /// ([`Machine::isolate_lru_pages_lumpy`]), and a direct reclaimer that freed less than
+    /// it took goes through the list again synchronously ([`Machine::lumpy_sync_pass`]).
     fn shrink_inactive_list(&mut self, node: NodeId, lru: LruList, n: u64, sc: &mut ScanControl) {
-        let (taken, scanned) = self.take_from_tail(node, lru, n, sc.reclaim_idx);
-        for id in &taken {
-            let ok = self.folio_isolate_lru(*id);
-            debug_assert!(ok, "a live LRU entry isolates");
-        }
+        self.set_lumpy_reclaim_mode(sc);
+        let (taken, scanned) = if sc.lumpy {
+            self.isolate_lru_pages_lumpy(node, lru, n, sc)
+        } else {
+            let (taken, scanned) = self.take_from_tail(node, lru, n, sc.reclaim_idx);
+            for id in &taken {
+                let ok = self.folio_isolate_lru(*id);
+                debug_assert!(ok, "a live LRU entry isolates");
+            }
+            (taken, scanned)
+        };
+        // What was taken, to find the survivors of the first pass by (folio, stamp).
+        let marks: Vec<(FolioId, u32)> = if sc.lumpy && !sc.is_kswapd {
+            taken
+                .iter()
+                .map(|id| (*id, self.owners.folio(*id).stamp))
+                .collect()
+        } else {
+            Vec::new()
+        };
         sc.nr_scanned += scanned;
         if sc.is_kswapd {
             self.vmstat[VmEvent::PgscanKswapd] += scanned;
@@ -291,7 +315,10 @@ impl Machine {
         } else {
             self.vmstat[VmEvent::PgscanAnon] += scanned;
         }
-        let reclaimed = self.shrink_folio_list(taken, sc);
+        let mut reclaimed = self.shrink_folio_list(taken, sc);
+        if reclaimed < scanned && !marks.is_empty() {
+            reclaimed += self.lumpy_sync_pass(&marks, sc);
+        }
         sc.nr_reclaimed += reclaimed;
         if sc.is_kswapd {
             self.vmstat[VmEvent::PgstealKswapd] += reclaimed;
@@ -305,10 +332,132 @@ impl Machine {
         }
     }
 
+    /// Mirrors `set_lumpy_reclaim_mode()` of Linux 2.6.35's `shrink_inactive_list()`: with
+    /// `reclaim_mode=lumpy` a pass for an order above `PAGE_ALLOC_COSTLY_ORDER` is lumpy
+    /// at once, one for a smaller non-zero order only once the priority has dropped below
+    /// `DEF_PRIORITY - 2`.
+    fn set_lumpy_reclaim_mode(&self, sc: &mut ScanControl) {
+        sc.lumpy = self.config.reclaim_lumpy
+            && sc.order > 0
+            && (sc.order > crate::units::PAGE_ALLOC_COSTLY_ORDER || sc.priority < DEF_PRIORITY - 2);
+    }
+
+    /// Mirrors Linux 2.6.35's `isolate_lru_pages()` in lumpy mode (`ISOLATE_BOTH`): each
+    /// tag folio taken from the tail of `lru` brings the LRU folios of its block of
+    /// `sc.order` pages with it — active or inactive, file or anonymous, each counted as
+    /// scanned — and the tags go on until `n` pages are scanned. Free pages, pages no LRU
+    /// holds, unevictable folios, pages of another zone and, without swap space,
+    /// anonymous folios outside the swap cache are passed over; the walk goes on to the
+    /// block's end whatever it meets (stopping at the first failure came in 2.6.37).
+    /// Active folios taken are deactivated (`clear_active_flags()`). Returns the folios,
+    /// isolated, and the pages scanned.
+    fn isolate_lru_pages_lumpy(
+        &mut self,
+        node: NodeId,
+        lru: LruList,
+        n: u64,
+        sc: &ScanControl,
+    ) -> (Vec<FolioId>, u64) {
+        let mut taken = Vec::new();
+        let mut scanned = 0;
+        let block = 1u64 << sc.order;
+        while scanned < n {
+            let (tag, s) = self.take_from_tail(node, lru, 1, sc.reclaim_idx);
+            let Some(&tag) = tag.first() else {
+                break;
+            };
+            let ok = self.folio_isolate_lru(tag);
+            debug_assert!(ok, "a live LRU entry isolates");
+            scanned += s;
+            taken.push(tag);
+            let rec = *self.owners.folio(tag);
+            let zone = self.page_zone(rec.pfn);
+            let start = rec.pfn.0 & !(block - 1);
+            let mut pfn = start;
+            while pfn < start + block {
+                let p = Pfn(pfn);
+                pfn += 1;
+                if p.0 >= rec.pfn.0 && p.0 < rec.pfn.0 + rec.order.nr_pages() {
+                    continue;
+                }
+                if self.page_zone(p) != zone {
+                    continue;
+                }
+                let f = self.mem.flags(p);
+                if f.contains(PageFlags::BUDDY) {
+                    pfn = p.0 + (1u64 << f.order());
+                    continue;
+                }
+                // A compound tail is not on an LRU list itself; its head is.
+                let Some(id) = self
+                    .folio_of(p)
+                    .filter(|id| self.owners.folio(*id).pfn == p)
+                else {
+                    continue;
+                };
+                let r = *self.owners.folio(id);
+                pfn = p.0 + r.order.nr_pages();
+                if !f.contains(PageFlags::LRU) || f.contains(PageFlags::UNEVICTABLE) {
+                    continue;
+                }
+                if r.kind == FolioKind::Anon
+                    && !f.contains(PageFlags::SWAPCACHE)
+                    && !self.can_reclaim_anon_pages()
+                {
+                    continue;
+                }
+                if !self.folio_isolate_lru(id) {
+                    continue;
+                }
+                if f.contains(PageFlags::ACTIVE) {
+                    self.mem.clear_flag(p, PageFlags::ACTIVE);
+                    self.vmstat[VmEvent::Pgdeactivate] += r.order.nr_pages();
+                }
+                scanned += r.order.nr_pages();
+                taken.push(id);
+            }
+        }
+        (taken, scanned)
+    }
+
+    /// Mirrors the second pass of Linux 2.6.35's `shrink_inactive_list()` under lumpy
+    /// reclaim, for a direct reclaimer that freed less than it took: it sleeps
+    /// (`congestion_wait(BLK_RW_ASYNC, HZ/10)`: until writes in flight complete, or the
+    /// full 100 ms when there are none), deactivates the survivors (`clear_active_flags()`)
+    /// and runs `shrink_page_list()` on them again with PAGEOUT_IO_SYNC, waiting for each
+    /// one under writeback (`wait_on_page_writeback()`): synchronous lumpy writeback.
+    /// Returns the pages freed. Only the disk moves while it waits, as in
+    /// [`Machine::reclaim_throttle_writeback`].
+    fn lumpy_sync_pass(&mut self, marks: &[(FolioId, u32)], sc: &mut ScanControl) -> u64 {
+        if self.reclaim_throttle_writeback() == 0 {
+            self.clock.now_ns += 100_000_000;
+            self.clock.last_alloc_ns += 100_000_000;
+        }
+        let mut list = Vec::new();
+        for &(id, stamp) in marks {
+            // Freed in the first pass (the id may be another folio's by now) or not back
+            // on an LRU list: nothing to do.
+            if self.owners.get(id).is_none_or(|r| r.stamp != stamp) || !self.folio_isolate_lru(id) {
+                continue;
+            }
+            let rec = *self.owners.folio(id);
+            if self.mem.flags(rec.pfn).contains(PageFlags::ACTIVE) {
+                self.mem.clear_flag(rec.pfn, PageFlags::ACTIVE);
+                self.vmstat[VmEvent::Pgdeactivate] += rec.order.nr_pages();
+            }
+            list.push(id);
+        }
+        self.wait_on_folio_writeback(&list);
+        self.shrink_folio_list(list, sc)
+    }
+
     /// Mirrors `folio_check_references()`: a folio mapped with its accessed bit set is
     /// kept once (and marked referenced) and activated the second time or when several
     /// mappings used it; an unmapped file folio with PG_referenced is reclaimed if clean.
-    fn folio_check_references(&mut self, id: FolioId) -> FolioRef {
+    ///
+    /// In a lumpy pass (Linux 2.6.35's `page_check_references()`) the bits are cleared and
+    /// the folio reclaimed whatever they said.
+    fn folio_check_references(&mut self, id: FolioId, lumpy: bool) -> FolioRef {
         let rec = *self.owners.folio(id);
         let f = self.mem.flags(rec.pfn);
         let mapped = self.mem.mapcount(rec.pfn) > 0;
@@ -322,6 +471,9 @@ impl Machine {
             .clear_flag(rec.pfn, PageFlags::YOUNG | PageFlags::REFERENCED);
         if f.contains(PageFlags::MLOCKED) {
             return FolioRef::Activate;
+        }
+        if lumpy {
+            return FolioRef::Reclaim;
         }
         if referenced_ptes > 0 {
             self.mem.set_flag(rec.pfn, PageFlags::REFERENCED);
@@ -380,7 +532,7 @@ impl Machine {
                 keep(self, false);
                 continue;
             }
-            let refs = self.folio_check_references(id);
+            let refs = self.folio_check_references(id, sc.lumpy);
             match refs {
                 FolioRef::Activate => {
                     keep(self, true);

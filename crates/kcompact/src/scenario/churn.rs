@@ -32,7 +32,7 @@ pub const INFO: ScenarioInfo = ScenarioInfo {
     ab_key: "compaction",
     params: &[
         ("steps", "1000000", "allocate/free steps"),
-        ("fill_pct", "90", "target memory use in percent (1..=95)"),
+        ("fill_pct", "90", "target memory use in percent (1..=95), at most what leaves the kernel's reserves free"),
         ("max_order", "10", "largest order allocated (0..=10)"),
         ("mix", "15,75,8,2", "weights unmovable,movable,reclaimable,atomic (at least one positive)"),
         ("migrate_every", "2000", "steps between migration batches (0 = none)"),
@@ -73,6 +73,7 @@ pub fn run(
             Metric::Int(r.free_order9_blocks_after_compaction),
         ),
         ("frees", Metric::Int(r.frees)),
+        ("workload_oom_kills", Metric::Int(r.workload_oom_kills)),
         ("used_pages_end", Metric::Int(r.used_pages_end)),
         (
             "attempts_by_order",
@@ -193,6 +194,9 @@ pub struct ChurnReport {
     pub integrity_checked_pages: u64,
     /// Folios whose contents were wrong.
     pub integrity_errors: u64,
+    /// Times the OOM killer took the churn's process (its anonymous memory freed; the
+    /// churn went on with a new one).
+    pub workload_oom_kills: u64,
     /// Timeline.
     pub samples: Vec<ChurnSample>,
 }
@@ -236,11 +240,11 @@ pub fn run_churn(
     assert!(
         (1..=95).contains(&cfg.fill_pct) && cfg.max_order <= 10 && cfg.mix.iter().any(|w| *w > 0)
     );
-    let pid = m.new_process();
+    let mut pid = m.new_process();
     let mut next_vpn = 0u64;
     let mut live: Vec<Live> = Vec::new();
     let mut used = 0u64;
-    let target = m.managed_pages() * cfg.fill_pct / 100;
+    let target = fill_target(m, cfg.fill_pct);
     let mut rep = ChurnReport {
         config: cfg.clone(),
         ..ChurnReport::default()
@@ -248,6 +252,20 @@ pub fn run_churn(
     let weights = &ORDER_WEIGHTS[..=cfg.max_order as usize];
     let sample_every = cfg.sample_every.max(1);
     for step in 0..cfg.steps {
+        if !m.owners.processes[pid as usize].alive {
+            // The OOM killer took the churn's process (a fill level the machine cannot
+            // hold): its anonymous memory is gone; the churn goes on with a new process.
+            live.retain(|l| match l {
+                Live::Anon(_, order) => {
+                    used -= order.nr_pages();
+                    false
+                }
+                Live::Kernel(..) => true,
+            });
+            rep.workload_oom_kills += 1;
+            pid = m.new_process();
+            next_vpn = 0;
+        }
         let want_alloc = if used < target {
             rng.chance(3, 4)
         } else {
@@ -282,7 +300,10 @@ pub fn run_churn(
             let i = rng.below(live.len() as u64) as usize;
             match live.swap_remove(i) {
                 Live::Anon(vpn, order) => {
+                    // Each allocation is its own mapping: its page table goes with the
+                    // last one in its window.
                     m.munmap(pid, vpn, 1);
+                    m.free_pgtables(pid, vpn, 1);
                     used -= order.nr_pages();
                 }
                 Live::Kernel(id, order) => {
@@ -306,16 +327,28 @@ pub fn run_churn(
     m.compact_memory();
     rep.free_order9_blocks_after_compaction = sample(m, cfg.steps).free_order9_blocks;
     rep.hugepages_after_compaction = probe_hugepages(m);
-    if m.contents.enabled() {
-        for (_, rec) in m.owners.iter() {
-            rep.integrity_checked_pages += rec.order.nr_pages();
-            rep.integrity_errors +=
-                !m.contents
-                    .check(rec.pfn, rec.order.nr_pages(), rec.stamp, rec.stamp_offset)
-                    as u64;
-        }
-    }
+    let c = m.check_contents();
+    rep.integrity_checked_pages = c.checked_pages;
+    rep.integrity_errors = c.errors;
     rep
+}
+
+/// The pages the churn holds at most: `fill_pct` of managed memory, but no more than
+/// leaves free, besides the page tables, what the kernel keeps for itself — the high
+/// watermark kswapd restores, the per-CPU lists (auto-tuned up to the low watermark over
+/// all CPUs) and the highatomic reserve (1 % of a zone) — so that a workload without
+/// swap is not OOM-killed by its own fill level (90 % of 1 GiB is more than that).
+fn fill_target(m: &Machine, fill_pct: u64) -> u64 {
+    let managed = m.managed_pages();
+    let kept: u64 = m
+        .zones
+        .iter()
+        .map(|z| z.high_wmark_pages() + z.low_wmark_pages() + z.managed_pages / 100)
+        .sum();
+    let want = managed * fill_pct / 100;
+    // One page-table page per 512 pages of anonymous memory.
+    let room = managed.saturating_sub(kept) * 512 / 513;
+    want.min(room)
 }
 
 /// How many order-9 blocks a THP allocation that neither reclaims nor compacts gets now

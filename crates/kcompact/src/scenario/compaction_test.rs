@@ -74,6 +74,8 @@ pub fn run(
         target / (got * 512)
     };
     let pass = index <= 3;
+    // The chunks and the pool checked before they are given back.
+    let integrity = super::integrity_metrics(m);
     m.set_nr_hugepages(0);
     m.exit_process(pid);
     progress(2, 2);
@@ -90,5 +92,6 @@ pub fn run(
             Metric::Float(pct(got, (target / 512).max(1))),
         ),
     ];
+    out.metrics.extend(integrity);
     Ok(out)
 }

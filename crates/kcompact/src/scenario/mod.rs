@@ -120,8 +120,9 @@ fn names() -> String {
         .join(", ")
 }
 
-/// A scenario's parameters with their defaults filled in. A parameter is a whole number,
-/// or, when its default is a comma-separated list, a list of as many whole numbers.
+/// A scenario's parameters with their defaults filled in. A parameter is a whole number;
+/// when its default is a comma-separated list, a list of as many whole numbers; when its
+/// default is words separated by `|`, one of those words (the first is the default).
 #[derive(Clone, Debug)]
 pub struct Params {
     info: &'static ScenarioInfo,
@@ -135,7 +136,7 @@ impl Params {
         let mut values: BTreeMap<&'static str, String> = info
             .params
             .iter()
-            .map(|(k, d, _)| (*k, d.to_string()))
+            .map(|(k, d, _)| (*k, d.split('|').next().unwrap_or(d).to_string()))
             .collect();
         for (k, v) in given {
             let Some((key, _, _)) = info.params.iter().find(|(p, _, _)| p == k) else {
@@ -154,7 +155,9 @@ impl Params {
         }
         let p = Params { info, values };
         for (k, default, _) in info.params {
-            if default.contains(',') {
+            if default.contains('|') {
+                p.choice(k)?;
+            } else if default.contains(',') {
                 p.nums(k)?;
             } else {
                 p.num(k)?;
@@ -184,8 +187,8 @@ impl Params {
         })
     }
 
-    /// List parameter `key` as whole numbers, as many as its default has.
-    pub fn nums(&self, key: &str) -> Result<Vec<u64>, ScenarioError> {
+    /// Parameter `key`'s value and its declared default.
+    fn declared(&self, key: &str) -> (&String, &'static str) {
         let v = self.values.get(key).expect("a declared parameter");
         let default = self
             .info
@@ -193,6 +196,26 @@ impl Params {
             .iter()
             .find(|(k, _, _)| *k == key)
             .map_or("", |(_, d, _)| *d);
+        (v, default)
+    }
+
+    /// Choice parameter `key`: one of the words of its default.
+    pub fn choice(&self, key: &str) -> Result<&str, ScenarioError> {
+        let (v, words) = self.declared(key);
+        if words.split('|').any(|w| w == v) {
+            return Ok(v);
+        }
+        Err(ScenarioError::BadValue {
+            scenario: self.info.name,
+            key: key.to_string(),
+            value: v.clone(),
+            why: format!("expected one of {}", words.replace('|', ", ")),
+        })
+    }
+
+    /// List parameter `key` as whole numbers, as many as its default has.
+    pub fn nums(&self, key: &str) -> Result<Vec<u64>, ScenarioError> {
+        let (v, default) = self.declared(key);
         let len = default.split(',').count();
         let bad = |why: String| ScenarioError::BadValue {
             scenario: self.info.name,
@@ -303,14 +326,33 @@ pub fn tick(m: &Machine, phase: &'static str, hugepages: u64) -> Tick {
 }
 
 /// Runs scenario `p.info()` on `m` with `rng`, calling `progress(done, total)` now and
-/// then.
+/// then. With contents tracked (`integrity=stamps|bytes`) every owner's data is checked
+/// at the end: the metrics `integrity_checked_pages` and `integrity_errors` come last.
 pub fn run(
     m: &mut Machine,
     p: &Params,
     rng: &mut SimRng,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Outcome, ScenarioError> {
-    (p.info().run)(m, p, rng, progress)
+    let mut out = (p.info().run)(m, p, rng, progress)?;
+    if out.get("integrity_checked_pages").is_none() {
+        out.metrics.extend(integrity_metrics(m));
+    }
+    Ok(out)
+}
+
+/// Every owner's data checked now ([`Machine::check_contents`]) as the metrics
+/// `integrity_checked_pages` and `integrity_errors`; none when contents are not tracked.
+/// A scenario that gives its memory back at the end checks before it does.
+pub fn integrity_metrics(m: &Machine) -> Vec<(&'static str, Metric)> {
+    if !m.contents.enabled() {
+        return Vec::new();
+    }
+    let c = m.check_contents();
+    vec![
+        ("integrity_checked_pages", Metric::Int(c.checked_pages)),
+        ("integrity_errors", Metric::Int(c.errors)),
+    ]
 }
 
 /// `allocated / requested` in percent, two decimals.
@@ -319,4 +361,52 @@ pub fn pct(allocated: u64, requested: u64) -> f64 {
         return 100.0;
     }
     (10_000.0 * allocated as f64 / requested as f64).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Layout;
+    use crate::units::Order;
+
+    #[test]
+    fn a_choice_parameter_takes_one_of_its_words_the_first_by_default() {
+        let given = |v: &str| vec![("guest_backing".to_string(), v.to_string())];
+        let p = Params::new("vfio-pin", &[]).unwrap();
+        assert_eq!(p.choice("guest_backing").unwrap(), "memfd");
+        let p = Params::new("vfio-pin", &given("anon")).unwrap();
+        assert_eq!(p.choice("guest_backing").unwrap(), "anon");
+        for bad in ["1", "0", "shmem", "memfd|anon", ""] {
+            let e = Params::new("vfio-pin", &given(bad)).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("vfio-pin: guest_backing={bad}: expected one of memfd, anon")
+            );
+        }
+    }
+
+    #[test]
+    fn integrity_metrics_count_every_owned_page_and_each_folio_found_wrong() {
+        let layout = Layout::x86_64(256 << 20, 1, 0).unwrap();
+        let mut m = Machine::boot(&layout, crate::VmConfig::default()).unwrap();
+        assert!(integrity_metrics(&m).is_empty(), "contents not tracked");
+        m.enable_contents(false);
+        let pid = m.new_process();
+        let ids: Vec<_> = (0..4)
+            .map(|i| m.fault_anon(pid, i * 512, Order(2)).unwrap())
+            .collect();
+        let c = m.check_contents();
+        // Four order-2 folios and the page tables of their four windows.
+        assert_eq!(c.checked_pages, 4 * 4 + 4);
+        assert_eq!(c.errors, 0);
+        let pfn = m.owners.folio(ids[1]).pfn;
+        m.contents.fill(pfn.plus(3), 1, 0x1234_5679, 0);
+        assert_eq!(
+            integrity_metrics(&m),
+            vec![
+                ("integrity_checked_pages", Metric::Int(20)),
+                ("integrity_errors", Metric::Int(1)),
+            ]
+        );
+    }
 }

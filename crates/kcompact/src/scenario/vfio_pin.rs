@@ -25,7 +25,7 @@ pub const INFO: ScenarioInfo = ScenarioInfo {
     ab_key: "skip_pinned",
     params: &[
         ("guest_pct", "50", "guest memory, percent of the machine (1..=90)"),
-        ("guest_backing", "1", "1: memfd/shmem-backed guest memory (the seed's), 0: anonymous"),
+        ("guest_backing", "memfd|anon", "memfd: memfd/shmem-backed guest memory (the seed's), anon: anonymous"),
         ("rounds", "50", "rounds of huge page requests, 100 ms apart (1..=100000)"),
         ("burst", "8", "huge page requests per round (1..=1000)"),
     ],
@@ -42,7 +42,7 @@ pub fn run(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Outcome, ScenarioError> {
     let guest_pct = p.num_in("guest_pct", 1, 90)?;
-    let memfd = p.num_in("guest_backing", 0, 1)? == 1;
+    let memfd = p.choice("guest_backing")? == "memfd";
     let rounds = p.num_in("rounds", 1, 100_000)?;
     let burst = p.num_in("burst", 1, 1000)?;
     let mut out = Outcome::default();
