@@ -2,7 +2,7 @@
 """Free blocks of orders 0-3 in Normal after `compact_memory`: the model's prediction on each
 shared real case's before/ snapshot against the kernel's buddyinfo_post_immediate, and the
 per-CPU lists after. Usage: scripts/compact-low-orders.py [CASE...] (from the repository root,
-after `cargo build --release`)."""
+after `cargo build --release`; KBIN=PATH runs another binary)."""
 import json
 import os
 import re
@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-K = os.path.join(ROOT, "target/release/kcompact")
+K = os.environ.get("KBIN", os.path.join(ROOT, "target/release/kcompact"))
 D = os.path.join(ROOT, "../shared/data/realkernel")
 # The CPU whose per-CPU list grew during the kernel's compact_memory (zoneinfo_post_immediate).
 CPU = {"A2_g4_r1": 1, "A2_g8_r1": 0, "A_g4_r1": 1, "A_g4folio_r1": 0, "A_g4mix_r1": 0, "A_g8_r1": 1}
