@@ -30,6 +30,7 @@ pub mod pin;
 pub mod process;
 pub mod slab;
 pub mod table;
+pub mod xarray;
 
 use crate::machine::Machine;
 use crate::memmap::{OwnerRef, PageFlags};

@@ -9,6 +9,7 @@
 //! state ([`crate::machine::Machine`], [`crate::mmzone`]) can name these types without an
 //! import circle.
 
+use super::xarray::XArray;
 use crate::units::{Order, Pfn};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -263,7 +264,10 @@ pub struct Process {
     /// Still running.
     pub alive: bool,
     /// First virtual page → folio.
-    pub table: BTreeMap<u64, FolioId>,
+    ///
+    /// DEVIATION(linux): one radix index from virtual page to folio stands for the page
+    /// table levels.
+    pub table: XArray,
     /// 512-page window → its page-table page.
     pub pgtables: BTreeMap<u64, FolioId>,
 }
@@ -287,8 +291,8 @@ pub struct File {
     pub has_migrate_folio: bool,
     /// Folios carry buffer heads (PG_private), as ext4's do.
     pub buffers: bool,
-    /// First page index of each cached folio → folio.
-    pub pages: BTreeMap<u64, FolioId>,
+    /// First page index of each cached folio → folio (`address_space.i_pages`).
+    pub pages: XArray,
     /// Still exists.
     pub alive: bool,
 }
