@@ -28,6 +28,7 @@ pub mod huge_memory;
 pub mod kernel;
 pub mod pin;
 pub mod process;
+pub mod rmap;
 pub mod slab;
 pub mod table;
 pub mod xarray;

@@ -9,6 +9,7 @@
 //! state ([`crate::machine::Machine`], [`crate::mmzone`]) can name these types without an
 //! import circle.
 
+use super::rmap::Rmap;
 use super::xarray::XArray;
 use crate::units::{Order, Pfn};
 use std::collections::{BTreeMap, BTreeSet};
@@ -85,7 +86,7 @@ pub struct Owners {
     pub(super) folios: Vec<Option<FolioRec>>,
     pub(super) free_ids: Vec<u32>,
     /// The reverse map: (folio, process, virtual page) for every mapping.
-    pub rmap: BTreeSet<(FolioId, u32, u64)>,
+    pub rmap: Rmap,
     /// Processes, by id.
     pub processes: Vec<Process>,
     /// Files, by id.
@@ -177,9 +178,7 @@ impl Owners {
 
     /// The mappers of `id` from the reverse map.
     pub fn mappers(&self, id: FolioId) -> impl Iterator<Item = (u32, u64)> + '_ {
-        self.rmap
-            .range((id, 0, 0)..=(id, u32::MAX, u64::MAX))
-            .map(|(_, p, v)| (*p, *v))
+        self.rmap.mappers(id)
     }
 }
 

@@ -32,13 +32,13 @@ pub(super) fn check_owners(m: &Machine, errs: &mut Vec<String>) {
 fn count_references(o: &Owners, errs: &mut Vec<String>) -> Refs {
     let slots = o.iter().map(|(id, _)| id.0 as usize + 1).max().unwrap_or(0);
     let mut maps = vec![0u32; slots];
-    for (id, pid, vpn) in &o.rmap {
-        let Some(rec) = o.get(*id) else {
+    for (id, pid, vpn) in o.rmap.iter() {
+        let Some(rec) = o.get(id) else {
             errs.push(format!("reverse map names dead folio {id:?}"));
             continue;
         };
         maps[id.0 as usize] += map_refs(rec.order);
-        if o.processes[*pid as usize].table.load(*vpn) != Some(*id) {
+        if o.processes[pid as usize].table.load(vpn) != Some(id) {
             errs.push(format!(
                 "reverse map ({id:?}, {pid}, {vpn:#x}) has no page table entry"
             ));
