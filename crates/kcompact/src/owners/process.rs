@@ -73,7 +73,8 @@ impl Machine {
         let window = vpn / PTRS_PER_PTE;
         if self.owners.processes[pid as usize]
             .pgtables
-            .contains_key(&window)
+            .load(window)
+            .is_some()
         {
             return Ok(());
         }
@@ -90,7 +91,7 @@ impl Machine {
         );
         self.owners.processes[pid as usize]
             .pgtables
-            .insert(window, id);
+            .insert(window, 0, id);
         Ok(())
     }
 
@@ -203,7 +204,7 @@ impl Machine {
         let (first, last) = (vpn / PTRS_PER_PTE, (vpn + nr.max(1) - 1) / PTRS_PER_PTE);
         for window in first..=last {
             let p = &self.owners.processes[pid as usize];
-            let Some(&id) = p.pgtables.get(&window) else {
+            let Some(id) = p.pgtables.load(window) else {
                 continue;
             };
             let span = window * PTRS_PER_PTE..(window + 1) * PTRS_PER_PTE;
@@ -216,7 +217,7 @@ impl Machine {
             if p.table.any_in(span.start, span.end) || swapped {
                 continue;
             }
-            self.owners.processes[pid as usize].pgtables.remove(&window);
+            self.owners.processes[pid as usize].pgtables.remove(window);
             self.release_owner_ref(id);
         }
     }
@@ -314,7 +315,7 @@ impl Machine {
         self.swap_free_range(pid, 0, u64::MAX);
         let tables: Vec<FolioId> =
             std::mem::take(&mut self.owners.processes[pid as usize].pgtables)
-                .into_values()
+                .values()
                 .collect();
         for t in tables {
             self.release_owner_ref(t);

@@ -268,7 +268,7 @@ pub struct Process {
     /// table levels.
     pub table: XArray,
     /// 512-page window → its page-table page.
-    pub pgtables: BTreeMap<u64, FolioId>,
+    pub pgtables: XArray,
 }
 
 /// Why a fault or mapping failed.

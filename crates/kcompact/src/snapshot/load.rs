@@ -641,9 +641,10 @@ impl<'a> Loader<'a> {
                 p
             };
             let window = v / crate::owners::process::PTRS_PER_PTE;
-            if !self.m.owners.processes[pid as usize]
+            if self.m.owners.processes[pid as usize]
                 .pgtables
-                .contains_key(&window)
+                .load(window)
+                .is_none()
             {
                 let slot = self.table_slots.pop().map(Pfn);
                 if slot.is_none() {
