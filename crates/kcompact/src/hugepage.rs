@@ -144,9 +144,7 @@ impl Machine {
                 if self.lookup(pid, base).is_some()
                     || self.owners.processes[pid as usize]
                         .table
-                        .range(base..base + nr)
-                        .next()
-                        .is_some()
+                        .any_in(base, base + nr)
                     || self.swap_overlaps(pid, base, nr)
                 {
                     continue;

@@ -488,7 +488,7 @@ impl Machine {
             let rss: u64 = p
                 .table
                 .values()
-                .map(|id| self.owners.folio(*id).order.nr_pages())
+                .map(|id| self.owners.folio(id).order.nr_pages())
                 .sum();
             let swap: u64 = self
                 .reclaim

@@ -268,11 +268,7 @@ impl Swarm {
             }
             3 => {
                 if let Some(p) = self.live_proc() {
-                    let keys: Vec<u64> = self.m.owners.processes[p as usize]
-                        .table
-                        .keys()
-                        .copied()
-                        .collect();
+                    let keys: Vec<u64> = self.m.owners.processes[p as usize].table.keys().collect();
                     if let Some(v) = self.pick(&keys) {
                         let _ = self.m.cow_write(p, v);
                     }
@@ -437,11 +433,7 @@ impl Swarm {
     /// A random file, and the index of one of its cached folios if it has any.
     fn random_file_page(&mut self) -> (u32, Option<u64>) {
         let f = self.files[self.rng.below(3) as usize];
-        let keys: Vec<u64> = self.m.owners.files[f as usize]
-            .pages
-            .keys()
-            .copied()
-            .collect();
+        let keys: Vec<u64> = self.m.owners.files[f as usize].pages.keys().collect();
         (f, self.pick(&keys))
     }
 

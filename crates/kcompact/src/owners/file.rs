@@ -7,12 +7,12 @@
 
 use super::table::{File, MapError};
 use super::table::{FolioId, FolioKind};
+use super::xarray::XArray;
 use crate::event::VmEvent;
 use crate::gfp::Gfp;
 use crate::machine::Machine;
 use crate::memmap::PageFlags;
 use crate::units::{NodeId, Order, Pfn};
-use std::collections::BTreeMap;
 
 impl Machine {
     /// Creates a file; returns its id.
@@ -21,7 +21,7 @@ impl Machine {
             shmem,
             has_migrate_folio,
             buffers: buffers && !shmem,
-            pages: BTreeMap::new(),
+            pages: XArray::new(),
             alive: true,
         });
         self.owners.files.len() as u32 - 1
@@ -29,10 +29,7 @@ impl Machine {
 
     /// The folio caching page `index` of file `fid`, with its first index.
     pub fn file_lookup(&self, fid: u32, index: u64) -> Option<(u64, FolioId)> {
-        let (&base, &id) = self.owners.files[fid as usize]
-            .pages
-            .range(..=index)
-            .next_back()?;
+        let (base, id) = self.owners.files[fid as usize].pages.load_folio(index)?;
         (index < base + self.owners.folio(id).order.nr_pages()).then_some((base, id))
     }
 
@@ -49,22 +46,21 @@ impl Machine {
         if !f.alive
             || !index.is_multiple_of(order.nr_pages())
             || self.file_lookup(fid, index).is_some()
-            || f.pages
-                .range(index..index + order.nr_pages())
-                .next()
-                .is_some()
+            || f.pages.any_in(index, index + order.nr_pages())
         {
             return Err(MapError::Invalid);
         }
         let id = self.file_add_unindexed(fid, index, order, dirty)?;
-        self.owners.files[fid as usize].pages.insert(index, id);
+        self.owners.files[fid as usize]
+            .pages
+            .insert(index, order.0, id);
         Ok(id)
     }
 
     /// [`Machine::file_add`] without its checks and without entering the folio in the
     /// file's index (`File::pages`): the caller enters it. A snapshot's loader adds
-    /// millions of folios at unique, increasing indices and builds each file's index at
-    /// once from them (a B-tree built from sorted keys, not one insertion at a time).
+    /// millions of folios at unique, increasing indices and enters them in each file's
+    /// index once all are placed.
     pub fn file_add_unindexed(
         &mut self,
         fid: u32,
@@ -121,7 +117,7 @@ impl Machine {
         if !p.alive
             || !vpn.is_multiple_of(nr)
             || self.lookup(pid, vpn).is_some()
-            || p.table.range(vpn..vpn + nr).next().is_some()
+            || p.table.any_in(vpn, vpn + nr)
         {
             return Err(MapError::Invalid);
         }
@@ -141,7 +137,7 @@ impl Machine {
         for (pid, vpn) in mappers {
             self.unmap_folio(pid, vpn);
         }
-        self.owners.files[fid as usize].pages.remove(&base);
+        self.owners.files[fid as usize].pages.remove(base);
         if self
             .mem
             .flags(self.owners.folio(id).pfn)
@@ -167,11 +163,7 @@ impl Machine {
 
     /// Deletes a file: every cached folio is removed.
     pub fn delete_file(&mut self, fid: u32) {
-        let bases: Vec<u64> = self.owners.files[fid as usize]
-            .pages
-            .keys()
-            .copied()
-            .collect();
+        let bases: Vec<u64> = self.owners.files[fid as usize].pages.keys().collect();
         for b in bases {
             self.file_remove(fid, b);
         }

@@ -45,12 +45,12 @@ impl Machine {
         let per_page_maps = mappers.len() as u32;
         for (pid, vpn) in &mappers {
             self.owners.rmap.remove(&(id, *pid, *vpn));
-            self.owners.processes[*pid as usize].table.remove(vpn);
+            self.owners.processes[*pid as usize].table.remove(*vpn);
         }
         if cache {
             self.owners.files[rec.owner as usize]
                 .pages
-                .remove(&rec.index);
+                .remove(rec.index);
         }
         let mut ids = Vec::with_capacity(nr as usize);
         for i in 0..nr {
@@ -87,12 +87,12 @@ impl Machine {
             for (p, vpn) in &mappers {
                 let v = vpn + i as u64;
                 self.owners.rmap.insert((*pid, *p, v));
-                self.owners.processes[*p as usize].table.insert(v, *pid);
+                self.owners.processes[*p as usize].table.insert(v, 0, *pid);
             }
             if cache {
                 self.owners.files[rec.owner as usize]
                     .pages
-                    .insert(rec.index + i as u64, *pid);
+                    .insert(rec.index + i as u64, 0, *pid);
             }
         }
         // try_split_folio(): the tail pieces are queued first, then the head piece.

@@ -28,8 +28,10 @@ pub mod huge_memory;
 pub mod kernel;
 pub mod pin;
 pub mod process;
+pub mod rmap;
 pub mod slab;
 pub mod table;
+pub mod xarray;
 
 use crate::machine::Machine;
 use crate::memmap::{OwnerRef, PageFlags};

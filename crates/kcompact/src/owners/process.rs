@@ -37,7 +37,7 @@ impl Machine {
     /// The folio mapped at `vpn` of process `pid`, with its first virtual page.
     pub fn lookup(&self, pid: u32, vpn: u64) -> Option<(u64, FolioId)> {
         let p = &self.owners.processes[pid as usize];
-        let (&base, &id) = p.table.range(..=vpn).next_back()?;
+        let (base, id) = p.table.load_folio(vpn)?;
         (vpn < base + self.owners.folio(id).order.nr_pages()).then_some((base, id))
     }
 
@@ -45,7 +45,7 @@ impl Machine {
         let p = &self.owners.processes[pid as usize];
         p.alive
             && self.lookup(pid, vpn).is_none()
-            && p.table.range(vpn..vpn + nr).next().is_none()
+            && !p.table.any_in(vpn, vpn + nr)
             && !self.swap_overlaps(pid, vpn, nr)
     }
 
@@ -73,7 +73,8 @@ impl Machine {
         let window = vpn / PTRS_PER_PTE;
         if self.owners.processes[pid as usize]
             .pgtables
-            .contains_key(&window)
+            .load(window)
+            .is_some()
         {
             return Ok(());
         }
@@ -90,7 +91,7 @@ impl Machine {
         );
         self.owners.processes[pid as usize]
             .pgtables
-            .insert(window, id);
+            .insert(window, 0, id);
         Ok(())
     }
 
@@ -98,7 +99,9 @@ impl Machine {
     pub(crate) fn map_folio(&mut self, pid: u32, vpn: u64, id: FolioId) {
         let rec = *self.owners.folio(id);
         let c = map_refs(rec.order);
-        self.owners.processes[pid as usize].table.insert(vpn, id);
+        self.owners.processes[pid as usize]
+            .table
+            .insert(vpn, rec.order.0, id);
         self.owners.rmap.insert((id, pid, vpn));
         self.mem.set_flag(rec.pfn, PageFlags::YOUNG);
         let rc = self.mem.refcount(rec.pfn);
@@ -111,7 +114,7 @@ impl Machine {
     pub(crate) fn unmap_folio(&mut self, pid: u32, base: u64) {
         let id = self.owners.processes[pid as usize]
             .table
-            .remove(&base)
+            .remove(base)
             .expect("mapped");
         assert!(
             self.owners.rmap.remove(&(id, pid, base)),
@@ -181,8 +184,8 @@ impl Machine {
     pub fn munmap(&mut self, pid: u32, vpn: u64, nr: u64) {
         let bases: Vec<u64> = self.owners.processes[pid as usize]
             .table
-            .range(vpn..vpn + nr)
-            .map(|(b, _)| *b)
+            .range(vpn, vpn + nr)
+            .map(|(b, _)| b)
             .collect();
         for b in bases {
             self.unmap_folio(pid, b);
@@ -201,7 +204,7 @@ impl Machine {
         let (first, last) = (vpn / PTRS_PER_PTE, (vpn + nr.max(1) - 1) / PTRS_PER_PTE);
         for window in first..=last {
             let p = &self.owners.processes[pid as usize];
-            let Some(&id) = p.pgtables.get(&window) else {
+            let Some(id) = p.pgtables.load(window) else {
                 continue;
             };
             let span = window * PTRS_PER_PTE..(window + 1) * PTRS_PER_PTE;
@@ -211,10 +214,10 @@ impl Machine {
                 .range((pid, span.start)..(pid, span.end))
                 .next()
                 .is_some();
-            if p.table.range(span).next().is_some() || swapped {
+            if p.table.any_in(span.start, span.end) || swapped {
                 continue;
             }
-            self.owners.processes[pid as usize].pgtables.remove(&window);
+            self.owners.processes[pid as usize].pgtables.remove(window);
             self.release_owner_ref(id);
         }
     }
@@ -232,11 +235,8 @@ impl Machine {
     /// once (`copy_present_page()`, as `folio_try_dup_anon_rmap_*()` refuses to share it).
     pub fn fork(&mut self, pid: u32) -> Result<u32, MapError> {
         let child = self.new_process();
-        let entries: Vec<(u64, FolioId)> = self.owners.processes[pid as usize]
-            .table
-            .iter()
-            .map(|(b, i)| (*b, *i))
-            .collect();
+        let entries: Vec<(u64, FolioId)> =
+            self.owners.processes[pid as usize].table.iter().collect();
         for (base, id) in entries {
             if !self.owners.processes[pid as usize].alive {
                 // The OOM killer took the parent meanwhile.
@@ -308,18 +308,14 @@ impl Machine {
 
     /// Process exit: unmaps everything and frees the page tables.
     pub fn exit_process(&mut self, pid: u32) {
-        let bases: Vec<u64> = self.owners.processes[pid as usize]
-            .table
-            .keys()
-            .copied()
-            .collect();
+        let bases: Vec<u64> = self.owners.processes[pid as usize].table.keys().collect();
         for b in bases {
             self.unmap_folio(pid, b);
         }
         self.swap_free_range(pid, 0, u64::MAX);
         let tables: Vec<FolioId> =
             std::mem::take(&mut self.owners.processes[pid as usize].pgtables)
-                .into_values()
+                .values()
                 .collect();
         for t in tables {
             self.release_owner_ref(t);
@@ -332,8 +328,8 @@ impl Machine {
     pub fn mlock(&mut self, pid: u32, vpn: u64, nr: u64, on: bool) {
         let ids: Vec<FolioId> = self.owners.processes[pid as usize]
             .table
-            .range(vpn..vpn + nr)
-            .map(|(_, i)| *i)
+            .range(vpn, vpn + nr)
+            .map(|(_, i)| i)
             .collect();
         for id in ids {
             let f = self.mem.flags(self.owners.folio(id).pfn);

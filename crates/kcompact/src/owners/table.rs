@@ -9,6 +9,8 @@
 //! state ([`crate::machine::Machine`], [`crate::mmzone`]) can name these types without an
 //! import circle.
 
+use super::rmap::Rmap;
+use super::xarray::XArray;
 use crate::units::{Order, Pfn};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -84,7 +86,7 @@ pub struct Owners {
     pub(super) folios: Vec<Option<FolioRec>>,
     pub(super) free_ids: Vec<u32>,
     /// The reverse map: (folio, process, virtual page) for every mapping.
-    pub rmap: BTreeSet<(FolioId, u32, u64)>,
+    pub rmap: Rmap,
     /// Processes, by id.
     pub processes: Vec<Process>,
     /// Files, by id.
@@ -176,9 +178,7 @@ impl Owners {
 
     /// The mappers of `id` from the reverse map.
     pub fn mappers(&self, id: FolioId) -> impl Iterator<Item = (u32, u64)> + '_ {
-        self.rmap
-            .range((id, 0, 0)..=(id, u32::MAX, u64::MAX))
-            .map(|(_, p, v)| (*p, *v))
+        self.rmap.mappers(id)
     }
 }
 
@@ -263,9 +263,12 @@ pub struct Process {
     /// Still running.
     pub alive: bool,
     /// First virtual page → folio.
-    pub table: BTreeMap<u64, FolioId>,
+    ///
+    /// DEVIATION(linux): one radix index from virtual page to folio stands for the page
+    /// table levels.
+    pub table: XArray,
     /// 512-page window → its page-table page.
-    pub pgtables: BTreeMap<u64, FolioId>,
+    pub pgtables: XArray,
 }
 
 /// Why a fault or mapping failed.
@@ -287,8 +290,8 @@ pub struct File {
     pub has_migrate_folio: bool,
     /// Folios carry buffer heads (PG_private), as ext4's do.
     pub buffers: bool,
-    /// First page index of each cached folio → folio.
-    pub pages: BTreeMap<u64, FolioId>,
+    /// First page index of each cached folio → folio (`address_space.i_pages`).
+    pub pages: XArray,
     /// Still exists.
     pub alive: bool,
 }

@@ -651,7 +651,7 @@ impl Machine {
         if rec.kind.in_page_cache() && !rec.orphan {
             self.owners.files[rec.owner as usize]
                 .pages
-                .remove(&rec.index);
+                .remove(rec.index);
             self.page_cache_nodes_release(nr);
         }
         if in_swapcache {
@@ -781,7 +781,7 @@ impl Machine {
         if what & 1 != 0 {
             self.vmstat[VmEvent::DropPagecache] += 1;
             for fid in 0..self.owners.files.len() {
-                let ids: Vec<FolioId> = self.owners.files[fid].pages.values().copied().collect();
+                let ids: Vec<FolioId> = self.owners.files[fid].pages.values().collect();
                 for id in ids {
                     freed += self.mapping_evict_folio(id);
                 }

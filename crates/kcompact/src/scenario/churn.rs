@@ -373,7 +373,7 @@ fn migrate_some(m: &mut Machine, pid: u32, rng: &mut SimRng) {
     }
     let n = table.len() as u64;
     let picks: Vec<FolioId> = (0..32)
-        .filter_map(|_| table.iter().nth(rng.below(n) as usize).map(|(_, id)| *id))
+        .filter_map(|_| table.iter().nth(rng.below(n) as usize).map(|(_, id)| id))
         .collect();
     let mut list = Vec::new();
     for id in picks {

@@ -614,13 +614,13 @@ impl<'a> Loader<'a> {
     fn index_page_cache(&mut self) {
         let placed = std::mem::take(&mut self.cache_index);
         for fid in [self.file_plain, self.file_buffers, self.shmem] {
-            let pages = &mut self.m.owners.files[fid as usize].pages;
-            debug_assert!(pages.is_empty());
-            *pages = placed
-                .iter()
-                .filter(|(f, _, _)| *f == fid)
-                .map(|(_, index, id)| (*index, *id))
-                .collect();
+            debug_assert!(self.m.owners.files[fid as usize].pages.is_empty());
+            for (_, index, id) in placed.iter().filter(|(f, _, _)| *f == fid) {
+                let order = self.m.owners.folio(*id).order.0;
+                self.m.owners.files[fid as usize]
+                    .pages
+                    .insert(*index, order, *id);
+            }
         }
     }
 
@@ -641,9 +641,10 @@ impl<'a> Loader<'a> {
                 p
             };
             let window = v / crate::owners::process::PTRS_PER_PTE;
-            if !self.m.owners.processes[pid as usize]
+            if self.m.owners.processes[pid as usize]
                 .pgtables
-                .contains_key(&window)
+                .load(window)
+                .is_none()
             {
                 let slot = self.table_slots.pop().map(Pfn);
                 if slot.is_none() {

@@ -32,13 +32,13 @@ pub(super) fn check_owners(m: &Machine, errs: &mut Vec<String>) {
 fn count_references(o: &Owners, errs: &mut Vec<String>) -> Refs {
     let slots = o.iter().map(|(id, _)| id.0 as usize + 1).max().unwrap_or(0);
     let mut maps = vec![0u32; slots];
-    for (id, pid, vpn) in &o.rmap {
-        let Some(rec) = o.get(*id) else {
+    for (id, pid, vpn) in o.rmap.iter() {
+        let Some(rec) = o.get(id) else {
             errs.push(format!("reverse map names dead folio {id:?}"));
             continue;
         };
         maps[id.0 as usize] += map_refs(rec.order);
-        if o.processes[*pid as usize].table.get(vpn) != Some(id) {
+        if o.processes[pid as usize].table.load(vpn) != Some(id) {
             errs.push(format!(
                 "reverse map ({id:?}, {pid}, {vpn:#x}) has no page table entry"
             ));
@@ -46,7 +46,7 @@ fn count_references(o: &Owners, errs: &mut Vec<String>) -> Refs {
     }
     for (pid, p) in o.processes.iter().enumerate() {
         for (vpn, id) in &p.table {
-            if !o.rmap.contains(&(*id, pid as u32, *vpn)) {
+            if !o.rmap.contains(&(id, pid as u32, vpn)) {
                 errs.push(format!(
                     "process {pid} maps {id:?} at {vpn:#x} without a reverse-map entry"
                 ));
@@ -104,11 +104,11 @@ fn check_buffer_heads(m: &Machine, errs: &mut Vec<String>) {
 fn check_owner_tables(o: &Owners, errs: &mut Vec<String>) {
     for (fid, f) in o.files.iter().enumerate() {
         for (index, id) in &f.pages {
-            match o.get(*id) {
+            match o.get(id) {
                 Some(r)
                     if r.kind.in_page_cache()
                         && r.owner == fid as u32
-                        && r.index == *index
+                        && r.index == index
                         && !r.orphan => {}
                 _ => errs.push(format!(
                     "file {fid} index {index} names {id:?}, which is not its cached folio"

@@ -88,7 +88,7 @@ pub(super) fn check_reclaim(m: &Machine, errs: &mut Vec<String>) {
                 ));
             }
         }
-        if m.owners.processes[*pid as usize].table.contains_key(vpn) {
+        if m.owners.processes[*pid as usize].table.load(*vpn).is_some() {
             errs.push(format!("({pid}, {vpn:#x}) is both mapped and swapped out"));
         }
     }

@@ -136,7 +136,7 @@ pub fn from_picture(pic: &str) -> Machine {
             .pgtables
             .values()
             .next()
-            .map(|id| m.owners.folio(*id).pfn),
+            .map(|id| m.owners.folio(id).pfn),
         Some(Pfn(0x1000))
     );
     let mut placeholders = Vec::new();

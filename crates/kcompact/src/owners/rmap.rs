@@ -1,0 +1,168 @@
+//! The reverse map: every (folio, process, virtual page) mapping, found from the folio.
+//!
+//! Most folios are mapped once, so each folio's first mapping (the smallest (process,
+//! virtual page)) sits in a slot indexed by the folio id, and only the further mappings
+//! of shared folios (fork, a file mapped twice) go into an ordered set. Iteration is in
+//! (folio, process, virtual page) order, as one ordered set of all mappings would give.
+
+use super::table::FolioId;
+use std::collections::BTreeSet;
+
+const NONE: (u32, u64) = (u32::MAX, u64::MAX);
+
+/// The reverse map (see the module's documentation).
+#[derive(Clone, Debug, Default)]
+pub struct Rmap {
+    /// By folio id - 1: the smallest mapping, or `NONE`.
+    first: Vec<(u32, u64)>,
+    /// Every other mapping.
+    more: BTreeSet<(FolioId, u32, u64)>,
+}
+
+impl Rmap {
+    fn slot(&self, id: FolioId) -> (u32, u64) {
+        self.first
+            .get((id.0 as usize).wrapping_sub(1))
+            .copied()
+            .unwrap_or(NONE)
+    }
+
+    /// Adds a mapping; false if it was there.
+    pub fn insert(&mut self, m: (FolioId, u32, u64)) -> bool {
+        let (id, pid, vpn) = m;
+        let i = id.0 as usize - 1;
+        if i >= self.first.len() {
+            self.first.resize(i + 1, NONE);
+        }
+        let cur = self.first[i];
+        if cur == NONE {
+            self.first[i] = (pid, vpn);
+            true
+        } else if (pid, vpn) < cur {
+            self.first[i] = (pid, vpn);
+            self.more.insert((id, cur.0, cur.1))
+        } else if (pid, vpn) == cur {
+            false
+        } else {
+            self.more.insert(m)
+        }
+    }
+
+    /// Removes a mapping; false if it was not there.
+    pub fn remove(&mut self, m: &(FolioId, u32, u64)) -> bool {
+        let (id, pid, vpn) = *m;
+        if self.slot(id) == (pid, vpn) && (pid, vpn) != NONE {
+            let next = self
+                .more
+                .range((id, 0, 0)..=(id, u32::MAX, u64::MAX))
+                .next()
+                .copied();
+            self.first[id.0 as usize - 1] = match next {
+                Some(n) => {
+                    self.more.remove(&n);
+                    (n.1, n.2)
+                }
+                None => NONE,
+            };
+            true
+        } else {
+            self.more.remove(m)
+        }
+    }
+
+    /// True if the mapping is there.
+    pub fn contains(&self, m: &(FolioId, u32, u64)) -> bool {
+        let (id, pid, vpn) = *m;
+        (self.slot(id) == (pid, vpn) && (pid, vpn) != NONE) || self.more.contains(m)
+    }
+
+    /// The mappers (process, virtual page) of `id`, in order.
+    pub fn mappers(&self, id: FolioId) -> impl Iterator<Item = (u32, u64)> + '_ {
+        let first = self.slot(id);
+        let rest = if first == NONE {
+            None
+        } else {
+            Some(
+                self.more
+                    .range((id, 0, 0)..=(id, u32::MAX, u64::MAX))
+                    .map(|(_, p, v)| (*p, *v)),
+            )
+        };
+        (first != NONE)
+            .then_some(first)
+            .into_iter()
+            .chain(rest.into_iter().flatten())
+    }
+
+    /// Every mapping, in (folio, process, virtual page) order.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            first: self.first.iter().enumerate(),
+            more: self.more.iter().peekable(),
+            current: None,
+        }
+    }
+}
+
+/// The mappings of an [`Rmap`] in order.
+pub struct Iter<'a> {
+    first: std::iter::Enumerate<std::slice::Iter<'a, (u32, u64)>>,
+    more: std::iter::Peekable<std::collections::btree_set::Iter<'a, (FolioId, u32, u64)>>,
+    /// The folio whose further mappings come next.
+    current: Option<FolioId>,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = (FolioId, u32, u64);
+
+    fn next(&mut self) -> Option<(FolioId, u32, u64)> {
+        if let Some(id) = self.current {
+            if let Some(n) = self.more.next_if(|n| n.0 == id) {
+                return Some(*n);
+            }
+            self.current = None;
+        }
+        let (i, f) = self.first.find(|(_, f)| **f != NONE)?;
+        let id = FolioId(i as u32 + 1);
+        self.current = Some(id);
+        Some((id, f.0, f.1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reverse map answers as one ordered set of every mapping would.
+    #[test]
+    fn agrees_with_an_ordered_set() {
+        let mut r = Rmap::default();
+        let mut set = BTreeSet::new();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let m = (
+                FolioId((x % 50) as u32 + 1),
+                (x >> 8) as u32 % 4,
+                (x >> 16) % 8,
+            );
+            if (x >> 40).is_multiple_of(2) {
+                assert_eq!(r.insert(m), set.insert(m));
+            } else {
+                assert_eq!(r.remove(&m), set.remove(&m));
+            }
+            assert_eq!(r.contains(&m), set.contains(&m));
+            let want: Vec<(u32, u64)> = set
+                .range((m.0, 0, 0)..=(m.0, u32::MAX, u64::MAX))
+                .map(|(_, p, v)| (*p, *v))
+                .collect();
+            assert_eq!(r.mappers(m.0).collect::<Vec<_>>(), want);
+        }
+        assert_eq!(
+            r.iter().collect::<Vec<_>>(),
+            set.iter().copied().collect::<Vec<_>>()
+        );
+    }
+}
