@@ -3,25 +3,8 @@
 
 mod common;
 
-use common::{kcompact, stderr, stdout};
+use common::{kcompact, ok, stderr, stdout};
 use std::path::{Path, PathBuf};
-
-/// Asserts success and returns stdout.
-fn ok(args: &[&str]) -> String {
-    let o = kcompact(args);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "kcompact {args:?} failed; stderr:\n{}",
-        stderr(&o)
-    );
-    assert!(
-        !stderr(&o).contains("panicked"),
-        "kcompact {args:?} panicked:\n{}",
-        stderr(&o)
-    );
-    stdout(&o)
-}
 
 /// A directory under the system temp dir, unique to this process and call, removed on drop.
 struct TempDir(PathBuf);

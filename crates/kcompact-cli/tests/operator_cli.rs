@@ -92,7 +92,8 @@ fn every_set_key_on_predict_changes_what_it_should() {
     assert_eq!(delta(&v, "compact_stall"), 0);
     assert_eq!(delta(&v, "compact_migrate_scanned"), 0);
 
-    // defrag_mode=1: kswapd and kcompactd work to whole free pageblocks; the reclaim
+    // defrag_mode=1: allocations keep ALLOC_NOFRAGMENT and kcompactd works to the high
+    // watermark; the reclaim
     // beside the pool's growth is another.
     let v = predict(&dir, "hugepages=100000", &["defrag_mode=1"]);
     assert_ne!(delta(&v, "pgsteal_kswapd"), delta(&pool, "pgsteal_kswapd"));

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::kcompact;
+use common::ok;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -156,16 +156,6 @@ fn check_report(bin: &Path, html: &Path, name: &str, maps: usize, min_charts: us
             .map(|m| m.len() > 10_000)
             .unwrap_or(false),
         "{name}: screenshot"
-    );
-}
-
-fn ok(args: &[&str]) {
-    let o = kcompact(args);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "kcompact {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
     );
 }
 

@@ -3,18 +3,7 @@
 
 mod common;
 
-use common::{kcompact, stderr, stdout};
-
-fn ok(args: &[&str]) -> String {
-    let o = kcompact(args);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "kcompact {args:?}: {}",
-        stderr(&o)
-    );
-    stdout(&o)
-}
+use common::{kcompact, ok, stderr};
 
 const SCENARIOS: [&str; 7] = [
     "highalloc",

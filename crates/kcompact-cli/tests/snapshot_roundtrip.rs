@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{kcompact, stderr};
+use common::{kcompact, ok, stderr};
 use kcompact::snapshot::image;
 use kcompact::snapshot::kpageflags::{class_counts, PageClass};
 use kcompact::views::{buddyinfo, pagetypeinfo};
@@ -16,16 +16,6 @@ fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("kcompact-rt-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
-}
-
-fn ok(args: &[&str]) {
-    let o = kcompact(args);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "kcompact {args:?}: {}",
-        stderr(&o)
-    );
 }
 
 fn words(path: &Path) -> Vec<u64> {

@@ -22,8 +22,8 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).expect("stderr is UTF-8")
 }
 
-/// Runs the binary, asserts exit code 0 and returns its stdout as JSON.
-pub fn json_ok(args: &[&str]) -> serde_json::Value {
+/// Runs the binary, asserts exit code 0 and no panic, and returns its stdout.
+pub fn ok(args: &[&str]) -> String {
     let o = kcompact(args);
     assert_eq!(
         o.status.code(),
@@ -31,5 +31,15 @@ pub fn json_ok(args: &[&str]) -> serde_json::Value {
         "kcompact {args:?}: {}",
         stderr(&o)
     );
-    serde_json::from_slice(&o.stdout).expect("JSON on stdout")
+    assert!(
+        !stderr(&o).contains("panicked"),
+        "kcompact {args:?} panicked:\n{}",
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+/// Runs the binary, asserts exit code 0 and returns its stdout as JSON.
+pub fn json_ok(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(args)).expect("JSON on stdout")
 }

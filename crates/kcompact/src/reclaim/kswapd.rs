@@ -34,6 +34,10 @@ impl Machine {
 
     /// Mirrors `pgdat_balanced()`: some zone up to `highest` passes its high watermark
     /// (with its boost) at `order`.
+    ///
+    /// DEVIATION(linux): under `defrag_mode` (6.15+) the kernel counts only the free pages
+    /// in whole free pageblocks (`NR_FREE_PAGES_BLOCKS`) for a non-zero order; the model
+    /// counts every free page.
     pub fn pgdat_balanced(&self, node: NodeId, order: u8, highest: ZoneType) -> bool {
         let zones = self.node_zones_upto(node, highest);
         if zones.is_empty() {
