@@ -1,14 +1,17 @@
-//! A snapshot of this machine's physical memory written to a directory in the layout of
-//! ../shared/data/README.md, for `analyze`, `predict` and `validate`.
+//! A snapshot of this machine's physical memory in the layout of ../shared/data/README.md:
+//! written to a directory for `analyze`, `predict` and `validate` ([`capture_to`]), or held
+//! in memory and loaded at once for `--live` ([`capture`] with [`Keep::Words`]).
 //!
 //! The text files are read before the page arrays (`buddyinfo`, `vmstat`, `pagetypeinfo`,
 //! `zoneinfo`, `meminfo`) and the moving ones again after (`.post`), so the drift during
 //! the copy is bounded; `/proc/kpageflags` and `/proc/kpagecount` are copied over the
-//! populated pfn range (zones with present pages) and compressed with zstd as they are
-//! read. The process lists its own anonymous pages (`capture_pfns.txt`), and once done
-//! writes its files back and drops their page cache, so what it leaves in the machine is
-//! not mistaken for the machine's state. Linux only, as root.
+//! populated pfn range (zones with present pages), compressed with zstd as they are read
+//! or kept as words. The process lists its own anonymous pages (`capture_pfns.txt`).
+//! Nothing is written until everything is read; a directory's files are then written back
+//! and their page cache dropped, so what the capture leaves in the machine is not mistaken
+//! for the machine's state. Linux only, as root.
 
+use crate::input::WordDecoder;
 use crate::snapshot_dir::CAPTURE_PFNS;
 use crate::ui::usage;
 use anyhow::Context;
@@ -107,18 +110,56 @@ pub fn own_anon_pfns() -> Vec<u64> {
     out
 }
 
-/// A page array copied: its zstd stream and this process's own anonymous pfns at the
-/// end of the read.
-type Copied = (Vec<u8>, Vec<u64>);
+/// How a capture keeps the page arrays.
+#[derive(Clone, Copy)]
+pub enum Keep {
+    /// zstd streams at this level, for a snapshot directory.
+    Zstd(i32),
+    /// The words themselves, for a capture loaded at once (`--live`).
+    Words,
+}
 
-/// Copies `npfn` u64 entries of a /proc page array from `pfn_start`, zstd-compressed
-/// into memory, in 4 MiB reads. The file is written only after every array is read: a
-/// file written during the read would be page cache the read may or may not see.
+/// A page array as a capture keeps it.
+pub enum Array {
+    /// Its zstd stream.
+    Zstd(Vec<u8>),
+    /// Its little-endian u64 words.
+    Words(Vec<u64>),
+}
+
+/// A capture of this machine, held in memory: every file of the snapshot layout.
+pub struct Capture {
+    /// The text files by their names in the layout, in the order they were read.
+    pub texts: Vec<(&'static str, String)>,
+    /// `/proc/kpageflags` over the populated pfn range.
+    pub kpageflags: Array,
+    /// `/proc/kpagecount` over the same range.
+    pub kpagecount: Array,
+    /// Seconds spent copying /proc/kpageflags.
+    pub kpageflags_s: f64,
+    /// Raw bytes of each page array.
+    pub raw_bytes: u64,
+    /// Seconds for the whole capture.
+    pub total_s: f64,
+}
+
+/// A page array copied and this process's own anonymous pfns at the end of the read.
+type Copied = (Array, Vec<u64>);
+
+/// Where a page array's bytes go as they are read.
+enum Sink {
+    Zstd(zstd::Encoder<'static, Vec<u8>>),
+    Words(WordDecoder),
+}
+
+/// Copies `npfn` u64 entries of a /proc page array from `pfn_start` into memory, kept as
+/// `keep` says, in 4 MiB reads. Nothing is written to a file while the arrays are read:
+/// a file written during the read would be page cache the read may or may not see.
 fn copy_array(
     src: &str,
     pfn_start: u64,
     npfn: u64,
-    level: i32,
+    keep: Keep,
     bar: Option<&ProgressBar>,
 ) -> anyhow::Result<Copied> {
     let mut f = match std::fs::File::open(src) {
@@ -127,7 +168,10 @@ fn copy_array(
     };
     f.seek(SeekFrom::Start(pfn_start * 8))
         .with_context(|| src.to_string())?;
-    let mut enc = zstd::Encoder::new(Vec::new(), level)?;
+    let mut sink = match keep {
+        Keep::Zstd(level) => Sink::Zstd(zstd::Encoder::new(Vec::new(), level)?),
+        Keep::Words => Sink::Words(WordDecoder::with_capacity(npfn as usize)),
+    };
     let mut left = npfn * 8;
     let mut buf = vec![0u8; 4 << 20];
     while left > 0 {
@@ -138,19 +182,27 @@ fn copy_array(
                 "{src}: ended {left} bytes early (pfn range from /proc/zoneinfo)"
             ));
         }
-        enc.write_all(&buf[..n])?;
+        match &mut sink {
+            Sink::Zstd(enc) => enc.write_all(&buf[..n])?,
+            Sink::Words(dec) => dec.push(&buf[..n]),
+        }
         left -= n as u64;
         if let Some(b) = bar {
             b.inc(n as u64);
         }
     }
-    // This process's own memory (the read buffers, the encoders) while it is all there.
+    // This process's own memory (the read buffers, the copies) while it is all there.
     let own = own_anon_pfns();
-    Ok((enc.finish()?, own))
+    let array = match sink {
+        Sink::Zstd(enc) => Array::Zstd(enc.finish()?),
+        Sink::Words(dec) => Array::Words(dec.words),
+    };
+    Ok((array, own))
 }
 
-/// Captures this machine into `dir` (created) with `label`; zstd at `level`.
-pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Captured> {
+/// Captures this machine into memory: the text files read before the page arrays, the
+/// arrays, the moving text files again after, the settings, meta.txt (labelled `label`).
+pub fn capture(label: &str, keep: Keep) -> anyhow::Result<Capture> {
     let t0 = Instant::now();
     // The boot-clock time of t0, the clock trace timestamps use: with it a trace recorded
     // across the capture knows when each pfn's flags were read.
@@ -159,8 +211,6 @@ pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Capture
         .next()
         .unwrap_or("")
         .to_string();
-    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
-    // Read now, written once the page arrays are read (see copy_array).
     let mut texts = Vec::new();
     for (src, name) in [
         ("/proc/buddyinfo", "buddyinfo"),
@@ -172,65 +222,81 @@ pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Capture
         texts.push((name, read_proc(src)?));
     }
     let t1 = t0.elapsed().as_secs_f64();
-    let zoneinfo = &texts
-        .iter()
-        .find(|(n, _)| *n == "zoneinfo")
-        .expect("read")
-        .1;
-    let (pfn_start, pfn_end) = pfn_range(zoneinfo)?;
+    let (pfn_start, pfn_end) = pfn_range(&texts[3].1)?;
     let npfn = pfn_end - pfn_start;
     let bar = crate::ui::progress_bar(
         2 * npfn * 8,
         "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} page arrays",
     );
-    let [((flags_zst, mut own), t2), ((count_zst, own2), t3)] =
-        copy_arrays(pfn_start, npfn, level, t0, bar.as_ref())?;
-    for (name, data) in [
-        ("kpageflags.zst", &flags_zst),
-        ("kpagecount.zst", &count_zst),
-    ] {
-        let p = dir.join(name);
-        std::fs::write(&p, data).with_context(|| p.display().to_string())?;
-    }
-    for (name, text) in &texts {
-        write(dir, name, text)?;
+    let [((kpageflags, mut own), t2), ((kpagecount, own2), t3)] =
+        copy_arrays(pfn_start, npfn, keep, t0, bar.as_ref())?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
     // Freed when the capture is done: `capture_pfns.txt` lets a loader give them back.
     own.extend(own2);
     own.sort_unstable();
     own.dedup();
-    write(
-        dir,
+    texts.push((
         CAPTURE_PFNS,
-        &own.iter().map(|p| format!("{p:x}\n")).collect::<String>(),
-    )?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+        own.iter().map(|p| format!("{p:x}\n")).collect(),
+    ));
     let t3 = t3.max(t2);
     for (src, name) in [
         ("/proc/buddyinfo", "buddyinfo.post"),
         ("/proc/vmstat", "vmstat.post"),
         ("/proc/zoneinfo", "zoneinfo.post"),
     ] {
-        write(dir, name, &read_proc(src)?)?;
+        texts.push((name, read_proc(src)?));
     }
     let t4 = t0.elapsed().as_secs_f64();
-    write_settings(dir)?;
+    texts.extend(settings());
+    let zst_len = |a: &Array| match a {
+        Array::Zstd(z) => Some(z.len()),
+        Array::Words(_) => None,
+    };
     let meta = meta(
         label,
         &uptime_start,
         (pfn_start, pfn_end),
         [t1, t2, t3, t4],
-        (flags_zst.len(), count_zst.len()),
+        (zst_len(&kpageflags), zst_len(&kpagecount)),
     );
-    write(dir, "meta.txt", &meta)?;
-    release_own_files(dir)?;
-    Ok(Captured {
-        dir: dir.to_path_buf(),
+    texts.push(("meta.txt", meta));
+    Ok(Capture {
+        texts,
+        kpageflags,
+        kpagecount,
         kpageflags_s: t2 - t1,
         raw_bytes: npfn * 8,
         total_s: t4,
+    })
+}
+
+/// Captures this machine into `dir` (created) with `label`; zstd at `level`. Every file is
+/// written once everything is read.
+pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Captured> {
+    let c = capture(label, Keep::Zstd(level))?;
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    for (name, a) in [
+        ("kpageflags.zst", &c.kpageflags),
+        ("kpagecount.zst", &c.kpagecount),
+    ] {
+        let Array::Zstd(data) = a else {
+            unreachable!("kept as zstd")
+        };
+        let p = dir.join(name);
+        std::fs::write(&p, data).with_context(|| p.display().to_string())?;
+    }
+    for (name, text) in &c.texts {
+        write(dir, name, text)?;
+    }
+    release_own_files(dir)?;
+    Ok(Captured {
+        dir: dir.to_path_buf(),
+        kpageflags_s: c.kpageflags_s,
+        raw_bytes: c.raw_bytes,
+        total_s: c.total_s,
     })
 }
 
@@ -240,7 +306,7 @@ pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Capture
 fn copy_arrays(
     pfn_start: u64,
     npfn: u64,
-    level: i32,
+    keep: Keep,
     t0: Instant,
     bar: Option<&ProgressBar>,
 ) -> anyhow::Result<[(Copied, f64); 2]> {
@@ -250,7 +316,7 @@ fn copy_arrays(
             .map(|name| {
                 s.spawn(move || {
                     let src = format!("/proc/{name}");
-                    let r = copy_array(&src, pfn_start, npfn, level, bar);
+                    let r = copy_array(&src, pfn_start, npfn, keep, bar);
                     (r, t0.elapsed().as_secs_f64())
                 })
             })
@@ -276,9 +342,9 @@ fn meta(
     uptime_start: &str,
     (pfn_start, pfn_end): (u64, u64),
     [t1, t2, t3, t4]: [f64; 4],
-    (flags_zst, count_zst): (usize, usize),
+    (flags_zst, count_zst): (Option<usize>, Option<usize>),
 ) -> String {
-    let meta = [
+    let mut meta = vec![
         format!("label={label}"),
         format!("uname_r={}", one_line("/proc/sys/kernel/osrelease")),
         format!("cmdline={}", one_line("/proc/cmdline")),
@@ -298,11 +364,14 @@ fn meta(
         format!("t_kpagecount_s={:.9}", t3 - t1),
         format!("t_text_after_s={:.9}", t4 - t3),
         format!("t_total_s={t4:.9}"),
-        format!("kpageflags_zst_bytes={flags_zst}"),
-        format!("kpagecount_zst_bytes={count_zst}"),
         format!("raw_bytes_each={}", (pfn_end - pfn_start) * 8),
         "captured_by=kcompact capture".to_string(),
     ];
+    // The zstd streams' sizes, when the arrays were compressed.
+    if let (Some(f), Some(c)) = (flags_zst, count_zst) {
+        meta.push(format!("kpageflags_zst_bytes={f}"));
+        meta.push(format!("kpagecount_zst_bytes={c}"));
+    }
     meta.join("\n") + "\n"
 }
 
@@ -339,22 +408,24 @@ fn drop_page_cache(f: &std::fs::File) {
 fn drop_page_cache(_: &std::fs::File) {}
 
 /// The machine's settings beside the snapshot: slabinfo (when readable), the file
-/// systems' dentry-state and inode-state, the vm sysctls,
-/// the memory modules' parameters, THP and hugetlb.
-fn write_settings(dir: &Path) -> anyhow::Result<()> {
+/// systems' dentry-state and inode-state, the vm sysctls, the memory modules' parameters,
+/// THP and hugetlb.
+fn settings() -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
     if let Ok(t) = std::fs::read_to_string("/proc/slabinfo") {
-        write(dir, "slabinfo", &t)?;
+        out.push(("slabinfo", t));
     }
     // The unused dentries and inodes, which drop_caches 2 frees.
     for name in ["dentry-state", "inode-state"] {
         if let Ok(t) = std::fs::read_to_string(format!("/proc/sys/fs/{name}")) {
-            write(dir, name, &t)?;
+            out.push((name, t));
         }
     }
-    write(dir, "sysctl_vm.txt", &sysctl_vm())?;
-    write(dir, "modparams.txt", &modparams())?;
-    write(dir, "thp.txt", &thp())?;
-    write(dir, "hugepages.txt", &hugepages())
+    out.push(("sysctl_vm.txt", sysctl_vm()));
+    out.push(("modparams.txt", modparams()));
+    out.push(("thp.txt", thp()));
+    out.push(("hugepages.txt", hugepages()));
+    out
 }
 
 fn one_line(path: &str) -> String {

@@ -150,6 +150,49 @@ pub struct Words {
     pub bytes: u64,
 }
 
+/// Little-endian u64 words decoded from bytes as they arrive, a word split between two
+/// chunks carried over.
+pub struct WordDecoder {
+    /// The whole words so far.
+    pub words: Vec<u64>,
+    carry: [u8; 8],
+    held: usize,
+}
+
+impl WordDecoder {
+    /// A decoder with room for `words` words.
+    pub fn with_capacity(words: usize) -> WordDecoder {
+        WordDecoder {
+            words: Vec::with_capacity(words),
+            carry: [0; 8],
+            held: 0,
+        }
+    }
+
+    /// Decodes the next bytes; a last partial word waits for the next chunk.
+    pub fn push(&mut self, mut chunk: &[u8]) {
+        if self.held > 0 {
+            let take = (8 - self.held).min(chunk.len());
+            self.carry[self.held..self.held + take].copy_from_slice(&chunk[..take]);
+            self.held += take;
+            chunk = &chunk[take..];
+            if self.held < 8 {
+                return;
+            }
+            self.words.push(u64::from_le_bytes(self.carry));
+            self.held = 0;
+        }
+        let whole = chunk.len() / 8 * 8;
+        self.words.extend(
+            chunk[..whole]
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("chunks of 8"))),
+        );
+        self.held = chunk.len() - whole;
+        self.carry[..self.held].copy_from_slice(&chunk[whole..]);
+    }
+}
+
 /// Reads a page array of little-endian u64 words from the regular file `path`, its zstd
 /// stream inflated (`zstd`) or plain, converting the bytes to words as they come: no copy
 /// of the bytes is kept beside the words. At most `max` bytes, refused past them as
@@ -172,10 +215,8 @@ pub fn read_words(path: &Path, zstd: bool, max: u64, why: &str) -> anyhow::Resul
         }
         Box::new(f)
     };
-    let mut words = Vec::with_capacity((max / 8).min(1 << 31) as usize);
+    let mut dec = WordDecoder::with_capacity((max / 8).min(1 << 31) as usize);
     let mut buf = vec![0u8; 1 << 20];
-    // Bytes of a word split between two reads.
-    let (mut carry, mut held) = ([0u8; 8], 0usize);
     let mut bytes = 0u64;
     loop {
         let n = match src.read(&mut buf) {
@@ -195,25 +236,8 @@ pub fn read_words(path: &Path, zstd: bool, max: u64, why: &str) -> anyhow::Resul
                 format!("{}: more than the {max} bytes {why}", path.display())
             });
         }
-        let mut chunk = &buf[..n];
-        if held > 0 {
-            let take = (8 - held).min(chunk.len());
-            carry[held..held + take].copy_from_slice(&chunk[..take]);
-            held += take;
-            chunk = &chunk[take..];
-            if held < 8 {
-                continue;
-            }
-            words.push(u64::from_le_bytes(carry));
-        }
-        let whole = chunk.len() / 8 * 8;
-        words.extend(
-            chunk[..whole]
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().expect("chunks of 8"))),
-        );
-        held = chunk.len() - whole;
-        carry[..held].copy_from_slice(&chunk[whole..]);
+        dec.push(&buf[..n]);
     }
+    let words = dec.words;
     Ok(Words { words, bytes })
 }

@@ -1,8 +1,11 @@
-//! A snapshot directory (the layout of `kcompact capture`, ../shared/data/README.md) read
-//! into a loaded model machine: its files read (zstd or plain page arrays) and parsed,
-//! then [`kcompact::snapshot::load::load`]. `predict`, `analyze`, `replay --snapshot`,
-//! `validate` and the snapshot report load through [`load_dir`].
+//! A snapshot (the layout of `kcompact capture`, ../shared/data/README.md) read into a
+//! loaded model machine: its files read (zstd or plain page arrays) and parsed, then
+//! [`kcompact::snapshot::load::load`]. The files come from a directory or from a capture
+//! held in memory ([`Source`]). `predict`, `analyze`, `replay --snapshot`, `validate` and
+//! the snapshot report load a directory through [`load_dir`]; `--live` loads a capture
+//! through [`load_from`].
 
+use crate::capture::{Array, Capture};
 use crate::input;
 use crate::ui::usage;
 use kcompact::snapshot::check::{
@@ -65,6 +68,63 @@ const OPTIONAL: &[(&str, &str)] = &[
     ("sysctl_vm.txt", "the model's default tunables"),
     ("thp.txt", "the model's default THP settings"),
 ];
+
+/// Where a snapshot's files are read from.
+pub enum Source<'a> {
+    /// A snapshot directory.
+    Dir(&'a Path),
+    /// A capture of this machine held in memory (`--live`): its files as read, the page
+    /// arrays taken out as they are loaded.
+    Memory(Box<Capture>),
+}
+
+impl Source<'_> {
+    /// What error messages name: the directory, or `--live`.
+    fn label(&self) -> String {
+        match self {
+            Source::Dir(d) => d.display().to_string(),
+            Source::Memory(_) => "--live".to_string(),
+        }
+    }
+
+    /// Whether the file `name` (or, in a directory, `name.zst`) is there.
+    fn has(&self, name: &str) -> bool {
+        match self {
+            Source::Dir(d) => has_optional(d, name),
+            Source::Memory(c) => {
+                matches!(name, "kpageflags" | "kpagecount")
+                    || c.texts.iter().any(|(n, _)| *n == name)
+            }
+        }
+    }
+
+    /// The text file `name`.
+    fn text(&self, name: &str) -> anyhow::Result<String> {
+        match self {
+            Source::Dir(d) => read_text(d, name),
+            Source::Memory(c) => match c.texts.iter().find(|(n, _)| *n == name) {
+                Some((_, t)) => Ok(t.clone()),
+                None => usage(format!("--live: {name} was not read")),
+            },
+        }
+    }
+}
+
+/// A page array of a capture held in memory, taken out of it as words.
+fn take_array(a: &mut Array, name: &str, pfns: u64) -> anyhow::Result<Vec<u64>> {
+    let words = match std::mem::replace(a, Array::Words(Vec::new())) {
+        Array::Words(w) => w,
+        Array::Zstd(z) => {
+            let mut dec = input::WordDecoder::with_capacity(pfns as usize);
+            match zstd::decode_all(&z[..]) {
+                Ok(b) => dec.push(&b),
+                Err(e) => return usage(format!("--live: {name}: not zstd data: {e}")),
+            }
+            dec.words
+        }
+    };
+    Ok(words)
+}
 
 /// A text file of the snapshot (a regular file, bounded).
 fn read_text(dir: &Path, name: &str) -> anyhow::Result<String> {
@@ -159,16 +219,14 @@ fn meta_value(meta: &str, key: &str) -> Option<u64> {
 }
 
 /// `capture_pfns.txt`: one hex pfn a line.
-fn read_capture_pfns(dir: &Path) -> anyhow::Result<Vec<u64>> {
-    let text = read_text(dir, CAPTURE_PFNS)?;
+fn read_capture_pfns(label: &str, text: &str) -> anyhow::Result<Vec<u64>> {
     let mut pfns = Vec::new();
     for (i, l) in text.lines().enumerate() {
         match u64::from_str_radix(l.trim(), 16) {
             Ok(p) => pfns.push(p),
             Err(_) => {
                 return usage(format!(
-                    "{}: line {}: {l:?} is not a hex pfn",
-                    dir.join(CAPTURE_PFNS).display(),
+                    "{label}/{CAPTURE_PFNS}: line {}: {l:?} is not a hex pfn",
                     i + 1
                 ))
             }
@@ -180,11 +238,11 @@ fn read_capture_pfns(dir: &Path) -> anyhow::Result<Vec<u64>> {
 /// The tunables of the machine the snapshot was taken on: `sysctl_vm.txt`'s values of the
 /// run-time tunables that mirror a `/proc/sys/vm` file, and `thp.txt`'s THP `enabled` and
 /// `defrag` (the bracketed word). Files that are missing leave the model's defaults.
-pub fn snapshot_config(dir: &Path) -> anyhow::Result<VmConfig> {
+pub fn snapshot_config(src: &Source) -> anyhow::Result<VmConfig> {
     use kcompact::sysctl::{Scope, ThpDefrag, TUNABLES};
     let mut vm = VmConfig::default();
-    if input::present(&dir.join("sysctl_vm.txt")) {
-        let text = read_text(dir, "sysctl_vm.txt")?;
+    if src.has("sysctl_vm.txt") {
+        let text = src.text("sysctl_vm.txt")?;
         for (i, l) in text.lines().enumerate() {
             let Some((k, v)) = l.split_once('=') else {
                 continue;
@@ -198,15 +256,15 @@ pub fn snapshot_config(dir: &Path) -> anyhow::Result<VmConfig> {
             };
             if let Err(e) = vm.set_runtime(t.name, v) {
                 return usage(format!(
-                    "{}: line {}: {e}",
-                    dir.join("sysctl_vm.txt").display(),
+                    "{}/sysctl_vm.txt: line {}: {e}",
+                    src.label(),
                     i + 1
                 ));
             }
         }
     }
-    if input::present(&dir.join("thp.txt")) {
-        let text = read_text(dir, "thp.txt")?;
+    if src.has("thp.txt") {
+        let text = src.text("thp.txt")?;
         let chosen = |key: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
@@ -232,37 +290,51 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
     if !dir.is_dir() {
         return usage(format!("{}: no such snapshot directory", dir.display()));
     }
-    let named = |e: SnapshotError| usage(format!("{}: {e}", dir.display()));
-    let meta_text = read_text(dir, "meta.txt")?;
+    load_from(Source::Dir(dir))
+}
+
+/// Reads the snapshot `src` holds and loads it, as [`load_dir`] does a directory.
+pub fn load_from(mut src: Source) -> anyhow::Result<Loaded> {
+    let label = src.label();
+    let named = |e: SnapshotError| usage(format!("{label}: {e}"));
+    let meta_text = src.text("meta.txt")?;
     // A snapshot of the model maps its anonymous memory packed (kcompact::snapshot::image).
     let anon_packed = meta_text.lines().any(|l| l.trim() == "anon_layout=packed");
     let meta = match parse_meta(&meta_text) {
         Ok(m) => m,
         Err(e) => return named(e),
     };
-    let zones = match parse_zoneinfo("zoneinfo", &read_text(dir, "zoneinfo")?) {
+    let zones = match parse_zoneinfo("zoneinfo", &src.text("zoneinfo")?) {
         Ok(z) => z,
         Err(e) => return named(e),
     };
     let pfns = meta.pfn_end - meta.pfn_start;
     // Two arrays of 8 bytes and the model's memory map per pfn.
     crate::ui::check_fits(
-        &format!("{}", dir.display()),
+        &label,
         pfns.saturating_mul(16 + kcompact::memmap::BYTES_PER_PAGE as u64),
         16 + kcompact::memmap::BYTES_PER_PAGE as u64,
     )?;
     // Both page arrays at once, one on each core (each read is the same whichever runs
     // first; an error in kpageflags is reported before one in kpagecount).
-    let with_counts = has_optional(dir, "kpagecount");
-    let (flags, counts) = rayon::join(
-        || read_array(dir, "kpageflags", pfns),
-        || with_counts.then(|| read_array(dir, "kpagecount", pfns)),
-    );
+    let with_counts = src.has("kpagecount");
+    let (flags, counts) = match &mut src {
+        Source::Dir(dir) => {
+            let dir: &Path = dir;
+            rayon::join(
+                || read_array(dir, "kpageflags", pfns),
+                || with_counts.then(|| read_array(dir, "kpagecount", pfns)),
+            )
+        }
+        Source::Memory(c) => (
+            take_array(&mut c.kpageflags, "kpageflags", pfns),
+            Some(take_array(&mut c.kpagecount, "kpagecount", pfns)),
+        ),
+    };
     let flags = flags?;
     if flags.len() as u64 != pfns {
         return usage(format!(
-            "{}: kpageflags holds {} pfns but meta.txt says {}..{}",
-            dir.display(),
+            "{label}: kpageflags holds {} pfns but meta.txt says {}..{}",
             flags.len(),
             meta.pfn_start,
             meta.pfn_end
@@ -270,7 +342,7 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
     }
     let mut missing = Vec::new();
     let mut optional = |name: &str| {
-        let there = has_optional(dir, name);
+        let there = src.has(name);
         if !there {
             let why = OPTIONAL
                 .iter()
@@ -283,7 +355,7 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
     optional("kpagecount");
     let counts = counts.transpose()?;
     let (pagetypeinfo, pageblock_order) = if optional("pagetypeinfo") {
-        let text = read_text(dir, "pagetypeinfo")?;
+        let text = src.text("pagetypeinfo")?;
         match (
             parse_pagetypeinfo("pagetypeinfo", &text),
             parse_pageblock_order(&text),
@@ -297,7 +369,7 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
     let mut buddyinfo: [Option<Vec<BuddyInfoRecord>>; 2] = [None, None];
     for (slot, name) in buddyinfo.iter_mut().zip(["buddyinfo", "buddyinfo.post"]) {
         if optional(name) {
-            match parse_buddyinfo(name, &read_text(dir, name)?) {
+            match parse_buddyinfo(name, &src.text(name)?) {
                 Ok(r) => *slot = Some(r),
                 Err(e) => return named(e),
             }
@@ -305,13 +377,13 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
     }
     // The capture's own memory, freed once it was done (kcompact capture lists it; older
     // snapshots have no such list, and nothing of the capture to give back).
-    let capture_pfns = if input::present(&dir.join(CAPTURE_PFNS)) {
-        Some(read_capture_pfns(dir)?)
+    let capture_pfns = if src.has(CAPTURE_PFNS) {
+        Some(read_capture_pfns(&label, &src.text(CAPTURE_PFNS)?)?)
     } else {
         None
     };
     let zones_post = if optional("zoneinfo.post") {
-        match parse_zoneinfo("zoneinfo.post", &read_text(dir, "zoneinfo.post")?) {
+        match parse_zoneinfo("zoneinfo.post", &src.text("zoneinfo.post")?) {
             Ok(z) => Some(z),
             Err(e) => return named(e),
         }
@@ -323,7 +395,7 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
     // The page cache's buffer heads and XArray nodes, which drop_caches and reclaim free
     // with the pages.
     let slabinfo = if optional("slabinfo") {
-        match parse_slabinfo("slabinfo", &read_text(dir, "slabinfo")?) {
+        match parse_slabinfo("slabinfo", &src.text("slabinfo")?) {
             Ok(s) => Some(s),
             Err(e) => return named(e),
         }
@@ -335,9 +407,9 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
         if !optional(name) {
             return Ok(None);
         }
-        match parse_fs_state(name, &read_text(dir, name)?) {
+        match parse_fs_state(name, &src.text(name)?) {
             Ok(x) => Ok(Some(x)),
-            Err(e) => usage(format!("{}: {e}", dir.display())),
+            Err(e) => usage(format!("{label}: {e}")),
         }
     };
     let fs_state = match (fs_state("dentry-state")?, fs_state("inode-state")?) {
@@ -346,7 +418,7 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
     };
     // A snapshot of the model records each pageblock's type (kcompact::snapshot::image);
     // a kernel's has no such file, and is not told it lacks one.
-    let pageblock_types = if has_optional(dir, "pageblocks") {
+    let pageblock_types = if let (Source::Dir(dir), true) = (&src, src.has("pageblocks")) {
         let blocks = meta.pfn_end.div_ceil(512);
         Some(read_binary(
             dir,
@@ -376,7 +448,7 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
         buddyinfo_post: buddyinfo[1].as_deref(),
         pageblock_order,
     };
-    let config = snapshot_config(dir)?;
+    let config = snapshot_config(&src)?;
     let (machine, report, drift) = match load_checked(&files, &readings, config) {
         Ok(x) => x,
         Err(e) => return named(e),

@@ -80,7 +80,7 @@ struct Predicted {
 }
 
 /// Captures this machine and predicts `compact_memory` on it, every `every`, until `stop`
-/// is set (a capture under way is finished, so its private directory is removed).
+/// is set (a capture under way is finished first).
 fn predict_loop(state: Arc<Mutex<Predicted>>, every: Duration, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
         if let Ok(mut s) = state.lock() {

@@ -322,7 +322,18 @@ fn analyze_live_reads_this_machine() {
         eprintln!("skipped: --live needs Linux and root (/proc/kpageflags)");
         return;
     }
-    let v = json_ok(&["analyze", "--live", "--json"]);
+    // Nothing is written: not in the temporary directory, not in the working directory.
+    let quiet = Path::new(env!("CARGO_TARGET_TMPDIR")).join("live-writes-nothing");
+    let _ = std::fs::remove_dir_all(&quiet);
+    std::fs::create_dir_all(&quiet).unwrap();
+    let o = std::process::Command::new(common::BIN)
+        .args(["analyze", "--live", "--json"])
+        .env("TMPDIR", &quiet)
+        .current_dir(&quiet)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let checks = v["snapshot_check"].clone();
     assert!(checks.is_object() || checks.is_array(), "{checks}");
     let normal = v["zones"]
@@ -333,19 +344,16 @@ fn analyze_live_reads_this_machine() {
         .expect("Normal");
     assert!(normal["managed_pages"].as_u64() > Some(0));
     assert!(v["hugepages_after_compaction"].as_u64() >= v["hugepages_now"].as_u64());
-    let tmp = std::env::temp_dir();
-    let left: Vec<_> = std::fs::read_dir(&tmp)
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("kcompact-live-")
-        })
-        .collect();
+    // The capture's own pages (its copies of the page arrays among them) given back.
+    assert!(
+        v["load"]["capture_pages_released"].as_u64() > Some(0),
+        "{}",
+        v["load"]
+    );
+    let left: Vec<_> = std::fs::read_dir(&quiet).unwrap().flatten().collect();
     assert!(
         left.is_empty(),
-        "left behind: {:?}",
+        "written: {:?}",
         left.iter().map(|e| e.path()).collect::<Vec<_>>()
     );
     // A snapshot and --live together, or neither, are refused.
