@@ -1027,3 +1027,44 @@ fn alloc_retry_2_6_35_reclaims_a_costly_order_s_worth_before_giving_up() {
         "congestion_wait(HZ/50) between rounds"
     );
 }
+
+/// Under `defrag_mode` (6.15+) `pgdat_balanced()` checks a non-zero order against the free
+/// pages in whole free pageblocks (NR_FREE_PAGES_BLOCKS), so a zone whose free memory is
+/// all in order-2 blocks is balanced for order 2 without it and not with it; order 0
+/// counts every free page either way.
+#[test]
+fn defrag_mode_balances_kswapd_in_whole_pageblocks() {
+    for defrag_mode in [false, true] {
+        let mut m = small_machine(
+            0,
+            16,
+            VmConfig {
+                defrag_mode,
+                ..VmConfig::default()
+            },
+        );
+        let mut taken = Vec::new();
+        while let Some(pfn) = m.alloc_pages(Gfp::GFP_NOWAIT, Order(2), NodeId(0)) {
+            taken.push(pfn);
+        }
+        for pfn in taken.iter().step_by(2) {
+            m.free_pages(*pfn, Order(2));
+        }
+        m.drain_all_pages(None);
+        check(&m);
+        let z = m.zone(normal(&m));
+        assert_eq!(z.nr_free_pages_blocks, 0, "no free pageblock is left");
+        assert!(
+            z.nr_free_pages > 2 * z.high_wmark_pages(),
+            "{}",
+            z.nr_free_pages
+        );
+        assert!(z.free_area[2].nr_free > 0);
+        assert!(m.pgdat_balanced(NodeId(0), 0, ZoneType::Normal));
+        assert_eq!(
+            m.pgdat_balanced(NodeId(0), 2, ZoneType::Normal),
+            !defrag_mode,
+            "defrag_mode={defrag_mode}"
+        );
+    }
+}

@@ -13,7 +13,7 @@
 //! balanced one sleeps until woken.
 
 use super::{ScanControl, DEF_PRIORITY, MAX_RECLAIM_RETRIES, SWAP_CLUSTER_MAX};
-use crate::buddy::watermark::zone_watermark_ok;
+use crate::buddy::watermark::zone_watermark_ok_free;
 use crate::event::VmEvent;
 use crate::gfp::{AllocFlags, Gfp};
 use crate::layout::ZoneType;
@@ -33,11 +33,10 @@ impl Machine {
     }
 
     /// Mirrors `pgdat_balanced()`: some zone up to `highest` passes its high watermark
-    /// (with its boost) at `order`.
-    ///
-    /// DEVIATION(linux): under `defrag_mode` (6.15+) the kernel counts only the free pages
-    /// in whole free pageblocks (`NR_FREE_PAGES_BLOCKS`) for a non-zero order; the model
-    /// counts every free page.
+    /// (with its boost) at `order`. Under `defrag_mode` a non-zero order counts only the
+    /// free pages in whole free pageblocks (`NR_FREE_PAGES_BLOCKS`, 6.15+), so kswapd
+    /// reclaims until the watermark is met in blocks — or until `kswapd_shrink_node()` has
+    /// dropped the order after a compaction gap and kcompactd takes over.
     pub fn pgdat_balanced(&self, node: NodeId, order: u8, highest: ZoneType) -> bool {
         let zones = self.node_zones_upto(node, highest);
         if zones.is_empty() {
@@ -45,12 +44,18 @@ impl Machine {
         }
         zones.iter().any(|zi| {
             let z = self.zone(*zi);
-            zone_watermark_ok(
+            let free_pages = if self.config.defrag_mode && order > 0 {
+                z.nr_free_pages_blocks
+            } else {
+                z.nr_free_pages
+            };
+            zone_watermark_ok_free(
                 z,
                 Order(order),
                 z.high_wmark_pages(),
                 highest,
                 AllocFlags::default(),
+                free_pages as i64,
                 self.config.config_cma,
             )
         })
