@@ -253,28 +253,76 @@ fn order9_request_reclaims_when_compaction_lacks_free_pages() {
     let (mut m, _) = with_page_cache(32, 100, VmConfig::default());
     let zi = normal(&m);
     assert!(free(&m) < m.zone(zi).low_wmark_pages());
-    // A THP fault's mask reclaims one round and gives up (costly, no RETRY_MAYFAIL);
-    // hugetlb's mask goes on while compaction is skipped but would be suitable after
-    // reclaim (should_compact_retry() on COMPACT_SKIPPED).
+    // A THP fault's mask reclaims one round (costly, no RETRY_MAYFAIL), but that round
+    // goes on past SWAP_CLUSTER_MAX while compaction is not yet suitable
+    // (should_continue_reclaim()), so the compaction after it forms the block.
     let before = m.vmstat.clone();
     let thp = vma_thp_gfp_mask(ThpDefrag::Always, true);
-    assert_eq!(m.alloc_pages(thp, Order(9), NodeId(0)), None);
+    let got = m.alloc_pages(thp, Order(9), NodeId(0));
+    check(&m);
     assert_eq!(
         m.vmstat[VmEvent::Allocstall] - before[VmEvent::Allocstall],
         1
     );
+    let stolen = m.vmstat[VmEvent::PgstealDirect] - before[VmEvent::PgstealDirect];
+    assert!(stolen > 32, "one round reclaimed {stolen} pages");
+    assert!(
+        got.is_some(),
+        "reclaim then compaction made an order-9 block"
+    );
+    // hugetlb's mask gets one too, reclaiming and compacting again.
+    let before = m.vmstat.clone();
     let gfp = Gfp::GFP_HIGHUSER_MOVABLE | Gfp::COMP | Gfp::RETRY_MAYFAIL;
     let got = m.alloc_pages(gfp, Order(9), NodeId(0));
     check(&m);
-    assert!(
-        m.vmstat[VmEvent::Allocstall] - before[VmEvent::Allocstall] > 1,
-        "several rounds of reclaim"
-    );
     assert!(m.vmstat[VmEvent::PgstealDirect] > before[VmEvent::PgstealDirect]);
     assert!(
         got.is_some(),
         "reclaim then compaction made an order-9 block"
     );
+}
+
+/// Reclaim for a costly order goes on past its first pass until the order could be
+/// allocated at the min watermark or compaction would be suitable
+/// (`should_continue_reclaim()`), and stops then, within a batch per list; without
+/// compaction (no reclaim/compaction mode) it stops after one pass.
+#[test]
+fn costly_reclaim_continues_until_compaction_is_suitable() {
+    let mut one_pass = 0;
+    for compaction in [false, true] {
+        let (mut m, _) = with_page_cache(
+            32,
+            100,
+            VmConfig {
+                compaction,
+                ..VmConfig::default()
+            },
+        );
+        let zi = normal(&m);
+        let reclaimed = m.try_to_free_pages(&[zi], 9, Gfp::GFP_HIGHUSER_MOVABLE, ZoneType::Normal);
+        check(&m);
+        let z = m.zone(zi);
+        let goal = z.min_wmark_pages() + kcompact::compaction::compact_gap(9);
+        let allocatable = z.free_area[9].nr_free + z.free_area[10].nr_free > 0
+            && z.nr_free_pages > z.min_wmark_pages() + 511;
+        if compaction {
+            assert!(reclaimed > 2 * one_pass, "{reclaimed} against {one_pass}");
+            assert!(
+                allocatable || z.nr_free_pages >= goal,
+                "{} < {goal}",
+                z.nr_free_pages
+            );
+            assert!(
+                z.nr_free_pages < goal + 4 * 32,
+                "{} far past {goal}",
+                z.nr_free_pages
+            );
+        } else {
+            one_pass = reclaimed;
+            assert!(one_pass > 0);
+            assert!(!allocatable && z.nr_free_pages < goal);
+        }
+    }
 }
 
 #[test]

@@ -19,15 +19,16 @@ pub mod kswapd;
 pub mod lru;
 pub mod swap;
 
+use crate::buddy::watermark::zone_watermark_ok;
 use crate::event::Tracepoint;
 use crate::event::VmEvent;
-use crate::gfp::Gfp;
+use crate::gfp::{AllocFlags, Gfp};
 use crate::layout::ZoneType;
 use crate::machine::Machine;
 use crate::memmap::PageFlags;
 use crate::mmzone::LruList;
 use crate::owners::table::{FolioId, FolioKind};
-use crate::units::{NodeId, Pfn, ZoneIdx};
+use crate::units::{NodeId, Order, Pfn, ZoneIdx, PAGE_ALLOC_COSTLY_ORDER};
 
 /// `SWAP_CLUSTER_MAX`: the reclaim batch.
 pub const SWAP_CLUSTER_MAX: u64 = 32;
@@ -171,14 +172,87 @@ impl Machine {
         out
     }
 
-    /// Mirrors `shrink_node()` → `shrink_lruvec()`: scans the lists in batches of
-    /// `SWAP_CLUSTER_MAX` until the targets are scanned or enough is reclaimed, then ages
-    /// the anonymous active list if its inactive list is low.
+    /// Mirrors `shrink_node()`: [`Machine::shrink_lruvec`] again while
+    /// [`Machine::should_continue_reclaim`] says reclaim/compaction needs more free pages.
+    pub fn shrink_node(&mut self, node: NodeId, sc: &mut ScanControl) {
+        let mut reclaimable = false;
+        loop {
+            let before = sc.nr_reclaimed;
+            self.shrink_lruvec(node, sc);
+            let nr_node_reclaimed = sc.nr_reclaimed - before;
+            reclaimable |= nr_node_reclaimed > 0;
+            if !self.should_continue_reclaim(node, nr_node_reclaimed, sc) {
+                break;
+            }
+        }
+        if reclaimable {
+            self.node_data_mut(node).kswapd.failures = 0;
+        }
+    }
+
+    /// Mirrors `in_reclaim_compaction()`: reclaim works for compaction when compaction
+    /// may run for this mask and the order is costly, or non-zero under pressure
+    /// (priority below `DEF_PRIORITY - 2`). Never in lumpy mode (before 2.6.37 reclaim
+    /// did not work for compaction).
+    fn in_reclaim_compaction(&self, sc: &ScanControl) -> bool {
+        !sc.lumpy
+            && self.config.compaction
+            && sc.gfp.contains(Gfp::IO)
+            && sc.order > 0
+            && (sc.order > PAGE_ALLOC_COSTLY_ORDER || sc.priority < DEF_PRIORITY - 2)
+    }
+
+    /// Mirrors `should_continue_reclaim()`: in reclaim/compaction mode, go on reclaiming
+    /// while the last pass reclaimed something, no zone up to `reclaim_idx` would already
+    /// allocate the order at its min watermark or be suitable for compaction, and the
+    /// inactive lists (anonymous ones only with swap) hold more than `compact_gap(order)`.
+    fn should_continue_reclaim(
+        &mut self,
+        node: NodeId,
+        nr_reclaimed: u64,
+        sc: &ScanControl,
+    ) -> bool {
+        if !self.in_reclaim_compaction(sc) || nr_reclaimed == 0 {
+            return false;
+        }
+        let zones: Vec<ZoneIdx> = (0..self.zones.len())
+            .map(|i| ZoneIdx(i as u8))
+            .filter(|zi| {
+                let z = self.zone(*zi);
+                z.node == node && z.zone_type <= sc.reclaim_idx && z.managed_pages > 0
+            })
+            .collect();
+        for zi in zones {
+            let z = self.zone(zi);
+            let min = z.min_wmark_pages();
+            if zone_watermark_ok(
+                z,
+                Order(sc.order),
+                min,
+                sc.reclaim_idx,
+                AllocFlags::default(),
+                self.config.config_cma,
+            ) {
+                return false;
+            }
+            if self.compaction_suitable(zi, sc.order as i32, min, sc.reclaim_idx) {
+                return false;
+            }
+        }
+        let mut inactive = self.node_lru_pages(node, LruList::InactiveFile);
+        if self.can_reclaim_anon_pages() {
+            inactive += self.node_lru_pages(node, LruList::InactiveAnon);
+        }
+        inactive > crate::compaction::compact_gap(sc.order as i32)
+    }
+
+    /// Mirrors `shrink_lruvec()`: scans the lists in batches of `SWAP_CLUSTER_MAX` until
+    /// the targets are scanned or enough is reclaimed, then ages the anonymous active list
+    /// if its inactive list is low.
     ///
     /// DEVIATION(linux): no proportional rescaling of the remaining targets after
     /// `nr_to_reclaim` is met (global reclaim stops there), no slab shrinkers.
-    pub fn shrink_node(&mut self, node: NodeId, sc: &mut ScanControl) {
-        let before = sc.nr_reclaimed;
+    fn shrink_lruvec(&mut self, node: NodeId, sc: &mut ScanControl) {
         let mut nr = self.get_scan_count(node, sc);
         while nr[0] > 0 || nr[2] > 0 || nr[3] > 0 {
             for (i, lru) in EVICTABLE.iter().enumerate() {
@@ -198,9 +272,6 @@ impl Machine {
             && self.inactive_is_low(node, LruList::InactiveAnon, sc.reclaim_idx)
         {
             self.shrink_active_list(node, LruList::ActiveAnon, SWAP_CLUSTER_MAX, sc);
-        }
-        if sc.nr_reclaimed > before {
-            self.node_data_mut(node).kswapd.failures = 0;
         }
     }
 
