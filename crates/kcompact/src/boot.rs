@@ -114,6 +114,7 @@ impl Machine {
             reclaim: ReclaimState::default(),
             clock: Default::default(),
             hugetlb: Default::default(),
+            driver_pages_migrated: 0,
             zonelists: Vec::new(),
         };
         m.reserve_cma(layout)?;

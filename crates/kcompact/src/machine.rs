@@ -67,6 +67,9 @@ pub struct Machine {
     pub clock: crate::clock::Clock,
     /// The hugetlb pool.
     pub hugetlb: crate::mmzone::HugetlbPool,
+    /// Driver (movable_ops) pages migrated, zsmalloc, balloon and GPU together: the
+    /// model's own count (Linux counts them in `pgmigrate_success` with the rest).
+    pub driver_pages_migrated: u64,
     /// Every zonelist, built once at boot (`build_all_zonelists()`), indexed by
     /// [`Machine::zonelist_slot`].
     pub(crate) zonelists: Vec<Arc<[ZoneIdx]>>,

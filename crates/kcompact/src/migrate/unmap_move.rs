@@ -161,6 +161,7 @@ impl Machine {
                 let extra = self.mem.refcount(src) - 2;
                 self.mem.set_refcount(dst, 1 + extra);
                 self.hand_over(u.src, rec, dst);
+                self.driver_pages_migrated += rec.order.nr_pages();
                 Ok(())
             }
             DriverMigrate::Released => {

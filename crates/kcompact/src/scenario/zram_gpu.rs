@@ -1,28 +1,39 @@
 //! `zram-gpu`: seed 004 (Minchan Kim, "non-LRU movable page migration", Linux 4.8). A
 //! phone or TV: apps are launched and switched between while the low memory killer keeps
 //! a bounded number of them alive; their anonymous memory is swapped to zram (a zsmalloc
-//! pool in RAM), their GPU buffers (orders 0 to 3) come and go, and the system keeps
+//! pool in RAM), their GPU buffers come and go, and the system keeps starting threads and
 //! forking, which needs order-2 and order-3 pages. Before 4.8 (`non_lru_movable=off`)
 //! zsmalloc and GPU pages were unmovable: spread over pageblocks by the churn, compaction
-//! could not move them, and the CMA area sat unused because only movable requests may
-//! take it.
+//! could not move them, and reclaim had to make the order-2 blocks instead.
 //!
-//! The machine: swap on zram with half of memory as its disksize, a CMA area of an
-//! eighth of memory (phones reserve hundreds of MiB for cameras and video decoders), and
-//! `vm.swappiness=100` (Android's setting); each can be changed with `--set`.
+//! The machine: swap on zram with half of memory as its disksize, `vm.swappiness=100`
+//! (Android's setting), no THP (the phones' kernels had none, so khugepaged does not raise
+//! `min_free_kbytes`) and no CMA area; each can be changed with `--set`. With a CMA area
+//! (`--set cma=12%`, phones reserve hundreds of MiB for cameras and video decoders) most
+//! direct compactions for the order-2 stacks end before scanning: `compaction_suitable()`
+//! counts free CMA pages, the unmovable request's watermark does not (docs/results.md).
 //!
-//! A fork asks for a 16 KiB kernel stack, an order-2 `GFP_KERNEL` allocation that may
-//! reclaim and compact (`alloc_thread_stack_node()` of arm64 without CONFIG_VMAP_STACK,
-//! as on the seed's 2016 phones), and a task_struct from its SLUB cache, whose new slab
+//! The workload makes free memory fragmented the way many processes do: a running app
+//! faults its anonymous memory over its first `grow_rounds` rounds, the running apps in
+//! turn page by page, so one app's pages lie between the others' and between the zsmalloc
+//! pages its swap-out made; when the low memory killer ends an app its pages leave single
+//! free pages behind. An app starts `threads` threads while it launches, each with a
+//! 16 KiB kernel stack kept until the app dies; its GPU buffers are single pages by default
+//! (`gpu_order=0`, a GPU driver's page pool), orders 0 to 3 with `gpu_order=3`.
+//!
+//! A kernel stack is an order-2 `GFP_KERNEL` allocation that may reclaim and compact
+//! (`alloc_thread_stack_node()` of arm64 without CONFIG_VMAP_STACK, as on the seed's 2016
+//! phones). A fork asks for a stack and a task_struct from its SLUB cache, whose new slab
 //! today's `allocate_slab()` first tries at order 3 with `__GFP_NORETRY | __GFP_NOWARN |
 //! __GFP_NOMEMALLOC` and `__GFP_RECLAIM` cleared, falling back to the cache's minimum
-//! order (1 here). DEVIATION(linux): in 2016 that first try could still reclaim
-//! (`__GFP_NORETRY` only); the model runs today's allocator. A child lives for two
-//! rounds.
+//! order (1 here). DEVIATION(linux): the model runs today's allocator and slab masks,
+//! not those of 2016, on its x86-64 zone layout (ZONE_DMA and ZONE_DMA32 at 1 GiB), not an
+//! arm64 phone's. A child lives for two rounds.
 
 use super::{pages_reclaimed, pct, tick, Metric, Outcome, Params, ScenarioError, ScenarioInfo};
 use crate::event::VmEvent;
 use crate::gfp::Gfp;
+use crate::layout::ZoneType;
 use crate::machine::Machine;
 use crate::owners::table::DriverKind;
 use crate::owners::table::FolioId;
@@ -34,7 +45,7 @@ use std::collections::VecDeque;
 pub const INFO: ScenarioInfo = ScenarioInfo {
     name: "zram-gpu",
     source: "seed 004 (Minchan Kim, mm: migrate: support non-lru movable page migration, 2016)",
-    summary: "apps launched and switched under a low memory killer, anonymous memory swapped to zram, GPU buffers of orders 0-3; forks need order-2/3 pages",
+    summary: "apps launched and switched under a low memory killer, anonymous memory swapped to zram, GPU buffers; threads and forks need order-2/3 pages",
     ab_key: "non_lru_movable",
     params: &[
         ("rounds", "160", "app launches and switches (1..=100000)"),
@@ -43,8 +54,11 @@ pub const INFO: ScenarioInfo = ScenarioInfo {
         ("file_pct", "2", "page cache one app reads (code, assets), percent of memory (0..=50)"),
         ("gpu_pct", "2", "GPU buffers of one app, percent of memory (0..=50)"),
         ("forks", "4", "forks per round (0..=1000)"),
+        ("gpu_order", "0", "largest order of a GPU buffer; buffers take orders 0 to it (0..=3)"),
+        ("threads", "100", "threads an app starts while it launches, each with an order-2 kernel stack until the app dies (0..=1000)"),
+        ("grow_rounds", "8", "rounds over which a running app faults its anonymous memory, the apps in turn (1..=1000)"),
     ],
-    machine: &[("swap", "50%"), ("zram", "on"), ("cma", "12%"), ("swappiness", "100")],
+    machine: &[("swap", "50%"), ("zram", "on"), ("thp", "off"), ("swappiness", "100")],
     mem: "1G",
     run,
 };
@@ -63,6 +77,10 @@ struct App {
     file: u32,
     pid: Option<u32>,
     gpu: Vec<FolioId>,
+    /// Its threads' kernel stacks.
+    stacks: Vec<FolioId>,
+    /// Anonymous pages faulted so far.
+    size: u64,
 }
 
 /// A forked child's kernel memory.
@@ -76,9 +94,15 @@ struct Child {
 #[derive(Default)]
 struct Counts {
     forks: u64,
-    order2_ok: u64,
     order3_ok: u64,
+    /// Order-3 tries that failed with no free block of order 3 or more.
+    order3_no_block: u64,
     both_ok: u64,
+    /// Kernel stacks asked for (threads' and forks'), and had.
+    stacks: u64,
+    stacks_ok: u64,
+    /// Their allocation latency (ns), summed.
+    stack_ns: u64,
     gpu_fail: u64,
     lmk_kills: u64,
     launches: u64,
@@ -95,6 +119,9 @@ struct World {
     file_pages: u64,
     gpu_pages: u64,
     children: VecDeque<Child>,
+    grow_rounds: u64,
+    threads: u64,
+    gpu_order: u64,
     counts: Counts,
 }
 
@@ -109,6 +136,9 @@ impl World {
         }
         for id in std::mem::take(&mut self.apps[a].gpu) {
             m.gpu_free(self.gpu, id);
+        }
+        for id in std::mem::take(&mut self.apps[a].stacks) {
+            m.free_kernel(id);
         }
         self.lru.retain(|x| *x != a);
         if self.foreground == Some(a) {
@@ -140,10 +170,19 @@ impl World {
         self.apps[a].pid = Some(pid);
         self.lru.push_back(a);
         self.counts.launches += 1;
-        for v in 0..self.app_pages {
+        self.apps[a].size = 0;
+        let first = self.app_pages.div_ceil(self.grow_rounds);
+        let every = (first / self.threads.max(1)).max(1);
+        for v in 0..first {
+            if v % every == 0 && (v / every) < self.threads {
+                if let Some(id) = self.stack(m) {
+                    self.apps[a].stacks.push(id);
+                }
+            }
             if m.fault_anon(pid, v, Order(0)).is_err() || !m.owners.processes[pid as usize].alive {
                 break;
             }
+            self.apps[a].size = v + 1;
         }
         let f = self.apps[a].file;
         for i in 0..self.file_pages {
@@ -153,7 +192,7 @@ impl World {
         }
         let mut got = 0;
         while got < self.gpu_pages {
-            let o = Order(rng.range(0, 3) as u8);
+            let o = Order(rng.range(0, self.gpu_order) as u8);
             match m.gpu_alloc(self.gpu, o) {
                 Some(id) => {
                     self.apps[a].gpu.push(id);
@@ -200,20 +239,55 @@ impl World {
         self.foreground = Some(a);
     }
 
+    /// The running apps that have not reached their size grow, one page each in turn, by
+    /// `app_pages / grow_rounds` pages each.
+    fn grow(&mut self, m: &mut Machine) {
+        let step = self.app_pages.div_ceil(self.grow_rounds);
+        for _ in 0..step {
+            for i in 0..self.lru.len() {
+                let a = self.lru[i];
+                let Some(pid) = self.apps[a].pid else {
+                    continue;
+                };
+                let v = self.apps[a].size;
+                if v >= self.app_pages || !m.owners.processes[pid as usize].alive {
+                    continue;
+                }
+                // A switch to the app may have touched the page already.
+                if m.lookup(pid, v).is_none() && m.fault_anon(pid, v, Order(0)).is_err() {
+                    continue;
+                }
+                self.apps[a].size = v + 1;
+            }
+        }
+    }
+
+    /// A kernel stack (order 2, may reclaim and compact), counted with its latency.
+    fn stack(&mut self, m: &mut Machine) -> Option<FolioId> {
+        let id = m.alloc_kernel_gfp(STACK_GFP, Order(2), 2);
+        self.counts.stacks += 1;
+        self.counts.stacks_ok += id.is_some() as u64;
+        self.counts.stack_ns += m.clock.last_alloc_ns;
+        id
+    }
+
     /// One fork: the kernel stack (order 2, may reclaim and compact) and a task_struct
     /// slab (order 3 without reclaim, else order 1).
     fn fork(&mut self, m: &mut Machine, round: u64) {
         self.counts.forks += 1;
-        let stack = m.alloc_kernel_gfp(STACK_GFP, Order(2), 2);
+        let stack = self.stack(m);
         let slab = match m.alloc_kernel_gfp(SLAB_HIGH_GFP, Order(3), 3) {
             Some(id) => {
                 self.counts.order3_ok += 1;
                 Some(id)
             }
-            None => m.alloc_kernel_gfp(STACK_GFP, Order(1), 3),
+            None => {
+                // Failed for want of a block (fragmentation) rather than of free pages?
+                self.counts.order3_no_block += (preferred_zone_blocks(m, Order(3)) == 0) as u64;
+                m.alloc_kernel_gfp(STACK_GFP, Order(1), 3)
+            }
         };
         let high = stack.is_some() && slab.is_some_and(|s| m.owners.folio(s).order == Order(3));
-        self.counts.order2_ok += stack.is_some() as u64;
         self.counts.both_ok += high as u64;
         match (stack, slab) {
             (Some(stack), Some(slab)) => self.children.push_back(Child {
@@ -235,6 +309,17 @@ impl World {
             m.free_kernel(c.slab);
         }
     }
+}
+
+/// Free blocks of `order` or more in the zone a `GFP_KERNEL` request of node 0 tries
+/// first (the highest populated zone up to Normal).
+fn preferred_zone_blocks(m: &Machine, order: Order) -> u64 {
+    m.zones
+        .iter()
+        .filter(|z| z.node.0 == 0 && z.zone_type <= ZoneType::Normal && z.managed_pages > 0)
+        .max_by_key(|z| z.zone_type)
+        .map(|z| z.free_by_order()[order.0 as usize..].iter().sum())
+        .unwrap_or(0)
 }
 
 /// CMA pages in use (allocated) over all zones.
@@ -264,6 +349,8 @@ pub fn run(
             file: m.new_file(false, true, false),
             pid: None,
             gpu: Vec::new(),
+            stacks: Vec::new(),
+            size: 0,
         })
         .collect();
     let mut w = World {
@@ -275,9 +362,13 @@ pub fn run(
         file_pages: managed * file_pct / 100,
         gpu_pages: managed * gpu_pct / 100,
         children: VecDeque::new(),
+        gpu_order: p.num_in("gpu_order", 0, 3)?,
+        threads: p.num_in("threads", 0, 1000)?,
+        grow_rounds: p.num_in("grow_rounds", 1, 1000)?,
         counts: Counts::default(),
     };
     let before = m.vmstat.clone();
+    let driver_before = m.driver_pages_migrated;
     for round in 0..rounds {
         w.reap(m);
         let idle: Vec<usize> = (0..w.apps.len())
@@ -299,6 +390,10 @@ pub fn run(
             a
         };
         w.reap(m);
+        if w.grow_rounds > 1 {
+            w.grow(m);
+            w.reap(m);
+        }
         if w.apps[a].pid.is_some() {
             w.set_foreground(m, a);
         }
@@ -321,17 +416,25 @@ pub fn run(
         .zram
         .map(|d| m.owners.drivers[d as usize].pages.len() as u64)
         .unwrap_or(0);
+    let order2_latency_us = if c.stacks == 0 {
+        0.0
+    } else {
+        (c.stack_ns as f64 / c.stacks as f64 / 10.0).round() / 100.0
+    };
     out.metrics = vec![
         (
             "order2_success_pct",
-            Metric::Float(pct(c.order2_ok, c.forks)),
+            Metric::Float(pct(c.stacks_ok, c.stacks)),
         ),
+        ("order2_latency_us_mean", Metric::Float(order2_latency_us)),
         (
             "order3_success_pct",
             Metric::Float(pct(c.order3_ok, c.forks)),
         ),
+        ("order3_fail_no_block", Metric::Int(c.order3_no_block)),
         ("success_pct", Metric::Float(pct(c.both_ok, c.forks))),
         ("forks", Metric::Int(c.forks)),
+        ("kernel_stacks", Metric::Int(c.stacks)),
         (
             "pages_reclaimed",
             Metric::Int(
@@ -359,6 +462,10 @@ pub fn run(
         (
             "pages_migrated",
             Metric::Int(v[VmEvent::PgmigrateSuccess] - before[VmEvent::PgmigrateSuccess]),
+        ),
+        (
+            "driver_pages_migrated",
+            Metric::Int(m.driver_pages_migrated - driver_before),
         ),
     ];
     Ok(out)
