@@ -137,7 +137,7 @@ impl Machine {
     /// folio: its reference is dropped, and the folio lives on only while someone else
     /// (a speculative reference) still holds it.
     pub(crate) fn release_owner_ref(&mut self, id: FolioId) {
-        self.owners.folio_mut(id).orphan = true;
+        self.owners.set_orphan(id, true);
         self.folio_put_refs(id, 1);
     }
 

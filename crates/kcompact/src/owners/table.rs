@@ -80,10 +80,68 @@ pub struct FolioRec {
 #[derive(Clone, Copy, Debug)]
 pub struct Holder(pub FolioKind, pub u32, pub u64);
 
+/// [`FolioSlot::kind`] of an unused slot.
+const NO_FOLIO: u8 = u8::MAX;
+/// [`FolioSlot::index`] when the index does not fit: it is in [`Owners::wide_index`].
+const WIDE_INDEX: u32 = u32::MAX;
+
+/// How the folio table stores a [`FolioRec`]: 24 bytes instead of 40. The pfn fits 32 bits
+/// (the memory map holds at most 2^32 frames); an index of 2^32 - 1 or more and a non-zero
+/// `stamp_offset` (only the pieces of a split folio have one) are kept beside the table,
+/// by folio id.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct FolioSlot {
+    pfn: u32,
+    owner: u32,
+    index: u32,
+    stamp: u32,
+    lru_seq: u32,
+    order: u8,
+    /// The [`FolioKind`] as a number, [`NO_FOLIO`] for an unused slot.
+    kind: u8,
+    orphan: bool,
+    /// The record's `stamp_offset` is in [`Owners::stamp_offsets`].
+    has_offset: bool,
+}
+
+const _: () = assert!(std::mem::size_of::<FolioSlot>() == 24);
+
+impl FolioKind {
+    const ALL: [FolioKind; 8] = [
+        FolioKind::Anon,
+        FolioKind::File,
+        FolioKind::Shmem,
+        FolioKind::Slab,
+        FolioKind::PageTable,
+        FolioKind::Kernel,
+        FolioKind::Hugetlb,
+        FolioKind::Driver,
+    ];
+}
+
+impl FolioSlot {
+    const EMPTY: FolioSlot = FolioSlot {
+        pfn: 0,
+        owner: 0,
+        index: 0,
+        stamp: 0,
+        lru_seq: 0,
+        order: 0,
+        kind: NO_FOLIO,
+        orphan: false,
+        has_offset: false,
+    };
+}
+
 /// Every owner of memory, and the folio table that links them to pages.
 #[derive(Clone, Debug, Default)]
 pub struct Owners {
-    pub(super) folios: Vec<Option<FolioRec>>,
+    /// The folio table, by id - 1.
+    folios: Vec<FolioSlot>,
+    /// Indices too wide for [`FolioSlot::index`], by folio id.
+    wide_index: BTreeMap<u32, u64>,
+    /// Non-zero `stamp_offset`s, by folio id.
+    stamp_offsets: BTreeMap<u32, u32>,
     pub(super) free_ids: Vec<u32>,
     /// The reverse map: (folio, process, virtual page) for every mapping.
     pub rmap: Rmap,
@@ -106,35 +164,111 @@ pub struct Owners {
 }
 
 impl Owners {
-    /// The record of `id`.
-    #[inline]
-    pub fn folio(&self, id: FolioId) -> &FolioRec {
-        self.folios[id.0 as usize - 1]
-            .as_ref()
-            .expect("live folio id")
+    fn unpack(&self, id: u32, s: &FolioSlot) -> FolioRec {
+        FolioRec {
+            pfn: Pfn(s.pfn as u64),
+            order: Order(s.order),
+            kind: FolioKind::ALL[s.kind as usize],
+            owner: s.owner,
+            index: if s.index == WIDE_INDEX {
+                self.wide_index[&id]
+            } else {
+                s.index as u64
+            },
+            stamp: s.stamp,
+            stamp_offset: if s.has_offset {
+                self.stamp_offsets[&id]
+            } else {
+                0
+            },
+            orphan: s.orphan,
+            lru_seq: s.lru_seq,
+        }
     }
 
-    /// The record of `id`, mutable.
+    /// Stores `rec` in slot `id` (which must exist), with its side entries.
+    fn pack(&mut self, id: u32, rec: FolioRec) {
+        assert!(rec.pfn.0 <= u32::MAX as u64, "at most 2^32 page frames");
+        let index = if rec.index >= WIDE_INDEX as u64 {
+            self.wide_index.insert(id, rec.index);
+            WIDE_INDEX
+        } else {
+            self.wide_index.remove(&id);
+            rec.index as u32
+        };
+        let has_offset = rec.stamp_offset != 0;
+        if has_offset {
+            self.stamp_offsets.insert(id, rec.stamp_offset);
+        } else {
+            self.stamp_offsets.remove(&id);
+        }
+        self.folios[id as usize - 1] = FolioSlot {
+            pfn: rec.pfn.0 as u32,
+            owner: rec.owner,
+            index,
+            stamp: rec.stamp,
+            lru_seq: rec.lru_seq,
+            order: rec.order.0,
+            kind: rec.kind as u8,
+            orphan: rec.orphan,
+            has_offset,
+        };
+    }
+
+    /// The record of `id`.
     #[inline]
-    pub fn folio_mut(&mut self, id: FolioId) -> &mut FolioRec {
-        self.folios[id.0 as usize - 1]
-            .as_mut()
-            .expect("live folio id")
+    pub fn folio(&self, id: FolioId) -> FolioRec {
+        self.get(id).expect("live folio id")
+    }
+
+    /// Changes the record of `id` with `f`.
+    #[inline]
+    pub fn update(&mut self, id: FolioId, f: impl FnOnce(&mut FolioRec)) {
+        let mut rec = self.folio(id);
+        f(&mut rec);
+        self.pack(id.0, rec);
+    }
+
+    /// The head pfn of `id` (the one field most callers want, read without unpacking).
+    #[inline]
+    pub fn folio_pfn(&self, id: FolioId) -> Pfn {
+        let s = &self.folios[id.0 as usize - 1];
+        assert!(s.kind != NO_FOLIO, "live folio id");
+        Pfn(s.pfn as u64)
+    }
+
+    /// Sets whether the owner let go of `id`.
+    #[inline]
+    pub fn set_orphan(&mut self, id: FolioId, orphan: bool) {
+        let s = &mut self.folios[id.0 as usize - 1];
+        assert!(s.kind != NO_FOLIO, "live folio id");
+        s.orphan = orphan;
+    }
+
+    /// Sets the sequence number of the folio's live LRU entry.
+    #[inline]
+    pub fn set_lru_seq(&mut self, id: FolioId, seq: u32) {
+        let s = &mut self.folios[id.0 as usize - 1];
+        assert!(s.kind != NO_FOLIO, "live folio id");
+        s.lru_seq = seq;
     }
 
     /// The record of `id` if it is live.
-    pub fn get(&self, id: FolioId) -> Option<&FolioRec> {
+    #[inline]
+    pub fn get(&self, id: FolioId) -> Option<FolioRec> {
         self.folios
             .get((id.0 as usize).wrapping_sub(1))
-            .and_then(|r| r.as_ref())
+            .filter(|s| s.kind != NO_FOLIO)
+            .map(|s| self.unpack(id.0, s))
     }
 
     /// Every live folio with its id, in id order.
-    pub fn iter(&self) -> impl Iterator<Item = (FolioId, &FolioRec)> {
+    pub fn iter(&self) -> impl Iterator<Item = (FolioId, FolioRec)> + '_ {
         self.folios
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| r.as_ref().map(|r| (FolioId(i as u32 + 1), r)))
+            .filter(|(_, s)| s.kind != NO_FOLIO)
+            .map(|(i, s)| (FolioId(i as u32 + 1), self.unpack(i as u32 + 1, s)))
     }
 
     /// The number of live folios.
@@ -147,25 +281,36 @@ impl Owners {
         self.len() == 0
     }
 
+    /// Bytes the folio table holds on the heap (its side maps left out).
+    pub fn table_bytes(&self) -> usize {
+        self.folios.capacity() * std::mem::size_of::<FolioSlot>()
+    }
+
     /// Adds a record (the pieces of a split folio).
     pub(crate) fn insert_record(&mut self, rec: FolioRec) -> FolioId {
         self.insert(rec)
     }
 
     pub(super) fn insert(&mut self, rec: FolioRec) -> FolioId {
-        if let Some(i) = self.free_ids.pop() {
-            self.folios[i as usize - 1] = Some(rec);
-            FolioId(i)
+        let id = if let Some(i) = self.free_ids.pop() {
+            i
         } else {
-            self.folios.push(Some(rec));
-            FolioId(self.folios.len() as u32)
-        }
+            self.folios.push(FolioSlot::EMPTY);
+            self.folios.len() as u32
+        };
+        self.pack(id, rec);
+        FolioId(id)
     }
 
     pub(super) fn remove(&mut self, id: FolioId) -> FolioRec {
-        let rec = self.folios[id.0 as usize - 1]
-            .take()
-            .expect("live folio id");
+        let rec = self.folio(id);
+        if rec.index >= WIDE_INDEX as u64 {
+            self.wide_index.remove(&id.0);
+        }
+        if rec.stamp_offset != 0 {
+            self.stamp_offsets.remove(&id.0);
+        }
+        self.folios[id.0 as usize - 1] = FolioSlot::EMPTY;
         self.free_ids.push(id.0);
         rec
     }
@@ -447,4 +592,46 @@ pub struct CacheSlab {
     pub prunable: Vec<(u32, Vec<FolioId>)>,
     /// The dentry and inode caches (part of `SReclaimable`).
     pub fs_caches: Vec<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(index: u64, stamp_offset: u32, kind: FolioKind) -> FolioRec {
+        FolioRec {
+            pfn: Pfn(u32::MAX as u64),
+            order: Order(9),
+            kind,
+            owner: 7,
+            index,
+            stamp: 0xdead_beef,
+            stamp_offset,
+            orphan: true,
+            lru_seq: 42,
+        }
+    }
+
+    /// A record comes back from the packed table as it went in, wide indices and stamp
+    /// offsets included, and their side entries go with the record.
+    #[test]
+    fn records_survive_packing() {
+        let mut o = Owners::default();
+        let a = o.insert(rec(5, 0, FolioKind::Anon));
+        let b = o.insert(rec(u64::MAX, 3, FolioKind::Driver));
+        let c = o.insert(rec(u32::MAX as u64, 0, FolioKind::Shmem));
+        assert_eq!(o.folio(a), rec(5, 0, FolioKind::Anon));
+        assert_eq!(o.folio(b), rec(u64::MAX, 3, FolioKind::Driver));
+        assert_eq!(o.folio(c), rec(u32::MAX as u64, 0, FolioKind::Shmem));
+        o.update(b, |r| {
+            r.index = 1;
+            r.stamp_offset = 0;
+        });
+        assert_eq!(o.folio(b), rec(1, 0, FolioKind::Driver));
+        assert!(o.wide_index.len() == 1 && o.stamp_offsets.is_empty());
+        assert_eq!(o.remove(c), rec(u32::MAX as u64, 0, FolioKind::Shmem));
+        assert!(o.wide_index.is_empty() && o.get(c).is_none());
+        assert_eq!(o.len(), 2);
+        assert_eq!(o.iter().map(|(id, _)| id).collect::<Vec<_>>(), vec![a, b]);
+    }
 }

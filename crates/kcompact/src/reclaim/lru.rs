@@ -60,7 +60,7 @@ impl Machine {
             .node;
         self.reclaim.lru_seq = self.reclaim.lru_seq.wrapping_add(1);
         let seq = self.reclaim.lru_seq;
-        self.owners.folio_mut(id).lru_seq = seq;
+        self.owners.set_lru_seq(id, seq);
         let list = &mut self.node_data_mut(node).lruvec.lists[lru.idx()];
         if tail {
             list.push_back((id, seq));
@@ -82,7 +82,7 @@ impl Machine {
     /// Sets a folio's head flags, moving it between lists as they say: the counts follow,
     /// and a folio that lands on another list is queued at its head.
     pub(crate) fn folio_set_lru_flags(&mut self, id: FolioId, new: PageFlags) {
-        let rec = *self.owners.folio(id);
+        let rec = self.owners.folio(id);
         let old = self.mem.flags(rec.pfn);
         self.mem.set_flags(rec.pfn, new);
         self.lru_count(rec.pfn, rec.order.nr_pages(), old, new);

@@ -1041,7 +1041,7 @@ pub fn release_capture_pages(m: &mut Machine, pfns: &[u64]) -> u64 {
         let Some(id) = m.folio_of(Pfn(p)) else {
             continue;
         };
-        let rec = *m.owners.folio(id);
+        let rec = m.owners.folio(id);
         if rec.kind == FolioKind::Anon {
             m.munmap(rec.owner, rec.index, rec.order.nr_pages());
         }

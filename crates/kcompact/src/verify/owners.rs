@@ -23,7 +23,7 @@ pub(super) fn check_owners(m: &Machine, errs: &mut Vec<String>) {
     check_buffer_heads(m, errs);
     check_isolated_counts(m, errs);
     for (id, rec) in m.owners.iter() {
-        check_folio(m, &refs, id, rec, errs);
+        check_folio(m, &refs, id, &rec, errs);
     }
 }
 
