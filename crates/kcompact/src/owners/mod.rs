@@ -104,7 +104,6 @@ impl Machine {
             stamp,
             stamp_offset: 0,
             orphan: false,
-            lru_seq: 0,
         });
         let head = self.mem.flags(pfn);
         self.mem.set_flags(pfn, head.with(flags));
@@ -143,6 +142,7 @@ impl Machine {
 
     /// Frees a folio whose last reference is gone.
     fn free_folio(&mut self, id: FolioId) {
+        self.lru_leave(id);
         let rec = self.owners.remove(id);
         debug_assert!(
             !self.owners.mappers(id).any(|_| true),

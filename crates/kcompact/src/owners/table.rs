@@ -72,8 +72,6 @@ pub struct FolioRec {
     pub stamp_offset: u32,
     /// The owner let go of the folio; it lives on only through other references.
     pub orphan: bool,
-    /// The sequence number of the folio's live LRU list entry.
-    pub lru_seq: u32,
 }
 
 /// Who holds a new folio: its kind, the owner's id, and the position in the owner.
@@ -85,26 +83,37 @@ const NO_FOLIO: u8 = u8::MAX;
 /// [`FolioSlot::index`] when the index does not fit: it is in [`Owners::wide_index`].
 const WIDE_INDEX: u32 = u32::MAX;
 
-/// How the folio table stores a [`FolioRec`]: 24 bytes instead of 40. The pfn fits 32 bits
-/// (the memory map holds at most 2^32 frames); an index of 2^32 - 1 or more and a non-zero
-/// `stamp_offset` (only the pieces of a split folio have one) are kept beside the table,
-/// by folio id.
+/// [`FolioSlot::lru`] of a folio on no LRU list.
+const NOT_ON_LRU: u8 = u8::MAX;
+/// [`FolioSlot::bits`]: the owner let go of the folio.
+const ORPHAN: u8 = 1;
+/// [`FolioSlot::bits`]: the record's `stamp_offset` is in [`Owners::stamp_offsets`].
+const HAS_OFFSET: u8 = 2;
+
+/// How the folio table stores a [`FolioRec`], with the folio's LRU links: 28 bytes. The
+/// pfn fits 32 bits (the memory map holds at most 2^32 frames); an index of 2^32 - 1 or
+/// more and a non-zero `stamp_offset` (only the pieces of a split folio have one) are kept
+/// beside the table, by folio id.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct FolioSlot {
     pfn: u32,
     owner: u32,
     index: u32,
     stamp: u32,
-    lru_seq: u32,
+    /// `folio->lru`: the entries before (towards the head) and after (towards the tail)
+    /// this folio's on its LRU list; 0 at either end (see `reclaim/lru.rs`).
+    lru_prev: u32,
+    lru_next: u32,
     order: u8,
     /// The [`FolioKind`] as a number, [`NO_FOLIO`] for an unused slot.
     kind: u8,
-    orphan: bool,
-    /// The record's `stamp_offset` is in [`Owners::stamp_offsets`].
-    has_offset: bool,
+    /// [`ORPHAN`], [`HAS_OFFSET`].
+    bits: u8,
+    /// The list the folio is linked on (node × `NR_LRU_LISTS` + list), or [`NOT_ON_LRU`].
+    lru: u8,
 }
 
-const _: () = assert!(std::mem::size_of::<FolioSlot>() == 24);
+const _: () = assert!(std::mem::size_of::<FolioSlot>() == 28);
 
 impl FolioKind {
     const ALL: [FolioKind; 8] = [
@@ -125,11 +134,12 @@ impl FolioSlot {
         owner: 0,
         index: 0,
         stamp: 0,
-        lru_seq: 0,
+        lru_prev: 0,
+        lru_next: 0,
         order: 0,
         kind: NO_FOLIO,
-        orphan: false,
-        has_offset: false,
+        bits: 0,
+        lru: NOT_ON_LRU,
     };
 }
 
@@ -176,17 +186,17 @@ impl Owners {
                 s.index as u64
             },
             stamp: s.stamp,
-            stamp_offset: if s.has_offset {
+            stamp_offset: if s.bits & HAS_OFFSET != 0 {
                 self.stamp_offsets[&id]
             } else {
                 0
             },
-            orphan: s.orphan,
-            lru_seq: s.lru_seq,
+            orphan: s.bits & ORPHAN != 0,
         }
     }
 
-    /// Stores `rec` in slot `id` (which must exist), with its side entries.
+    /// Stores `rec` in slot `id` (which must exist), with its side entries; the slot's LRU
+    /// links stay.
     fn pack(&mut self, id: u32, rec: FolioRec) {
         assert!(rec.pfn.0 <= u32::MAX as u64, "at most 2^32 page frames");
         let index = if rec.index >= WIDE_INDEX as u64 {
@@ -202,16 +212,16 @@ impl Owners {
         } else {
             self.stamp_offsets.remove(&id);
         }
-        self.folios[id as usize - 1] = FolioSlot {
+        let s = &mut self.folios[id as usize - 1];
+        *s = FolioSlot {
             pfn: rec.pfn.0 as u32,
             owner: rec.owner,
             index,
             stamp: rec.stamp,
-            lru_seq: rec.lru_seq,
             order: rec.order.0,
             kind: rec.kind as u8,
-            orphan: rec.orphan,
-            has_offset,
+            bits: if rec.orphan { ORPHAN } else { 0 } | if has_offset { HAS_OFFSET } else { 0 },
+            ..*s
         };
     }
 
@@ -242,15 +252,31 @@ impl Owners {
     pub fn set_orphan(&mut self, id: FolioId, orphan: bool) {
         let s = &mut self.folios[id.0 as usize - 1];
         assert!(s.kind != NO_FOLIO, "live folio id");
-        s.orphan = orphan;
+        s.bits = s.bits & !ORPHAN | if orphan { ORPHAN } else { 0 };
     }
 
-    /// Sets the sequence number of the folio's live LRU entry.
+    /// The list `id` is linked on (node × `NR_LRU_LISTS` + list), if any.
     #[inline]
-    pub fn set_lru_seq(&mut self, id: FolioId, seq: u32) {
+    pub(crate) fn lru_on(&self, id: FolioId) -> Option<u8> {
+        let l = self.folios[id.0 as usize - 1].lru;
+        (l != NOT_ON_LRU).then_some(l)
+    }
+
+    /// The entries before and after `id` on its LRU list.
+    #[inline]
+    pub(crate) fn lru_links(&self, id: FolioId) -> (u32, u32) {
+        let s = &self.folios[id.0 as usize - 1];
+        (s.lru_prev, s.lru_next)
+    }
+
+    /// Sets the list `id` is linked on and its neighbours there.
+    #[inline]
+    pub(crate) fn set_lru_links(&mut self, id: FolioId, on: Option<u8>, prev: u32, next: u32) {
         let s = &mut self.folios[id.0 as usize - 1];
-        assert!(s.kind != NO_FOLIO, "live folio id");
-        s.lru_seq = seq;
+        debug_assert!(s.kind != NO_FOLIO, "live folio id");
+        s.lru = on.unwrap_or(NOT_ON_LRU);
+        s.lru_prev = prev;
+        s.lru_next = next;
     }
 
     /// The record of `id` if it is live.
@@ -292,6 +318,10 @@ impl Owners {
     }
 
     pub(super) fn insert(&mut self, rec: FolioRec) -> FolioId {
+        assert!(
+            self.folios.len() < 1 << 31,
+            "folio ids fit 31 bits (LRU links)"
+        );
         let id = if let Some(i) = self.free_ids.pop() {
             i
         } else {
@@ -304,6 +334,7 @@ impl Owners {
 
     pub(super) fn remove(&mut self, id: FolioId) -> FolioRec {
         let rec = self.folio(id);
+        debug_assert!(self.lru_on(id).is_none(), "a freed folio left its LRU list");
         if rec.index >= WIDE_INDEX as u64 {
             self.wide_index.remove(&id.0);
         }
@@ -608,7 +639,6 @@ mod tests {
             stamp: 0xdead_beef,
             stamp_offset,
             orphan: true,
-            lru_seq: 42,
         }
     }
 
@@ -623,11 +653,20 @@ mod tests {
         assert_eq!(o.folio(a), rec(5, 0, FolioKind::Anon));
         assert_eq!(o.folio(b), rec(u64::MAX, 3, FolioKind::Driver));
         assert_eq!(o.folio(c), rec(u32::MAX as u64, 0, FolioKind::Shmem));
+        o.set_lru_links(b, Some(3), 9, 0);
         o.update(b, |r| {
             r.index = 1;
             r.stamp_offset = 0;
         });
         assert_eq!(o.folio(b), rec(1, 0, FolioKind::Driver));
+        assert_eq!(
+            (o.lru_on(b), o.lru_links(b)),
+            (Some(3), (9, 0)),
+            "links stay"
+        );
+        o.set_orphan(b, false);
+        assert!(!o.folio(b).orphan && o.lru_on(b) == Some(3));
+        o.set_lru_links(b, None, 0, 0);
         assert!(o.wide_index.len() == 1 && o.stamp_offsets.is_empty());
         assert_eq!(o.remove(c), rec(u32::MAX as u64, 0, FolioKind::Shmem));
         assert!(o.wide_index.is_empty() && o.get(c).is_none());

@@ -61,6 +61,11 @@ impl XArray {
         self.len
     }
 
+    /// Bytes this index holds on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.nodes.capacity() * std::mem::size_of::<XaNode>() + self.free.capacity() * 4
+    }
+
     fn covers(&self, index: u64) -> bool {
         let bits = XA_CHUNK_SHIFT * (self.height + 1);
         bits >= 64 || index >> bits == 0

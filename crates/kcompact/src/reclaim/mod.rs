@@ -236,26 +236,25 @@ impl Machine {
         let mut budget = n * 4 + 64;
         while scanned < n && budget > 0 {
             budget -= 1;
-            let Some((id, seq)) = self.node_data_mut(node).lruvec.lists[lru.idx()].pop_back()
-            else {
+            let Some(entry) = self.lru_pop_tail(node, lru) else {
                 break;
             };
-            if !self.lru_entry_live(lru, id, seq) {
+            let Some(id) = entry.filter(|id| self.lru_entry_live(lru, *id)) else {
+                // A ghost entry, or a folio that belongs on no list or another one.
                 budget += 1;
                 continue;
-            }
+            };
             let rec = self.owners.folio(id);
             let zi = self.page_zone(rec.pfn).expect("LRU folio in a zone");
             if self.zone(zi).zone_type > reclaim_idx {
-                skipped.push((id, seq));
+                skipped.push(id);
                 continue;
             }
             scanned += rec.order.nr_pages();
             taken.push(id);
         }
-        let list = &mut self.node_data_mut(node).lruvec.lists[lru.idx()];
-        for e in skipped.into_iter().rev() {
-            list.push_front(e);
+        for id in skipped.into_iter().rev() {
+            self.lru_add_head(node, lru, id);
         }
         (taken, scanned)
     }

@@ -198,6 +198,7 @@ pub fn load(
         msg: format!("cannot boot the zones: {e}"),
     })?;
     let mut m = m;
+    m.keep_lru_ghosts();
     set_watermarks(&mut m, files);
     let mut l = Loader::new(m, files);
     l.place_folios(&layout);
