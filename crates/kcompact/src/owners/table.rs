@@ -152,7 +152,11 @@ pub struct Owners {
     wide_index: BTreeMap<u32, u64>,
     /// Non-zero `stamp_offset`s, by folio id.
     stamp_offsets: BTreeMap<u32, u32>,
-    pub(super) free_ids: Vec<u32>,
+    /// The last id freed (0: none): unused slots form a stack, each naming the id freed
+    /// before it in its `pfn` field, so a new folio takes the id freed last.
+    free_head: u32,
+    /// Unused slots.
+    nr_free: usize,
     /// The reverse map: (folio, process, virtual page) for every mapping.
     pub rmap: Rmap,
     /// Processes, by id.
@@ -299,7 +303,7 @@ impl Owners {
 
     /// The number of live folios.
     pub fn len(&self) -> usize {
-        self.folios.len() - self.free_ids.len()
+        self.folios.len() - self.nr_free
     }
 
     /// True if no folio is owned.
@@ -322,7 +326,10 @@ impl Owners {
             self.folios.len() < 1 << 31,
             "folio ids fit 31 bits (LRU links)"
         );
-        let id = if let Some(i) = self.free_ids.pop() {
+        let id = if self.free_head != 0 {
+            let i = self.free_head;
+            self.free_head = self.folios[i as usize - 1].pfn;
+            self.nr_free -= 1;
             i
         } else {
             self.folios.push(FolioSlot::EMPTY);
@@ -341,8 +348,12 @@ impl Owners {
         if rec.stamp_offset != 0 {
             self.stamp_offsets.remove(&id.0);
         }
-        self.folios[id.0 as usize - 1] = FolioSlot::EMPTY;
-        self.free_ids.push(id.0);
+        self.folios[id.0 as usize - 1] = FolioSlot {
+            pfn: self.free_head,
+            ..FolioSlot::EMPTY
+        };
+        self.free_head = id.0;
+        self.nr_free += 1;
         rec
     }
 
@@ -672,5 +683,16 @@ mod tests {
         assert!(o.wide_index.is_empty() && o.get(c).is_none());
         assert_eq!(o.len(), 2);
         assert_eq!(o.iter().map(|(id, _)| id).collect::<Vec<_>>(), vec![a, b]);
+        o.remove(a);
+        assert_eq!(o.len(), 1);
+        let x = o.insert(rec(1, 0, FolioKind::File));
+        let y = o.insert(rec(2, 0, FolioKind::File));
+        let z = o.insert(rec(3, 0, FolioKind::File));
+        assert_eq!(
+            (x, y, z),
+            (a, c, FolioId(4)),
+            "the id freed last is taken first"
+        );
+        assert_eq!(o.len(), 4);
     }
 }
