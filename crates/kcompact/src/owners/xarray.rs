@@ -61,11 +61,6 @@ impl XArray {
         self.len
     }
 
-    /// Bytes this index holds on the heap.
-    pub fn heap_bytes(&self) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<XaNode>() + self.free.capacity() * 4
-    }
-
     fn covers(&self, index: u64) -> bool {
         let bits = XA_CHUNK_SHIFT * (self.height + 1);
         bits >= 64 || index >> bits == 0
@@ -80,6 +75,11 @@ impl XArray {
             self.nodes[i as usize] = n;
             i + 1
         } else {
+            // A small file's index grows a node at a time (a 128-page file needs 3 nodes,
+            // not the 4 a doubling arena would hold); a big one doubles.
+            if self.nodes.len() == self.nodes.capacity() && self.nodes.len() < 8 {
+                self.nodes.reserve_exact(1);
+            }
             self.nodes.push(n);
             self.nodes.len() as u32
         }
