@@ -44,7 +44,7 @@ impl Machine {
         // Each mapping becomes one PTE per page.
         let per_page_maps = mappers.len() as u32;
         for (pid, vpn) in &mappers {
-            self.owners.rmap.remove(&(id, *pid, *vpn));
+            self.owners.rmap_remove(id, *pid, *vpn);
             self.owners.processes[*pid as usize].table.remove(*vpn);
         }
         if cache {
@@ -85,7 +85,7 @@ impl Machine {
         for (i, pid) in ids.iter().enumerate() {
             for (p, vpn) in &mappers {
                 let v = vpn + i as u64;
-                self.owners.rmap.insert((*pid, *p, v));
+                self.owners.rmap_insert(*pid, *p, v);
                 self.owners.processes[*p as usize].table.insert(v, 0, *pid);
             }
             if cache {

@@ -102,7 +102,7 @@ impl Machine {
         self.owners.processes[pid as usize]
             .table
             .insert(vpn, rec.order.0, id);
-        self.owners.rmap.insert((id, pid, vpn));
+        self.owners.rmap_insert(id, pid, vpn);
         self.mem.set_flag(rec.pfn, PageFlags::YOUNG);
         let rc = self.mem.refcount(rec.pfn);
         self.mem.set_refcount(rec.pfn, rc + c);
@@ -117,7 +117,7 @@ impl Machine {
             .remove(base)
             .expect("mapped");
         assert!(
-            self.owners.rmap.remove(&(id, pid, base)),
+            self.owners.rmap_remove(id, pid, base),
             "reverse map out of step"
         );
         let rec = self.owners.folio(id);

@@ -89,6 +89,9 @@ const NOT_ON_LRU: u8 = u8::MAX;
 const ORPHAN: u8 = 1;
 /// [`FolioSlot::bits`]: the record's `stamp_offset` is in [`Owners::stamp_offsets`].
 const HAS_OFFSET: u8 = 2;
+/// [`FolioSlot::bits`]: the folio's one mapping is its record's (owner, index), kept here
+/// instead of in the reverse map (an anonymous folio mapped where it was faulted in).
+const MAPPED_SELF: u8 = 4;
 
 /// How the folio table stores a [`FolioRec`], with the folio's LRU links: 28 bytes. The
 /// pfn fits 32 bits (the memory map holds at most 2^32 frames); an index of 2^32 - 1 or
@@ -107,7 +110,7 @@ pub(super) struct FolioSlot {
     order: u8,
     /// The [`FolioKind`] as a number, [`NO_FOLIO`] for an unused slot.
     kind: u8,
-    /// [`ORPHAN`], [`HAS_OFFSET`].
+    /// [`ORPHAN`], [`HAS_OFFSET`], [`MAPPED_SELF`].
     bits: u8,
     /// The list the folio is linked on (node × `NR_LRU_LISTS` + list), or [`NOT_ON_LRU`].
     lru: u8,
@@ -157,8 +160,10 @@ pub struct Owners {
     free_head: u32,
     /// Unused slots.
     nr_free: usize,
-    /// The reverse map: (folio, process, virtual page) for every mapping.
-    pub rmap: Rmap,
+    /// The reverse map: (folio, process, virtual page) for every mapping but those the
+    /// folio table holds ([`MAPPED_SELF`]); read and changed through `rmap_*` and
+    /// [`Owners::mappers`].
+    rmap: Rmap,
     /// Processes, by id.
     pub processes: Vec<Process>,
     /// Files, by id.
@@ -224,7 +229,9 @@ impl Owners {
             stamp: rec.stamp,
             order: rec.order.0,
             kind: rec.kind as u8,
-            bits: if rec.orphan { ORPHAN } else { 0 } | if has_offset { HAS_OFFSET } else { 0 },
+            bits: if rec.orphan { ORPHAN } else { 0 }
+                | if has_offset { HAS_OFFSET } else { 0 }
+                | s.bits & MAPPED_SELF,
             ..*s
         };
     }
@@ -240,7 +247,83 @@ impl Owners {
     pub fn update(&mut self, id: FolioId, f: impl FnOnce(&mut FolioRec)) {
         let mut rec = self.folio(id);
         f(&mut rec);
+        let old = self.folio(id);
+        if (rec.owner, rec.index) != (old.owner, old.index) {
+            self.rmap_materialize(id);
+        }
         self.pack(id.0, rec);
+    }
+
+    /// True if the folio's one mapping is kept in its slot ([`MAPPED_SELF`]).
+    #[inline]
+    fn mapped_self(&self, id: FolioId) -> bool {
+        self.folios[id.0 as usize - 1].bits & MAPPED_SELF != 0
+    }
+
+    /// Moves a mapping kept in the slot into the reverse map.
+    fn rmap_materialize(&mut self, id: FolioId) {
+        if self.mapped_self(id) {
+            let s = &mut self.folios[id.0 as usize - 1];
+            s.bits &= !MAPPED_SELF;
+            let rec = self.folio(id);
+            self.rmap.insert((id, rec.owner, rec.index));
+        }
+    }
+
+    /// Adds the mapping of `id` at `vpn` of `pid`; false if it was there. A folio's only
+    /// mapping at its record's own (owner, index) is kept in its slot.
+    pub fn rmap_insert(&mut self, id: FolioId, pid: u32, vpn: u64) -> bool {
+        let rec = self.folio(id);
+        if !self.mapped_self(id) {
+            if (rec.owner, rec.index) == (pid, vpn)
+                && rec.kind == FolioKind::Anon
+                && self.rmap.mappers(id).next().is_none()
+            {
+                self.folios[id.0 as usize - 1].bits |= MAPPED_SELF;
+                return true;
+            }
+            return self.rmap.insert((id, pid, vpn));
+        }
+        if (rec.owner, rec.index) == (pid, vpn) {
+            return false;
+        }
+        self.rmap_materialize(id);
+        self.rmap.insert((id, pid, vpn))
+    }
+
+    /// Removes the mapping of `id` at `vpn` of `pid`; false if it was not there.
+    pub fn rmap_remove(&mut self, id: FolioId, pid: u32, vpn: u64) -> bool {
+        if self.mapped_self(id) {
+            let rec = self.folio(id);
+            if (rec.owner, rec.index) != (pid, vpn) {
+                return false;
+            }
+            self.folios[id.0 as usize - 1].bits &= !MAPPED_SELF;
+            return true;
+        }
+        self.rmap.remove(&(id, pid, vpn))
+    }
+
+    /// True if `id` is mapped at `vpn` of `pid`.
+    pub fn rmap_contains(&self, id: FolioId, pid: u32, vpn: u64) -> bool {
+        if self.get(id).is_some() && self.mapped_self(id) {
+            let rec = self.folio(id);
+            return (rec.owner, rec.index) == (pid, vpn);
+        }
+        self.rmap.contains(&(id, pid, vpn))
+    }
+
+    /// Every mapping the reverse map holds apart from the folio table's own, in (folio,
+    /// process, virtual page) order (for the checker: these may name dead folios).
+    pub(crate) fn rmap_entries(&self) -> super::rmap::Iter<'_> {
+        self.rmap.iter()
+    }
+
+    /// The mappings the folio table keeps itself ([`MAPPED_SELF`]), in id order.
+    pub(crate) fn self_mappings(&self) -> impl Iterator<Item = (FolioId, u32, u64)> + '_ {
+        self.iter()
+            .filter(|(id, _)| self.mapped_self(*id))
+            .map(|(id, r)| (id, r.owner, r.index))
     }
 
     /// The head pfn of `id` (the one field most callers want, read without unpacking).
@@ -342,6 +425,7 @@ impl Owners {
     pub(super) fn remove(&mut self, id: FolioId) -> FolioRec {
         let rec = self.folio(id);
         debug_assert!(self.lru_on(id).is_none(), "a freed folio left its LRU list");
+        debug_assert!(!self.mapped_self(id), "a freed folio is unmapped");
         if rec.index >= WIDE_INDEX as u64 {
             self.wide_index.remove(&id.0);
         }
@@ -363,9 +447,13 @@ impl Owners {
         self.next_stamp
     }
 
-    /// The mappers of `id` from the reverse map.
+    /// The mappers (process, virtual page) of `id`, in order.
     pub fn mappers(&self, id: FolioId) -> impl Iterator<Item = (u32, u64)> + '_ {
-        self.rmap.mappers(id)
+        let own = (self.get(id).is_some() && self.mapped_self(id)).then(|| {
+            let rec = self.folio(id);
+            (rec.owner, rec.index)
+        });
+        own.into_iter().chain(self.rmap.mappers(id))
     }
 }
 
@@ -694,5 +782,33 @@ mod tests {
             "the id freed last is taken first"
         );
         assert_eq!(o.len(), 4);
+    }
+
+    /// An anonymous folio's one mapping where it was faulted in is kept in its slot; a
+    /// second mapping, or a new owner or index, moves it to the reverse map, and the
+    /// mappers read the same either way.
+    #[test]
+    fn a_folio_mapped_at_its_own_place_keeps_the_mapping_in_its_slot() {
+        let mut o = Owners::default();
+        let a = o.insert(rec(5, 0, FolioKind::Anon));
+        assert!(o.rmap_insert(a, 7, 5));
+        assert!(!o.rmap_insert(a, 7, 5), "already there");
+        assert_eq!(o.mappers(a).collect::<Vec<_>>(), vec![(7, 5)]);
+        assert_eq!(o.rmap_entries().count(), 0, "kept in the slot");
+        assert_eq!(o.self_mappings().collect::<Vec<_>>(), vec![(a, 7, 5)]);
+        assert!(o.rmap_insert(a, 3, 9));
+        assert_eq!(o.mappers(a).collect::<Vec<_>>(), vec![(3, 9), (7, 5)]);
+        assert_eq!(o.rmap_entries().count(), 2);
+        assert!(o.rmap_remove(a, 3, 9) && o.rmap_remove(a, 7, 5));
+        assert!(o.rmap_insert(a, 7, 5) && o.self_mappings().count() == 1);
+        o.update(a, |r| r.owner = 8);
+        assert_eq!(
+            o.mappers(a).collect::<Vec<_>>(),
+            vec![(7, 5)],
+            "owner moved"
+        );
+        assert!(o.self_mappings().next().is_none() && o.rmap_contains(a, 7, 5));
+        assert!(!o.rmap_remove(a, 8, 5) && o.rmap_remove(a, 7, 5));
+        assert_eq!(o.mappers(a).count(), 0);
     }
 }

@@ -19,7 +19,7 @@ struct Refs {
 impl Refs {
     /// Page-table mappings of `id`, as references (`map_refs()` each).
     fn maps(o: &Owners, id: FolioId, rec: &FolioRec) -> u32 {
-        o.rmap.mappers(id).count() as u32 * map_refs(rec.order)
+        o.mappers(id).count() as u32 * map_refs(rec.order)
     }
 
     fn pins(&self, id: FolioId) -> u32 {
@@ -45,7 +45,7 @@ pub(super) fn check_owners(m: &Machine, errs: &mut Vec<String>) {
 /// The reverse map against the page tables, and the references pins and speculative
 /// holders take.
 fn count_references(o: &Owners, errs: &mut Vec<String>) -> Refs {
-    for (id, pid, vpn) in o.rmap.iter() {
+    for (id, pid, vpn) in o.rmap_entries().chain(o.self_mappings()) {
         if o.get(id).is_none() {
             errs.push(format!("reverse map names dead folio {id:?}"));
             continue;
@@ -58,7 +58,7 @@ fn count_references(o: &Owners, errs: &mut Vec<String>) -> Refs {
     }
     for (pid, p) in o.processes.iter().enumerate() {
         for (vpn, id) in &p.table {
-            if !o.rmap.contains(&(id, pid as u32, vpn)) {
+            if !o.rmap_contains(id, pid as u32, vpn) {
                 errs.push(format!(
                     "process {pid} maps {id:?} at {vpn:#x} without a reverse-map entry"
                 ));
