@@ -183,6 +183,7 @@ pub struct Owners {
 }
 
 impl Owners {
+    #[inline]
     fn unpack(&self, id: u32, s: &FolioSlot) -> FolioRec {
         FolioRec {
             pfn: Pfn(s.pfn as u64),
@@ -206,19 +207,23 @@ impl Owners {
 
     /// Stores `rec` in slot `id` (which must exist), with its side entries; the slot's LRU
     /// links stay.
+    #[inline]
     fn pack(&mut self, id: u32, rec: FolioRec) {
         assert!(rec.pfn.0 <= u32::MAX as u64, "at most 2^32 page frames");
+        let old = self.folios[id as usize - 1];
         let index = if rec.index >= WIDE_INDEX as u64 {
             self.wide_index.insert(id, rec.index);
             WIDE_INDEX
         } else {
-            self.wide_index.remove(&id);
+            if old.index == WIDE_INDEX {
+                self.wide_index.remove(&id);
+            }
             rec.index as u32
         };
         let has_offset = rec.stamp_offset != 0;
         if has_offset {
             self.stamp_offsets.insert(id, rec.stamp_offset);
-        } else {
+        } else if old.bits & HAS_OFFSET != 0 {
             self.stamp_offsets.remove(&id);
         }
         let s = &mut self.folios[id as usize - 1];

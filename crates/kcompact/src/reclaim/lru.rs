@@ -56,11 +56,13 @@ impl Machine {
         }
     }
 
+    #[inline]
     fn set_lru_prev(&mut self, node: NodeId, code: u8, x: u32, prev: u32) {
         let (_, next) = self.lru_entry_links(node, x);
         self.set_lru_entry_links(node, code, x, prev, next);
     }
 
+    #[inline]
     fn set_lru_next(&mut self, node: NodeId, code: u8, x: u32, next: u32) {
         let (prev, _) = self.lru_entry_links(node, x);
         self.set_lru_entry_links(node, code, x, prev, next);
