@@ -12,7 +12,7 @@
 //! - [`Kcompactd`]: kcompactd's request and its sleep.
 //! - [`CaptureControl`]: the current task's `struct capture_control`.
 //! - [`HugetlbPool`]: the 2 MiB pool (`struct hstate`).
-//! - [`ReclaimState`], [`SwapEntry`]: the machine's swap space and LRU sequence numbers.
+//! - [`ReclaimState`], [`SwapEntry`]: the machine's swap space.
 //! - [`PerCpuPages`]: one CPU's free-page lists of one zone (`struct per_cpu_pages`).
 //!
 //! Architecture Invariant: this file imports nothing that holds behaviour, so every
@@ -23,7 +23,7 @@ use crate::memmap::list::PageList;
 use crate::memmap::{MigrateType, PageFlags};
 use crate::owners::table::FolioId;
 use crate::units::{Order, Pfn, ZoneIdx};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 /// Mirrors `struct pglist_data`: the state of one node beyond its zones.
 #[derive(Clone, Debug, Default)]
@@ -114,11 +114,25 @@ pub fn lru_list_of(f: PageFlags) -> Option<LruList> {
     })
 }
 
-/// Mirrors `struct lruvec`: one node's lists, head at the front, tail at the back.
+/// One LRU list: its entries are linked through the folio table (`reclaim/lru.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LruHead {
+    /// The entry at the head (most recently added), 0 when empty.
+    pub head: u32,
+    /// The entry at the tail (reclaim takes from here), 0 when empty.
+    pub tail: u32,
+    /// Entries linked (ghost entries and folios that belong on another list included).
+    pub len: u64,
+}
+
+/// Mirrors `struct lruvec`: one node's lists.
 #[derive(Clone, Debug, Default)]
 pub struct Lruvec {
-    /// `lists[lru]`: `(folio, seq)` entries.
-    pub lists: [VecDeque<(FolioId, u32)>; NR_LRU_LISTS],
+    /// `lists[lru]`.
+    pub lists: [LruHead; NR_LRU_LISTS],
+    /// While a snapshot loads: the links (previous, next) of the ghost entries folios left
+    /// in these lists, by ghost number.
+    pub ghosts: Vec<(u32, u32)>,
 }
 
 /// One node's kswapd.
@@ -229,12 +243,12 @@ pub struct HugetlbPool {
     pub next_nid: u8,
 }
 
-/// Reclaim's machine-wide state: swap space and the LRU entries' sequence numbers (the
+/// Reclaim's machine-wide state: swap space and whether LRU lists keep ghost entries (the
 /// lists and kswapd are each node's, in [`PgData`]).
 #[derive(Clone, Debug, Default)]
 pub struct ReclaimState {
-    /// The last LRU list-entry sequence number handed out.
-    pub lru_seq: u32,
+    /// A folio leaving an LRU list leaves a ghost entry (while a snapshot loads).
+    pub lru_ghosts: bool,
     /// Swap slots in use (pages).
     pub swap_used: u64,
     /// Swap entries: (process, first virtual page) → what was swapped out.

@@ -202,7 +202,7 @@ fn property_compact_memory_moves_everything_below_the_last_batch() {
         )> = m
             .owners
             .iter()
-            .map(|(id, r)| (id, *r, m.mem.maybe_dma_pinned(r.pfn)))
+            .map(|(id, r)| (id, r, m.mem.maybe_dma_pinned(r.pfn)))
             .collect();
         let free_before = m.nr_free_pages();
         m.trace = Some(Vec::new());

@@ -309,7 +309,7 @@ impl Swarm {
             }
             9..=11 => {
                 if let Some(id) = self.random_folio(true) {
-                    let rec = *self.m.owners.folio(id);
+                    let rec = self.m.owners.folio(id);
                     if rec.kind.in_page_cache() && !rec.orphan {
                         match op {
                             9 => self.m.folio_mark_dirty(id),
@@ -555,7 +555,7 @@ impl Swarm {
             }
             2 => self.owner_frees(victim),
             3 => {
-                let rec = *self.m.owners.folio(victim);
+                let rec = self.m.owners.folio(victim);
                 if rec.order.0 > 0 && rec.kind.is_lru() {
                     let mut pieces = Vec::new();
                     if self.m.split_folio(victim, &mut pieces) {
@@ -661,7 +661,7 @@ impl Swarm {
 
     /// The owner lets go of an isolated folio.
     fn owner_frees(&mut self, id: FolioId) {
-        let rec = *self.m.owners.folio(id);
+        let rec = self.m.owners.folio(id);
         match rec.kind {
             FolioKind::Anon => {
                 let mappers: Vec<(u32, u64)> = self.m.owners.mappers(id).collect();

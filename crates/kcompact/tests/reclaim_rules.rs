@@ -1116,3 +1116,46 @@ fn defrag_mode_balances_kswapd_in_whole_pageblocks() {
         );
     }
 }
+
+/// The LRU lists are threaded through the folio table: a folio added goes to the head, an
+/// activated one moves to the head of the active list; while ghosts are kept (a snapshot's
+/// load), the place it left stays in the inactive list and the shuffle draws the order
+/// over every entry, ghosts included.
+#[test]
+fn lru_lists_move_folios_and_shuffle_over_ghost_entries() {
+    use kcompact::mmzone::LruList;
+    use kcompact::rng::SimRng;
+    for ghosts in [false, true] {
+        let mut m = small_machine(0, 4, VmConfig::default());
+        if ghosts {
+            m.keep_lru_ghosts();
+        }
+        let f = m.new_file(false, true, false);
+        let ids: Vec<_> = (0..6)
+            .map(|i| m.file_add(f, i, Order(0), false).unwrap())
+            .collect();
+        let inactive =
+            |m: &Machine| -> Vec<_> { m.lru_entries(NodeId(0), LruList::InactiveFile).collect() };
+        let want: Vec<_> = ids.iter().rev().map(|id| Some(*id)).collect();
+        assert_eq!(inactive(&m), want, "added at the head");
+        m.folio_mark_accessed(ids[2]);
+        m.folio_mark_accessed(ids[2]);
+        let active: Vec<_> = m.lru_entries(NodeId(0), LruList::ActiveFile).collect();
+        assert_eq!(active, vec![Some(ids[2])]);
+        let mut entries = want.clone();
+        if ghosts {
+            entries[3] = None;
+        } else {
+            entries.remove(3);
+        }
+        assert_eq!(inactive(&m), entries);
+        check(&m);
+        let mut rng = SimRng::new(7);
+        m.shuffle_lru_lists(&mut rng);
+        let mut rng = SimRng::new(7);
+        rng.shuffle(&mut entries);
+        entries.retain(|e| e.is_some());
+        assert_eq!(inactive(&m), entries, "shuffled as every entry was");
+        check(&m);
+    }
+}

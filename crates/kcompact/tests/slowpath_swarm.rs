@@ -142,7 +142,7 @@ impl Swarm {
     }
 
     fn record(&mut self, pid: u32, id: FolioId) {
-        let rec = *self.m.owners.folio(id);
+        let rec = self.m.owners.folio(id);
         let base = self
             .m
             .owners

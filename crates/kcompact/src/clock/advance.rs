@@ -11,7 +11,7 @@ impl Machine {
     /// Starts writeback of a dirty folio (`folio_start_writeback()`): the disk writes it
     /// after what is queued before it, taking `writeback_ns` per page.
     pub(crate) fn start_writeback(&mut self, id: FolioId) {
-        let rec = *self.owners.folio(id);
+        let rec = self.owners.folio(id);
         if !self.folio_start_writeback(id) {
             return;
         }

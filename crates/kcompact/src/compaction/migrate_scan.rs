@@ -338,7 +338,7 @@ impl Machine {
                 if self.mem.refcount(low_pfn) == 0 {
                     break 'page true;
                 }
-                let rec = *self.owners.folio(id);
+                let rec = self.owners.folio(id);
                 let mapping = rec.kind.in_page_cache() && !rec.orphan;
                 if self.folio_pinned_for_compaction(cc, id, low_pfn, mapping) {
                     break 'page true;

@@ -348,7 +348,7 @@ impl Machine {
             while idx < pending.len() {
                 let id = pending[idx];
                 idx += 1;
-                let rec = *self.owners.folio(id);
+                let rec = self.owners.folio(id);
                 let (n, thp, large) = (rec.order.nr_pages(), is_thp(&rec) as u64, rec.order.0 > 0);
                 // Freed from under us: only the isolation reference is left (movable_ops
                 // pages are the driver's to report).
@@ -422,7 +422,7 @@ impl Machine {
             nr_retry_pages = 0;
             let pending = std::mem::take(&mut unmapped);
             for u in pending {
-                let rec = *self.owners.folio(u.src);
+                let rec = self.owners.folio(u.src);
                 let (n, thp) = (rec.order.nr_pages(), is_thp(&rec) as u64);
                 if inject(u.src) == Injection::SpeculativeRef && !self.page_has_movable_ops(u.src) {
                     self.get_speculative(u.src);

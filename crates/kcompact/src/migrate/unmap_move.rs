@@ -26,7 +26,7 @@ impl Machine {
         target: &mut dyn MigrationTarget,
         mode: MigrateMode,
     ) -> Result<Unmapped, MigrateError> {
-        let rec = *self.owners.folio(id);
+        let rec = self.owners.folio(id);
         let dst = target
             .get_new_folio(self, rec.pfn, rec.order)
             .ok_or(MigrateError::NoMemory)?;
@@ -99,7 +99,7 @@ impl Machine {
         u: Unmapped,
         target: &mut dyn MigrationTarget,
     ) -> Result<(), MigrateError> {
-        let rec = *self.owners.folio(u.src);
+        let rec = self.owners.folio(u.src);
         if self.page_has_movable_ops(u.src) {
             return self.migrate_movable_ops_page(u, rec, target);
         }
@@ -227,7 +227,7 @@ impl Machine {
     fn hand_over(&mut self, id: FolioId, rec: FolioRec, dst: Pfn) {
         let src = rec.pfn;
         self.mem.set_owner(dst, crate::memmap::OwnerRef(id.0));
-        self.owners.folio_mut(id).pfn = dst;
+        self.owners.update(id, |r| r.pfn = dst);
         let head = if rec.order.0 > 0 {
             PageFlags::HEAD.with_order(rec.order.0)
         } else {

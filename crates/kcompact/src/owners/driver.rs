@@ -232,7 +232,7 @@ impl Machine {
 
     /// Mirrors `putback_movable_ops_page()`.
     pub fn putback_movable_ops_page(&mut self, id: FolioId) {
-        let rec = *self.owners.folio(id);
+        let rec = self.owners.folio(id);
         if !rec.orphan {
             self.owners.drivers[rec.owner as usize].putback_page(id);
         }

@@ -146,7 +146,7 @@ impl Machine {
             // truncate_inode_pages() waits for writeback to end.
             self.folio_end_writeback(id);
         }
-        let rec = *self.owners.folio(id);
+        let rec = self.owners.folio(id);
         let private = self.mem.flags(rec.pfn).contains(PageFlags::PRIVATE);
         if private {
             self.free_folio_buffers(id);
@@ -156,7 +156,7 @@ impl Machine {
             rec.pfn,
             PageFlags::PRIVATE | PageFlags::DIRTY | PageFlags::RECLAIM,
         );
-        self.owners.folio_mut(id).orphan = true;
+        self.owners.set_orphan(id, true);
         self.folio_put_refs(id, rec.order.nr_pages() as u32 + private as u32);
         true
     }

@@ -14,7 +14,7 @@ impl Machine {
     /// go on `list`, still isolated. Fails (false) if the folio holds references its owners
     /// do not account for (`can_split_folio()`), such as a pin.
     pub fn split_folio(&mut self, id: FolioId, list: &mut Vec<FolioId>) -> bool {
-        let rec = *self.owners.folio(id);
+        let rec = self.owners.folio(id);
         assert!(rec.order.0 > 0, "split of an order-0 folio");
         assert!(
             !self.mem.flags(rec.pfn).contains(PageFlags::LRU),
@@ -44,7 +44,7 @@ impl Machine {
         // Each mapping becomes one PTE per page.
         let per_page_maps = mappers.len() as u32;
         for (pid, vpn) in &mappers {
-            self.owners.rmap.remove(&(id, *pid, *vpn));
+            self.owners.rmap_remove(id, *pid, *vpn);
             self.owners.processes[*pid as usize].table.remove(*vpn);
         }
         if cache {
@@ -81,12 +81,11 @@ impl Machine {
             self.mem.set_owner(pfn, crate::memmap::OwnerRef(pid.0));
             ids.push(pid);
         }
-        let first = self.owners.folio_mut(id);
-        first.order = Order(0);
+        self.owners.update(id, |first| first.order = Order(0));
         for (i, pid) in ids.iter().enumerate() {
             for (p, vpn) in &mappers {
                 let v = vpn + i as u64;
-                self.owners.rmap.insert((*pid, *p, v));
+                self.owners.rmap_insert(*pid, *p, v);
                 self.owners.processes[*p as usize].table.insert(v, 0, *pid);
             }
             if cache {

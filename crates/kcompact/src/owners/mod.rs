@@ -104,7 +104,6 @@ impl Machine {
             stamp,
             stamp_offset: 0,
             orphan: false,
-            lru_seq: 0,
         });
         let head = self.mem.flags(pfn);
         self.mem.set_flags(pfn, head.with(flags));
@@ -137,12 +136,13 @@ impl Machine {
     /// folio: its reference is dropped, and the folio lives on only while someone else
     /// (a speculative reference) still holds it.
     pub(crate) fn release_owner_ref(&mut self, id: FolioId) {
-        self.owners.folio_mut(id).orphan = true;
+        self.owners.set_orphan(id, true);
         self.folio_put_refs(id, 1);
     }
 
     /// Frees a folio whose last reference is gone.
     fn free_folio(&mut self, id: FolioId) {
+        self.lru_leave(id);
         let rec = self.owners.remove(id);
         debug_assert!(
             !self.owners.mappers(id).any(|_| true),

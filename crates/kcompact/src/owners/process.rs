@@ -97,12 +97,12 @@ impl Machine {
 
     /// Maps folio `id` at `vpn` of `pid`: page table, reverse map, references, mapcount.
     pub(crate) fn map_folio(&mut self, pid: u32, vpn: u64, id: FolioId) {
-        let rec = *self.owners.folio(id);
+        let rec = self.owners.folio(id);
         let c = map_refs(rec.order);
         self.owners.processes[pid as usize]
             .table
             .insert(vpn, rec.order.0, id);
-        self.owners.rmap.insert((id, pid, vpn));
+        self.owners.rmap_insert(id, pid, vpn);
         self.mem.set_flag(rec.pfn, PageFlags::YOUNG);
         let rc = self.mem.refcount(rec.pfn);
         self.mem.set_refcount(rec.pfn, rc + c);
@@ -117,10 +117,10 @@ impl Machine {
             .remove(base)
             .expect("mapped");
         assert!(
-            self.owners.rmap.remove(&(id, pid, base)),
+            self.owners.rmap_remove(id, pid, base),
             "reverse map out of step"
         );
-        let rec = *self.owners.folio(id);
+        let rec = self.owners.folio(id);
         let c = map_refs(rec.order);
         let mc = self.mem.mapcount(rec.pfn);
         self.mem.set_mapcount(rec.pfn, mc - c);
@@ -130,7 +130,7 @@ impl Machine {
         {
             // The last mapping of anonymous memory: nothing owns it any more (a folio in
             // the swap cache is still the swap entry's).
-            self.owners.folio_mut(id).orphan = true;
+            self.owners.set_orphan(id, true);
         }
         self.folio_put_refs(id, c);
     }
@@ -247,7 +247,7 @@ impl Machine {
                 self.exit_process(child);
                 return Err(e);
             }
-            let rec = *self.owners.folio(id);
+            let rec = self.owners.folio(id);
             if rec.kind == FolioKind::Anon && self.mem.maybe_dma_pinned(rec.pfn) {
                 match self.copy_anon_folio(child, base, id) {
                     Ok(copy) => self.map_folio(child, base, copy),
@@ -266,7 +266,7 @@ impl Machine {
     /// A copy of anonymous folio `src` for `pid` at `base`: same order, same data, not yet
     /// mapped (`folio_prealloc()` + `copy_mc_user_highpage()`).
     fn copy_anon_folio(&mut self, pid: u32, base: u64, src: FolioId) -> Result<FolioId, MapError> {
-        let rec = *self.owners.folio(src);
+        let rec = self.owners.folio(src);
         let gfp = if rec.order.0 == 0 {
             Gfp::GFP_HIGHUSER_MOVABLE
         } else {
@@ -282,9 +282,10 @@ impl Machine {
             0,
         );
         self.contents.copy(rec.pfn, pfn, rec.order.nr_pages());
-        let r = self.owners.folio_mut(new);
-        r.stamp = rec.stamp;
-        r.stamp_offset = rec.stamp_offset;
+        self.owners.update(new, |r| {
+            r.stamp = rec.stamp;
+            r.stamp_offset = rec.stamp_offset;
+        });
         Ok(new)
     }
 
@@ -296,7 +297,7 @@ impl Machine {
         let Some((base, id)) = self.lookup(pid, vpn) else {
             return Err(MapError::Invalid);
         };
-        let rec = *self.owners.folio(id);
+        let rec = self.owners.folio(id);
         if rec.kind != FolioKind::Anon || self.mem.mapcount(rec.pfn) <= map_refs(rec.order) {
             return Ok(None);
         }

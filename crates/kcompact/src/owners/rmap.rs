@@ -4,27 +4,59 @@
 //! virtual page)) sits in a slot indexed by the folio id, and only the further mappings
 //! of shared folios (fork, a file mapped twice) go into an ordered set. Iteration is in
 //! (folio, process, virtual page) order, as one ordered set of all mappings would give.
+//! A slot is 8 bytes: the process and the virtual page's low 32 bits; a virtual page of
+//! 2^32 - 1 or more is kept beside the slots, by folio id.
 
 use super::table::FolioId;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 const NONE: (u32, u64) = (u32::MAX, u64::MAX);
+/// A slot's virtual page when it is in [`Rmap::wide`].
+const WIDE: u32 = u32::MAX;
 
 /// The reverse map (see the module's documentation).
 #[derive(Clone, Debug, Default)]
 pub struct Rmap {
-    /// By folio id - 1: the smallest mapping, or `NONE`.
-    first: Vec<(u32, u64)>,
+    /// By folio id - 1: the smallest mapping (process, virtual page or [`WIDE`]), or
+    /// `(u32::MAX, WIDE)` for none.
+    first: Vec<(u32, u32)>,
+    /// The virtual pages of the slots that say [`WIDE`], by folio id - 1.
+    wide: BTreeMap<u32, u64>,
     /// Every other mapping.
     more: BTreeSet<(FolioId, u32, u64)>,
 }
 
 impl Rmap {
     fn slot(&self, id: FolioId) -> (u32, u64) {
+        let i = (id.0 as usize).wrapping_sub(1);
         self.first
-            .get((id.0 as usize).wrapping_sub(1))
-            .copied()
-            .unwrap_or(NONE)
+            .get(i)
+            .map_or(NONE, |s| self.unpack(i as u32, *s))
+    }
+
+    fn unpack(&self, i: u32, s: (u32, u32)) -> (u32, u64) {
+        match s {
+            (u32::MAX, WIDE) => NONE,
+            (pid, WIDE) => (pid, self.wide[&i]),
+            (pid, vpn) => (pid, vpn as u64),
+        }
+    }
+
+    /// Sets slot `i` (which exists) to `m`.
+    fn set(&mut self, i: usize, m: (u32, u64)) {
+        if m != NONE && m.1 >= WIDE as u64 {
+            self.wide.insert(i as u32, m.1);
+            self.first[i] = (m.0, WIDE);
+        } else {
+            if self.first[i].1 == WIDE {
+                self.wide.remove(&(i as u32));
+            }
+            self.first[i] = if m == NONE {
+                (u32::MAX, WIDE)
+            } else {
+                (m.0, m.1 as u32)
+            };
+        }
     }
 
     /// Adds a mapping; false if it was there.
@@ -32,14 +64,14 @@ impl Rmap {
         let (id, pid, vpn) = m;
         let i = id.0 as usize - 1;
         if i >= self.first.len() {
-            self.first.resize(i + 1, NONE);
+            self.first.resize(i + 1, (u32::MAX, WIDE));
         }
-        let cur = self.first[i];
+        let cur = self.slot(id);
         if cur == NONE {
-            self.first[i] = (pid, vpn);
+            self.set(i, (pid, vpn));
             true
         } else if (pid, vpn) < cur {
-            self.first[i] = (pid, vpn);
+            self.set(i, (pid, vpn));
             self.more.insert((id, cur.0, cur.1))
         } else if (pid, vpn) == cur {
             false
@@ -57,13 +89,14 @@ impl Rmap {
                 .range((id, 0, 0)..=(id, u32::MAX, u64::MAX))
                 .next()
                 .copied();
-            self.first[id.0 as usize - 1] = match next {
+            let new = match next {
                 Some(n) => {
                     self.more.remove(&n);
                     (n.1, n.2)
                 }
                 None => NONE,
             };
+            self.set(id.0 as usize - 1, new);
             true
         } else {
             self.more.remove(m)
@@ -97,6 +130,7 @@ impl Rmap {
     /// Every mapping, in (folio, process, virtual page) order.
     pub fn iter(&self) -> Iter<'_> {
         Iter {
+            rmap: self,
             first: self.first.iter().enumerate(),
             more: self.more.iter().peekable(),
             current: None,
@@ -106,7 +140,8 @@ impl Rmap {
 
 /// The mappings of an [`Rmap`] in order.
 pub struct Iter<'a> {
-    first: std::iter::Enumerate<std::slice::Iter<'a, (u32, u64)>>,
+    rmap: &'a Rmap,
+    first: std::iter::Enumerate<std::slice::Iter<'a, (u32, u32)>>,
     more: std::iter::Peekable<std::collections::btree_set::Iter<'a, (FolioId, u32, u64)>>,
     /// The folio whose further mappings come next.
     current: Option<FolioId>,
@@ -122,10 +157,11 @@ impl Iterator for Iter<'_> {
             }
             self.current = None;
         }
-        let (i, f) = self.first.find(|(_, f)| **f != NONE)?;
+        let (i, f) = self.first.find(|(_, f)| **f != (u32::MAX, WIDE))?;
+        let (pid, vpn) = self.rmap.unpack(i as u32, *f);
         let id = FolioId(i as u32 + 1);
         self.current = Some(id);
-        Some((id, f.0, f.1))
+        Some((id, pid, vpn))
     }
 }
 
@@ -143,11 +179,13 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let m = (
-                FolioId((x % 50) as u32 + 1),
-                (x >> 8) as u32 % 4,
-                (x >> 16) % 8,
-            );
+            // Some virtual pages too wide for a slot.
+            let vpn = match (x >> 16) % 8 {
+                7 => u64::MAX - 1,
+                6 => u32::MAX as u64,
+                v => v,
+            };
+            let m = (FolioId((x % 50) as u32 + 1), (x >> 8) as u32 % 4, vpn);
             if (x >> 40).is_multiple_of(2) {
                 assert_eq!(r.insert(m), set.insert(m));
             } else {
@@ -164,5 +202,9 @@ mod tests {
             r.iter().collect::<Vec<_>>(),
             set.iter().copied().collect::<Vec<_>>()
         );
+        for m in set.iter().copied().collect::<Vec<_>>() {
+            assert!(r.remove(&m));
+        }
+        assert!(r.wide.is_empty() && r.more.is_empty());
     }
 }

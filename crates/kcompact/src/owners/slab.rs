@@ -52,15 +52,17 @@ impl Machine {
     /// Makes the kernel folio `id` (a loaded slab page) a slab of `cache` holding `used`
     /// objects.
     pub fn adopt_slab(&mut self, id: FolioId, cache: u32, used: u32) {
-        let rec = self.owners.folio_mut(id);
+        let rec = self.owners.folio(id);
         assert_eq!(
             rec.kind,
             FolioKind::Kernel,
             "only a kernel folio becomes a slab"
         );
         assert!(used > 0);
-        rec.kind = FolioKind::Slab;
-        rec.owner = cache;
+        self.owners.update(id, |r| {
+            r.kind = FolioKind::Slab;
+            r.owner = cache;
+        });
         let pfn = rec.pfn;
         self.mem.set_flag(pfn, PageFlags::SLAB);
         self.owners.caches[cache as usize].slabs.insert(id, used);

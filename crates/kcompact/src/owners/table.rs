@@ -72,21 +72,98 @@ pub struct FolioRec {
     pub stamp_offset: u32,
     /// The owner let go of the folio; it lives on only through other references.
     pub orphan: bool,
-    /// The sequence number of the folio's live LRU list entry.
-    pub lru_seq: u32,
 }
 
 /// Who holds a new folio: its kind, the owner's id, and the position in the owner.
 #[derive(Clone, Copy, Debug)]
 pub struct Holder(pub FolioKind, pub u32, pub u64);
 
+/// [`FolioSlot::kind`] of an unused slot.
+const NO_FOLIO: u8 = u8::MAX;
+/// [`FolioSlot::index`] when the index does not fit: it is in [`Owners::wide_index`].
+const WIDE_INDEX: u32 = u32::MAX;
+
+/// [`FolioSlot::lru`] of a folio on no LRU list.
+const NOT_ON_LRU: u8 = u8::MAX;
+/// [`FolioSlot::bits`]: the owner let go of the folio.
+const ORPHAN: u8 = 1;
+/// [`FolioSlot::bits`]: the record's `stamp_offset` is in [`Owners::stamp_offsets`].
+const HAS_OFFSET: u8 = 2;
+/// [`FolioSlot::bits`]: the folio's one mapping is its record's (owner, index), kept here
+/// instead of in the reverse map (an anonymous folio mapped where it was faulted in).
+const MAPPED_SELF: u8 = 4;
+
+/// How the folio table stores a [`FolioRec`], with the folio's LRU links: 28 bytes. The
+/// pfn fits 32 bits (the memory map holds at most 2^32 frames); an index of 2^32 - 1 or
+/// more and a non-zero `stamp_offset` (only the pieces of a split folio have one) are kept
+/// beside the table, by folio id.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct FolioSlot {
+    pfn: u32,
+    owner: u32,
+    index: u32,
+    stamp: u32,
+    /// `folio->lru`: the entries before (towards the head) and after (towards the tail)
+    /// this folio's on its LRU list; 0 at either end (see `reclaim/lru.rs`).
+    lru_prev: u32,
+    lru_next: u32,
+    order: u8,
+    /// The [`FolioKind`] as a number, [`NO_FOLIO`] for an unused slot.
+    kind: u8,
+    /// [`ORPHAN`], [`HAS_OFFSET`], [`MAPPED_SELF`].
+    bits: u8,
+    /// The list the folio is linked on (node × `NR_LRU_LISTS` + list), or [`NOT_ON_LRU`].
+    lru: u8,
+}
+
+const _: () = assert!(std::mem::size_of::<FolioSlot>() == 28);
+
+impl FolioKind {
+    const ALL: [FolioKind; 8] = [
+        FolioKind::Anon,
+        FolioKind::File,
+        FolioKind::Shmem,
+        FolioKind::Slab,
+        FolioKind::PageTable,
+        FolioKind::Kernel,
+        FolioKind::Hugetlb,
+        FolioKind::Driver,
+    ];
+}
+
+impl FolioSlot {
+    const EMPTY: FolioSlot = FolioSlot {
+        pfn: 0,
+        owner: 0,
+        index: 0,
+        stamp: 0,
+        lru_prev: 0,
+        lru_next: 0,
+        order: 0,
+        kind: NO_FOLIO,
+        bits: 0,
+        lru: NOT_ON_LRU,
+    };
+}
+
 /// Every owner of memory, and the folio table that links them to pages.
 #[derive(Clone, Debug, Default)]
 pub struct Owners {
-    pub(super) folios: Vec<Option<FolioRec>>,
-    pub(super) free_ids: Vec<u32>,
-    /// The reverse map: (folio, process, virtual page) for every mapping.
-    pub rmap: Rmap,
+    /// The folio table, by id - 1.
+    folios: Vec<FolioSlot>,
+    /// Indices too wide for [`FolioSlot::index`], by folio id.
+    wide_index: BTreeMap<u32, u64>,
+    /// Non-zero `stamp_offset`s, by folio id.
+    stamp_offsets: BTreeMap<u32, u32>,
+    /// The last id freed (0: none): unused slots form a stack, each naming the id freed
+    /// before it in its `pfn` field, so a new folio takes the id freed last.
+    free_head: u32,
+    /// Unused slots.
+    nr_free: usize,
+    /// The reverse map: (folio, process, virtual page) for every mapping but those the
+    /// folio table holds ([`MAPPED_SELF`]); read and changed through `rmap_*` and
+    /// [`Owners::mappers`].
+    rmap: Rmap,
     /// Processes, by id.
     pub processes: Vec<Process>,
     /// Files, by id.
@@ -106,45 +183,225 @@ pub struct Owners {
 }
 
 impl Owners {
-    /// The record of `id`.
     #[inline]
-    pub fn folio(&self, id: FolioId) -> &FolioRec {
-        self.folios[id.0 as usize - 1]
-            .as_ref()
-            .expect("live folio id")
+    fn unpack(&self, id: u32, s: &FolioSlot) -> FolioRec {
+        FolioRec {
+            pfn: Pfn(s.pfn as u64),
+            order: Order(s.order),
+            kind: FolioKind::ALL[s.kind as usize],
+            owner: s.owner,
+            index: if s.index == WIDE_INDEX {
+                self.wide_index[&id]
+            } else {
+                s.index as u64
+            },
+            stamp: s.stamp,
+            stamp_offset: if s.bits & HAS_OFFSET != 0 {
+                self.stamp_offsets[&id]
+            } else {
+                0
+            },
+            orphan: s.bits & ORPHAN != 0,
+        }
     }
 
-    /// The record of `id`, mutable.
+    /// Stores `rec` in slot `id` (which must exist), with its side entries; the slot's LRU
+    /// links stay.
     #[inline]
-    pub fn folio_mut(&mut self, id: FolioId) -> &mut FolioRec {
-        self.folios[id.0 as usize - 1]
-            .as_mut()
-            .expect("live folio id")
+    fn pack(&mut self, id: u32, rec: FolioRec) {
+        assert!(rec.pfn.0 <= u32::MAX as u64, "at most 2^32 page frames");
+        let old = self.folios[id as usize - 1];
+        let index = if rec.index >= WIDE_INDEX as u64 {
+            self.wide_index.insert(id, rec.index);
+            WIDE_INDEX
+        } else {
+            if old.index == WIDE_INDEX {
+                self.wide_index.remove(&id);
+            }
+            rec.index as u32
+        };
+        let has_offset = rec.stamp_offset != 0;
+        if has_offset {
+            self.stamp_offsets.insert(id, rec.stamp_offset);
+        } else if old.bits & HAS_OFFSET != 0 {
+            self.stamp_offsets.remove(&id);
+        }
+        let s = &mut self.folios[id as usize - 1];
+        *s = FolioSlot {
+            pfn: rec.pfn.0 as u32,
+            owner: rec.owner,
+            index,
+            stamp: rec.stamp,
+            order: rec.order.0,
+            kind: rec.kind as u8,
+            bits: if rec.orphan { ORPHAN } else { 0 }
+                | if has_offset { HAS_OFFSET } else { 0 }
+                | s.bits & MAPPED_SELF,
+            ..*s
+        };
+    }
+
+    /// The record of `id`.
+    #[inline]
+    pub fn folio(&self, id: FolioId) -> FolioRec {
+        self.get(id).expect("live folio id")
+    }
+
+    /// Changes the record of `id` with `f`.
+    #[inline]
+    pub fn update(&mut self, id: FolioId, f: impl FnOnce(&mut FolioRec)) {
+        let mut rec = self.folio(id);
+        f(&mut rec);
+        let old = self.folio(id);
+        if (rec.owner, rec.index) != (old.owner, old.index) {
+            self.rmap_materialize(id);
+        }
+        self.pack(id.0, rec);
+    }
+
+    /// True if the folio's one mapping is kept in its slot ([`MAPPED_SELF`]).
+    #[inline]
+    fn mapped_self(&self, id: FolioId) -> bool {
+        self.folios[id.0 as usize - 1].bits & MAPPED_SELF != 0
+    }
+
+    /// Moves a mapping kept in the slot into the reverse map.
+    fn rmap_materialize(&mut self, id: FolioId) {
+        if self.mapped_self(id) {
+            let s = &mut self.folios[id.0 as usize - 1];
+            s.bits &= !MAPPED_SELF;
+            let rec = self.folio(id);
+            self.rmap.insert((id, rec.owner, rec.index));
+        }
+    }
+
+    /// Adds the mapping of `id` at `vpn` of `pid`; false if it was there. A folio's only
+    /// mapping at its record's own (owner, index) is kept in its slot.
+    pub fn rmap_insert(&mut self, id: FolioId, pid: u32, vpn: u64) -> bool {
+        let rec = self.folio(id);
+        if !self.mapped_self(id) {
+            if (rec.owner, rec.index) == (pid, vpn)
+                && rec.kind == FolioKind::Anon
+                && self.rmap.mappers(id).next().is_none()
+            {
+                self.folios[id.0 as usize - 1].bits |= MAPPED_SELF;
+                return true;
+            }
+            return self.rmap.insert((id, pid, vpn));
+        }
+        if (rec.owner, rec.index) == (pid, vpn) {
+            return false;
+        }
+        self.rmap_materialize(id);
+        self.rmap.insert((id, pid, vpn))
+    }
+
+    /// Removes the mapping of `id` at `vpn` of `pid`; false if it was not there.
+    pub fn rmap_remove(&mut self, id: FolioId, pid: u32, vpn: u64) -> bool {
+        if self.mapped_self(id) {
+            let rec = self.folio(id);
+            if (rec.owner, rec.index) != (pid, vpn) {
+                return false;
+            }
+            self.folios[id.0 as usize - 1].bits &= !MAPPED_SELF;
+            return true;
+        }
+        self.rmap.remove(&(id, pid, vpn))
+    }
+
+    /// True if `id` is mapped at `vpn` of `pid`.
+    pub fn rmap_contains(&self, id: FolioId, pid: u32, vpn: u64) -> bool {
+        if self.get(id).is_some() && self.mapped_self(id) {
+            let rec = self.folio(id);
+            return (rec.owner, rec.index) == (pid, vpn);
+        }
+        self.rmap.contains(&(id, pid, vpn))
+    }
+
+    /// Every mapping the reverse map holds apart from the folio table's own, in (folio,
+    /// process, virtual page) order (for the checker: these may name dead folios).
+    pub(crate) fn rmap_entries(&self) -> super::rmap::Iter<'_> {
+        self.rmap.iter()
+    }
+
+    /// The mappings the folio table keeps itself ([`MAPPED_SELF`]), in id order.
+    pub(crate) fn self_mappings(&self) -> impl Iterator<Item = (FolioId, u32, u64)> + '_ {
+        self.iter()
+            .filter(|(id, _)| self.mapped_self(*id))
+            .map(|(id, r)| (id, r.owner, r.index))
+    }
+
+    /// The head pfn of `id` (the one field most callers want, read without unpacking).
+    #[inline]
+    pub fn folio_pfn(&self, id: FolioId) -> Pfn {
+        let s = &self.folios[id.0 as usize - 1];
+        assert!(s.kind != NO_FOLIO, "live folio id");
+        Pfn(s.pfn as u64)
+    }
+
+    /// Sets whether the owner let go of `id`.
+    #[inline]
+    pub fn set_orphan(&mut self, id: FolioId, orphan: bool) {
+        let s = &mut self.folios[id.0 as usize - 1];
+        assert!(s.kind != NO_FOLIO, "live folio id");
+        s.bits = s.bits & !ORPHAN | if orphan { ORPHAN } else { 0 };
+    }
+
+    /// The list `id` is linked on (node × `NR_LRU_LISTS` + list), if any.
+    #[inline]
+    pub(crate) fn lru_on(&self, id: FolioId) -> Option<u8> {
+        let l = self.folios[id.0 as usize - 1].lru;
+        (l != NOT_ON_LRU).then_some(l)
+    }
+
+    /// The entries before and after `id` on its LRU list.
+    #[inline]
+    pub(crate) fn lru_links(&self, id: FolioId) -> (u32, u32) {
+        let s = &self.folios[id.0 as usize - 1];
+        (s.lru_prev, s.lru_next)
+    }
+
+    /// Sets the list `id` is linked on and its neighbours there.
+    #[inline]
+    pub(crate) fn set_lru_links(&mut self, id: FolioId, on: Option<u8>, prev: u32, next: u32) {
+        let s = &mut self.folios[id.0 as usize - 1];
+        debug_assert!(s.kind != NO_FOLIO, "live folio id");
+        s.lru = on.unwrap_or(NOT_ON_LRU);
+        s.lru_prev = prev;
+        s.lru_next = next;
     }
 
     /// The record of `id` if it is live.
-    pub fn get(&self, id: FolioId) -> Option<&FolioRec> {
+    #[inline]
+    pub fn get(&self, id: FolioId) -> Option<FolioRec> {
         self.folios
             .get((id.0 as usize).wrapping_sub(1))
-            .and_then(|r| r.as_ref())
+            .filter(|s| s.kind != NO_FOLIO)
+            .map(|s| self.unpack(id.0, s))
     }
 
     /// Every live folio with its id, in id order.
-    pub fn iter(&self) -> impl Iterator<Item = (FolioId, &FolioRec)> {
+    pub fn iter(&self) -> impl Iterator<Item = (FolioId, FolioRec)> + '_ {
         self.folios
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| r.as_ref().map(|r| (FolioId(i as u32 + 1), r)))
+            .filter(|(_, s)| s.kind != NO_FOLIO)
+            .map(|(i, s)| (FolioId(i as u32 + 1), self.unpack(i as u32 + 1, s)))
     }
 
     /// The number of live folios.
     pub fn len(&self) -> usize {
-        self.folios.len() - self.free_ids.len()
+        self.folios.len() - self.nr_free
     }
 
     /// True if no folio is owned.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Bytes the folio table holds on the heap (its side maps left out).
+    pub fn table_bytes(&self) -> usize {
+        self.folios.capacity() * std::mem::size_of::<FolioSlot>()
     }
 
     /// Adds a record (the pieces of a split folio).
@@ -153,20 +410,39 @@ impl Owners {
     }
 
     pub(super) fn insert(&mut self, rec: FolioRec) -> FolioId {
-        if let Some(i) = self.free_ids.pop() {
-            self.folios[i as usize - 1] = Some(rec);
-            FolioId(i)
+        assert!(
+            self.folios.len() < 1 << 31,
+            "folio ids fit 31 bits (LRU links)"
+        );
+        let id = if self.free_head != 0 {
+            let i = self.free_head;
+            self.free_head = self.folios[i as usize - 1].pfn;
+            self.nr_free -= 1;
+            i
         } else {
-            self.folios.push(Some(rec));
-            FolioId(self.folios.len() as u32)
-        }
+            self.folios.push(FolioSlot::EMPTY);
+            self.folios.len() as u32
+        };
+        self.pack(id, rec);
+        FolioId(id)
     }
 
     pub(super) fn remove(&mut self, id: FolioId) -> FolioRec {
-        let rec = self.folios[id.0 as usize - 1]
-            .take()
-            .expect("live folio id");
-        self.free_ids.push(id.0);
+        let rec = self.folio(id);
+        debug_assert!(self.lru_on(id).is_none(), "a freed folio left its LRU list");
+        debug_assert!(!self.mapped_self(id), "a freed folio is unmapped");
+        if rec.index >= WIDE_INDEX as u64 {
+            self.wide_index.remove(&id.0);
+        }
+        if rec.stamp_offset != 0 {
+            self.stamp_offsets.remove(&id.0);
+        }
+        self.folios[id.0 as usize - 1] = FolioSlot {
+            pfn: self.free_head,
+            ..FolioSlot::EMPTY
+        };
+        self.free_head = id.0;
+        self.nr_free += 1;
         rec
     }
 
@@ -176,9 +452,13 @@ impl Owners {
         self.next_stamp
     }
 
-    /// The mappers of `id` from the reverse map.
+    /// The mappers (process, virtual page) of `id`, in order.
     pub fn mappers(&self, id: FolioId) -> impl Iterator<Item = (u32, u64)> + '_ {
-        self.rmap.mappers(id)
+        let own = (self.get(id).is_some() && self.mapped_self(id)).then(|| {
+            let rec = self.folio(id);
+            (rec.owner, rec.index)
+        });
+        own.into_iter().chain(self.rmap.mappers(id))
     }
 }
 
@@ -447,4 +727,93 @@ pub struct CacheSlab {
     pub prunable: Vec<(u32, Vec<FolioId>)>,
     /// The dentry and inode caches (part of `SReclaimable`).
     pub fs_caches: Vec<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(index: u64, stamp_offset: u32, kind: FolioKind) -> FolioRec {
+        FolioRec {
+            pfn: Pfn(u32::MAX as u64),
+            order: Order(9),
+            kind,
+            owner: 7,
+            index,
+            stamp: 0xdead_beef,
+            stamp_offset,
+            orphan: true,
+        }
+    }
+
+    /// A record comes back from the packed table as it went in, wide indices and stamp
+    /// offsets included, and their side entries go with the record.
+    #[test]
+    fn records_survive_packing() {
+        let mut o = Owners::default();
+        let a = o.insert(rec(5, 0, FolioKind::Anon));
+        let b = o.insert(rec(u64::MAX, 3, FolioKind::Driver));
+        let c = o.insert(rec(u32::MAX as u64, 0, FolioKind::Shmem));
+        assert_eq!(o.folio(a), rec(5, 0, FolioKind::Anon));
+        assert_eq!(o.folio(b), rec(u64::MAX, 3, FolioKind::Driver));
+        assert_eq!(o.folio(c), rec(u32::MAX as u64, 0, FolioKind::Shmem));
+        o.set_lru_links(b, Some(3), 9, 0);
+        o.update(b, |r| {
+            r.index = 1;
+            r.stamp_offset = 0;
+        });
+        assert_eq!(o.folio(b), rec(1, 0, FolioKind::Driver));
+        assert_eq!(
+            (o.lru_on(b), o.lru_links(b)),
+            (Some(3), (9, 0)),
+            "links stay"
+        );
+        o.set_orphan(b, false);
+        assert!(!o.folio(b).orphan && o.lru_on(b) == Some(3));
+        o.set_lru_links(b, None, 0, 0);
+        assert!(o.wide_index.len() == 1 && o.stamp_offsets.is_empty());
+        assert_eq!(o.remove(c), rec(u32::MAX as u64, 0, FolioKind::Shmem));
+        assert!(o.wide_index.is_empty() && o.get(c).is_none());
+        assert_eq!(o.len(), 2);
+        assert_eq!(o.iter().map(|(id, _)| id).collect::<Vec<_>>(), vec![a, b]);
+        o.remove(a);
+        assert_eq!(o.len(), 1);
+        let x = o.insert(rec(1, 0, FolioKind::File));
+        let y = o.insert(rec(2, 0, FolioKind::File));
+        let z = o.insert(rec(3, 0, FolioKind::File));
+        assert_eq!(
+            (x, y, z),
+            (a, c, FolioId(4)),
+            "the id freed last is taken first"
+        );
+        assert_eq!(o.len(), 4);
+    }
+
+    /// An anonymous folio's one mapping where it was faulted in is kept in its slot; a
+    /// second mapping, or a new owner or index, moves it to the reverse map, and the
+    /// mappers read the same either way.
+    #[test]
+    fn a_folio_mapped_at_its_own_place_keeps_the_mapping_in_its_slot() {
+        let mut o = Owners::default();
+        let a = o.insert(rec(5, 0, FolioKind::Anon));
+        assert!(o.rmap_insert(a, 7, 5));
+        assert!(!o.rmap_insert(a, 7, 5), "already there");
+        assert_eq!(o.mappers(a).collect::<Vec<_>>(), vec![(7, 5)]);
+        assert_eq!(o.rmap_entries().count(), 0, "kept in the slot");
+        assert_eq!(o.self_mappings().collect::<Vec<_>>(), vec![(a, 7, 5)]);
+        assert!(o.rmap_insert(a, 3, 9));
+        assert_eq!(o.mappers(a).collect::<Vec<_>>(), vec![(3, 9), (7, 5)]);
+        assert_eq!(o.rmap_entries().count(), 2);
+        assert!(o.rmap_remove(a, 3, 9) && o.rmap_remove(a, 7, 5));
+        assert!(o.rmap_insert(a, 7, 5) && o.self_mappings().count() == 1);
+        o.update(a, |r| r.owner = 8);
+        assert_eq!(
+            o.mappers(a).collect::<Vec<_>>(),
+            vec![(7, 5)],
+            "owner moved"
+        );
+        assert!(o.self_mappings().next().is_none() && o.rmap_contains(a, 7, 5));
+        assert!(!o.rmap_remove(a, 8, 5) && o.rmap_remove(a, 7, 5));
+        assert_eq!(o.mappers(a).count(), 0);
+    }
 }

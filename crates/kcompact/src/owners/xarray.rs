@@ -75,6 +75,11 @@ impl XArray {
             self.nodes[i as usize] = n;
             i + 1
         } else {
+            // A small file's index grows a node at a time (a 128-page file needs 3 nodes,
+            // not the 4 a doubling arena would hold); a big one doubles.
+            if self.nodes.len() == self.nodes.capacity() && self.nodes.len() < 8 {
+                self.nodes.reserve_exact(1);
+            }
             self.nodes.push(n);
             self.nodes.len() as u32
         }

@@ -307,26 +307,25 @@ impl Machine {
         let mut budget = n * 4 + 64;
         while scanned < n && budget > 0 {
             budget -= 1;
-            let Some((id, seq)) = self.node_data_mut(node).lruvec.lists[lru.idx()].pop_back()
-            else {
+            let Some(entry) = self.lru_pop_tail(node, lru) else {
                 break;
             };
-            if !self.lru_entry_live(lru, id, seq) {
+            let Some(id) = entry.filter(|id| self.lru_entry_live(lru, *id)) else {
+                // A ghost entry, or a folio that belongs on no list or another one.
                 budget += 1;
                 continue;
-            }
-            let rec = *self.owners.folio(id);
+            };
+            let rec = self.owners.folio(id);
             let zi = self.page_zone(rec.pfn).expect("LRU folio in a zone");
             if self.zone(zi).zone_type > reclaim_idx {
-                skipped.push((id, seq));
+                skipped.push(id);
                 continue;
             }
             scanned += rec.order.nr_pages();
             taken.push(id);
         }
-        let list = &mut self.node_data_mut(node).lruvec.lists[lru.idx()];
-        for e in skipped.into_iter().rev() {
-            list.push_front(e);
+        for id in skipped.into_iter().rev() {
+            self.lru_add_head(node, lru, id);
         }
         (taken, scanned)
     }
@@ -339,7 +338,7 @@ impl Machine {
         let (taken, scanned) = self.take_from_tail(node, lru, n, sc.reclaim_idx);
         self.vmstat[VmEvent::Pgrefill] += scanned;
         for id in taken {
-            let rec = *self.owners.folio(id);
+            let rec = self.owners.folio(id);
             let f = self.mem.flags(rec.pfn);
             self.folio_set_lru_flags(id, f.without(PageFlags::ACTIVE | PageFlags::YOUNG));
             self.vmstat[VmEvent::Pgdeactivate] += rec.order.nr_pages();
@@ -441,7 +440,7 @@ impl Machine {
             debug_assert!(ok, "a live LRU entry isolates");
             scanned += s;
             taken.push(tag);
-            let rec = *self.owners.folio(tag);
+            let rec = self.owners.folio(tag);
             let zone = self.page_zone(rec.pfn);
             let start = rec.pfn.0 & !(block - 1);
             let mut pfn = start;
@@ -466,7 +465,7 @@ impl Machine {
                 else {
                     continue;
                 };
-                let r = *self.owners.folio(id);
+                let r = self.owners.folio(id);
                 pfn = p.0 + r.order.nr_pages();
                 if !f.contains(PageFlags::LRU) || f.contains(PageFlags::UNEVICTABLE) {
                     continue;
@@ -511,7 +510,7 @@ impl Machine {
             if self.owners.get(id).is_none_or(|r| r.stamp != stamp) || !self.folio_isolate_lru(id) {
                 continue;
             }
-            let rec = *self.owners.folio(id);
+            let rec = self.owners.folio(id);
             if self.mem.flags(rec.pfn).contains(PageFlags::ACTIVE) {
                 self.mem.clear_flag(rec.pfn, PageFlags::ACTIVE);
                 self.vmstat[VmEvent::Pgdeactivate] += rec.order.nr_pages();
@@ -529,7 +528,7 @@ impl Machine {
     /// In a lumpy pass (Linux 2.6.35's `page_check_references()`) the bits are cleared and
     /// the folio reclaimed whatever they said.
     fn folio_check_references(&mut self, id: FolioId, lumpy: bool) -> FolioRef {
-        let rec = *self.owners.folio(id);
+        let rec = self.owners.folio(id);
         let f = self.mem.flags(rec.pfn);
         let mapped = self.mem.mapcount(rec.pfn) > 0;
         let referenced_ptes = if mapped && f.contains(PageFlags::YOUNG) {
@@ -570,7 +569,7 @@ impl Machine {
     fn shrink_folio_list(&mut self, list: Vec<FolioId>, sc: &mut ScanControl) -> u64 {
         let mut reclaimed = 0;
         for id in list {
-            let rec = *self.owners.folio(id);
+            let rec = self.owners.folio(id);
             let nr = rec.order.nr_pages();
             let f = self.mem.flags(rec.pfn);
             let keep = |m: &mut Machine, activate: bool| {
@@ -673,14 +672,15 @@ impl Machine {
     /// anonymous folio in the swap cache leaves a swap entry in the process.
     fn try_to_unmap(&mut self, id: FolioId) {
         let mappers: Vec<(u32, u64)> = self.owners.mappers(id).collect();
-        let rec = *self.owners.folio(id);
+        let rec = self.owners.folio(id);
         for (pid, vpn) in mappers {
             if rec.kind == FolioKind::Anon {
                 // The only mapper (shared folios are not swapped) owns the swap entry;
                 // after a fork and the parent's unmap it may not be the faulting process.
-                let r = self.owners.folio_mut(id);
-                r.owner = pid;
-                r.index = vpn;
+                self.owners.update(id, |r| {
+                    r.owner = pid;
+                    r.index = vpn;
+                });
                 self.reclaim.swap.insert(
                     (pid, vpn),
                     crate::mmzone::SwapEntry {
@@ -700,7 +700,7 @@ impl Machine {
     /// page cache or swap cache and is freed. False if someone else holds it (a pin, a
     /// speculative reference).
     fn remove_mapping(&mut self, id: FolioId) -> bool {
-        let rec = *self.owners.folio(id);
+        let rec = self.owners.folio(id);
         let nr = rec.order.nr_pages();
         let f = self.mem.flags(rec.pfn);
         debug_assert!(f.contains(PageFlags::ISOLATED));
@@ -729,7 +729,7 @@ impl Machine {
             self.swap_cache_forget(id);
             self.mem.clear_flag(rec.pfn, PageFlags::SWAPCACHE);
         }
-        self.owners.folio_mut(id).orphan = true;
+        self.owners.set_orphan(id, true);
         // The cache's and the buffers' references, then our isolation reference: freed.
         self.mem
             .set_refcount(rec.pfn, self.mem.refcount(rec.pfn) - cache_refs - private);
@@ -869,7 +869,7 @@ impl Machine {
     /// `mapping_try_invalidate()`): a clean, unmapped, unlocked cached folio that only
     /// the cache (and its buffers) holds leaves the cache and is freed.
     fn mapping_evict_folio(&mut self, id: FolioId) -> u64 {
-        let rec = *self.owners.folio(id);
+        let rec = self.owners.folio(id);
         let f = self.mem.flags(rec.pfn);
         if f.intersects(
             PageFlags::DIRTY

@@ -31,7 +31,7 @@ use crate::machine::Machine;
 use crate::memmap::PageFlags;
 use crate::mmzone::SwapEntry;
 use crate::owners::table::MapError;
-use crate::owners::table::{FolioId, FolioKind, FolioRec};
+use crate::owners::table::{FolioId, FolioKind};
 use crate::units::NodeId;
 
 impl Machine {
@@ -45,7 +45,7 @@ impl Machine {
     /// Mirrors `add_to_swap()`: slots for every page of the folio and the swap cache's
     /// references; the folio is dirty until written out. False without room.
     pub(crate) fn add_to_swap(&mut self, id: FolioId) -> bool {
-        let rec = *self.owners.folio(id);
+        let rec = self.owners.folio(id);
         let nr = rec.order.nr_pages();
         if self.swap_free_pages() < nr {
             return false;
@@ -81,7 +81,7 @@ impl Machine {
         let Some(drv) = self.reclaim.zram else {
             return false;
         };
-        let rec = *self.owners.folio(id);
+        let rec = self.owners.folio(id);
         let key = (rec.owner, rec.index);
         if self.reclaim.swap.get(&key).and_then(|e| e.cached) != Some(id)
             || self.reclaim.zram_objs.contains_key(&key)
@@ -113,7 +113,7 @@ impl Machine {
 
     /// The swap cache lets go of a folio reclaim frees: its entry no longer names it.
     pub(crate) fn swap_cache_forget(&mut self, id: FolioId) {
-        let rec = *self.owners.folio(id);
+        let rec = self.owners.folio(id);
         if let Some(e) = self.reclaim.swap.get_mut(&(rec.owner, rec.index)) {
             if e.cached == Some(id) {
                 e.cached = None;
@@ -153,7 +153,7 @@ impl Machine {
     /// A folio in the swap cache whose entry is gone leaves the cache and is freed when
     /// no one else holds it. Under writeback or isolated it stays until that ends.
     pub(crate) fn swap_cache_drop(&mut self, id: FolioId) {
-        let rec = *self.owners.folio(id);
+        let rec = self.owners.folio(id);
         let f = self.mem.flags(rec.pfn);
         if f.intersects(PageFlags::WRITEBACK | PageFlags::ISOLATED)
             || !f.contains(PageFlags::SWAPCACHE)
@@ -163,7 +163,7 @@ impl Machine {
         self.mem
             .clear_flag(rec.pfn, PageFlags::SWAPCACHE | PageFlags::DIRTY);
         if self.mem.mapcount(rec.pfn) == 0 {
-            self.owners.folio_mut(id).orphan = true;
+            self.owners.set_orphan(id, true);
         }
         self.folio_put_refs(id, rec.order.nr_pages() as u32);
     }
@@ -191,7 +191,7 @@ impl Machine {
             let f = self.mem.flags(self.owners.folio(id).pfn);
             if !f.contains(PageFlags::ISOLATED) {
                 self.swap_entry_take(pid, base);
-                self.owners.folio_mut(id).orphan = false;
+                self.owners.set_orphan(id, false);
                 self.map_folio(pid, base, id);
                 // The fault waits for a write in flight; the swap cache's references go
                 // with the entry.
@@ -236,9 +236,10 @@ impl Machine {
             0,
         );
         // The new folio holds the old data: the owner's stamp, not a fresh one.
-        let rec: &mut FolioRec = self.owners.folio_mut(id);
-        rec.stamp = e.stamp;
-        rec.stamp_offset = e.stamp_offset;
+        self.owners.update(id, |rec| {
+            rec.stamp = e.stamp;
+            rec.stamp_offset = e.stamp_offset;
+        });
         self.contents
             .fill(pfn, e.order.nr_pages(), e.stamp, e.stamp_offset);
         self.map_folio(pid, base, id);

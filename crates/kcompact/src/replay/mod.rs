@@ -319,7 +319,7 @@ impl Replayer<'_> {
 
     /// Frees the model folio `id` by what it is; false if the replay cannot free it.
     fn release(&mut self, id: FolioId) -> bool {
-        let rec = *self.m.owners.folio(id);
+        let rec = self.m.owners.folio(id);
         match rec.kind {
             FolioKind::Kernel => {
                 self.m.free_kernel(id);
@@ -386,7 +386,6 @@ impl Replayer<'_> {
                 .m
                 .owners
                 .get(id)
-                .copied()
                 .filter(|r| r.stamp == stamp && !r.orphan)
             {
                 // The model reclaimed it already (policy mode runs reclaim).
@@ -438,7 +437,7 @@ impl Replayer<'_> {
         match self.m.folio_of(p) {
             None => inc.free_not_allocated += 1,
             Some(id) => {
-                let rec = *self.m.owners.folio(id);
+                let rec = self.m.owners.folio(id);
                 if rec.pfn != p || rec.order != order {
                     inc.free_order_mismatch += 1;
                 } else if self.release(id) {

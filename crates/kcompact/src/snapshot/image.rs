@@ -80,7 +80,7 @@ fn folio_word(m: &Machine, head: Pfn, f: PageFlags, n: u64, mapped: bool, loaded
     if f.contains(PageFlags::HEAD) {
         u |= 1 << kpf::COMPOUND_HEAD;
     }
-    let rec = m.folio_of(head).map(|id| *m.owners.folio(id));
+    let rec = m.folio_of(head).map(|id| m.owners.folio(id));
     let kind = rec.map(|r| r.kind);
     match loaded_class(kind, rec.map_or(0, |r| r.owner)).filter(|_| loaded) {
         Some(PageClass::Slab) => u |= 1 << kpf::SLAB,

@@ -198,6 +198,7 @@ pub fn load(
         msg: format!("cannot boot the zones: {e}"),
     })?;
     let mut m = m;
+    m.keep_lru_ghosts();
     set_watermarks(&mut m, files);
     let mut l = Loader::new(m, files);
     l.place_folios(&layout);
@@ -1041,7 +1042,7 @@ pub fn release_capture_pages(m: &mut Machine, pfns: &[u64]) -> u64 {
         let Some(id) = m.folio_of(Pfn(p)) else {
             continue;
         };
-        let rec = *m.owners.folio(id);
+        let rec = m.owners.folio(id);
         if rec.kind == FolioKind::Anon {
             m.munmap(rec.owner, rec.index, rec.order.nr_pages());
         }

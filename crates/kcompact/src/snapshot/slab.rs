@@ -333,11 +333,12 @@ fn lru_ranks(m: &Machine) -> Vec<u32> {
     let max = m.owners.iter().map(|(id, _)| id.0).max().unwrap_or(0);
     let mut rank = vec![u32::MAX; max as usize + 1];
     let mut next = 0u32;
-    for node in &m.nodes {
+    for n in 0..m.nodes.len() {
         for lru in [LruList::InactiveFile, LruList::ActiveFile] {
-            for &(id, seq) in node.lruvec.lists[lru.idx()].iter().rev() {
-                let live = m.owners.get(id).is_some_and(|r| r.lru_seq == seq);
-                if live && rank[id.0 as usize] == u32::MAX {
+            let node = crate::units::NodeId(n as u8);
+            let entries: Vec<FolioId> = m.lru_entries(node, lru).flatten().collect();
+            for &id in entries.iter().rev() {
+                if rank[id.0 as usize] == u32::MAX {
                     rank[id.0 as usize] = next;
                     next += 1;
                 }

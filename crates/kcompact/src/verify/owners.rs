@@ -5,15 +5,30 @@ use crate::machine::Machine;
 use crate::memmap::{OwnerRef, PageFlags, GUP_PIN_COUNTING_BIAS};
 use crate::owners::process::map_refs;
 use crate::owners::table::{FolioId, FolioKind, FolioRec, Owners};
+use std::collections::BTreeMap;
 
-/// What the owners' tables say each folio should carry, by folio id.
+/// What the owners' tables say each folio should carry, by folio id (the few folios with
+/// pins or speculative references only, so checking a machine adds no memory per page).
 struct Refs {
-    /// Page-table mappings (`map_refs()` each).
-    maps: Vec<u32>,
     /// GUP pins.
-    pins: Vec<u32>,
+    pins: BTreeMap<u32, u32>,
     /// Speculative references.
-    spec: Vec<u32>,
+    spec: BTreeMap<u32, u32>,
+}
+
+impl Refs {
+    /// Page-table mappings of `id`, as references (`map_refs()` each).
+    fn maps(o: &Owners, id: FolioId, rec: &FolioRec) -> u32 {
+        o.mappers(id).count() as u32 * map_refs(rec.order)
+    }
+
+    fn pins(&self, id: FolioId) -> u32 {
+        self.pins.get(&id.0).copied().unwrap_or(0)
+    }
+
+    fn spec(&self, id: FolioId) -> u32 {
+        self.spec.get(&id.0).copied().unwrap_or(0)
+    }
 }
 
 /// Invariant 6: owners and page metadata agree.
@@ -23,21 +38,18 @@ pub(super) fn check_owners(m: &Machine, errs: &mut Vec<String>) {
     check_buffer_heads(m, errs);
     check_isolated_counts(m, errs);
     for (id, rec) in m.owners.iter() {
-        check_folio(m, &refs, id, rec, errs);
+        check_folio(m, &refs, id, &rec, errs);
     }
 }
 
 /// The reverse map against the page tables, and the references pins and speculative
 /// holders take.
 fn count_references(o: &Owners, errs: &mut Vec<String>) -> Refs {
-    let slots = o.iter().map(|(id, _)| id.0 as usize + 1).max().unwrap_or(0);
-    let mut maps = vec![0u32; slots];
-    for (id, pid, vpn) in o.rmap.iter() {
-        let Some(rec) = o.get(id) else {
+    for (id, pid, vpn) in o.rmap_entries().chain(o.self_mappings()) {
+        if o.get(id).is_none() {
             errs.push(format!("reverse map names dead folio {id:?}"));
             continue;
-        };
-        maps[id.0 as usize] += map_refs(rec.order);
+        }
         if o.processes[pid as usize].table.load(vpn) != Some(id) {
             errs.push(format!(
                 "reverse map ({id:?}, {pid}, {vpn:#x}) has no page table entry"
@@ -46,28 +58,28 @@ fn count_references(o: &Owners, errs: &mut Vec<String>) -> Refs {
     }
     for (pid, p) in o.processes.iter().enumerate() {
         for (vpn, id) in &p.table {
-            if !o.rmap.contains(&(id, pid as u32, vpn)) {
+            if !o.rmap_contains(id, pid as u32, vpn) {
                 errs.push(format!(
                     "process {pid} maps {id:?} at {vpn:#x} without a reverse-map entry"
                 ));
             }
         }
     }
-    let mut pins = vec![0u32; slots];
+    let mut pins = BTreeMap::new();
     for (id, _) in o.pins.iter().flatten() {
-        match pins.get_mut(id.0 as usize) {
-            Some(n) => *n += 1,
+        match o.get(*id) {
+            Some(_) => *pins.entry(id.0).or_insert(0) += 1,
             None => errs.push(format!("pin on dead folio {id:?}")),
         }
     }
-    let mut spec = vec![0u32; slots];
+    let mut spec = BTreeMap::new();
     for (id, _) in &o.speculative {
-        match spec.get_mut(id.0 as usize) {
-            Some(n) => *n += 1,
+        match o.get(*id) {
+            Some(_) => *spec.entry(id.0).or_insert(0) += 1,
             None => errs.push(format!("speculative reference on dead folio {id:?}")),
         }
     }
-    Refs { maps, pins, spec }
+    Refs { pins, spec }
 }
 
 /// Buffer heads: each on a page-cache folio with private data, in a slab of the
@@ -214,7 +226,7 @@ fn check_folio(m: &Machine, refs: &Refs, id: FolioId, rec: &FolioRec, errs: &mut
             what()
         ));
     }
-    let mapped = refs.maps[id.0 as usize];
+    let mapped = Refs::maps(&m.owners, id, rec);
     if m.mem.mapcount(pfn) != mapped {
         errs.push(format!(
             "{}: mapcount {} but {mapped} mappings",
@@ -222,7 +234,7 @@ fn check_folio(m: &Machine, refs: &Refs, id: FolioId, rec: &FolioRec, errs: &mut
             m.mem.mapcount(pfn)
         ));
     }
-    let npins = refs.pins[id.0 as usize];
+    let npins = refs.pins(id);
     let large = rec.order.0 > 0;
     if large && m.mem.pincount(pfn) != npins {
         errs.push(format!(
@@ -232,7 +244,7 @@ fn check_folio(m: &Machine, refs: &Refs, id: FolioId, rec: &FolioRec, errs: &mut
         ));
     }
     check_folio_refcount(m, refs, id, rec, errs);
-    check_folio_lru(m, refs, id, rec, errs);
+    check_folio_lru(m, id, rec, errs);
 }
 
 /// How a folio is named in a message.
@@ -257,8 +269,8 @@ fn check_folio_refcount(
     let f = m.mem.flags(pfn);
     let what = || describe(id, rec);
     let (mapped, npins, large) = (
-        refs.maps[id.0 as usize],
-        refs.pins[id.0 as usize],
+        Refs::maps(&m.owners, id, rec),
+        refs.pins(id),
         rec.order.0 > 0,
     );
     let cache = if (rec.kind.in_page_cache() && !rec.orphan) || f.contains(PageFlags::SWAPCACHE) {
@@ -294,7 +306,7 @@ fn check_folio_refcount(
         + owner_ref
         + f.contains(PageFlags::ISOLATED) as u32
         + pin_refs
-        + refs.spec[id.0 as usize];
+        + refs.spec(id);
     if m.mem.refcount(pfn) != want {
         errs.push(format!(
             "{}: refcount {} but owners, mappings, pins and isolation account for {want}",
@@ -306,11 +318,11 @@ fn check_folio_refcount(
 
 /// LRU membership (one list or isolated), an anonymous folio's orphan state, and the
 /// tracked contents.
-fn check_folio_lru(m: &Machine, refs: &Refs, id: FolioId, rec: &FolioRec, errs: &mut Vec<String>) {
+fn check_folio_lru(m: &Machine, id: FolioId, rec: &FolioRec, errs: &mut Vec<String>) {
     let pfn = rec.pfn;
     let f = m.mem.flags(pfn);
     let what = || describe(id, rec);
-    let mapped = refs.maps[id.0 as usize];
+    let mapped = Refs::maps(&m.owners, id, rec);
     if rec.kind.is_lru() {
         if f.contains(PageFlags::LRU) == f.contains(PageFlags::ISOLATED) {
             errs.push(format!(

@@ -29,16 +29,34 @@ pub(super) fn check_reclaim(m: &Machine, errs: &mut Vec<String>) {
             ));
         }
     }
-    for (node, v) in m.nodes.iter().map(|p| &p.lruvec).enumerate() {
+    for (node, want) in folios.iter().enumerate() {
+        let nid = crate::units::NodeId(node as u8);
         for l in LruList::ALL {
-            let live = v.lists[l.idx()]
+            let entries: Vec<_> = m.lru_entries(nid, l).collect();
+            if entries.len() as u64 != m.node_data(nid).lruvec.lists[l.idx()].len {
+                errs.push(format!(
+                    "node {node} {l:?}: {} entries linked but the list counts {}",
+                    entries.len(),
+                    m.node_data(nid).lruvec.lists[l.idx()].len
+                ));
+            }
+            for id in entries.iter().flatten() {
+                let code = (node * NR_LRU_LISTS + l.idx()) as u8;
+                if m.owners.lru_on(*id) != Some(code) {
+                    errs.push(format!(
+                        "node {node} {l:?}: {id:?} is linked but says it is not"
+                    ));
+                }
+            }
+            let live = entries
                 .iter()
-                .filter(|(id, seq)| m.lru_entry_live(l, *id, *seq))
+                .flatten()
+                .filter(|id| m.lru_entry_live(l, **id))
                 .count() as u64;
-            if live != folios[node][l.idx()] {
+            if live != want[l.idx()] {
                 errs.push(format!(
                     "node {node} {l:?}: {live} live entries for {} folios",
-                    folios[node][l.idx()]
+                    want[l.idx()]
                 ));
             }
         }
