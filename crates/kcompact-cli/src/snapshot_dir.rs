@@ -98,6 +98,15 @@ impl Source<'_> {
         }
     }
 
+    /// Whether the text file `name` itself is there (a directory's `name.zst` does not
+    /// count: text files are read plain).
+    fn has_text(&self, name: &str) -> bool {
+        match self {
+            Source::Dir(d) => input::present(&d.join(name)),
+            Source::Memory(c) => c.texts.iter().any(|(n, _)| *n == name),
+        }
+    }
+
     /// The text file `name`.
     fn text(&self, name: &str) -> anyhow::Result<String> {
         match self {
@@ -241,7 +250,7 @@ fn read_capture_pfns(label: &str, text: &str) -> anyhow::Result<Vec<u64>> {
 pub fn snapshot_config(src: &Source) -> anyhow::Result<VmConfig> {
     use kcompact::sysctl::{Scope, ThpDefrag, TUNABLES};
     let mut vm = VmConfig::default();
-    if src.has("sysctl_vm.txt") {
+    if src.has_text("sysctl_vm.txt") {
         let text = src.text("sysctl_vm.txt")?;
         for (i, l) in text.lines().enumerate() {
             let Some((k, v)) = l.split_once('=') else {
@@ -263,7 +272,7 @@ pub fn snapshot_config(src: &Source) -> anyhow::Result<VmConfig> {
             }
         }
     }
-    if src.has("thp.txt") {
+    if src.has_text("thp.txt") {
         let text = src.text("thp.txt")?;
         let chosen = |key: &str| {
             text.lines()
@@ -377,7 +386,7 @@ pub fn load_from(mut src: Source) -> anyhow::Result<Loaded> {
     }
     // The capture's own memory, freed once it was done (kcompact capture lists it; older
     // snapshots have no such list, and nothing of the capture to give back).
-    let capture_pfns = if src.has(CAPTURE_PFNS) {
+    let capture_pfns = if src.has_text(CAPTURE_PFNS) {
         Some(read_capture_pfns(&label, &src.text(CAPTURE_PFNS)?)?)
     } else {
         None
