@@ -222,7 +222,11 @@ pub fn capture(label: &str, keep: Keep) -> anyhow::Result<Capture> {
         texts.push((name, read_proc(src)?));
     }
     let t1 = t0.elapsed().as_secs_f64();
-    let (pfn_start, pfn_end) = pfn_range(&texts[3].1)?;
+    let zoneinfo = texts
+        .iter()
+        .find(|(n, _)| *n == "zoneinfo")
+        .map_or("", |(_, t)| t.as_str());
+    let (pfn_start, pfn_end) = pfn_range(zoneinfo)?;
     let npfn = pfn_end - pfn_start;
     let bar = crate::ui::progress_bar(
         2 * npfn * 8,
