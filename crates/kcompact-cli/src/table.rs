@@ -272,10 +272,19 @@ mod tests {
             .collect()
     }
 
-    fn scratch(name: &str) -> std::path::PathBuf {
+    /// A scratch directory of this test, removed when dropped.
+    struct Scratch(std::path::PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn scratch(name: &str) -> Scratch {
         let d = std::env::temp_dir().join(format!("kcompact-table-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
-        d
+        Scratch(d)
     }
 
     #[test]
@@ -292,7 +301,8 @@ mod tests {
                 ("t", Cell::Float(0.5)),
             ]),
         ];
-        let p = scratch("roundtrip").join("t.parquet");
+        let dir = scratch("roundtrip");
+        let p = dir.0.join("t.parquet");
         write_parquet(&p, &rows).unwrap();
         assert_eq!(read_parquet(&p).unwrap(), rows);
         let b = to_batch(&rows).unwrap();
@@ -316,7 +326,8 @@ mod tests {
         ];
         let e = to_batch(&mixed).unwrap_err().to_string();
         assert!(e.contains("column x mixes"), "{e}");
-        let p = scratch("empty").join("t.parquet");
+        let dir = scratch("empty");
+        let p = dir.0.join("t.parquet");
         assert!(write_parquet(&p, &[]).is_err());
         assert!(!p.exists());
     }
@@ -341,7 +352,8 @@ mod tests {
 
     #[test]
     fn a_file_that_is_no_parquet_is_bad_input_naming_it() {
-        let p = scratch("bad").join("x.parquet");
+        let dir = scratch("bad");
+        let p = dir.0.join("x.parquet");
         std::fs::write(&p, "nope").unwrap();
         let e = read_parquet(&p).unwrap_err();
         assert!(e.is::<crate::ui::Usage>());
