@@ -10,6 +10,7 @@
 use kcompact::snapshot::kpageflags::{classify, PageClass};
 use kcompact_cli::snapshot_dir::load_dir;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 
 fn classes(words: &[u64]) -> Vec<PageClass> {
@@ -36,8 +37,15 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/data/realkernel")
         .join(&case);
-    let before = load_dir(&root.join("before")).unwrap();
-    let after = load_dir(&root.join("after")).unwrap();
+    let load = |sub: &str| {
+        load_dir(&root.join(sub)).unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(2)
+        })
+    };
+    let (before, after) = (load("before"), load("after"));
+    // Lines written to a closed stdout are dropped, not a panic.
+    let mut out = std::io::stdout().lock();
     let start = before.pfn_start;
     let mut m = before.machine;
     let bflags = before.flags.clone();
@@ -78,7 +86,7 @@ fn main() {
                 *bcnt.entry(format!("{c:?}")).or_default() += 1;
             }
             let key = format!("model {cnt:?} | before {bcnt:?}");
-            println!("kernel-free block {:#x}: {key}", b * 512);
+            let _ = writeln!(out, "kernel-free block {:#x}: {key}", b * 512);
             for (k, v) in cnt {
                 *only_kernel.entry(k).or_default() += v;
             }
@@ -97,7 +105,13 @@ fn main() {
             }
         }
     }
-    println!("Normal wholly free blocks: kernel {nk}, model {nm}, both {both}");
-    println!("in kernel-only free blocks, the model has: {only_kernel:?} (free pages among them {kfree_mfree_partial})");
-    println!("in model-only free blocks, the kernel has: {only_model:?}");
+    let _ = writeln!(
+        out,
+        "Normal wholly free blocks: kernel {nk}, model {nm}, both {both}"
+    );
+    let _ = writeln!(out, "in kernel-only free blocks, the model has: {only_kernel:?} (free pages among them {kfree_mfree_partial})");
+    let _ = writeln!(
+        out,
+        "in model-only free blocks, the kernel has: {only_model:?}"
+    );
 }

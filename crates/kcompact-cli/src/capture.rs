@@ -287,7 +287,7 @@ pub fn capture_to(dir: &Path, label: &str, level: i32) -> anyhow::Result<Capture
         ("kpagecount.zst", &c.kpagecount),
     ] {
         let Array::Zstd(data) = a else {
-            unreachable!("kept as zstd")
+            anyhow::bail!("{name}: the capture kept no zstd stream");
         };
         let p = dir.join(name);
         std::fs::write(&p, data).with_context(|| p.display().to_string())?;

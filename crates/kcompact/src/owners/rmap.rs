@@ -174,11 +174,9 @@ mod tests {
     fn agrees_with_an_ordered_set() {
         let mut r = Rmap::default();
         let mut set = BTreeSet::new();
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = crate::rng::SimRng::new(0x9e37_79b9_7f4a_7c15u64);
         for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next_u64();
             // Some virtual pages too wide for a slot.
             let vpn = match (x >> 16) % 8 {
                 7 => u64::MAX - 1,

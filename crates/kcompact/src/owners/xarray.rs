@@ -337,11 +337,9 @@ mod tests {
     fn agrees_with_an_ordered_map() {
         let mut xa = XArray::new();
         let mut map = BTreeMap::new();
-        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rng = crate::rng::SimRng::new(0x2545_f491_4f6c_dd1du64);
         for step in 0..20_000u32 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next_u64();
             let index = match x % 4 {
                 0 => x >> 60,
                 1 => (x >> 40) & 0xfff,
@@ -360,7 +358,12 @@ mod tests {
         let got: Vec<(u64, FolioId)> = xa.iter().collect();
         let want: Vec<(u64, FolioId)> = map.iter().map(|(k, v)| (*k, *v)).collect();
         assert_eq!(got, want);
-        for (lo, hi) in [(0, 1), (5, 5000), (1 << 20, 1 << 44), (x >> 3, u64::MAX)] {
+        for (lo, hi) in [
+            (0, 1),
+            (5, 5000),
+            (1 << 20, 1 << 44),
+            (rng.next_u64() >> 3, u64::MAX),
+        ] {
             let got: Vec<(u64, FolioId)> = xa.range(lo, hi).collect();
             let want: Vec<(u64, FolioId)> = map.range(lo..hi).map(|(k, v)| (*k, *v)).collect();
             assert_eq!(got, want, "{lo}..{hi}");

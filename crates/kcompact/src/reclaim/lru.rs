@@ -346,6 +346,10 @@ impl Machine {
     /// Keeps a ghost entry where a folio leaves an LRU list, until
     /// [`Machine::shuffle_lru_lists`]: the snapshot loader's lists, shuffled over every
     /// entry a folio ever had there, come out in the order they always had.
+    ///
+    /// DEVIATION(linux): no kernel list keeps a place for a folio that left it; the
+    /// ghosts exist only while a snapshot loads, so the loaded LRU order (which no /proc
+    /// file shows) stays the one earlier versions of the loader drew.
     pub fn keep_lru_ghosts(&mut self) {
         self.reclaim.lru_ghosts = true;
     }
